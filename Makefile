@@ -1,0 +1,83 @@
+# Mizar in Swift: build, test, benchmark and demo. Run as root on Debian 12.
+SWIFT       ?= swift
+CLANG       ?= clang
+CONFIG      ?= debug
+PREFIX      ?= /usr/local
+CNI_BIN_DIR ?= /opt/cni/bin
+BUILD       := build
+BPF_OUT     := $(BUILD)/bpf
+ARCH_INC    := /usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+BPF_CFLAGS  := -O2 -g -target bpf -Wall -Werror -Ibpf/include -I$(ARCH_INC)
+
+# Debian packages the project needs to build, test and demo.
+APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libjson-c-dev \
+	pkg-config bpftool iproute2 iperf3 tcpdump iputils-ping util-linux
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c) $(wildcard plugins/*/*.bpf.c)
+BPF_OBJS  := $(patsubst %.c,$(BPF_OUT)/%.o,$(notdir $(BPF_SRCS)))
+TEST_BPF_SRCS := $(wildcard Tests/bpf/*.bpf.c)
+TEST_BPF_OBJS := $(patsubst %.c,$(BPF_OUT)/tests/%.o,$(notdir $(TEST_BPF_SRCS)))
+BIN_DIR    = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path)
+
+.PHONY: all deps bpf build test bench demo install clean
+
+all: build
+
+## deps: install the apt packages (only when one is missing) and mount bpffs.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	@mkdir -p /run/netns
+
+## bpf: compile every BPF program into build/bpf/.
+bpf: $(BPF_OBJS) $(TEST_BPF_OBJS)
+
+$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BPF_OUT)/%.bpf.o: plugins/*/%.bpf.c $(wildcard bpf/include/mizar/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BPF_OUT)/tests/%.bpf.o: Tests/bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+## build: the Swift packages and executables.
+build: bpf
+	$(SWIFT) build -c $(CONFIG)
+
+## test: everything a clean machine needs, then every test (root required).
+test: deps bpf
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --no-parallel
+
+## bench: benchmarks into build/bench/results.json (release build).
+bench: deps bpf
+	$(SWIFT) build -c release --product mizar-bench
+	$$($(SWIFT) build -c release --show-bin-path)/mizar-bench --bpf-dir $(BPF_OUT) --output $(BUILD)/bench/results.json
+
+## demo: transit XDP on a veth between two namespaces, with real pings.
+demo: deps bpf
+	$(SWIFT) build --product mizar-demo
+	$$($(SWIFT) build --show-bin-path)/mizar-demo --bpf-dir $(BPF_OUT)
+
+## install: binaries to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf.
+install: bpf
+	$(SWIFT) build -c release --product mizarctl
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mizar/bpf
+	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/mizarctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/mizar/bpf/
+	@if [ -x "$$($(SWIFT) build -c release --show-bin-path)/mizar" ]; then \
+		install -d $(DESTDIR)$(CNI_BIN_DIR); \
+		install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/mizar" $(DESTDIR)$(CNI_BIN_DIR)/; \
+	fi
+
+clean:
+	rm -rf $(BUILD)
+	$(SWIFT) package clean

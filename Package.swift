@@ -1,0 +1,67 @@
+// swift-tools-version: 6.0
+// Mizar in Swift: an XDP/eBPF cloud-network data plane. Layers bottom up, as in docs/architecture.md.
+import PackageDescription
+
+/// Applied to every Swift target.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "mizar",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mizarctl", targets: ["mizarctl"]),
+        .executable(name: "mizar-demo", targets: ["MizarDemo"]),
+        .executable(name: "mizar-bench", targets: ["MizarBench"]),
+        .library(name: "MizarBPF", targets: ["MizarBPF"]),
+        .library(name: "MizarNet", targets: ["MizarNet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // Layer 1: the only targets that touch C.
+        .target(name: "CLibBPF", linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]),
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0", providers: [.apt(["libnl-route-3-dev"])]),
+        .systemLibrary(name: "CMizarABI"),
+        // Layer 2: libbpf.
+        .target(name: "MizarBPF", dependencies: ["CLibBPF"], swiftSettings: swiftSettings),
+        // Layer 3: netlink and namespaces.
+        .target(name: "MizarNet", dependencies: ["CNetlink"], swiftSettings: swiftSettings),
+        // The wire format as bytes: builders for tests, benchmarks and the plugin SDK.
+        .target(name: "MizarPacket", dependencies: ["CMizarABI", "MizarNet"], swiftSettings: swiftSettings),
+        // Layer 4: map layouts and programming of the data plane (transit XDP so far).
+        .target(name: "MizarDataplane", dependencies: ["MizarBPF", "CMizarABI"], swiftSettings: swiftSettings),
+        // Executables.
+        .executableTarget(
+            name: "mizarctl",
+            dependencies: [
+                "MizarBPF", "MizarNet", "MizarDataplane", "CMizarABI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "MizarDemo",
+            dependencies: [
+                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "MizarBench",
+            dependencies: [
+                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "CMizarABI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        // Tests: kernel-backed, they need root and the objects of `make bpf`.
+        .target(name: "MizarTestSupport", dependencies: ["MizarBPF", "MizarNet"], path: "Tests/MizarTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "MizarBPFTests", dependencies: ["MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
+        .testTarget(name: "MizarNetTests", dependencies: ["MizarNet", "MizarTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TransitXDPTests", dependencies: ["MizarDataplane", "MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
+        .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
+    ],
+    swiftLanguageModes: [.v5]
+)

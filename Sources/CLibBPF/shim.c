@@ -1,0 +1,184 @@
+// Shims over libbpf for calls Swift cannot make directly (varargs, option macros, BTF walks).
+#include "CLibBPF.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static __thread char *capture_buf;
+static __thread size_t capture_len;
+static __thread int capture_on;
+
+static int mz_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	char line[1024];
+	int n;
+
+	if (!capture_on) {
+		if (level != LIBBPF_DEBUG && getenv("MIZAR_LIBBPF_DEBUG"))
+			return vfprintf(stderr, fmt, args);
+		return 0;
+	}
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	n = vsnprintf(line, sizeof(line), fmt, args);
+	if (n <= 0)
+		return n;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	char *grown = realloc(capture_buf, capture_len + n + 1);
+	if (!grown)
+		return 0;
+	capture_buf = grown;
+	memcpy(capture_buf + capture_len, line, n + 1);
+	capture_len += n;
+	return n;
+}
+
+void mz_libbpf_capture_begin(void)
+{
+	static int installed;
+
+	if (!__atomic_exchange_n(&installed, 1, __ATOMIC_SEQ_CST))
+		libbpf_set_print(mz_print);
+	free(capture_buf);
+	capture_buf = NULL;
+	capture_len = 0;
+	capture_on = 1;
+}
+
+char *mz_libbpf_capture_end(void)
+{
+	char *out = capture_buf;
+
+	capture_on = 0;
+	capture_buf = NULL;
+	capture_len = 0;
+	return out;
+}
+
+int mz_bpf_object_set_rodata(struct bpf_object *obj, const char *name, const void *value,
+			     size_t size)
+{
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *sec, *var;
+	struct bpf_map *map;
+	const struct btf *btf;
+	size_t map_size;
+	void *data;
+	int id, i;
+
+	btf = bpf_object__btf(obj);
+	if (!btf)
+		return -ENOENT;
+	bpf_object__for_each_map(map, obj) {
+		if (!bpf_map__is_internal(map))
+			continue;
+		const char *mname = bpf_map__name(map);
+		size_t mlen = strlen(mname);
+		if (mlen < 7 || strcmp(mname + mlen - 7, ".rodata") != 0)
+			continue;
+		if (bpf_map__fd(map) >= 0)
+			return -EBUSY;
+		id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+		if (id < 0)
+			return -ENOENT;
+		sec = btf__type_by_id(btf, id);
+		vs = btf_var_secinfos(sec);
+		for (i = 0; i < btf_vlen(sec); i++, vs++) {
+			var = btf__type_by_id(btf, vs->type);
+			if (strcmp(btf__name_by_offset(btf, var->name_off), name) != 0)
+				continue;
+			if (vs->size != size)
+				return -EINVAL;
+			/* Before load the initial value is libbpf's writable image of .rodata. */
+			data = (void *)bpf_map__initial_value(map, &map_size);
+			if (!data || vs->offset + size > map_size)
+				return -EINVAL;
+			memcpy((char *)data + vs->offset, value, size);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int mz_xdp_link_create(int prog_fd, int ifindex, __u32 xdp_flags)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = xdp_flags);
+	int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int mz_xdp_test_run(int prog_fd, struct mz_test_run *run)
+{
+	struct xdp_md ctx = {
+		.data = 0,
+		.data_end = run->data_size_in,
+		.ingress_ifindex = run->ingress_ifindex,
+		.rx_queue_index = run->rx_queue,
+	};
+	LIBBPF_OPTS(bpf_test_run_opts, opts,
+		.data_in = run->data_in,
+		.data_size_in = run->data_size_in,
+		.data_out = run->data_out,
+		.data_size_out = run->data_size_out,
+		.ctx_in = &ctx,
+		.ctx_size_in = sizeof(ctx),
+		.repeat = run->repeat,
+		.flags = run->flags,
+		.batch_size = run->batch_size,
+	);
+	int err = bpf_prog_test_run_opts(prog_fd, &opts);
+
+	if (err)
+		return -errno;
+	run->retval = opts.retval;
+	run->duration = opts.duration;
+	run->data_size_out = opts.data_size_out;
+	return 0;
+}
+
+int mz_map_info(int fd, struct bpf_map_info *info)
+{
+	__u32 len = sizeof(*info);
+
+	memset(info, 0, len);
+	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
+}
+
+int mz_prog_info(int fd, struct bpf_prog_info *info)
+{
+	__u32 len = sizeof(*info);
+
+	memset(info, 0, len);
+	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
+}
+
+int mz_xdp_query(int ifindex, __u8 *attach_mode, __u32 *prog_id, __u32 *drv_id, __u32 *skb_id)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, opts);
+	int err = bpf_xdp_query(ifindex, 0, &opts);
+
+	if (err)
+		return err < 0 ? err : -err;
+	*attach_mode = opts.attach_mode;
+	*prog_id = opts.prog_id;
+	*drv_id = opts.drv_prog_id;
+	*skb_id = opts.skb_prog_id;
+	return 0;
+}
+
+int mz_map_update_batch(int fd, const void *keys, const void *values, __u32 *count)
+{
+	return bpf_map_update_batch(fd, keys, values, count, NULL) ? -errno : 0;
+}
+
+int mz_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values,
+			__u32 *count)
+{
+	return bpf_map_lookup_batch(fd, in_batch, out_batch, keys, values, count, NULL) ? -errno
+										      : 0;
+}

@@ -1,0 +1,31 @@
+/* libnl-route-3 as seen from Swift: the headers MizarNet uses, nothing else. */
+#ifndef CNETLINK_H
+#define CNETLINK_H
+
+#include <netlink/netlink.h>
+#include <netlink/errno.h>
+#include <netlink/cache.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/link/bridge.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/route.h>
+#include <netlink/route/nexthop.h>
+#include <netlink/route/neighbour.h>
+#include <linux/if.h>
+#include <linux/rtnetlink.h>
+#include <linux/neighbour.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
+
+/* NLM_F_* and RTNH_F_* are macros Swift sees; these need a function to reach it. */
+static inline int cnl_link_add_flags_excl(void) { return NLM_F_CREATE | NLM_F_EXCL; }
+static inline int cnl_replace_flags(void) { return NLM_F_CREATE | NLM_F_REPLACE; }
+
+/* glibc hides these behind _GNU_SOURCE, which Swift's view of the C library lacks. */
+extern int setns(int fd, int nstype);
+extern int unshare(int flags);
+static inline int cnl_setns_net(int fd) { return setns(fd, 0x40000000 /* CLONE_NEWNET */); }
+static inline int cnl_unshare_net(void) { return unshare(0x40000000 /* CLONE_NEWNET */); }
+
+#endif

@@ -1,0 +1,95 @@
+import Foundation
+
+/// An IPv4 address in network byte order.
+public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Comparable {
+    /// The four bytes as they are on the wire.
+    public let bytes: [UInt8]
+
+    public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
+        bytes = [a, b, c, d]
+    }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var out: [UInt8] = []
+        for p in parts {
+            guard let v = UInt8(p), String(v) == p else { return nil }
+            out.append(v)
+        }
+        bytes = out
+    }
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 4, "IPv4 address needs 4 bytes")
+        self.bytes = bytes
+    }
+
+    /// The address as a host-order integer (10.0.0.1 is 0x0A000001).
+    public var value: UInt32 { bytes.reduce(0) { $0 << 8 | UInt32($1) } }
+
+    public var description: String { bytes.map(String.init).joined(separator: ".") }
+
+    public static func < (a: IPv4Address, b: IPv4Address) -> Bool { a.value < b.value }
+}
+
+/// An address with its prefix length, as assigned to an interface (`10.0.0.1/24`).
+public struct IPv4Interface: Hashable, Sendable, CustomStringConvertible {
+    public let address: IPv4Address
+    public let prefixLength: Int
+
+    public init(_ address: IPv4Address, prefixLength: Int) {
+        precondition((0...32).contains(prefixLength), "prefix length must be 0...32")
+        self.address = address
+        self.prefixLength = prefixLength
+    }
+
+    /// Parses `A.B.C.D/N`.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, let address = IPv4Address(String(parts[0])), let n = Int(parts[1]), (0...32).contains(n) else { return nil }
+        self.init(address, prefixLength: n)
+    }
+
+    /// The network this interface address belongs to (host bits cleared).
+    public var network: IPv4Interface {
+        let mask: UInt32 = prefixLength == 0 ? 0 : ~UInt32(0) << (32 - UInt32(prefixLength))
+        let v = address.value & mask
+        return IPv4Interface(IPv4Address(UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)), prefixLength: prefixLength)
+    }
+
+    public var description: String { "\(address)/\(prefixLength)" }
+}
+
+/// An Ethernet MAC address.
+public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 6, "MAC address needs 6 bytes")
+        self.bytes = bytes
+    }
+
+    /// Parses `aa:bb:cc:dd:ee:ff`.
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":")
+        guard parts.count == 6 else { return nil }
+        var out: [UInt8] = []
+        for p in parts {
+            guard p.count == 2, let v = UInt8(p, radix: 16) else { return nil }
+            out.append(v)
+        }
+        bytes = out
+    }
+
+    public static let broadcast = MACAddress(bytes: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+
+    /// A random locally administered unicast address.
+    public static func random() -> MACAddress {
+        var b = (0..<6).map { _ in UInt8.random(in: 0...255) }
+        b[0] = (b[0] & 0xfe) | 0x02
+        return MACAddress(bytes: b)
+    }
+
+    public var description: String { bytes.map { String(format: "%02x", $0) }.joined(separator: ":") }
+}

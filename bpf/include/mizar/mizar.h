@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* This file contains nothing of its own: it gathers the headers user space sees. */
+#ifndef MIZAR_MIZAR_H
+#define MIZAR_MIZAR_H
+
+#include "geneve.h"
+#include "stats.h"
+#include "transit_xdp.h"
+#include "probe.h"
+
+#endif /* MIZAR_MIZAR_H */
