@@ -30,10 +30,10 @@ static __always_inline __u32 geneve_err_stat(int err)
 	switch (err) {
 	case MZ_ERR_CRITICAL:
 		return MZ_TRANSIT_GENEVE_CRITICAL;
-	case MZ_ERR_TRUNCATED:
-		return MZ_TRANSIT_BAD_GENEVE;
-	default:
+	case MZ_ERR_BAD_OPTION:
 		return MZ_TRANSIT_BAD_GENEVE_OPT;
+	default:
+		return MZ_TRANSIT_BAD_GENEVE;
 	}
 }
 

@@ -26,6 +26,7 @@ enum mz_parse_err {
 	MZ_ERR_TRUNCATED = -1,
 	MZ_ERR_MALFORMED = -2,
 	MZ_ERR_CRITICAL = -3,
+	MZ_ERR_BAD_OPTION = -4,
 };
 
 /* Where the next header starts and where the linear packet data ends. */
@@ -104,15 +105,15 @@ static __always_inline int mz_parse_geneve_opt(struct mz_cursor *c, void *opts_e
 	__u32 len;
 
 	if ((void *)(o + 1) > opts_end || (void *)(o + 1) > c->end)
-		return MZ_ERR_MALFORMED;
+		return MZ_ERR_BAD_OPTION;
 	len = sizeof(*o) + MZ_GENEVE_OPT_WORDS(o) * 4;
 	if (c->pos + len > opts_end)
-		return MZ_ERR_MALFORMED;
+		return MZ_ERR_BAD_OPTION;
 
 	if (o->opt_class == bpf_htons(MZ_GENEVE_OPT_CLASS) && o->type == MZ_GENEVE_OPT_RTS) {
 		rts = (void *)(o + 1);
 		if (MZ_GENEVE_OPT_WORDS(o) != MZ_GENEVE_OPT_RTS_WORDS || (void *)(rts + 1) > c->end)
-			return MZ_ERR_MALFORMED;
+			return MZ_ERR_BAD_OPTION;
 		info->rts = *rts;
 		info->has_rts = 1;
 	} else if (o->type & MZ_GENEVE_OPT_CRITICAL) {
@@ -155,7 +156,7 @@ static __always_inline int mz_parse_geneve(struct mz_cursor *c, struct mz_geneve
 	 * opts_end <= end it would drop the per-option end checks the verifier needs.
 	 */
 	if (opts_end > c->end)
-		return MZ_ERR_MALFORMED;
+		return MZ_ERR_BAD_OPTION;
 	/* Options past the cap are skipped unless the header flags a critical one. */
 	if (c->pos < opts_end && (g->flags & 0x40))
 		return MZ_ERR_CRITICAL;
