@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "MizarNet", dependencies: ["CNetlink"], swiftSettings: swiftSettings),
         // The wire format as bytes: builders for tests, benchmarks and the plugin SDK.
         .target(name: "MizarPacket", dependencies: ["CMizarABI", "MizarNet"], swiftSettings: swiftSettings),
+        // Namespaces joined by veths, and tools run inside them: for tests, benchmarks and demos.
+        .target(name: "MizarTopology", dependencies: ["MizarNet"], swiftSettings: swiftSettings),
         // Layer 4: map layouts and programming of the data plane (transit XDP so far).
         .target(name: "MizarDataplane", dependencies: ["MizarBPF", "CMizarABI"], swiftSettings: swiftSettings),
         // Executables.
@@ -45,19 +47,19 @@ let package = Package(
         .executableTarget(
             name: "MizarDemo",
             dependencies: [
-                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket",
+                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "MizarBench",
             dependencies: [
-                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "CMizarABI",
+                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "CMizarABI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         // Tests: kernel-backed, they need root and the objects of `make bpf`.
-        .target(name: "MizarTestSupport", dependencies: ["MizarBPF", "MizarNet"], path: "Tests/MizarTestSupport", swiftSettings: swiftSettings),
+        .target(name: "MizarTestSupport", dependencies: ["MizarBPF", "MizarNet", "MizarTopology"], path: "Tests/MizarTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "MizarBPFTests", dependencies: ["MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarNetTests", dependencies: ["MizarNet", "MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TransitXDPTests", dependencies: ["MizarDataplane", "MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),

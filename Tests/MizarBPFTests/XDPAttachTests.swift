@@ -8,7 +8,7 @@ import Testing
 struct XDPAttachTests {
     @Test(arguments: [XDPMode.native, XDPMode.generic])
     func attachCountsRealTrafficAndDetaches(mode: XDPMode) throws {
-        let bed = try VethTestbed()
+        let bed = try VethPairTopology()
         defer { bed.teardown() }
         let object = try TestPaths.testObject("maps.bpf.o")
         try object.load()
@@ -31,7 +31,7 @@ struct XDPAttachTests {
     }
 
     @Test func pinnedLinkKeepsProgramAttached() throws {
-        let bed = try VethTestbed()
+        let bed = try VethPairTopology()
         defer { bed.teardown() }
         let dir = try BPFPinDirectory(path: "/sys/fs/bpf/" + bed.prefix)
         defer { try? dir.removeAll() }
@@ -58,7 +58,7 @@ struct XDPAttachTests {
     }
 
     @Test func linkUpdateSwapsProgramAtomically() throws {
-        let bed = try VethTestbed()
+        let bed = try VethPairTopology()
         defer { bed.teardown() }
         let maps = try TestPaths.testObject("maps.bpf.o")
         try maps.load()

@@ -6,7 +6,7 @@ import Testing
 @Suite("Links, addresses, routes and neighbours over netlink")
 struct RouteSocketTests {
     @Test func vethPeerIsCreatedInsideTheTargetNamespace() throws {
-        let bed = try VethTestbed()
+        let bed = try VethPairTopology()
         defer { bed.teardown() }
         let a = try RouteSocket(in: bed.nsA), b = try RouteSocket(in: bed.nsB), host = try RouteSocket()
         #expect(try a.link(named: bed.nameA).kind == "veth")
@@ -70,7 +70,7 @@ struct RouteSocketTests {
     }
 
     @Test func addressesRoutesAndNeighbours() throws {
-        let bed = try VethTestbed()
+        let bed = try VethPairTopology()
         defer { bed.teardown() }
         let a = try RouteSocket(in: bed.nsA)
         let extra = IPv4Interface("10.198.0.1/16")!

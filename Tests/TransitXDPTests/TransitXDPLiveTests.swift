@@ -9,7 +9,7 @@ import Testing
 @Suite("Transit XDP attached natively to a real veth", .serialized)
 struct TransitXDPLiveTests {
     @Test func realPingAndLiveFramesMoveTheCounters() throws {
-        let bed = try VethTestbed()
+        let bed = try VethPairTopology()
         defer { bed.teardown() }
         let transit = try TransitXDP(locator: TestPaths.locator)
         let link = try bed.nsB.perform { try XDP.attach(transit.program, ifindex: bed.indexB, mode: .native) }

@@ -1,0 +1,122 @@
+import Foundation
+import MizarNet
+
+/// A short unique name prefix for one test's interfaces, namespaces and pins
+/// (interface names are limited to 15 characters).
+public func uniquePrefix() -> String {
+    "mz" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+}
+
+/// The result of a command.
+public struct CommandResult: Sendable {
+    public var status: Int32
+    public var output: String
+    public var error: String
+}
+
+/// Runs a command to completion, optionally inside `netns` through nsenter.
+/// For tests, benchmarks and demos: real tools observe and drive traffic; product code never shells out.
+@discardableResult
+public func runCommand(_ arguments: [String], in netns: Netns? = nil, timeout: TimeInterval = 60) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = (netns.map { ["nsenter", "--net=\($0.path)"] } ?? []) + arguments
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mizar-cmd-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: outURL)
+    process.standardError = try FileHandle(forWritingTo: errURL)
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning { process.terminate() }
+    process.waitUntilExit()
+    let outData = (try? Data(contentsOf: outURL)) ?? Data(), errData = (try? Data(contentsOf: errURL)) ?? Data()
+    return CommandResult(status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self), error: String(decoding: errData, as: UTF8.self))
+}
+
+/// Two namespaces joined by a veth pair with addresses (A 10.199.0.1, B 10.199.0.2 /24), for
+/// tests, benchmarks and demos. Remove it with `teardown()` (in `defer`). Every name
+/// starts with `prefix`, so it never touches what it did not create.
+public final class VethPairTopology: @unchecked Sendable {
+    public let prefix: String
+    public let nsA: Netns
+    public let nsB: Netns
+    public let nameA: String
+    public let nameB: String
+    public let addressA = IPv4Address(10, 199, 0, 1)
+    public let addressB = IPv4Address(10, 199, 0, 2)
+    public private(set) var indexA: Int32 = 0
+    public private(set) var indexB: Int32 = 0
+
+    public init(prefix: String = uniquePrefix(), mtu: UInt32? = nil) throws {
+        self.prefix = prefix
+        nameA = prefix + "a"
+        nameB = prefix + "b"
+        nsA = try Netns.create(named: nameA)
+        do {
+            nsB = try Netns.create(named: nameB)
+        } catch {
+            _ = try? Netns.delete(named: nameA)
+            throw error
+        }
+        do {
+            let a = try RouteSocket(in: nsA)
+            let b = try RouteSocket(in: nsB)
+            indexA = try a.createVethPair(name: nameA, peerName: nameB, peerNetns: nsB, mtu: mtu).index
+            indexB = try b.link(named: nameB).index
+            try a.addAddress(IPv4Interface(addressA, prefixLength: 24), to: indexA)
+            try b.addAddress(IPv4Interface(addressB, prefixLength: 24), to: indexB)
+            for (sock, name) in [(a, nameA), (b, nameB)] {
+                try sock.setUp(name)
+                try sock.setUp("lo")
+            }
+        } catch {
+            teardown()
+            throw error
+        }
+    }
+
+    /// Removes both namespaces (and with them the veth pair).
+    public func teardown() {
+        _ = try? Netns.delete(named: nameA)
+        _ = try? Netns.delete(named: nameB)
+    }
+
+    /// Pings B from A; returns how many replies came back.
+    @discardableResult
+    public func ping(count: Int = 3) throws -> Int {
+        let result = try runCommand(["ping", "-c", "\(count)", "-i", "0.2", "-W", "2", addressB.description], in: nsA)
+        let line = result.output.split(separator: "\n").first { $0.contains("received") } ?? ""
+        let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        return Int(fields.first { $0.hasSuffix("received") }?.split(separator: " ").first ?? "0") ?? 0
+    }
+}
+
+
+extension VethPairTopology {
+    /// Sends `count` UDP datagrams carrying `payload` from a real socket in A to B:`port`.
+    public func sendUDP(_ payload: [UInt8], count: Int, port: UInt16) throws {
+        let target = addressB
+        try nsA.perform {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            guard fd >= 0 else { throw NetError(.system, operation: "open UDP socket", message: String(cString: strerror(errno))) }
+            defer { close(fd) }
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = port.bigEndian
+            sin.sin_addr.s_addr = target.value.bigEndian
+            for _ in 0..<count {
+                let sent = payload.withUnsafeBytes { buf in
+                    withUnsafePointer(to: &sin) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                }
+                guard sent == payload.count else { throw NetError(.system, operation: "send UDP datagram", message: String(cString: strerror(errno))) }
+            }
+        }
+    }
+}
