@@ -1,4 +1,5 @@
 # Mizar in Swift: build, test, benchmark and demo. Run as root on Debian 12.
+SHELL       := /bin/bash
 SWIFT       ?= swift
 CLANG       ?= clang
 CONFIG      ?= debug
@@ -55,7 +56,10 @@ build: bpf
 ## test: everything a clean machine needs, then every test (root required).
 test: deps bpf
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --no-parallel
+	@mkdir -p $(BUILD)
+	set -o pipefail; $(SWIFT) test --skip-build --no-parallel 2>&1 | tee $(BUILD)/test.log
+	@# One closing line for CI: swift-testing's per-test results, counted.
+	@echo "tests: $$(grep -E '^✔ Test .* passed after' $(BUILD)/test.log | grep -vc 'Test run with' | tr -d ' ') passed, $$(grep -E '^✘ Test .* failed after' $(BUILD)/test.log | grep -vc 'Test run with' | tr -d ' ') failed"
 
 ## bench: benchmarks into build/bench/results.json (release build).
 bench: deps bpf
