@@ -1,5 +1,7 @@
 # Mizar in Swift: build, test, benchmark and demo. Run as root on Debian 12.
 SHELL       := /bin/bash
+# The Swift toolchain may be installed without being on PATH.
+export PATH := $(PATH):/opt/swift/usr/bin
 SWIFT       ?= swift
 CLANG       ?= clang
 CONFIG      ?= debug

@@ -60,7 +60,8 @@ func check(_ operation: @autoclosure () -> String, _ result: Int32) throws -> In
     throw BPFError.system(operation(), errno: err)
 }
 
-private func takeCapture() -> String {
+/// Ends collecting libbpf messages on this thread and returns them.
+func takeLibbpfCapture() -> String {
     guard let raw = mz_libbpf_capture_end() else { return "" }
     defer { free(raw) }
     return String(cString: raw)
@@ -71,14 +72,14 @@ func withLibbpfLog<T>(_ body: () throws -> T) throws -> T {
     mz_libbpf_capture_begin()
     do {
         let value = try body()
-        _ = takeCapture()
+        _ = takeLibbpfCapture()
         return value
     } catch var error as BPFError {
-        let said = takeCapture()
+        let said = takeLibbpfCapture()
         if !said.isEmpty, error.log == nil { error.log = said }
         throw error
     } catch {
-        _ = takeCapture()
+        _ = takeLibbpfCapture()
         throw error
     }
 }

@@ -99,7 +99,7 @@ public final class BPFObject: @unchecked Sendable {
         }
         mz_libbpf_capture_begin()
         let rc = bpf_object__load(raw)
-        let log = takeCaptureText()
+        let log = takeLibbpfCapture()
         if rc != 0 {
             let err = -rc
             let code: BPFError.Code = log.contains("-- BEGIN PROG LOAD LOG --") ? .verifierRejected : .system
@@ -152,11 +152,5 @@ public final class BPFObject: @unchecked Sendable {
             m = bpf_object__next_map(raw, map)
         }
         return names
-    }
-
-    private func takeCaptureText() -> String {
-        guard let rawText = mz_libbpf_capture_end() else { return "" }
-        defer { free(rawText) }
-        return String(cString: rawText)
     }
 }

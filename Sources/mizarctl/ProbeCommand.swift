@@ -54,25 +54,20 @@ struct Probe {
             return "\(btf__type_cnt(btf)) types in /sys/kernel/btf/vmlinux"
         },
         Probe(name: "program load + test-run") { locator in
-            let object = try locator.open(MZ_PROBE_OBJECT)
-            try object.load()
+            let object = try loadProbeObject(locator, verdict: .pass)
             let result = try object.program(named: MZ_PROBE_VERDICT_PROG).testRun(packet: [UInt8](repeating: 0, count: 64), repeat: 100)
             guard result.action == .pass else { throw ProbeFailure("test-run returned \(result.returnValue), expected XDP_PASS") }
             return "XDP_PASS in \(result.nanosecondsPerRun) ns"
         },
         Probe(name: "tail calls (program array)") { locator in
-            let object = try locator.open(MZ_PROBE_OBJECT)
-            try object.setGlobal(MZ_PROBE_VERDICT_VAR, to: XDPAction.tx.rawValue)
-            try object.load()
+            let object = try loadProbeObject(locator, verdict: .tx)
             try ProgramArray(object.map(named: MZ_PROBE_CHAIN_MAP)).set(0, to: object.program(named: MZ_PROBE_VERDICT_PROG))
             let result = try object.program(named: MZ_PROBE_TAIL_PROG).testRun(packet: [UInt8](repeating: 0, count: 64))
             guard result.action == .tx else { throw ProbeFailure("tail call did not reach its target (returned \(result.returnValue))") }
             return "slot 0 reached"
         },
         Probe(name: "xdp live frames") { locator in
-            let object = try locator.open(MZ_PROBE_OBJECT)
-            try object.setGlobal(MZ_PROBE_VERDICT_VAR, to: XDPAction.drop.rawValue)
-            try object.load()
+            let object = try loadProbeObject(locator, verdict: .drop)
             let ns = try object.program(named: MZ_PROBE_VERDICT_PROG).runLiveFrames(frame: [UInt8](repeating: 0, count: 64), count: 1000, ingressIfindex: 1)
             return "1000 frames, \(ns) ns each"
         },
@@ -94,6 +89,14 @@ struct Probe {
             return "\(MZ_TRANSIT_XDP_PROG) attached by bpf_link in native mode"
         },
     ]
+}
+
+/// The probe object, loaded with `probe_verdict` returning `verdict`.
+private func loadProbeObject(_ locator: BPFObjectLocator, verdict: XDPAction) throws -> BPFObject {
+    let object = try locator.open(MZ_PROBE_OBJECT)
+    try object.setGlobal(MZ_PROBE_VERDICT_VAR, to: verdict.rawValue)
+    try object.load()
+    return object
 }
 
 struct ProbeFailure: Error, CustomStringConvertible {
