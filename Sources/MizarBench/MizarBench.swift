@@ -56,21 +56,32 @@ struct MizarBench: ParsableCommand {
         }
     }
 
-    /// TCP across a veth pair with transit XDP attached natively on the receiver vs nothing attached.
+    /// TCP across a veth pair: transit XDP attached natively on the receiver, against nothing
+    /// attached (the ratio) and against a program that only passes (the cost of the hook itself).
     private func throughputMetrics(_ locator: BPFObjectLocator) throws -> [BenchMetric] {
         let bed = try VethPairTopology(prefix: "mzbench\(getpid() % 10000)")
         defer { bed.teardown() }
         print("iperf3: \(iperfSeconds) s TCP \(bed.nameA) -> \(bed.nameB), without XDP")
         let plain = try iperf(bed)
+
+        let passObject = try locator.open(MZ_PROBE_OBJECT)
+        try passObject.load()
+        let passLink = try bed.nsB.perform { try XDP.attach(passObject.program(named: MZ_PROBE_VERDICT_PROG), ifindex: bed.indexB, mode: .native) }
+        print("iperf3: \(iperfSeconds) s TCP, an XDP_PASS-only program attached natively to \(bed.nameB)")
+        let passOnly = try iperf(bed)
+
         let transit = try TransitXDP(locator: locator)
-        let link = try bed.nsB.perform { try XDP.attach(transit.program, ifindex: bed.indexB, mode: .native) }
-        defer { _ = link }
-        print("iperf3: \(iperfSeconds) s TCP \(bed.nameA) -> \(bed.nameB), transit XDP attached natively to \(bed.nameB)")
+        try passLink.update(to: transit.program)
+        print("iperf3: \(iperfSeconds) s TCP, transit XDP attached natively to \(bed.nameB)")
         let withXDP = try iperf(bed)
         let seen = try transit.counters().totalPackets
         guard seen > 0 else { throw BenchError("transit XDP saw no packets during the iperf3 run") }
-        return [BenchMetric(name: "tcp_veth_with_transit_xdp_gbps", value: withXDP, unit: "Gbit/s",
-                            baselineName: "tcp_veth_without_xdp_gbps", baselineValue: plain)]
+        return [
+            BenchMetric(name: "tcp_veth_with_transit_xdp_gbps", value: withXDP, unit: "Gbit/s",
+                        baselineName: "tcp_veth_without_xdp_gbps", baselineValue: plain),
+            BenchMetric(name: "tcp_veth_with_transit_xdp_gbps", value: withXDP, unit: "Gbit/s",
+                        baselineName: "tcp_veth_with_xdp_pass_gbps", baselineValue: passOnly),
+        ]
     }
 
     /// One iperf3 run from A to B; Gbit/s received.
