@@ -9,18 +9,16 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MZ_TRANSIT_STAT_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct mz_counter);
+	__type(value, struct mz_transit_stats);
 } transit_stats SEC(".maps");
 
-static __always_inline void count(__u32 slot, __u64 bytes)
+static __always_inline void count(struct mz_transit_stats *s, __u32 slot, __u64 bytes)
 {
-	struct mz_counter *c = bpf_map_lookup_elem(&transit_stats, &slot);
-
-	if (c) {
-		c->packets++;
-		c->bytes += bytes;
+	if (slot < MZ_TRANSIT_STAT_MAX) { /* bound for the verifier */
+		s->slot[slot].packets++;
+		s->slot[slot].bytes += bytes;
 	}
 }
 
@@ -45,6 +43,7 @@ int transit_xdp(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	struct mz_geneve_info gnv = {};
+	struct mz_transit_stats *stats;
 	struct ethhdr *eth, *inner;
 	struct udphdr *udp;
 	struct iphdr *iph;
@@ -96,12 +95,16 @@ int transit_xdp(struct xdp_md *ctx)
 		goto out;
 	}
 	stat = MZ_TRANSIT_GENEVE;
-	if (gnv.has_rts)
-		count(MZ_TRANSIT_OPT_RTS, 0);
-	if (gnv.unknown_opts)
-		count(MZ_TRANSIT_OPT_UNKNOWN, 0);
 out:
-	count(stat, bpf_xdp_get_buff_len(ctx));
+	stats = bpf_map_lookup_elem(&transit_stats, &(__u32){0});
+	if (stats) {
+		count(stats, stat, bpf_xdp_get_buff_len(ctx));
+		/* Options count only for packets that parsed whole. */
+		if (stat == MZ_TRANSIT_GENEVE && gnv.has_rts)
+			count(stats, MZ_TRANSIT_OPT_RTS, 0);
+		if (stat == MZ_TRANSIT_GENEVE && gnv.unknown_opts)
+			count(stats, MZ_TRANSIT_OPT_UNKNOWN, 0);
+	}
 	return XDP_PASS;
 }
 

@@ -6,7 +6,8 @@ import MizarBPF
 public final class TransitXDP: @unchecked Sendable {
     public let object: BPFObject
     public let program: BPFProgram
-    public let stats: PerCPUMap<UInt32, mz_counter>
+    /// One value per CPU holding every slot (`struct mz_transit_stats`).
+    public let stats: PerCPUMap<UInt32, mz_transit_stats>
 
     /// Opens and loads `transit_xdp.bpf.o` from `locator`.
     public init(locator: BPFObjectLocator = BPFObjectLocator()) throws {
@@ -19,9 +20,14 @@ public final class TransitXDP: @unchecked Sendable {
     /// Counters summed over CPUs, by slot.
     public func counters() throws -> TransitCounters {
         var result = TransitCounters()
-        for stat in TransitStat.allCases {
-            let perCPU = try stats.lookup(stat.rawValue) ?? []
-            result[stat] = perCPU.reduce(into: Counter()) { $0.packets += $1.packets; $0.bytes += $1.bytes }
+        for var cpu in try stats.lookup(0) ?? [] {
+            withUnsafeBytes(of: &cpu.slot) { raw in
+                let slots = raw.bindMemory(to: mz_counter.self)
+                for stat in TransitStat.allCases {
+                    result[stat].packets += slots[Int(stat.rawValue)].packets
+                    result[stat].bytes += slots[Int(stat.rawValue)].bytes
+                }
+            }
         }
         return result
     }

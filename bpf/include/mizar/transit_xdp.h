@@ -11,7 +11,7 @@
 #define MZ_TRANSIT_STATS_MAP "transit_stats"
 
 /*
- * Slots of the transit_stats per-CPU array. Slots below MZ_TRANSIT_OPT_RTS
+ * Slots of struct mz_transit_stats. Slots below MZ_TRANSIT_OPT_RTS
  * are outcomes: every packet lands in exactly one. Slots from
  * MZ_TRANSIT_OPT_RTS on count Geneve options seen, beside the outcome.
  */
@@ -32,6 +32,14 @@ enum mz_transit_stat {
 	MZ_TRANSIT_OPT_RTS,         /* option: valid Return To Sender */
 	MZ_TRANSIT_OPT_UNKNOWN,     /* option: unknown, skipped */
 	MZ_TRANSIT_STAT_MAX,
+};
+
+/*
+ * The single value of the transit_stats per-CPU array: all slots together, so a packet
+ * costs one map lookup however many slots it moves.
+ */
+struct mz_transit_stats {
+	struct mz_counter slot[MZ_TRANSIT_STAT_MAX];
 };
 
 #endif /* MIZAR_TRANSIT_XDP_H */
