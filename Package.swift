@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "mizarctl",
             dependencies: [
-                "MizarBPF", "MizarNet", "MizarDataplane", "CMizarABI",
+                "MizarBPF", "MizarNet", "CMizarABI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

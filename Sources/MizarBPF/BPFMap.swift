@@ -50,13 +50,14 @@ public struct BPFMap<Key: BitwiseCopyable, Value: BitwiseCopyable>: @unchecked S
     /// Inserts or replaces many entries with one `BPF_MAP_UPDATE_BATCH` call per chunk;
     /// falls back to single updates for map types without batch support.
     public func update<C: Collection>(batch: C, chunkSize: Int = 65536) throws where C.Element == (key: Key, value: Value) {
+        let total = batch.count
         var keys: [Key] = [], values: [Value] = []
-        keys.reserveCapacity(min(batch.count, chunkSize))
-        values.reserveCapacity(min(batch.count, chunkSize))
+        keys.reserveCapacity(min(total, chunkSize))
+        values.reserveCapacity(min(total, chunkSize))
         for (index, entry) in batch.enumerated() {
             keys.append(entry.key)
             values.append(entry.value)
-            if keys.count == chunkSize || index == batch.count - 1 {
+            if keys.count == chunkSize || index == total - 1 {
                 try flush(keys, values)
                 keys.removeAll(keepingCapacity: true)
                 values.removeAll(keepingCapacity: true)

@@ -10,8 +10,9 @@ public final class BPFObject: @unchecked Sendable {
     /// The object's name (file name or the name given to `init(bytes:name:)`).
     public let name: String
     public private(set) var isLoaded = false
-    // Memory-opened objects keep referencing the buffer until closed.
-    private let backing: Data?
+    // libbpf reads a memory-opened object's ELF in place until load, so the bytes need
+    // an address that stays put for the object's life (Data promises none outside a closure).
+    private let backing: UnsafeMutableRawBufferPointer?
 
     /// Opens an object file.
     public init(path: String) throws {
@@ -31,18 +32,23 @@ public final class BPFObject: @unchecked Sendable {
 
     /// Opens an object held in memory (for example, embedded in a binary).
     public init(bytes: Data, name: String) throws {
-        let copy = Data(bytes)
-        let ptr = try withLibbpfLog { () throws -> OpaquePointer in
-            let ptr = copy.withUnsafeBytes { buf -> OpaquePointer? in
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
+        copy.copyBytes(from: bytes)
+        let ptr: OpaquePointer
+        do {
+            ptr = try withLibbpfLog { () throws -> OpaquePointer in
                 var opts = bpf_object_open_opts()
                 opts.sz = MemoryLayout<bpf_object_open_opts>.size
-                return name.withCString { cname in
+                let ptr = name.withCString { cname in
                     opts.object_name = cname
-                    return bpf_object__open_mem(buf.baseAddress, buf.count, &opts)
+                    return bpf_object__open_mem(copy.baseAddress, bytes.count, &opts)
                 }
+                guard let ptr else { throw BPFError.system("open BPF object \(name) from memory", errno: errno) }
+                return ptr
             }
-            guard let ptr else { throw BPFError.system("open BPF object \(name) from memory", errno: errno) }
-            return ptr
+        } catch {
+            copy.deallocate()
+            throw error
         }
         self.raw = ptr
         self.name = name
@@ -51,6 +57,7 @@ public final class BPFObject: @unchecked Sendable {
 
     deinit {
         bpf_object__close(raw)
+        backing?.deallocate()
     }
 
     /// Sets a `const volatile` global before load; the value must have the variable's size.
