@@ -33,9 +33,12 @@ let package = Package(
         // The wire format as bytes: builders for tests, benchmarks and the plugin SDK.
         .target(name: "MizarPacket", dependencies: ["CMizarABI", "MizarNet"], swiftSettings: swiftSettings),
         // Namespaces joined by veths, and tools run inside them: for tests, benchmarks and demos.
-        .target(name: "MizarTopology", dependencies: ["MizarNet"], swiftSettings: swiftSettings),
-        // Layer 4: map layouts and programming of the data plane (transit XDP so far).
-        .target(name: "MizarDataplane", dependencies: ["MizarBPF", "CMizarABI"], swiftSettings: swiftSettings),
+        .target(name: "MizarTopology", dependencies: ["MizarNet", "MizarBPF", "MizarDataplane"], swiftSettings: swiftSettings),
+        // Layer 4: map layouts and programming of the data plane: droplets, VPCs, networks, endpoints.
+        .target(
+            name: "MizarDataplane",
+            dependencies: ["MizarBPF", "MizarNet", "CMizarABI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
         // Executables.
         .executableTarget(
             name: "mizarctl",
@@ -62,7 +65,7 @@ let package = Package(
         .target(name: "MizarTestSupport", dependencies: ["MizarBPF", "MizarNet", "MizarTopology"], path: "Tests/MizarTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "MizarBPFTests", dependencies: ["MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarNetTests", dependencies: ["MizarNet", "MizarTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TransitXDPTests", dependencies: ["MizarDataplane", "MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
+        .testTarget(name: "DataplaneTests", dependencies: ["MizarDataplane", "MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v5]

@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Transit XDP: the program on a droplet's substrate interface (DESIGN §4, ingress).
- * This first version parses Ethernet/IPv4/UDP/Geneve, counts each packet by
- * outcome and passes everything to the stack.
+ * Traffic that is not Geneve to this droplet passes to the stack. Geneve is delivered
+ * to a local endpoint (decapsulated, redirected to its veth, RTS learned into the
+ * direct-path cache), bounced to the endpoint's droplet (bouncer role), sent to a
+ * bouncer of the destination network (divider role, or a stale direct path), or
+ * dropped and counted.
  */
-#include "mizar/parsing.bpf.h"
+#include "mizar/overlay.bpf.h"
+#include "mizar/dataplane_maps.bpf.h"
 #include "mizar/transit_xdp.h"
+
+/* A learned direct path is rewritten at most this often while it stays the same. */
+#define MZ_DIRECT_PATH_REFRESH_NS 1000000000ULL
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -35,20 +42,58 @@ static __always_inline __u32 geneve_err_stat(int err)
 	}
 }
 
+/* Records where the inner source lives; returns 1 when the cache was written. */
+static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_rts *rts)
+{
+	struct mz_endpoint_key key = { .vni = vni, .ip = src };
+	struct mz_direct_path *old, path = {};
+	__u64 now = bpf_ktime_get_ns();
+
+	old = bpf_map_lookup_elem(&direct_path, &key);
+	if (old && old->droplet.ip == rts->droplet_ip &&
+	    mz_mac_equal(old->droplet.mac, rts->droplet_mac) &&
+	    now - old->learned_ns < MZ_DIRECT_PATH_REFRESH_NS)
+		return 0;
+	path.droplet.ip = rts->droplet_ip;
+	mz_copy_mac(path.droplet.mac, rts->droplet_mac);
+	path.learned_ns = now;
+	bpf_map_update_elem(&direct_path, &key, &path, BPF_ANY);
+	return 1;
+}
+
+/* Decapsulates in place and redirects the inner frame to the endpoint's veth. */
+static __always_inline int deliver(struct xdp_md *ctx, __u32 inner_off, const struct mz_endpoint *ep)
+{
+	struct ethhdr *eth;
+
+	if (bpf_xdp_adjust_head(ctx, inner_off))
+		return XDP_DROP;
+	eth = (void *)(long)ctx->data;
+	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+		return XDP_DROP;
+	/* The endpoint sees every peer behind its gateway MAC (what the agent's ARP answers). */
+	mz_copy_mac(eth->h_dest, ep->mac);
+	mz_copy_mac(eth->h_source, ep->gw_mac);
+	return bpf_redirect(ep->ifindex, 0);
+}
+
 SEC("xdp.frags")
 int transit_xdp(struct xdp_md *ctx)
 {
-	struct mz_cursor cur = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
+	struct mz_cursor cur = mz_cursor_init(ctx);
+	const struct mz_droplet_addr *to = NULL;
 	struct mz_geneve_info gnv = {};
+	const struct mz_endpoint *ep;
+	const struct mz_droplet *self;
+	const struct mz_network *net;
+	const struct mz_vpc *vpc;
 	struct mz_transit_stats *stats;
 	struct ethhdr *eth, *inner;
+	struct iphdr *iph, *inner_ip;
 	struct udphdr *udp;
-	struct iphdr *iph;
-	__u32 stat;
-	int ret;
+	struct mz_endpoint_key key;
+	__u32 stat, len = cur.len;
+	int ret, action = XDP_PASS, learned = 0, geneve_ok = 0;
 
 	ret = mz_parse_eth(&cur, &eth);
 	if (ret < 0) {
@@ -81,31 +126,103 @@ int transit_xdp(struct xdp_md *ctx)
 		stat = MZ_TRANSIT_NON_GENEVE;
 		goto out;
 	}
+	self = mz_droplet();
+	if (!self || !self->self.ip || iph->daddr != self->self.ip) {
+		stat = MZ_TRANSIT_NOT_FOR_DROPLET;
+		goto out;
+	}
+
+	/* From here on the packet is the overlay's: what is not forwarded is dropped. */
+	action = XDP_DROP;
 	ret = mz_parse_geneve(&cur, &gnv);
 	if (ret < 0) {
 		stat = geneve_err_stat(ret);
 		goto out;
 	}
+	geneve_ok = 1;
 	if (ret != MZ_GENEVE_PROTO_ETH) {
 		stat = MZ_TRANSIT_GENEVE_PROTO;
 		goto out;
 	}
-	if (mz_parse_eth(&cur, &inner) < 0) {
+	ret = mz_parse_eth(&cur, &inner);
+	if (ret < 0) {
 		stat = MZ_TRANSIT_BAD_INNER;
 		goto out;
 	}
-	stat = MZ_TRANSIT_GENEVE;
-out:
-	stats = bpf_map_lookup_elem(&transit_stats, &(__u32){0});
-	if (stats) {
-		count(stats, stat, bpf_xdp_get_buff_len(ctx));
-		/* Options count only for packets that parsed whole. */
-		if (stat == MZ_TRANSIT_GENEVE && gnv.has_rts)
-			count(stats, MZ_TRANSIT_OPT_RTS, 0);
-		if (stat == MZ_TRANSIT_GENEVE && gnv.unknown_opts)
-			count(stats, MZ_TRANSIT_OPT_UNKNOWN, 0);
+	if (ret != ETH_P_IP) {
+		stat = MZ_TRANSIT_INNER_NON_IPV4;
+		goto out;
 	}
-	return XDP_PASS;
+	if (mz_parse_ipv4(&cur, &inner_ip) < 0) {
+		stat = MZ_TRANSIT_BAD_INNER;
+		goto out;
+	}
+	if (inner_ip->ttl == 0) {
+		stat = MZ_TRANSIT_INNER_TTL;
+		goto out;
+	}
+
+	key.vni = gnv.vni;
+	key.ip = inner_ip->daddr;
+	ep = bpf_map_lookup_elem(&endpoints, &key);
+	if (ep && (ep->flags & MZ_ENDPOINT_LOCAL)) {
+		/* Only intra-network paths are learned: inter-network flows keep the divider. */
+		if (gnv.has_rts && gnv.rts.droplet_ip != self->self.ip &&
+		    mz_same_network(inner_ip->saddr, inner_ip->daddr, ep->net_plen))
+			learned = learn(gnv.vni, inner_ip->saddr, &gnv.rts);
+		action = deliver(ctx, (void *)inner - (void *)eth, ep);
+		stat = action == XDP_REDIRECT ? MZ_TRANSIT_DELIVERED : MZ_TRANSIT_BAD_INNER;
+		goto out;
+	}
+	if (ep) { /* bouncer: the endpoint table knows its droplet */
+		to = &ep->droplet;
+		stat = MZ_TRANSIT_BOUNCED;
+		goto forward;
+	}
+	net = mz_network_of(gnv.vni, inner_ip->daddr);
+	if (!net) {
+		stat = MZ_TRANSIT_NO_NETWORK;
+		goto out;
+	}
+	if (net->flags & MZ_NETWORK_BOUNCER_HERE) {
+		stat = MZ_TRANSIT_UNKNOWN_ENDPOINT;
+		goto out;
+	}
+	vpc = bpf_map_lookup_elem(&vpcs, &gnv.vni);
+	if (vpc && (vpc->flags & MZ_VPC_DIVIDER_HERE)) {
+		stat = MZ_TRANSIT_DIVIDED;
+	} else if (gnv.has_rts && gnv.rts.droplet_ip == iph->saddr) {
+		/* Sent straight here by its source droplet: a stale direct path, not a loop. */
+		stat = MZ_TRANSIT_FALLBACK;
+	} else {
+		stat = MZ_TRANSIT_STALE;
+		goto out;
+	}
+	/* The outer source port is already a hash of the inner flow. */
+	to = mz_pick(net->bouncers, net->bouncer_count, MZ_MAX_BOUNCERS, bpf_ntohs(udp->source));
+	if (!to) {
+		stat = MZ_TRANSIT_NO_BOUNCER;
+		goto out;
+	}
+forward:
+	if (mz_readdress(eth, iph, self, to) < 0) {
+		stat = MZ_TRANSIT_OUTER_TTL;
+		goto out;
+	}
+	action = XDP_TX;
+out:
+	stats = bpf_map_lookup_elem(&transit_stats, &(__u32){ 0 });
+	if (stats) {
+		count(stats, stat, len);
+		/* Options count for packets whose Geneve header parsed whole. */
+		if (geneve_ok && gnv.has_rts)
+			count(stats, MZ_TRANSIT_OPT_RTS, 0);
+		if (geneve_ok && gnv.unknown_opts)
+			count(stats, MZ_TRANSIT_OPT_UNKNOWN, 0);
+		if (learned)
+			count(stats, MZ_TRANSIT_LEARNED, 0);
+	}
+	return action;
 }
 
 char LICENSE[] SEC("license") = "GPL";

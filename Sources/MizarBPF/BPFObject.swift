@@ -97,6 +97,23 @@ public final class BPFObject: @unchecked Sendable {
         try check(operation, bpf_map__set_pin_path(m, path))
     }
 
+    /// Makes the object's map `map` use an existing map instead of creating its own on load,
+    /// so that two objects share one table (`bpf_map__reuse_fd`). Shapes must match.
+    public func reuseMap(_ map: String, from existing: BPFMapHandle) throws {
+        let operation = "reuse map \(existing.name) as \(map) in \(name)"
+        guard !isLoaded else {
+            throw BPFError(.invalidState, operation: operation, message: "the object is already loaded")
+        }
+        guard let m = bpf_object__find_map_by_name(raw, map) else {
+            throw BPFError(.notFound, errno: ENOENT, operation: operation, message: "no map named \(map)")
+        }
+        guard bpf_map__key_size(m) == existing.keySize, bpf_map__value_size(m) == existing.valueSize,
+              bpf_map__type(m).rawValue == existing.type.rawValue else {
+            throw BPFError(.typeMismatch, operation: operation, message: "the maps differ in type, key or value size")
+        }
+        try check(operation, bpf_map__reuse_fd(m, existing.fd))
+    }
+
     /// Loads every program and creates every map; a rejected program throws
     /// `.verifierRejected` with the verifier log.
     public func load() throws {

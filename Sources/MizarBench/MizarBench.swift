@@ -42,14 +42,14 @@ struct MizarBench: ParsableCommand {
 
     /// transit_xdp ns/packet against a program that only returns XDP_PASS, on the same packets.
     private func testRunMetrics(_ locator: BPFObjectLocator) throws -> [BenchMetric] {
-        let transit = try TransitXDP(locator: locator)
+        let transit = try Droplet(address: DropletAddress(ip: BenchPackets.ipB, mac: BenchPackets.macB), interface: "lo", ifindex: 1, mtu: 1500, locator: locator)
         let baselineObject = try locator.open(MZ_PROBE_OBJECT)
         try baselineObject.load()
         let baseline = try baselineObject.program(named: MZ_PROBE_VERDICT_PROG)
         let packets: [(String, [UInt8])] = [("geneve", BenchPackets.geneve), ("plain", BenchPackets.plainTCP)]
         return try packets.map { label, packet in
             print("test-run: transit_xdp on a \(label) packet (\(packet.count) bytes), \(repeatCount) repetitions x 5")
-            let value = try median(5) { Double(try transit.program.testRun(packet: packet, repeat: repeatCount).nanosecondsPerRun) }
+            let value = try median(5) { Double(try transit.transitProgram.testRun(packet: packet, repeat: repeatCount).nanosecondsPerRun) }
             let base = try median(5) { Double(try baseline.testRun(packet: packet, repeat: repeatCount).nanosecondsPerRun) }
             return BenchMetric(name: "transit_xdp_\(label)_ns_per_packet", value: value, unit: "ns",
                                baselineName: "xdp_pass_\(label)_ns_per_packet", baselineValue: base)
@@ -70,11 +70,11 @@ struct MizarBench: ParsableCommand {
         print("iperf3: \(iperfSeconds) s TCP, an XDP_PASS-only program attached natively to \(bed.nameB)")
         let passOnly = try iperf(bed)
 
-        let transit = try TransitXDP(locator: locator)
-        try passLink.update(to: transit.program)
+        let transit = try Droplet(address: DropletAddress(ip: bed.addressB, mac: BenchPackets.macB), interface: bed.nameB, ifindex: bed.indexB, mtu: 1500, locator: locator)
+        try passLink.update(to: transit.transitProgram)
         print("iperf3: \(iperfSeconds) s TCP, transit XDP attached natively to \(bed.nameB)")
         let withXDP = try iperf(bed)
-        let seen = try transit.counters().totalPackets
+        let seen = try transit.transitCounters().totalPackets
         guard seen > 0 else { throw BenchError("transit XDP saw no packets during the iperf3 run") }
         return [
             BenchMetric(name: "tcp_veth_with_transit_xdp_gbps", value: withXDP, unit: "Gbit/s",

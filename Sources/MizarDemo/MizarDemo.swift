@@ -31,13 +31,13 @@ struct MizarDemo: ParsableCommand {
         }
         print("namespaces \(host.nsA.path) and \(host.nsB.path), veth \(host.nameA) (\(host.addressA)) <-> \(host.nameB) (\(host.addressB))")
 
-        let transit = try TransitXDP(locator: BPFObjectLocator(explicit: bpfDir))
-        let link = try host.nsB.perform { try XDP.attach(transit.program, ifindex: host.indexB, mode: .native) }
+        let transit = try Droplet(interface: host.nameB, in: host.nsB, locator: BPFObjectLocator(explicit: bpfDir))
+        let link = try host.nsB.perform { try XDP.attach(transit.transitProgram, ifindex: host.indexB, mode: .native) }
         defer { _ = link }
         let attached = try host.nsB.perform { try XDP.query(ifindex: host.indexB) }
         print("transit XDP attached to \(host.nameB): program \(attached.programName ?? "?") id \(attached.programID), \(attached.mode?.description ?? "?") mode")
 
-        let before = try transit.counters()
+        let before = try transit.transitCounters()
         printCounters("counters before", before)
 
         print("\n$ nsenter --net=\(host.nsA.path) ping -c \(count) \(host.addressB)")
@@ -52,7 +52,7 @@ struct MizarDemo: ParsableCommand {
         let geneve = PacketBuilder.geneve(vni: 100, options: [.returnToSender(dropletIP: host.addressA, dropletMAC: macA)], payload: inner)
         try host.sendUDP(geneve, count: count, port: 6081)
 
-        let after = try transit.counters()
+        let after = try transit.transitCounters()
         printCounters("counters after", after)
         printCounters("moved", after.delta(since: before))
         guard after.delta(since: before).totalPackets > 0 else { throw ExitCode.failure }

@@ -48,6 +48,12 @@ public enum PacketBuilder {
         return datagram
     }
 
+    /// An Ethernet/IPv4 ARP message (RFC 826): `reply` false for a request.
+    public static func arp(reply: Bool = false, senderMAC: MACAddress, senderIP: IPv4Address, targetMAC: MACAddress = MACAddress(bytes: [0, 0, 0, 0, 0, 0]),
+                           targetIP: IPv4Address) -> [UInt8] {
+        [0, 1] + be16(etherTypeIPv4) + [6, 4] + be16(reply ? 2 : 1) + senderMAC.bytes + senderIP.bytes + targetMAC.bytes + targetIP.bytes
+    }
+
     /// An ICMP echo request (type 8) or reply (type 0).
     public static func icmpEcho(identifier: UInt16, sequence: UInt16, payload: [UInt8] = [], reply: Bool = false) -> [UInt8] {
         var message: [UInt8] = [reply ? 0 : 8, 0, 0, 0] + be16(identifier) + be16(sequence) + payload

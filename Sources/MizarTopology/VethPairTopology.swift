@@ -7,37 +7,6 @@ public func uniquePrefix() -> String {
     "mz" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
 }
 
-/// The result of a command.
-public struct CommandResult: Sendable {
-    public var status: Int32
-    public var output: String
-    public var error: String
-}
-
-/// Runs a command to completion, optionally inside `netns` through nsenter.
-/// For tests, benchmarks and demos: real tools observe and drive traffic; product code never shells out.
-@discardableResult
-public func runCommand(_ arguments: [String], in netns: Netns? = nil, timeout: TimeInterval = 60) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = (netns.map { ["nsenter", "--net=\($0.path)"] } ?? []) + arguments
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mizar-cmd-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    process.standardOutput = try FileHandle(forWritingTo: outURL)
-    process.standardError = try FileHandle(forWritingTo: errURL)
-    try process.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning { process.terminate() }
-    process.waitUntilExit()
-    let outData = (try? Data(contentsOf: outURL)) ?? Data(), errData = (try? Data(contentsOf: errURL)) ?? Data()
-    return CommandResult(status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self), error: String(decoding: errData, as: UTF8.self))
-}
-
 /// Two namespaces joined by a veth pair with addresses (A 10.199.0.1, B 10.199.0.2 /24), for
 /// tests, benchmarks and demos. Remove it with `teardown()` (in `defer`). Every name
 /// starts with `prefix`, so it never touches what it did not create.

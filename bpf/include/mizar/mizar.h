@@ -5,7 +5,9 @@
 
 #include "geneve.h"
 #include "stats.h"
+#include "dataplane.h"
 #include "transit_xdp.h"
+#include "transit_agent.h"
 #include "probe.h"
 
 #endif /* MIZAR_MIZAR_H */

@@ -29,11 +29,28 @@ enum mz_parse_err {
 	MZ_ERR_BAD_OPTION = -4,
 };
 
-/* Where the next header starts and where the linear packet data ends. */
+/*
+ * Where the next header starts and where the linear packet data ends. With
+ * multi-buffer frames (xdp.frags) the packet continues past `end`: `len` is its
+ * whole length, so length fields are checked against it, headers against `end`.
+ */
 struct mz_cursor {
 	void *pos;
 	void *end;
+	void *start;
+	__u32 len;
 };
+
+static __always_inline struct mz_cursor mz_cursor_init(struct xdp_md *ctx)
+{
+	struct mz_cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+		.start = (void *)(long)ctx->data,
+		.len = bpf_xdp_get_buff_len(ctx),
+	};
+	return c;
+}
 
 /* What the Geneve option walk found. */
 struct mz_geneve_info {
@@ -72,7 +89,7 @@ static __always_inline int mz_parse_ipv4(struct mz_cursor *c, struct iphdr **iph
 	if (tot < hlen)
 		return MZ_ERR_MALFORMED;
 	/* Ethernet padding may follow the datagram; a datagram past the frame may not. */
-	if (c->pos + tot > c->end)
+	if ((__u32)(c->pos - c->start) + tot > c->len)
 		return MZ_ERR_TRUNCATED;
 	c->pos += hlen;
 	*iph = h;

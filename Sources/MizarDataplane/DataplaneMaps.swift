@@ -1,0 +1,52 @@
+import CMizarABI
+import MizarBPF
+
+/// Capacities of a droplet's tables, fixed when its programs load.
+public struct DropletLimits: Sendable, Hashable {
+    /// Endpoint table (a bouncer's share of its networks plus local endpoints); allocated on insert.
+    public var endpoints: UInt32 = UInt32(MZ_DEFAULT_ENDPOINTS)
+    /// Endpoints hosted by this droplet.
+    public var localEndpoints: UInt32 = UInt32(MZ_DEFAULT_LOCAL_ENDPOINTS)
+    public var networks: UInt32 = UInt32(MZ_DEFAULT_NETWORKS)
+    public var vpcs: UInt32 = UInt32(MZ_DEFAULT_VPCS)
+    /// Direct-path cache (LRU, preallocated).
+    public var directPaths: UInt32 = UInt32(MZ_DEFAULT_DIRECT_PATHS)
+
+    public init() {}
+
+    var byMap: [(String, UInt32)] {
+        [(MZ_ENDPOINTS_MAP, endpoints), (MZ_LOCAL_ENDPOINTS_MAP, localEndpoints), (MZ_NETWORKS_MAP, networks),
+         (MZ_VPCS_MAP, vpcs), (MZ_DIRECT_PATH_MAP, directPaths)]
+    }
+}
+
+/// The tables of one droplet, shared by its transit XDP and transit agent (layouts from `dataplane.h`).
+public struct DataplaneMaps: @unchecked Sendable {
+    public let droplet: BPFMap<UInt32, mz_droplet>
+    public let endpoints: BPFMap<mz_endpoint_key, mz_endpoint>
+    /// Keyed by the ifindex of the endpoint's host-side veth.
+    public let localEndpoints: BPFMap<UInt32, mz_local_endpoint>
+    public let networks: BPFMap<mz_network_key, mz_network>
+    /// Keyed by VNI.
+    public let vpcs: BPFMap<UInt32, mz_vpc>
+    public let directPath: BPFMap<mz_endpoint_key, mz_direct_path>
+
+    /// Every shared map, by name.
+    static let names = [MZ_DROPLET_MAP, MZ_ENDPOINTS_MAP, MZ_LOCAL_ENDPOINTS_MAP, MZ_NETWORKS_MAP, MZ_VPCS_MAP, MZ_DIRECT_PATH_MAP]
+
+    init(_ object: BPFObject) throws {
+        droplet = try BPFMap(object.map(named: MZ_DROPLET_MAP))
+        endpoints = try BPFMap(object.map(named: MZ_ENDPOINTS_MAP))
+        localEndpoints = try BPFMap(object.map(named: MZ_LOCAL_ENDPOINTS_MAP))
+        networks = try BPFMap(object.map(named: MZ_NETWORKS_MAP))
+        vpcs = try BPFMap(object.map(named: MZ_VPCS_MAP))
+        directPath = try BPFMap(object.map(named: MZ_DIRECT_PATH_MAP))
+    }
+
+    /// Entries per table, for status output and for tests proving removals leave nothing behind.
+    public func entryCounts() throws -> [String: Int] {
+        [MZ_ENDPOINTS_MAP: try endpoints.keys().count, MZ_LOCAL_ENDPOINTS_MAP: try localEndpoints.keys().count,
+         MZ_NETWORKS_MAP: try networks.keys().count, MZ_VPCS_MAP: try vpcs.keys().count,
+         MZ_DIRECT_PATH_MAP: try directPath.keys().count]
+    }
+}

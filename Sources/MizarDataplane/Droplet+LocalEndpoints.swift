@@ -1,0 +1,139 @@
+import CMizarABI
+import MizarBPF
+import MizarNet
+
+/// The endpoint's own end of its veth pair (inside the container or VM namespace).
+public struct EndpointPeer: Hashable, Sendable {
+    public var netns: Netns
+    public var interface: String
+
+    public init(netns: Netns, interface: String) {
+        self.netns = netns
+        self.interface = interface
+    }
+}
+
+/// An endpoint hosted by this droplet, behind a veth whose host side is in the droplet's namespace.
+public struct LocalEndpoint: Hashable, Sendable {
+    public var vni: VNI
+    public var ip: IPv4Address
+    public var mac: MACAddress
+    /// The host-side veth (in the droplet's namespace): the transit agent attaches here.
+    public var hostInterface: String
+    /// When given, the endpoint side is prepared too: an XDP_PASS program (frames redirected
+    /// into a veth need an XDP peer), tx checksum offload off (a partial checksum does not
+    /// survive an XDP redirect) and an MTU that leaves room for the overlay.
+    public var peer: EndpointPeer?
+
+    public init(vni: VNI, ip: IPv4Address, mac: MACAddress, hostInterface: String, peer: EndpointPeer? = nil) {
+        self.vni = vni
+        self.ip = ip
+        self.mac = mac
+        self.hostInterface = hostInterface
+        self.peer = peer
+    }
+
+    public var id: EndpointID { EndpointID(vni: vni, ip: ip) }
+}
+
+/// A plugged endpoint: its spec, its host-side ifindex and the XDP attachments made for it.
+final class PluggedEndpoint: @unchecked Sendable {
+    let spec: LocalEndpoint
+    let ifindex: Int32
+    var links: [BPFLink] = []
+
+    init(spec: LocalEndpoint, ifindex: Int32) {
+        self.spec = spec
+        self.ifindex = ifindex
+    }
+
+    /// Detaches what is still attached; a veth already deleted took its links with it.
+    func detach() {
+        for link in links { try? link.detach() }
+        links = []
+    }
+}
+
+extension Droplet {
+    /// Hosts an endpoint here: attaches the transit agent to its host-side veth, prepares the
+    /// peer side, and enters it in the tables so traffic to it is delivered locally.
+    /// On failure nothing stays attached or entered.
+    public func plug(_ endpoint: LocalEndpoint, mode: XDPMode = .auto) throws {
+        try lock.withLock {
+            guard state.locals[endpoint.id] == nil else { throw DataplaneError(.conflict, "endpoint \(endpoint.id) is already plugged") }
+            guard let network = state.network(containing: endpoint.ip, in: endpoint.vni) else {
+                throw DataplaneError(.notFound, "endpoint \(endpoint.id): no network of VPC \(endpoint.vni) holds \(endpoint.ip)")
+            }
+            let host = try RouteSocket(in: netns).link(named: endpoint.hostInterface)
+            guard let gatewayMAC = host.mac else { throw DataplaneError(.invalidArgument, "\(endpoint.hostInterface) has no MAC address") }
+            if state.locals.values.contains(where: { $0.ifindex == host.index }) {
+                throw DataplaneError(.conflict, "\(endpoint.hostInterface) already serves another endpoint")
+            }
+            let plugged = PluggedEndpoint(spec: endpoint, ifindex: host.index)
+            do {
+                if let peer = endpoint.peer { try preparePeer(peer, of: plugged, mode: mode) }
+                if host.mtu > endpointMTU { try RouteSocket(in: netns).setMTU(of: endpoint.hostInterface, to: endpointMTU) }
+                plugged.links.append(try attachXDP(agentProgram, ifindex: host.index, in: netns, mode: mode, what: "transit agent on \(endpoint.hostInterface)").0)
+
+                let plen = UInt8(network.cidr.prefixLength)
+                var local = mz_local_endpoint()
+                local.vni = endpoint.vni.rawValue
+                local.ip = endpoint.ip.networkOrder
+                withMAC(&local.mac, endpoint.mac)
+                withMAC(&local.gw_mac, gatewayMAC)
+                local.net_plen = plen
+                var entry = mz_endpoint()
+                entry.droplet = address.c
+                withMAC(&entry.mac, endpoint.mac)
+                entry.flags = UInt8(MZ_ENDPOINT_LOCAL)
+                entry.net_plen = plen
+                entry.ifindex = UInt32(host.index)
+                withMAC(&entry.gw_mac, gatewayMAC)
+                try maps.localEndpoints.update(UInt32(host.index), local)
+                try maps.endpoints.update(endpoint.id.key, entry)
+            } catch {
+                plugged.detach()
+                _ = try? maps.localEndpoints.delete(UInt32(host.index))
+                try? restoreEndpointEntry(endpoint.id)
+                throw error
+            }
+            state.locals[endpoint.id] = plugged
+        }
+    }
+
+    /// Stops hosting an endpoint: detaches its agent, removes its entries. Traffic to it is
+    /// then dropped and counted here (or bounced, if a bouncer entry for it was programmed).
+    public func unplug(_ id: EndpointID) throws {
+        try lock.withLock {
+            guard let plugged = state.locals[id] else { throw DataplaneError(.notFound, "endpoint \(id) is not plugged here") }
+            try unplugLocked(plugged)
+        }
+    }
+
+    /// Endpoints hosted here.
+    public var localEndpoints: [LocalEndpoint] { lock.withLock { state.locals.values.map(\.spec) } }
+
+    func unplugLocked(_ plugged: PluggedEndpoint) throws {
+        plugged.detach()
+        try maps.localEndpoints.delete(UInt32(plugged.ifindex))
+        try restoreEndpointEntry(plugged.spec.id)
+        state.locals[plugged.spec.id] = nil
+    }
+
+    /// Puts back the bouncer entry a local endpoint shadowed, or deletes the entry.
+    private func restoreEndpointEntry(_ id: EndpointID) throws {
+        if let remote = state.endpoints[id], let network = state.network(containing: id.ip, in: id.vni) {
+            try maps.endpoints.update(id.key, remoteValue(remote, plen: network.cidr.prefixLength))
+        } else {
+            try maps.endpoints.delete(id.key)
+        }
+    }
+
+    private func preparePeer(_ peer: EndpointPeer, of plugged: PluggedEndpoint, mode: XDPMode) throws {
+        let socket = try RouteSocket(in: peer.netns)
+        let link = try socket.link(named: peer.interface)
+        if link.mtu > endpointMTU { try socket.setMTU(of: peer.interface, to: endpointMTU) }
+        try peer.netns.setTxChecksumming(of: peer.interface, false)
+        plugged.links.append(try attachXDP(vethPeerProgram, ifindex: link.index, in: peer.netns, mode: mode, what: "veth peer of \(plugged.spec.id)").0)
+    }
+}

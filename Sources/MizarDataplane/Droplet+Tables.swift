@@ -1,0 +1,167 @@
+import CMizarABI
+import MizarNet
+
+/// What this droplet's tables hold, as programmed: the source for cascading removals.
+struct TableState {
+    var vpcs: [VNI: VPC] = [:]
+    var networks: [NetworkID: Network] = [:]
+    /// Endpoints programmed with `setEndpoint` (a local endpoint with the same ID shadows one).
+    var endpoints: [EndpointID: Endpoint] = [:]
+    var locals: [EndpointID: PluggedEndpoint] = [:]
+
+    func network(containing ip: IPv4Address, in vni: VNI) -> Network? {
+        networks.values.filter { $0.vni == vni && $0.contains(ip) }.max { $0.cidr.prefixLength < $1.cidr.prefixLength }
+    }
+}
+
+/// A network's key: its VPC and CIDR.
+public struct NetworkID: Hashable, Sendable, CustomStringConvertible {
+    public var vni: VNI
+    public var cidr: IPv4Interface
+
+    public init(vni: VNI, cidr: IPv4Interface) {
+        self.vni = vni
+        self.cidr = cidr.network
+    }
+
+    public var description: String { "\(cidr) in VNI \(vni)" }
+
+    var key: mz_network_key {
+        mz_network_key(prefixlen: 32 + UInt32(cidr.prefixLength), vni: vni.rawValue, ip: cidr.address.networkOrder)
+    }
+}
+
+extension Network {
+    public var id: NetworkID { NetworkID(vni: vni, cidr: cidr) }
+}
+
+extension Droplet {
+    // MARK: VPCs
+
+    /// Adds or replaces a VPC. The droplet divides it when its address is among the dividers.
+    public func setVPC(_ vpc: VPC) throws {
+        guard vpc.dividers.count <= Int(MZ_MAX_DIVIDERS) else {
+            throw DataplaneError(.invalidArgument, "VPC \(vpc.vni) has \(vpc.dividers.count) dividers; at most \(MZ_MAX_DIVIDERS)")
+        }
+        var value = mz_vpc()
+        value.flags = vpc.dividers.contains { $0.ip == address.ip } ? UInt32(MZ_VPC_DIVIDER_HERE) : 0
+        value.divider_count = UInt32(vpc.dividers.count)
+        withDroplets(&value.dividers, vpc.dividers)
+        try lock.withLock {
+            try maps.vpcs.update(vpc.vni.rawValue, value)
+            state.vpcs[vpc.vni] = vpc
+        }
+    }
+
+    /// Removes a VPC with all its networks, endpoints (local ones are unplugged) and learned paths.
+    public func removeVPC(_ vni: VNI) throws {
+        try lock.withLock {
+            guard state.vpcs[vni] != nil else { throw DataplaneError(.notFound, "no VPC \(vni)") }
+            for id in state.networks.keys where id.vni == vni { try removeNetworkLocked(id) }
+            try purgeDirectPaths { $0.vni == vni }
+            try maps.vpcs.delete(vni.rawValue)
+            state.vpcs[vni] = nil
+        }
+    }
+
+    public var vpcs: [VPC] { lock.withLock { state.vpcs.values.sorted { $0.vni < $1.vni } } }
+
+    // MARK: Networks
+
+    /// Adds or replaces a network of a known VPC. The droplet bounces it when its address is
+    /// among the bouncers. Networks of one VPC may not overlap.
+    public func setNetwork(_ network: Network) throws {
+        guard (1...Int(MZ_MAX_BOUNCERS)).contains(network.bouncers.count) else {
+            throw DataplaneError(.invalidArgument, "network \(network.id) has \(network.bouncers.count) bouncers; it needs 1 to \(MZ_MAX_BOUNCERS)")
+        }
+        var value = mz_network()
+        value.flags = network.bouncers.contains { $0.ip == address.ip } ? UInt32(MZ_NETWORK_BOUNCER_HERE) : 0
+        value.bouncer_count = UInt32(network.bouncers.count)
+        withDroplets(&value.bouncers, network.bouncers)
+        try lock.withLock {
+            guard state.vpcs[network.vni] != nil else { throw DataplaneError(.notFound, "network \(network.id): no VPC \(network.vni)") }
+            if let other = state.networks.values.first(where: { $0.vni == network.vni && $0.cidr != network.cidr && overlaps($0.cidr, network.cidr) }) {
+                throw DataplaneError(.conflict, "network \(network.id) overlaps \(other.cidr)")
+            }
+            try maps.networks.update(network.id.key, value)
+            state.networks[network.id] = network
+        }
+    }
+
+    /// Removes a network with its endpoints (local ones are unplugged) and learned paths.
+    public func removeNetwork(_ id: NetworkID) throws {
+        try lock.withLock { try removeNetworkLocked(id) }
+    }
+
+    public var networks: [Network] { lock.withLock { Array(state.networks.values) } }
+
+    private func removeNetworkLocked(_ id: NetworkID) throws {
+        guard let network = state.networks[id] else { throw DataplaneError(.notFound, "no network \(id)") }
+        for (eid, local) in state.locals where eid.vni == id.vni && network.contains(eid.ip) { try unplugLocked(local) }
+        for eid in state.endpoints.keys where eid.vni == id.vni && network.contains(eid.ip) { try removeEndpointLocked(eid) }
+        try purgeDirectPaths { $0.vni == id.vni && network.contains($0.ip) }
+        try maps.networks.delete(id.key)
+        state.networks[id] = nil
+    }
+
+    // MARK: Endpoints (the bouncer table)
+
+    /// Adds or replaces endpoints as a bouncer knows them. Each must lie in a known network;
+    /// all are checked before any is written, and many go in one batch.
+    public func setEndpoints(_ endpoints: [Endpoint]) throws {
+        try lock.withLock {
+            var batch: [(key: mz_endpoint_key, value: mz_endpoint)] = []
+            batch.reserveCapacity(endpoints.count)
+            for ep in endpoints {
+                guard let network = state.network(containing: ep.ip, in: ep.vni) else {
+                    throw DataplaneError(.notFound, "endpoint \(ep.id): no network of VPC \(ep.vni) holds \(ep.ip)")
+                }
+                // A local endpoint shadows the bouncer entry until it is unplugged.
+                if state.locals[ep.id] == nil { batch.append((ep.id.key, remoteValue(ep, plen: network.cidr.prefixLength))) }
+            }
+            try maps.endpoints.update(batch: batch)
+            for ep in endpoints { state.endpoints[ep.id] = ep }
+        }
+    }
+
+    public func setEndpoint(_ endpoint: Endpoint) throws { try setEndpoints([endpoint]) }
+
+    /// Removes an endpoint from the bouncer table, and any path learned to it.
+    public func removeEndpoint(_ id: EndpointID) throws {
+        try lock.withLock { try removeEndpointLocked(id) }
+    }
+
+    public var endpoints: [Endpoint] { lock.withLock { Array(state.endpoints.values) } }
+
+    private func removeEndpointLocked(_ id: EndpointID) throws {
+        guard state.endpoints[id] != nil else { throw DataplaneError(.notFound, "no endpoint \(id)") }
+        if state.locals[id] == nil { try maps.endpoints.delete(id.key) }
+        try maps.directPath.delete(id.key)
+        state.endpoints[id] = nil
+    }
+
+    /// The direct paths learned from RTS options: which droplet each endpoint was last seen behind.
+    public func learnedPaths() throws -> [EndpointID: DropletAddress] {
+        var result: [EndpointID: DropletAddress] = [:]
+        for (key, value) in try maps.directPath.entries() { result[EndpointID(key)] = DropletAddress(value.droplet) }
+        return result
+    }
+
+    func remoteValue(_ ep: Endpoint, plen: Int) -> mz_endpoint {
+        var value = mz_endpoint()
+        value.droplet = ep.droplet.c
+        withMAC(&value.mac, ep.mac)
+        value.net_plen = UInt8(plen)
+        return value
+    }
+
+    /// Deletes learned direct paths whose endpoint matches.
+    func purgeDirectPaths(where matches: (EndpointID) -> Bool) throws {
+        for key in try maps.directPath.keys() where matches(EndpointID(key)) { try maps.directPath.delete(key) }
+    }
+}
+
+private func overlaps(_ a: IPv4Interface, _ b: IPv4Interface) -> Bool {
+    let shorter = min(a.prefixLength, b.prefixLength)
+    return IPv4Interface(a.address, prefixLength: shorter).network == IPv4Interface(b.address, prefixLength: shorter).network
+}

@@ -1,0 +1,139 @@
+import CMizarABI
+import Foundation
+import Logging
+import MizarBPF
+import MizarNet
+
+/// One droplet's data plane: transit XDP for its substrate interface, the transit agent
+/// for its endpoints' veths, and the tables both share.
+///
+/// Programming goes through the table methods (`setVPC`, `setNetwork`, `setEndpoint`,
+/// `plug`, and their removals); every removal takes away each entry it created.
+/// The droplet's roles follow from the tables: it bounces a network when its address is
+/// among the network's bouncers and divides a VPC when it is among the VPC's dividers.
+public final class Droplet: @unchecked Sendable {
+    /// This droplet on the underlay.
+    public let address: DropletAddress
+    /// The substrate interface and the namespace it lives in.
+    public let interface: String
+    public let ifindex: Int32
+    public let netns: Netns
+    /// Substrate MTU; endpoints get `mtu - MZ_MTU_OVERHEAD`.
+    public let mtu: UInt32
+    public let maps: DataplaneMaps
+    public let transitProgram: BPFProgram
+    public let agentProgram: BPFProgram
+    /// XDP_PASS program for the endpoint side of each veth.
+    public let vethPeerProgram: BPFProgram
+    /// Where transit XDP is attached, once `attach` succeeded.
+    public private(set) var attachedMode: XDPMode?
+
+    let transitObject: BPFObject
+    let agentObject: BPFObject
+    let transitStats: PerCPUMap<UInt32, mz_transit_stats>
+    let agentStats: PerCPUMap<UInt32, mz_agent_stats>
+    let logger: Logger
+    let lock = NSLock()
+    var state = TableState()
+    private var transitLink: BPFLink?
+
+    /// The largest MTU an endpoint of this droplet may use.
+    public var endpointMTU: UInt32 { mtu - UInt32(MZ_MTU_OVERHEAD) }
+
+    /// Loads the programs and tables of a droplet and records its identity in them.
+    /// Nothing is attached yet: see `attach(mode:)`.
+    ///
+    /// - Parameters:
+    ///   - directPathMaxAge: how long a learned direct path is used without being refreshed;
+    ///     zero turns the direct path off (everything passes the bouncers).
+    public init(address: DropletAddress, interface: String, ifindex: Int32, mtu: UInt32, netns: Netns = .host,
+                limits: DropletLimits = DropletLimits(), directPathMaxAge: Duration = .seconds(30),
+                locator: BPFObjectLocator = BPFObjectLocator(), logger: Logger = Logger(label: "mizar.dataplane")) throws {
+        guard mtu > UInt32(MZ_MTU_OVERHEAD) + 68 else {
+            throw DataplaneError(.invalidArgument, "substrate MTU \(mtu) leaves no room for the \(MZ_MTU_OVERHEAD)-byte overlay overhead")
+        }
+        self.address = address
+        self.interface = interface
+        self.ifindex = ifindex
+        self.mtu = mtu
+        self.netns = netns
+        self.logger = logger
+
+        transitObject = try locator.open(MZ_TRANSIT_XDP_OBJECT)
+        for (map, size) in limits.byMap { try transitObject.setMaxEntries(size, ofMap: map) }
+        try transitObject.load()
+        agentObject = try locator.open(MZ_TRANSIT_AGENT_OBJECT)
+        for map in DataplaneMaps.names { try agentObject.reuseMap(map, from: transitObject.map(named: map)) }
+        try agentObject.load()
+
+        maps = try DataplaneMaps(transitObject)
+        transitProgram = try transitObject.program(named: MZ_TRANSIT_XDP_PROG)
+        agentProgram = try agentObject.program(named: MZ_TRANSIT_AGENT_PROG)
+        vethPeerProgram = try agentObject.program(named: MZ_VETH_PEER_PROG)
+        transitStats = try PerCPUMap(transitObject.map(named: MZ_TRANSIT_STATS_MAP))
+        agentStats = try PerCPUMap(agentObject.map(named: MZ_AGENT_STATS_MAP))
+
+        var config = mz_droplet()
+        config.`self` = address.c
+        config.ifindex = UInt32(ifindex)
+        config.mtu = mtu
+        let ms = directPathMaxAge.components.seconds * 1000 + directPathMaxAge.components.attoseconds / 1_000_000_000_000_000
+        config.direct_path_max_age_ms = UInt32(clamping: ms)
+        try maps.droplet.update(0, config)
+    }
+
+    /// Opens the droplet of `interface` in `netns`: its index, MAC, MTU and (unless given) first IPv4 address.
+    public convenience init(interface: String, in netns: Netns = .host, ip: IPv4Address? = nil, limits: DropletLimits = DropletLimits(),
+                            directPathMaxAge: Duration = .seconds(30), locator: BPFObjectLocator = BPFObjectLocator()) throws {
+        let socket = try RouteSocket(in: netns)
+        let link = try socket.link(named: interface)
+        guard let mac = link.mac else { throw DataplaneError(.invalidArgument, "\(interface) has no MAC address: not an Ethernet device") }
+        guard let ip = try ip ?? socket.addresses(of: link.index).first?.address else {
+            throw DataplaneError(.invalidArgument, "\(interface) has no IPv4 address; give the droplet's IP explicitly")
+        }
+        try self.init(address: DropletAddress(ip: ip, mac: mac), interface: interface, ifindex: link.index, mtu: link.mtu,
+                      netns: netns, limits: limits, directPathMaxAge: directPathMaxAge, locator: locator)
+    }
+
+    /// Attaches transit XDP to the substrate interface. `.native` is tried first; when the
+    /// driver lacks native XDP the program runs in generic mode, which is logged and kept in
+    /// `attachedMode` (mode `.native` given explicitly never falls back).
+    public func attach(mode: XDPMode = .auto) throws {
+        try lock.withLock {
+            guard transitLink == nil else { throw DataplaneError(.invalidState, "transit XDP is already attached to \(interface)") }
+            let (link, used) = try attachXDP(transitProgram, ifindex: ifindex, in: netns, mode: mode, what: "transit XDP on \(interface)")
+            transitLink = link
+            attachedMode = used
+        }
+    }
+
+    /// Detaches every program this droplet attached (transit XDP and the agents of plugged endpoints).
+    /// Tables stay as they are.
+    public func detach() {
+        lock.withLock {
+            try? transitLink?.detach()
+            transitLink = nil
+            attachedMode = nil
+            for local in state.locals.values { local.detach() }
+        }
+    }
+
+    /// Transit XDP's counters, summed over CPUs.
+    public func transitCounters() throws -> TransitCounters { try .read(transitStats) }
+
+    /// The transit agents' counters (all endpoints of the droplet), summed over CPUs.
+    public func agentCounters() throws -> AgentCounters { try .read(agentStats) }
+
+    /// Attaches `program` in `netns`, native first unless a mode is forced.
+    func attachXDP(_ program: BPFProgram, ifindex: Int32, in netns: Netns, mode: XDPMode, what: String) throws -> (BPFLink, XDPMode) {
+        try netns.perform {
+            guard mode == .auto else { return (try XDP.attach(program, ifindex: ifindex, mode: mode), mode) }
+            do {
+                return (try XDP.attach(program, ifindex: ifindex, mode: .native), .native)
+            } catch {
+                logger.warning("native XDP impossible, running generic (slow path)", metadata: ["what": "\(what)", "error": "\(error)"])
+                return (try XDP.attach(program, ifindex: ifindex, mode: .generic), .generic)
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+import Foundation
+import MizarBPF
+import MizarDataplane
+import MizarNet
+
+/// The test topology of DESIGN §7 with the data plane running on it: a fabric namespace
+/// whose bridge is the underlay, droplet namespaces joined to it by veths (transit XDP on
+/// each), endpoint namespaces joined to their droplet by veths (transit agent on each).
+/// It also plays the management plane: VPCs and networks go to every droplet, endpoints
+/// to the bouncers of their network.
+///
+/// For tests, benchmarks and demos. Every name starts with `prefix`; `teardown()` removes
+/// everything (call it in `defer`).
+public final class OverlayLab: @unchecked Sendable {
+    /// A droplet of the lab: its namespace, substrate interface and data plane.
+    public struct Host: @unchecked Sendable {
+        public let name: String
+        public let netns: Netns
+        public let interface: String
+        public let address: DropletAddress
+        public let dataplane: Droplet
+    }
+
+    /// An endpoint of the lab: a namespace with `eth0` behind a veth to its droplet.
+    public struct Guest: Sendable {
+        public let name: String
+        public let netns: Netns
+        public let vni: VNI
+        public let address: IPv4Interface
+        public let mac: MACAddress
+        public var host: String
+        public var ip: IPv4Address { address.address }
+        public var id: EndpointID { EndpointID(vni: vni, ip: ip) }
+    }
+
+    public let prefix: String
+    public let fabric: Netns
+    public let underlayMTU: UInt32
+    public private(set) var hosts: [String: Host] = [:]
+    public private(set) var guests: [String: Guest] = [:]
+    private var networkList: [Network] = []
+    private var fabricLinks: [BPFLink] = []
+    private var namespaces: [String] = []
+    private let locator: BPFObjectLocator
+    private let directPathMaxAge: Duration
+    private let bridge: String
+
+    /// Creates the fabric (a bridge in its own namespace) and one droplet per name, with
+    /// underlay addresses 172.30.0.1, .2, ... in the order given.
+    public init(prefix: String = uniquePrefix(), droplets: [String], underlayMTU: UInt32 = 1500,
+                directPathMaxAge: Duration = .seconds(30), locator: BPFObjectLocator = BPFObjectLocator()) throws {
+        self.prefix = prefix
+        self.underlayMTU = underlayMTU
+        self.locator = locator
+        self.directPathMaxAge = directPathMaxAge
+        bridge = prefix + "br"
+        fabric = try Netns.create(named: prefix + "-fabric")
+        namespaces.append(prefix + "-fabric")
+        do {
+            let socket = try RouteSocket(in: fabric)
+            _ = try socket.createBridge(name: bridge)
+            try socket.setUp(bridge)
+            for (i, name) in droplets.enumerated() { try addDroplet(name, index: i + 1) }
+        } catch {
+            teardown()
+            throw error
+        }
+    }
+
+    /// Removes every namespace the lab made (and with them every veth, bridge and attachment).
+    public func teardown() {
+        for host in hosts.values { host.dataplane.detach() }
+        fabricLinks.removeAll()
+        for name in namespaces.reversed() { _ = try? Netns.delete(named: name) }
+        namespaces.removeAll()
+    }
+
+    public func host(_ name: String) -> Host { hosts[name]! }
+    public func guest(_ name: String) -> Guest { guests[name]! }
+
+    private func addDroplet(_ name: String, index: Int) throws {
+        let netns = try Netns.create(named: "\(prefix)-\(name)")
+        namespaces.append("\(prefix)-\(name)")
+        let fabricSide = "\(prefix)f\(index)"
+        let fabricSocket = try RouteSocket(in: fabric)
+        _ = try fabricSocket.createVethPair(name: fabricSide, peerName: "eth0", peerNetns: netns, mtu: underlayMTU)
+        try fabricSocket.setMaster(of: fabricSide, to: bridge)
+        try fabricSocket.setUp(fabricSide)
+        let socket = try RouteSocket(in: netns)
+        let ip = IPv4Address(172, 30, 0, UInt8(index))
+        let link = try socket.link(named: "eth0")
+        try socket.addAddress(IPv4Interface(ip, prefixLength: 24), to: link.index)
+        try socket.setUp("eth0")
+        try socket.setUp("lo")
+        let dataplane = try Droplet(interface: "eth0", in: netns, ip: ip, directPathMaxAge: directPathMaxAge, locator: locator)
+        try dataplane.attach(mode: .native)
+        // The fabric port stands in for the switch: frames sent into a veth need an XDP peer.
+        let fabricIndex = try fabricSocket.link(named: fabricSide).index
+        fabricLinks.append(try fabric.perform { try XDP.attach(dataplane.vethPeerProgram, ifindex: fabricIndex, mode: .native) })
+        hosts[name] = Host(name: name, netns: netns, interface: "eth0", address: dataplane.address, dataplane: dataplane)
+    }
+
+    private func addresses(_ names: [String]) -> [DropletAddress] { names.map { host($0).address } }
+
+    // MARK: Management plane
+
+    /// Creates a VPC on every droplet.
+    public func createVPC(_ vni: VNI, dividers: [String]) throws {
+        for host in hosts.values { try host.dataplane.setVPC(VPC(vni: vni, dividers: addresses(dividers))) }
+    }
+
+    /// Creates a network on every droplet.
+    public func createNetwork(_ vni: VNI, _ cidr: String, bouncers: [String]) throws {
+        guard let cidr = IPv4Interface(cidr) else { throw DataplaneError(.invalidArgument, "bad CIDR \(cidr)") }
+        let network = Network(vni: vni, cidr: cidr, bouncers: addresses(bouncers))
+        for host in hosts.values { try host.dataplane.setNetwork(network) }
+        networkList.append(network)
+    }
+
+    private func network(of vni: VNI, _ ip: IPv4Address) -> Network? {
+        networkList.first { $0.vni == vni && $0.contains(ip) }
+    }
+
+    /// Creates an endpoint namespace on droplet `host`: `eth0` with `ip`, default route via the
+    /// network's first address; plugs it and tells the network's bouncers.
+    public func createEndpoint(_ name: String, vni: VNI, ip: String, on host: String) throws {
+        guard let ip = IPv4Address(ip), let network = network(of: vni, ip) else { throw DataplaneError(.notFound, "no network of VNI \(vni) holds \(ip)") }
+        let netns = try Netns.create(named: "\(prefix)-\(name)")
+        namespaces.append("\(prefix)-\(name)")
+        let guest = Guest(name: name, netns: netns, vni: vni, address: IPv4Interface(ip, prefixLength: network.cidr.prefixLength),
+                          mac: MACAddress(bytes: [0x02, 0x00] + ip.bytes), host: host)
+        let socket = try RouteSocket(in: netns)
+        try socket.setUp("lo")
+        guests[name] = guest
+        try wire(guest, to: host)
+        let eth0 = try socket.link(named: "eth0")
+        try socket.addAddress(guest.address, to: eth0.index)
+        let gateway = IPv4Address(bytes: network.cidr.address.bytes.dropLast() + [network.cidr.address.bytes[3] + 1])
+        try socket.addRoute(.defaultRoute(via: gateway, ifindex: eth0.index))
+        try announce(guest)
+    }
+
+    /// Removes an endpoint from its droplet and its bouncers (the namespace stays, cut off).
+    public func deleteEndpoint(_ name: String) throws {
+        let guest = guest(name)
+        try host(guest.host).dataplane.unplug(guest.id)
+        for bouncer in bouncers(of: guest) { try bouncer.dataplane.removeEndpoint(guest.id) }
+        _ = try RouteSocket(in: host(guest.host).netns).deleteLink(named: hostSide(guest))
+    }
+
+    /// Moves an endpoint to droplet `host`: unplugs it, rewires its namespace there (same IP
+    /// and MAC, as a live-migrated VM keeps them), plugs it and updates the bouncers.
+    public func moveEndpoint(_ name: String, to host: String) throws {
+        var guest = guest(name)
+        try self.host(guest.host).dataplane.unplug(guest.id)
+        _ = try RouteSocket(in: self.host(guest.host).netns).deleteLink(named: hostSide(guest))
+        guest.host = host
+        guests[name] = guest
+        try wire(guest, to: host)
+        let socket = try RouteSocket(in: guest.netns)
+        let eth0 = try socket.link(named: "eth0")
+        try socket.addAddress(guest.address, to: eth0.index)
+        let network = self.network(of: guest.vni, guest.ip)!
+        let gateway = IPv4Address(bytes: network.cidr.address.bytes.dropLast() + [network.cidr.address.bytes[3] + 1])
+        try socket.addRoute(.defaultRoute(via: gateway, ifindex: eth0.index))
+        try announce(guest)
+    }
+
+    private func hostSide(_ guest: Guest) -> String { "\(prefix)e\(guest.name)" }
+
+    /// A veth from the droplet to the endpoint namespace (`eth0` there), plugged into the droplet.
+    private func wire(_ guest: Guest, to host: String) throws {
+        let droplet = self.host(host)
+        let socket = try RouteSocket(in: droplet.netns)
+        _ = try socket.createVethPair(name: hostSide(guest), peerName: "eth0", peerNetns: guest.netns)
+        let inside = try RouteSocket(in: guest.netns)
+        try inside.setMAC(of: "eth0", to: guest.mac)
+        try inside.setUp("eth0")
+        try socket.setUp(hostSide(guest))
+        try droplet.dataplane.plug(LocalEndpoint(vni: guest.vni, ip: guest.ip, mac: guest.mac, hostInterface: hostSide(guest),
+                                                 peer: EndpointPeer(netns: guest.netns, interface: "eth0")), mode: .native)
+    }
+
+    private func bouncers(of guest: Guest) -> [Host] {
+        let ips = Set(network(of: guest.vni, guest.ip)?.bouncers.map(\.ip) ?? [])
+        return hosts.values.filter { ips.contains($0.address.ip) }
+    }
+
+    private func announce(_ guest: Guest) throws {
+        let endpoint = Endpoint(vni: guest.vni, ip: guest.ip, mac: guest.mac, droplet: host(guest.host).address)
+        for bouncer in bouncers(of: guest) { try bouncer.dataplane.setEndpoint(endpoint) }
+    }
+
+    // MARK: Observation
+
+    /// Pings `to` from endpoint `from`; returns the replies received.
+    @discardableResult
+    public func ping(from: String, to: IPv4Address, count: Int = 3, interval: Double = 0.2, extra: [String] = []) throws -> Int {
+        let result = try runCommand(["ping", "-c", "\(count)", "-i", "\(interval)", "-W", "1"] + extra + [to.description], in: guest(from).netns)
+        return Self.received(result.output)
+    }
+
+    /// The "N received" figure of ping's summary.
+    public static func received(_ output: String) -> Int {
+        let line = output.split(separator: "\n").first { $0.contains("received") } ?? ""
+        let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        return Int(fields.first { $0.hasSuffix("received") }?.split(separator: " ").first ?? "0") ?? 0
+    }
+
+    /// Sum of transit XDP counters over every droplet.
+    public func transitCounters() throws -> [String: TransitCounters] {
+        try hosts.mapValues { try $0.dataplane.transitCounters() }
+    }
+}
+
+extension OverlayLab {
+    /// Packets received on an endpoint's `eth0`, read from its namespace's /proc/net/dev.
+    public func receivedPackets(_ name: String) throws -> UInt64 {
+        let dev = try runCommand(["cat", "/proc/net/dev"], in: guest(name).netns).output
+        guard let line = dev.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("eth0:") }) else { return 0 }
+        let fields = line.split(separator: ":")[1].split(separator: " ")
+        return UInt64(fields[1]) ?? 0
+    }
+
+    /// Runs iperf3 from endpoint `from` to endpoint `to` (server started and stopped here);
+    /// returns the parsed JSON report's end section.
+    public func iperf(from: String, to: String, seconds: Int = 3, extra: [String] = []) throws -> [String: Any] {
+        let server = try RunningCommand(["iperf3", "-s", "-1", "-B", guest(to).ip.description], in: guest(to).netns)
+        defer { server.interrupt() }
+        var result: CommandResult?
+        // Until the server listens: a refused connect fails fast.
+        for attempt in 0..<50 {
+            if attempt > 0 { usleep(100_000) }
+            result = try runCommand(["iperf3", "-c", guest(to).ip.description, "-t", "\(seconds)", "-J"] + extra, in: guest(from).netns, timeout: Double(seconds + 30))
+            if result?.status == 0 && result?.output.contains("\"error\"") == false { break }
+        }
+        guard let result, result.status == 0, let json = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
+              let end = json["end"] as? [String: Any] else {
+            throw DataplaneError(.invalidState, "iperf3 \(from) -> \(to) failed: \(result?.error ?? "") \(result?.output.prefix(300) ?? "")")
+        }
+        return end
+    }
+}

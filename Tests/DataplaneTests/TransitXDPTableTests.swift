@@ -1,0 +1,159 @@
+import CMizarABI
+import Foundation
+import MizarBPF
+import MizarDataplane
+import MizarPacket
+import MizarTestSupport
+import Testing
+
+/// One row of the table: a packet from P and the counter slots it must move.
+struct TransitCase: CustomTestStringConvertible, Sendable {
+    let name: String
+    let packet: [UInt8]
+    let outcome: TransitStat
+    var events: [TransitStat] = []
+    var testDescription: String { name }
+}
+
+private func edited(_ frame: [UInt8], _ edit: (inout [UInt8]) -> Void) -> [UInt8] {
+    var f = frame
+    edit(&f)
+    return f
+}
+
+let transitCases: [TransitCase] = {
+    let good = Wire.geneve()
+    let unknown = GeneveOption(type: 0x49, data: [1, 2, 3, 4])
+    let foreignRTS = GeneveOption(optionClass: 0x0102, type: UInt8(MZ_GENEVE_OPT_RTS), data: Array(repeating: 0, count: 12))
+    let criticalUnknown = GeneveOption(type: 0xc9, data: [])
+    let shortRTS = GeneveOption(type: UInt8(MZ_GENEVE_OPT_RTS), data: Array(repeating: 0, count: 8))
+    let overlong = GeneveOption(type: 0x49, data: [0, 0, 0, 0], declaredWords: 5)
+    let rtsOfY = GeneveOption.returnToSender(dropletIP: Wire.y.ip, dropletMAC: Wire.y.mac)
+    var optlenPastEnd = PacketBuilder.geneve(vni: 100, options: [], payload: [])
+    optlenPastEnd[0] = 10  // 40 bytes of options announced, none present
+    var version1 = PacketBuilder.geneve(vni: 100, options: [Wire.rts], payload: Wire.inner)
+    version1[0] |= 0x40
+    let manyOptions = Array(repeating: unknown, count: 10)
+    let tcp = Wire.ether(PacketBuilder.ipv4(src: Wire.p.ip, dst: Wire.d.ip, protocol: PacketBuilder.protocolTCP, payload: Array(repeating: 0, count: 20)))
+    let fragment = Wire.ether(PacketBuilder.ipv4(src: Wire.p.ip, dst: Wire.d.ip, protocol: PacketBuilder.protocolUDP, payload: Array(repeating: 0, count: 40), fragmentOffset: 10))
+    let udpTruncated = Wire.ether(PacketBuilder.ipv4(src: Wire.p.ip, dst: Wire.d.ip, protocol: PacketBuilder.protocolUDP, payload: [0x9c, 0x40, 0x17]))
+    let innerARP = PacketBuilder.ethernet(src: Wire.qMAC, dst: .broadcast, etherType: PacketBuilder.etherTypeARP,
+                                          payload: PacketBuilder.arp(senderMAC: Wire.qMAC, senderIP: Wire.q, targetIP: Wire.a))
+    let to = { (ip: IPv4Address) in Wire.icmp(from: Wire.q, Wire.qMAC, to: ip) }
+    return [
+        // Delivered to local endpoint A.
+        TransitCase(name: "delivered with RTS: learned", packet: good, outcome: .delivered, events: [.optionRTS, .learned]),
+        TransitCase(name: "delivered without options", packet: Wire.geneve(options: []), outcome: .delivered),
+        TransitCase(name: "unknown option is skipped", packet: Wire.geneve(options: [unknown, Wire.rts]), outcome: .delivered, events: [.optionRTS, .optionUnknown, .learned]),
+        TransitCase(name: "RTS type of another class is unknown", packet: Wire.geneve(options: [foreignRTS]), outcome: .delivered, events: [.optionUnknown]),
+        TransitCase(name: "options past the walk cap, no C bit", packet: Wire.geneve(options: manyOptions), outcome: .delivered, events: [.optionUnknown]),
+        TransitCase(name: "Ethernet padding after the datagram", packet: good + Array(repeating: 0, count: 16), outcome: .delivered, events: [.optionRTS, .learned]),
+        // Forwarded to another droplet.
+        TransitCase(name: "bouncer: endpoint on Y", packet: Wire.geneve(inner: to(Wire.b)), outcome: .bounced, events: [.optionRTS]),
+        TransitCase(name: "divider: another network of the VPC", packet: Wire.geneve(inner: to(IPv4Address(10, 0, 2, 5))), outcome: .divided, events: [.optionRTS]),
+        TransitCase(name: "VPC 200 reusing A's IP, sent direct: fallback, not A", packet: Wire.geneve(vni: 200), outcome: .fallback, events: [.optionRTS]),
+        // Dropped: nowhere to go.
+        TransitCase(name: "VPC 200 reusing A's IP, bounced here: stale", packet: Wire.geneve(vni: 200, options: [rtsOfY]), outcome: .stale, events: [.optionRTS]),
+        TransitCase(name: "VPC 200 without RTS: stale", packet: Wire.geneve(vni: 200, options: []), outcome: .stale),
+        TransitCase(name: "bouncer does not know the endpoint", packet: Wire.geneve(inner: to(IPv4Address(10, 0, 1, 9))), outcome: .unknownEndpoint, events: [.optionRTS]),
+        TransitCase(name: "address in no network", packet: Wire.geneve(inner: to(IPv4Address(10, 9, 9, 9))), outcome: .noNetwork, events: [.optionRTS]),
+        TransitCase(name: "unknown VNI", packet: Wire.geneve(vni: 300), outcome: .noNetwork, events: [.optionRTS]),
+        TransitCase(name: "outer TTL runs out on a bounce", packet: Wire.geneve(inner: to(Wire.b), ttl: 1), outcome: .outerTTL, events: [.optionRTS]),
+        // Dropped: malformed overlay traffic.
+        TransitCase(name: "options past the walk cap, C bit", packet: Wire.geneve(options: manyOptions, critical: true), outcome: .geneveCritical),
+        TransitCase(name: "unknown critical option", packet: Wire.geneve(options: [criticalUnknown]), outcome: .geneveCritical),
+        TransitCase(name: "RTS of the wrong length", packet: Wire.geneve(options: [shortRTS]), outcome: .badGeneveOption),
+        TransitCase(name: "option longer than the options", packet: Wire.geneve(options: [overlong]), outcome: .badGeneveOption),
+        TransitCase(name: "options longer than the packet", packet: Wire.geneveFrame(optlenPastEnd), outcome: .badGeneveOption),
+        TransitCase(name: "Geneve version 1", packet: Wire.geneveFrame(version1), outcome: .badGeneve),
+        TransitCase(name: "truncated Geneve header", packet: Wire.geneveFrame([0, 0, 0x65, 0x58]), outcome: .badGeneve),
+        TransitCase(name: "Geneve carrying IPv4, not Ethernet", packet: Wire.geneve(proto: 0x0800), outcome: .geneveProtocol, events: [.optionRTS]),
+        TransitCase(name: "truncated inner Ethernet", packet: Wire.geneve(inner: [1, 2, 3, 4, 5, 6]), outcome: .badInner, events: [.optionRTS]),
+        TransitCase(name: "truncated inner IPv4", packet: Wire.geneve(inner: Array(Wire.inner.prefix(24))), outcome: .badInner, events: [.optionRTS]),
+        TransitCase(name: "inner ARP", packet: Wire.geneve(inner: innerARP), outcome: .innerNonIPv4, events: [.optionRTS]),
+        TransitCase(name: "inner TTL 0", packet: Wire.geneve(inner: Wire.icmp(from: Wire.q, Wire.qMAC, to: Wire.a, ttl: 0)), outcome: .innerTTL, events: [.optionRTS]),
+        // Passed: the droplet's own traffic (malformed outer IP is the stack's to judge).
+        TransitCase(name: "Geneve to another droplet", packet: Wire.geneve(to: Wire.x.ip), outcome: .notForDroplet),
+        TransitCase(name: "truncated IPv4 header", packet: Array(good.prefix(14 + 10)), outcome: .badIPv4),
+        TransitCase(name: "IPv4 IHL below 5", packet: edited(good) { $0[14] = 0x44 }, outcome: .badIPv4),
+        TransitCase(name: "IPv4 total length past the frame", packet: Array(good.prefix(good.count - 8)), outcome: .badIPv4),
+        TransitCase(name: "IPv4 total length below the header", packet: edited(good) { $0[16] = 0; $0[17] = 12 }, outcome: .badIPv4),
+        TransitCase(name: "truncated UDP header", packet: udpTruncated, outcome: .badUDP),
+        TransitCase(name: "ARP", packet: Wire.ether(Array(repeating: 0, count: 28), type: PacketBuilder.etherTypeARP), outcome: .nonIPv4),
+        TransitCase(name: "IPv6", packet: Wire.ether(Array(repeating: 0, count: 40), type: PacketBuilder.etherTypeIPv6), outcome: .nonIPv4),
+        TransitCase(name: "TCP", packet: tcp, outcome: .nonUDP),
+        TransitCase(name: "UDP to DNS", packet: Wire.udpFrame(port: 53, payload: [1, 2, 3, 4]), outcome: .nonGeneve),
+        TransitCase(name: "later IPv4 fragment", packet: fragment, outcome: .ipv4Fragment),
+    ]
+}()
+
+@Suite("Transit XDP: packet table through BPF_PROG_TEST_RUN", .serialized)
+final class TransitXDPTableTests {
+    let bed: TableBed
+
+    init() throws { bed = try TableBed() }
+    deinit { bed.teardown() }
+
+    @Test(arguments: transitCases)
+    func packetGetsItsVerdictAndOneOutcome(_ row: TransitCase) throws {
+        let before = try bed.droplet.transitCounters()
+        let result = try bed.droplet.transitProgram.testRun(packet: row.packet)
+        let delta = try bed.droplet.transitCounters().delta(since: before)
+        #expect(result.action == row.outcome.action)
+        if result.action == .pass { #expect(result.packet == row.packet, "what transit XDP passes is untouched") }
+        #expect(delta.totalPackets == 1)
+        #expect(delta[row.outcome] == Counter(packets: 1, bytes: UInt64(row.packet.count)))
+        for stat in TransitStat.allCases where stat.isEvent {
+            #expect(delta[stat].packets == (row.events.contains(stat) ? 1 : 0), "event slot \(stat)")
+        }
+    }
+
+    @Test func deliveryDecapsulatesRewritesMACsAndLearnsTheSender() throws {
+        let result = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())
+        #expect(result.action == .redirect)
+        var expected = Wire.inner
+        expected.replaceSubrange(0..<12, with: Wire.aMAC.bytes + bed.gatewayA.bytes)
+        #expect(result.packet == expected)
+        #expect(try bed.droplet.learnedPaths()[EndpointID(vni: 100, ip: Wire.q)] == Wire.p)
+        // A second packet within the refresh interval does not rewrite the entry.
+        let before = try bed.droplet.transitCounters()
+        _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())
+        #expect(try bed.droplet.transitCounters().delta(since: before)[.learned].packets == 0)
+    }
+
+    @Test(arguments: [(Wire.b, Wire.y), (IPv4Address(10, 0, 2, 5), Wire.x)])
+    func bounceAndDivideReaddressTheOuterHeadersOnly(_ destination: IPv4Address, _ next: DropletAddress) throws {
+        let inner = Wire.icmp(from: Wire.q, Wire.qMAC, to: destination)
+        let packet = Wire.geneve(inner: inner)
+        let result = try bed.droplet.transitProgram.testRun(packet: packet)
+        #expect(result.action == .tx)
+        let outer = try #require(OuterHeaders(result.packet))
+        #expect(outer.dstMAC == next.mac && outer.srcMAC == Wire.d.mac)
+        #expect(outer.dst == next.ip && outer.src == Wire.d.ip)
+        #expect(outer.ttl == 63 && outer.ipChecksumValid)
+        #expect(outer.options == Wire.rts.bytes, "the RTS still names the source's droplet")
+        #expect(outer.inner == inner)
+        #expect(Array(result.packet[34...]) == Array(packet[34...]), "UDP, Geneve and inner frame unchanged")
+    }
+
+    @Test func namesAndLayoutsMatchTheObjects() throws {
+        #expect(Set(try bed.droplet.maps.entryCounts().keys) == [MZ_ENDPOINTS_MAP, MZ_LOCAL_ENDPOINTS_MAP, MZ_NETWORKS_MAP, MZ_VPCS_MAP, MZ_DIRECT_PATH_MAP])
+        #expect(bed.droplet.maps.endpoints.handle.maxEntries == MZ_DEFAULT_ENDPOINTS)
+        #expect(MemoryLayout<mz_transit_stats>.size == 16 * Int(MZ_TRANSIT_STAT_MAX.rawValue))
+        #expect(MemoryLayout<mz_agent_stats>.size == 16 * Int(MZ_AGENT_STAT_MAX.rawValue))
+        #expect(MemoryLayout<mz_endpoint>.size == 32 && MemoryLayout<mz_local_endpoint>.size == 24)
+        #expect(MemoryLayout<mz_network>.size == 8 + 12 * Int(MZ_MAX_BOUNCERS))
+        #expect(MemoryLayout<mz_geneve_hdr>.size == 8 && MemoryLayout<mz_geneve_rts>.size == 12)
+        // The Swift slot enums follow the C enums.
+        #expect(TransitStat.allCases.count == Int(MZ_TRANSIT_STAT_MAX.rawValue))
+        #expect(TransitStat.delivered.rawValue == MZ_TRANSIT_DELIVERED.rawValue && TransitStat.outerTTL.rawValue == MZ_TRANSIT_OUTER_TTL.rawValue)
+        #expect(TransitStat.optionRTS.rawValue == MZ_TRANSIT_OPT_RTS.rawValue && TransitStat.learned.rawValue == MZ_TRANSIT_LEARNED.rawValue)
+        #expect(AgentStat.allCases.count == Int(MZ_AGENT_STAT_MAX.rawValue))
+        #expect(AgentStat.arpReplied.rawValue == MZ_AGENT_ARP_REPLIED.rawValue && AgentStat.arpIgnored.rawValue == MZ_AGENT_ARP_IGNORED.rawValue)
+        #expect(AgentStat.encapFailed.rawValue == MZ_AGENT_ENCAP_FAILED.rawValue)
+    }
+
+    @Test func runtShorterThanEthernetIsRefusedByTheKernel() throws {
+        #expect { try bed.droplet.transitProgram.testRun(packet: Array(Wire.geneve().prefix(10))) } throws: { ($0 as? BPFError)?.errno == EINVAL }
+    }
+}

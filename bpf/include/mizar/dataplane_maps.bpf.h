@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * This file contains the data-plane maps (kernel-only). Transit XDP and the transit
+ * agent both include it; user space creates one set per droplet with the first
+ * object it loads and hands the same maps to the second (bpf_map__reuse_fd).
+ * max_entries here are defaults: user space sets the real sizes before load.
+ */
+#ifndef MIZAR_DATAPLANE_MAPS_BPF_H
+#define MIZAR_DATAPLANE_MAPS_BPF_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "dataplane.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mz_droplet);
+} droplet SEC(".maps");
+
+/* Hash without preallocation: a bouncer's million endpoints cost memory only when present. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MZ_DEFAULT_ENDPOINTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mz_endpoint_key);
+	__type(value, struct mz_endpoint);
+} endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MZ_DEFAULT_LOCAL_ENDPOINTS);
+	__type(key, __u32); /* ifindex of the host-side veth */
+	__type(value, struct mz_local_endpoint);
+} local_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MZ_DEFAULT_NETWORKS);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* required by LPM tries */
+	__type(key, struct mz_network_key);
+	__type(value, struct mz_network);
+} networks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MZ_DEFAULT_VPCS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32); /* VNI */
+	__type(value, struct mz_vpc);
+} vpcs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MZ_DEFAULT_DIRECT_PATHS);
+	__type(key, struct mz_endpoint_key);
+	__type(value, struct mz_direct_path);
+} direct_path SEC(".maps");
+
+static __always_inline const struct mz_droplet *mz_droplet(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&droplet, &zero);
+}
+
+/* The network of the VPC holding `ip` (longest prefix), or NULL. */
+static __always_inline const struct mz_network *mz_network_of(__u32 vni, __be32 ip)
+{
+	struct mz_network_key key = { .prefixlen = 64, .vni = vni, .ip = ip };
+
+	return bpf_map_lookup_elem(&networks, &key);
+}
+
+/* True when a and b share the first plen bits (same network). */
+static __always_inline int mz_same_network(__be32 a, __be32 b, __u8 plen)
+{
+	__u32 mask = plen >= 32 ? 0xffffffff : plen ? ~((1u << (32 - plen)) - 1) : 0;
+
+	return ((bpf_ntohl(a) ^ bpf_ntohl(b)) & mask) == 0;
+}
+
+/*
+ * One of `count` droplets chosen by `hash`; NULL when there is none. `max` is a power
+ * of two: the mask bounds the index for the verifier (user space never stores count > max).
+ */
+static __always_inline const struct mz_droplet_addr *
+mz_pick(const struct mz_droplet_addr *set, __u32 count, __u32 max, __u32 hash)
+{
+	if (count == 0)
+		return NULL;
+	return &set[(hash % count) & (max - 1)];
+}
+
+#endif /* MIZAR_DATAPLANE_MAPS_BPF_H */
