@@ -26,7 +26,8 @@ public struct NetworkID: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(cidr) in VNI \(vni)" }
 
-    var key: mz_network_key {
+    /// The C key of the `networks` LPM trie.
+    public var key: mz_network_key {
         mz_network_key(prefixlen: 32 + UInt32(cidr.prefixLength), vni: vni.rawValue, ip: cidr.address.networkOrder)
     }
 }

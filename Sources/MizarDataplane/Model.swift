@@ -129,7 +129,8 @@ extension DropletAddress {
 }
 
 extension EndpointID {
-    var key: mz_endpoint_key { mz_endpoint_key(vni: vni.rawValue, ip: ip.networkOrder) }
+    /// The C key of `endpoints` and `direct_path`.
+    public var key: mz_endpoint_key { mz_endpoint_key(vni: vni.rawValue, ip: ip.networkOrder) }
 
     init(_ key: mz_endpoint_key) {
         self.init(vni: VNI(rawValue: key.vni & 0xff_ffff)!, ip: IPv4Address(networkOrder: key.ip))

@@ -12,68 +12,96 @@ public struct CommandResult: Sendable {
 /// For tests, benchmarks and demos: real tools observe and drive traffic; product code never shells out.
 @discardableResult
 public func runCommand(_ arguments: [String], in netns: Netns? = nil, timeout: TimeInterval = 60) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = (netns.map { ["nsenter", "--net=\($0.path)"] } ?? []) + arguments
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mizar-cmd-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    process.standardOutput = try FileHandle(forWritingTo: outURL)
-    process.standardError = try FileHandle(forWritingTo: errURL)
-    try process.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning { process.terminate() }
-    process.waitUntilExit()
-    let outData = (try? Data(contentsOf: outURL)) ?? Data(), errData = (try? Data(contentsOf: errURL)) ?? Data()
-    return CommandResult(status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self), error: String(decoding: errData, as: UTF8.self))
+    try RunningCommand(arguments, in: netns).wait(timeout: timeout)
 }
 
 /// A command running in the background (a capture, a server, a long ping).
+///
+/// Spawned with posix_spawn and an empty signal mask: a child of a threaded test process
+/// would otherwise inherit blocked SIGINT/SIGTERM and ignore `interrupt()`.
 public final class RunningCommand: @unchecked Sendable {
-    private let process = Process()
+    private var pid: pid_t = 0
+    private var status: Int32?
     private let dir: URL
 
     /// Starts `arguments`, optionally inside `netns` through nsenter.
     public init(_ arguments: [String], in netns: Netns? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = (netns.map { ["nsenter", "--net=\($0.path)"] } ?? []) + arguments
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("mizar-bg-\(UUID().uuidString)")
+        let argv = (netns.map { ["nsenter", "--net=\($0.path)"] } ?? []) + arguments
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("mizar-cmd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for name in ["out", "err"] { _ = FileManager.default.createFile(atPath: dir.appendingPathComponent(name).path, contents: nil) }
-        process.standardOutput = try FileHandle(forWritingTo: dir.appendingPathComponent("out"))
-        process.standardError = try FileHandle(forWritingTo: dir.appendingPathComponent("err"))
-        try process.run()
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, dir.appendingPathComponent("out").path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, dir.appendingPathComponent("err").path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), defaults = sigset_t()
+        sigemptyset(&empty)
+        sigemptyset(&defaults)
+        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, environ)
+        guard rc == 0 else {
+            try? FileManager.default.removeItem(at: dir)
+            throw NetError(.system, operation: "run \(argv.joined(separator: " "))", message: String(cString: strerror(rc)))
+        }
     }
 
     deinit {
-        if process.isRunning { process.terminate() }
+        if status == nil {
+            kill(pid, SIGKILL)
+            _ = reap(block: true)
+        }
         try? FileManager.default.removeItem(at: dir)
     }
 
     /// What the command wrote to stderr so far (tcpdump announces itself there).
-    public var errorOutput: String {
-        String(decoding: (try? Data(contentsOf: dir.appendingPathComponent("err"))) ?? Data(), as: UTF8.self)
-    }
+    public var errorOutput: String { read("err") }
 
     /// Sends SIGINT (tools flush and summarise on it) and waits for the end.
     @discardableResult
-    public func interrupt() -> CommandResult {
-        if process.isRunning { process.interrupt() }
-        return wait()
+    public func interrupt(timeout: TimeInterval = 10) -> CommandResult {
+        if status == nil { kill(pid, SIGINT) }
+        return wait(timeout: timeout)
     }
 
-    /// Waits for the command to end by itself.
+    /// Waits for the command to end by itself; after `timeout` it is terminated, then killed.
     @discardableResult
     public func wait(timeout: TimeInterval = 60) -> CommandResult {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        let read = { (name: String) in String(decoding: (try? Data(contentsOf: self.dir.appendingPathComponent(name))) ?? Data(), as: UTF8.self) }
-        return CommandResult(status: process.terminationStatus, output: read("out"), error: read("err"))
+        while !reap(block: false) && Date() < deadline { usleep(10_000) }
+        if status == nil {
+            kill(pid, SIGTERM)
+            for _ in 0..<100 where !reap(block: false) { usleep(10_000) }
+        }
+        if status == nil {
+            kill(pid, SIGKILL)
+            _ = reap(block: true)
+        }
+        return CommandResult(status: status ?? -1, output: read("out"), error: read("err"))
+    }
+
+    /// Collects the exit status; true once the process has ended.
+    private func reap(block: Bool) -> Bool {
+        if status != nil { return true }
+        var raw: Int32 = 0
+        let rc = waitpid(pid, &raw, block ? 0 : WNOHANG)
+        guard rc == pid else { return rc < 0 }
+        // Exit code when it exited, 128 + signal when a signal ended it (as a shell reports).
+        status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        return true
+    }
+
+    private func read(_ name: String) -> String {
+        String(decoding: (try? Data(contentsOf: dir.appendingPathComponent(name))) ?? Data(), as: UTF8.self)
     }
 }

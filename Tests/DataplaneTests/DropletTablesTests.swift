@@ -1,0 +1,77 @@
+import CMizarABI
+import Foundation
+import MizarBPF
+import MizarDataplane
+import MizarTestSupport
+import Testing
+
+@Suite("Droplet tables: removal leaves nothing, bad requests change nothing", .serialized)
+final class DropletTablesTests {
+    let bed: TableBed
+
+    init() throws { bed = try TableBed() }
+    deinit { bed.teardown() }
+
+    private var counts: [String: Int] { get throws { try bed.droplet.maps.entryCounts() } }
+
+    @Test func removingVPCsEmptiesEveryTableAndDetachesAgents() throws {
+        _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())  // learns a direct path
+        #expect(try counts == [MZ_ENDPOINTS_MAP: 3, MZ_LOCAL_ENDPOINTS_MAP: 2, MZ_NETWORKS_MAP: 3, MZ_VPCS_MAP: 2, MZ_DIRECT_PATH_MAP: 1])
+        let hostA = try RouteSocket(in: bed.netns).link(named: bed.prefix + "ah").index
+        #expect(try bed.netns.perform { try XDP.query(ifindex: hostA) }.programName == MZ_TRANSIT_AGENT_PROG)
+
+        try bed.droplet.removeVPC(100)
+        #expect(try counts == [MZ_ENDPOINTS_MAP: 0, MZ_LOCAL_ENDPOINTS_MAP: 0, MZ_NETWORKS_MAP: 1, MZ_VPCS_MAP: 1, MZ_DIRECT_PATH_MAP: 0])
+        #expect(try bed.netns.perform { try XDP.query(ifindex: hostA) } == .none, "the agent is detached from unplugged endpoints")
+        #expect(bed.droplet.localEndpoints.isEmpty && bed.droplet.endpoints.isEmpty)
+        try bed.droplet.removeVPC(200)
+        #expect(try counts.values.allSatisfy { $0 == 0 })
+    }
+
+    @Test func unplugAndRemoveEndpointTakeTheirEntries() throws {
+        try bed.droplet.unplug(EndpointID(vni: 100, ip: Wire.a))
+        try bed.droplet.removeEndpoint(EndpointID(vni: 100, ip: Wire.b))
+        #expect(try bed.droplet.maps.endpoints.keys().count == 1)
+        #expect(try bed.droplet.maps.localEndpoints.keys().count == 1)
+        // Traffic to the unplugged endpoint: this droplet bounces its network, so it is an unknown endpoint.
+        let before = try bed.droplet.transitCounters()
+        #expect(try bed.droplet.transitProgram.testRun(packet: Wire.geneve()).action == .drop)
+        #expect(try bed.droplet.transitCounters().delta(since: before)[.unknownEndpoint].packets == 1)
+    }
+
+    @Test func localEndpointShadowsItsBouncerEntryAndGivesItBack() throws {
+        let id = EndpointID(vni: 100, ip: Wire.a)
+        try bed.droplet.setEndpoint(Endpoint(vni: 100, ip: Wire.a, mac: Wire.aMAC, droplet: Wire.y))
+        #expect(try bed.droplet.maps.endpoints.lookup(id.key)?.flags == UInt8(MZ_ENDPOINT_LOCAL))
+        try bed.droplet.unplug(id)
+        let entry = try #require(try bed.droplet.maps.endpoints.lookup(id.key))
+        #expect(entry.flags == 0 && DropletAddressProbe.ip(entry) == Wire.y.ip)
+    }
+
+    @Test func badRequestsAreRefusedAndChangeNothing() throws {
+        let before = try counts
+        func refused(_ code: DataplaneError.Code, _ body: () throws -> Void) {
+            #expect(performing: body, throws: { ($0 as? DataplaneError)?.code == code })
+        }
+        refused(.notFound) { try self.bed.droplet.setNetwork(Network(vni: 300, cidr: IPv4Interface("10.0.1.0/24")!, bouncers: [Wire.x])) }
+        refused(.conflict) { try self.bed.droplet.setNetwork(Network(vni: 100, cidr: IPv4Interface("10.0.0.0/16")!, bouncers: [Wire.x])) }
+        refused(.invalidArgument) { try self.bed.droplet.setNetwork(Network(vni: 100, cidr: IPv4Interface("10.0.9.0/24")!, bouncers: [])) }
+        refused(.invalidArgument) { try self.bed.droplet.setVPC(VPC(vni: 100, dividers: Array(repeating: Wire.x, count: Int(MZ_MAX_DIVIDERS) + 1))) }
+        refused(.notFound) {
+            try self.bed.droplet.setEndpoints([Endpoint(vni: 100, ip: IPv4Address(10, 0, 1, 30), mac: Wire.bMAC, droplet: Wire.y),
+                                               Endpoint(vni: 100, ip: IPv4Address(10, 7, 0, 1), mac: Wire.bMAC, droplet: Wire.y)])
+        }
+        refused(.conflict) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: Wire.a, mac: Wire.aMAC, hostInterface: self.bed.prefix + "ah")) }
+        refused(.conflict) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: IPv4Address(10, 0, 1, 40), mac: Wire.aMAC, hostInterface: self.bed.prefix + "ah")) }
+        refused(.notFound) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: IPv4Address(10, 7, 0, 1), mac: Wire.aMAC, hostInterface: self.bed.prefix + "ah")) }
+        refused(.notFound) { try self.bed.droplet.unplug(EndpointID(vni: 100, ip: IPv4Address(10, 0, 1, 77))) }
+        refused(.notFound) { try self.bed.droplet.removeVPC(999) }
+        #expect(VNI(rawValue: 1 << 24) == nil)
+        #expect(try counts == before)
+        #expect(try bed.droplet.maps.vpcs.lookup(100)?.divider_count == 1)
+    }
+}
+
+enum DropletAddressProbe {
+    static func ip(_ entry: mz_endpoint) -> IPv4Address { IPv4Address(bytes: withUnsafeBytes(of: entry.droplet.ip) { Array($0) }) }
+}

@@ -1,0 +1,109 @@
+import CMizarABI
+import Foundation
+import MizarBPF
+import MizarDataplane
+import MizarPacket
+import MizarTestSupport
+import Testing
+
+@Suite("Overlay traffic with real tools: TCP, UDP, fragments, MTU, the wire format", .serialized)
+struct OverlayTrafficTests {
+    @Test func tcpUDPAndFragmentsCrossAndTheFabricCarriesGenevePerDesign() throws {
+        let lab = try makeLab()
+        defer { lab.teardown() }
+        let pcap = FileManager.default.temporaryDirectory.appendingPathComponent("\(lab.prefix).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: pcap) }
+        let capture = try RunningCommand(["tcpdump", "-i", lab.prefix + "br", "-w", pcap, "-U", "-s", "256", "udp port 6081"], in: lab.fabric)
+        for _ in 0..<100 where !capture.errorOutput.contains("listening on") { usleep(50_000) }
+
+        // The endpoint MTU leaves room for the 66 bytes of overlay: 1500 - 66.
+        let mtu = try RouteSocket(in: lab.guest("a1").netns).link(named: "eth0").mtu
+        #expect(mtu == 1500 - UInt32(MZ_MTU_OVERHEAD))
+        #expect(try lab.ping(from: "a1", to: lab.guest("b1").ip, count: 2, extra: ["-M", "do", "-s", "\(Int(mtu) - 28)"]) == 2)
+        // IPv4 fragments (a 3000-byte ping in three fragments) reach the right endpoint, both ways.
+        #expect(try lab.ping(from: "a1", to: lab.guest("b2").ip, count: 2, extra: ["-s", "3000"]) == 2)
+
+        let tcp = try lab.iperf(from: "a1", to: "b1", seconds: 3)
+        let tcpBits = ((tcp["sum_received"] as? [String: Any])?["bits_per_second"] as? Double) ?? 0
+        #expect(tcpBits > 100e6, "TCP across the overlay: \(tcpBits / 1e9) Gbit/s")
+        let udp = try lab.iperf(from: "a1", to: "b2", seconds: 2, extra: ["-u", "-b", "50M"])
+        let udpSum = (udp["sum"] as? [String: Any]) ?? [:]
+        let udpPackets = (udpSum["packets"] as? Int) ?? 0, udpLost = (udpSum["lost_packets"] as? Int) ?? udpPackets
+        #expect(udpPackets > 1000 && Double(udpLost) < Double(udpPackets) * 0.01, "UDP: \(udpLost) of \(udpPackets) lost")
+
+        usleep(200_000)
+        capture.interrupt()
+        let frames = try readPcap(pcap)
+        #expect(frames.count > 100)
+        let decoded = try runCommand(["tcpdump", "-r", pcap, "-nn", "-vv", "-c", "5"])
+        #expect(decoded.output.contains("Geneve") && decoded.output.contains("vni 0x64"), "tcpdump decodes Geneve: \(decoded.output.prefix(600))")
+        let droplets = Dictionary(uniqueKeysWithValues: lab.hosts.values.map { ($0.address.ip, $0.address.mac) })
+        var rtsSenders = Set<IPv4Address>()
+        for frame in frames {
+            let outer = try #require(OuterHeaders(frame))
+            #expect(outer.destinationPort == UInt16(MZ_GENEVE_UDP_PORT) && outer.geneveProtocol == UInt16(MZ_GENEVE_PROTO_ETH))
+            #expect(outer.vni == 100 && outer.dontFragment && outer.udpChecksum == 0 && outer.ipChecksumValid)
+            #expect((UInt16(MZ_GENEVE_SPORT_MIN)...UInt16(MZ_GENEVE_SPORT_MAX)).contains(outer.sourcePort))
+            #expect(Array(outer.options.prefix(4)) == [0x01, 0x11, 0x48, 0x03], "option class 0x0111, RTS 0x48, 3 words")
+            let rtsIP = IPv4Address(bytes: Array(outer.options[4..<8]))
+            #expect(droplets[rtsIP] == MACAddress(bytes: Array(outer.options[8..<14])), "RTS carries a droplet's IP and MAC")
+            #expect(outer.options[14] == 0 && outer.options[15] == 0)
+            rtsSenders.insert(rtsIP)
+        }
+        #expect(rtsSenders == [lab.host("hosta").address.ip, lab.host("hostb").address.ip], "RTS names the source endpoint's droplet, never a bouncer")
+    }
+
+    @Test func jumboUnderlayLetsEndpointsUse1500() throws {
+        let lab = try makeLab(underlayMTU: 9000)
+        defer { lab.teardown() }
+        #expect(try RouteSocket(in: lab.guest("a1").netns).link(named: "eth0").mtu == 1500)
+        #expect(try lab.ping(from: "a1", to: lab.guest("b1").ip, count: 2, extra: ["-M", "do", "-s", "1472"]) == 2)
+        #expect(try lab.ping(from: "a1", to: lab.guest("b2").ip, count: 2, extra: ["-M", "do", "-s", "1472"]) == 2)
+    }
+
+    @Test func deletedEndpointIsDroppedAndCountedMovedOneResumesWithinASecond() throws {
+        let lab = try makeLab()
+        defer { lab.teardown() }
+        try lab.createEndpoint("b3", vni: 100, ip: "10.0.1.4", on: "hostb")
+        // Establish direct paths both ways.
+        #expect(try lab.ping(from: "a1", to: lab.guest("b1").ip, count: 3) == 3)
+        #expect(try lab.ping(from: "a1", to: lab.guest("b3").ip, count: 3) == 3)
+        #expect(try lab.host("hosta").dataplane.learnedPaths()[lab.guest("b3").id] == lab.host("hostb").address)
+
+        // Deleted: host A's stale direct path falls back to the bouncer, which drops and counts.
+        try lab.deleteEndpoint("b1")
+        let hostb0 = try lab.counters("hostb"), bouncer0 = try lab.counters("bouncer")
+        #expect(try lab.ping(from: "a1", to: IPv4Address("10.0.1.3")!, count: 3) == 0)
+        #expect(try lab.counters("hostb").delta(since: hostb0)[.fallback].packets == 3)
+        #expect(try lab.counters("bouncer").delta(since: bouncer0)[.unknownEndpoint].packets == 3)
+
+        // Moved to the divider's droplet while a1 pings it every 50 ms: at most 1 s of replies lost.
+        let ping = try RunningCommand(["ping", "-c", "80", "-i", "0.05", "-W", "1", lab.guest("b3").ip.description], in: lab.guest("a1").netns)
+        usleep(1_000_000)
+        try lab.moveEndpoint("b3", to: "divider")
+        let output = ping.wait(timeout: 30).output
+        let received = OverlayLab.received(output)
+        #expect(received >= 60, "lost \(80 - received) of 80 pings at 50 ms intervals across the move:\n\(output.suffix(300))")
+        #expect(try lab.host("hosta").dataplane.learnedPaths()[lab.guest("b3").id] == lab.host("divider").address, "the direct path follows the move")
+        #expect(try lab.counters("hostb")[.fallback].packets > 3, "packets on the stale path went through the bouncer")
+    }
+}
+
+/// The frames of a classic pcap file (tcpdump -w), microsecond or nanosecond format.
+func readPcap(_ path: String) throws -> [[UInt8]] {
+    let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    guard data.count >= 24 else { return [] }
+    let little = data[0] == 0xd4 || data[0] == 0x4d
+    func u32(_ i: Int) -> Int {
+        let b = data[i..<i + 4].map(Int.init)
+        return little ? b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24 : b[3] | b[2] << 8 | b[1] << 16 | b[0] << 24
+    }
+    var frames: [[UInt8]] = [], offset = 24
+    while offset + 16 <= data.count {
+        let captured = u32(offset + 8)
+        guard offset + 16 + captured <= data.count else { break }
+        frames.append(Array(data[offset + 16..<offset + 16 + captured]))
+        offset += 16 + captured
+    }
+    return frames
+}
