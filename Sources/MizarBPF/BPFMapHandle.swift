@@ -67,3 +67,18 @@ public struct BPFMapHandle: @unchecked Sendable {
         }
     }
 }
+
+extension BPFMapHandle {
+    /// Kernel memory the map uses now, in bytes, as the kernel reports it (`memlock` in
+    /// the descriptor's fdinfo; a map without preallocation grows with its entries).
+    public var memoryUsage: UInt64 {
+        get throws {
+            let text = try String(contentsOfFile: "/proc/self/fdinfo/\(fd)", encoding: .utf8)
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("memlock:") }),
+                  let bytes = UInt64(line.dropFirst("memlock:".count).trimmingCharacters(in: .whitespaces)) else {
+                throw BPFError(.notFound, operation: "read memory usage of map \(name)", message: "no memlock line in fdinfo")
+            }
+            return bytes
+        }
+    }
+}

@@ -12,9 +12,18 @@ import MizarTopology
 struct MizarBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mizar-bench",
-        abstract: "Measure transit XDP (ns/packet via test-run, TCP throughput across a veth) and write results.json.",
-        discussion: "Needs root. Each figure comes with a baseline measured in the same run and their ratio."
+        abstract: "Measure the data plane and write results.json: every figure beside a baseline from the same run.",
+        discussion: """
+            Needs root. Sections:
+              testrun   ns/packet of each packet path via BPF_PROG_TEST_RUN, against an XDP_PASS program
+              overlay   pod-to-pod TCP, RTT and 64-byte UDP packet rate across two hosts, against a kernel VXLAN + bridge overlay
+              scale     batch insert of 1M/10M endpoints (time, kernel memory) and lookup ns at 1k/1M/10M entries
+            """
     )
+
+    enum Section: String, ExpressibleByArgument, CaseIterable {
+        case testrun, overlay, scale
+    }
 
     @Option(name: .customLong("bpf-dir"), help: "Directory of compiled BPF objects.")
     var bpfDir: String?
@@ -22,111 +31,65 @@ struct MizarBench: ParsableCommand {
     @Option(help: "Where to write the JSON report.")
     var output = "build/bench/results.json"
 
+    @Option(name: .customLong("section"), help: "Sections to run (repeatable): \(Section.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var sections: [Section] = Section.allCases
+
     @Option(help: "Test-run repetitions per measurement (at least 1,000,000 for stable figures).")
     var repeatCount: UInt32 = 1_000_000
 
     @Option(help: "Seconds of each iperf3 run.")
     var iperfSeconds = 5
 
+    @Option(help: "Frames the packet-rate generator sends per run.")
+    var frames: UInt32 = 2_000_000
+
+    @Option(help: "Endpoint-table sizes to insert and look up in (the first is the lookup baseline).")
+    var tableSizes: [Int] = [1_000, 1_000_000, 10_000_000]
+
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)
         let locator = BPFObjectLocator(explicit: bpfDir)
         var report = BenchReport()
-        report.metrics += try testRunMetrics(locator)
-        report.metrics += try throughputMetrics(locator)
+        if sections.contains(.testrun) { report.metrics += try testRunMetrics(locator) }
+        if sections.contains(.overlay) { report.metrics += try overlayMetrics(locator) }
+        if sections.contains(.scale) { report.metrics += try scaleMetrics(locator, bpfDir: bpfDir ?? "build/bpf") }
         print("")
         report.printTable()
         try report.write(to: output)
         print("\nwrote \(output)")
     }
-
-    /// transit_xdp ns/packet against a program that only returns XDP_PASS, on the same packets.
-    private func testRunMetrics(_ locator: BPFObjectLocator) throws -> [BenchMetric] {
-        let transit = try Droplet(address: DropletAddress(ip: BenchPackets.ipB, mac: BenchPackets.macB), interface: "lo", ifindex: 1, mtu: 1500, locator: locator)
-        let baselineObject = try locator.open(MZ_PROBE_OBJECT)
-        try baselineObject.load()
-        let baseline = try baselineObject.program(named: MZ_PROBE_VERDICT_PROG)
-        let packets: [(String, [UInt8])] = [("geneve", BenchPackets.geneve), ("plain", BenchPackets.plainTCP)]
-        return try packets.map { label, packet in
-            print("test-run: transit_xdp on a \(label) packet (\(packet.count) bytes), \(repeatCount) repetitions x 5")
-            let value = try median(5) { Double(try transit.transitProgram.testRun(packet: packet, repeat: repeatCount).nanosecondsPerRun) }
-            let base = try median(5) { Double(try baseline.testRun(packet: packet, repeat: repeatCount).nanosecondsPerRun) }
-            return BenchMetric(name: "transit_xdp_\(label)_ns_per_packet", value: value, unit: "ns",
-                               baselineName: "xdp_pass_\(label)_ns_per_packet", baselineValue: base)
-        }
-    }
-
-    /// TCP across a veth pair: transit XDP attached natively on the receiver, against nothing
-    /// attached (the issue's ratio) and against a program that only passes (the cost of the hook itself).
-    private func throughputMetrics(_ locator: BPFObjectLocator) throws -> [BenchMetric] {
-        let bed = try VethPairTopology(prefix: "mzbench\(getpid() % 10000)")
-        defer { bed.teardown() }
-        print("iperf3: \(iperfSeconds) s TCP \(bed.nameA) -> \(bed.nameB), without XDP")
-        let plain = try iperf(bed)
-
-        let passObject = try locator.open(MZ_PROBE_OBJECT)
-        try passObject.load()
-        let passLink = try bed.nsB.perform { try XDP.attach(passObject.program(named: MZ_PROBE_VERDICT_PROG), ifindex: bed.indexB, mode: .native) }
-        print("iperf3: \(iperfSeconds) s TCP, an XDP_PASS-only program attached natively to \(bed.nameB)")
-        let passOnly = try iperf(bed)
-
-        let transit = try Droplet(address: DropletAddress(ip: bed.addressB, mac: BenchPackets.macB), interface: bed.nameB, ifindex: bed.indexB, mtu: 1500, locator: locator)
-        try passLink.update(to: transit.transitProgram)
-        print("iperf3: \(iperfSeconds) s TCP, transit XDP attached natively to \(bed.nameB)")
-        let withXDP = try iperf(bed)
-        let seen = try transit.transitCounters().totalPackets
-        guard seen > 0 else { throw BenchError("transit XDP saw no packets during the iperf3 run") }
-        return [
-            BenchMetric(name: "tcp_veth_with_transit_xdp_gbps", value: withXDP, unit: "Gbit/s",
-                        baselineName: "tcp_veth_without_xdp_gbps", baselineValue: plain),
-            BenchMetric(name: "tcp_veth_with_transit_xdp_gbps", value: withXDP, unit: "Gbit/s",
-                        baselineName: "tcp_veth_with_xdp_pass_gbps", baselineValue: passOnly),
-        ]
-    }
-
-    /// One iperf3 run from A to B; Gbit/s received.
-    private func iperf(_ bed: VethPairTopology) throws -> Double {
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
-        server.arguments = ["--net=\(bed.nsB.path)", "iperf3", "-s", "-1", "-B", bed.addressB.description]
-        server.standardOutput = FileHandle.nullDevice
-        try server.run()
-        defer { if server.isRunning { server.terminate() }; server.waitUntilExit() }
-        var result: CommandResult?
-        // Until the server listens: a refused connect fails fast, with or without a zero status.
-        for _ in 0..<50 where result.map({ $0.status != 0 || $0.output.contains("\"error\"") }) ?? true {
-            if result != nil { usleep(100_000) }
-            result = try runCommand(["iperf3", "-c", bed.addressB.description, "-t", "\(iperfSeconds)", "-J"], in: bed.nsA, timeout: Double(iperfSeconds + 30))
-        }
-        guard let result, result.status == 0,
-              let json = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
-              let end = json["end"] as? [String: Any], let received = end["sum_received"] as? [String: Any],
-              let bps = received["bits_per_second"] as? Double else {
-            throw BenchError("iperf3 failed: \(result?.error ?? "") \(result?.output.prefix(400) ?? "")")
-        }
-        return bps / 1e9
-    }
 }
 
-/// The packets the test-run figures use.
-enum BenchPackets {
-    static let macA = MACAddress("02:00:00:00:00:01")!
-    static let macB = MACAddress("02:00:00:00:00:02")!
-    static let ipA = IPv4Address(192, 168, 50, 1)
-    static let ipB = IPv4Address(192, 168, 50, 2)
+/// The overlay of the benchmarks: hosts A and B, a bouncer and a divider; a1 (10.0.1.2) on A,
+/// b1 (10.0.1.3) and b2 (10.0.2.3) on B.
+func benchLab(_ locator: BPFObjectLocator, underlayMTU: UInt32 = 1500) throws -> OverlayLab {
+    let lab = try OverlayLab(prefix: "mzb\(getpid() % 100000)", droplets: ["hosta", "hostb", "bouncer", "divider"], underlayMTU: underlayMTU, locator: locator)
+    do {
+        try lab.createVPC(100, dividers: ["divider"])
+        try lab.createNetwork(100, "10.0.1.0/24", bouncers: ["bouncer"])
+        try lab.createNetwork(100, "10.0.2.0/24", bouncers: ["bouncer"])
+        try lab.createEndpoint("a1", vni: 100, ip: "10.0.1.2", on: "hosta")
+        try lab.createEndpoint("b1", vni: 100, ip: "10.0.1.3", on: "hostb")
+        try lab.createEndpoint("b2", vni: 100, ip: "10.0.2.3", on: "hostb")
+    } catch {
+        lab.teardown()
+        throw error
+    }
+    return lab
+}
 
-    static let inner = PacketBuilder.ethernet(
-        src: MACAddress("02:00:0a:00:01:02")!, dst: MACAddress("02:00:0a:00:01:03")!, etherType: PacketBuilder.etherTypeIPv4,
-        payload: PacketBuilder.ipv4(src: IPv4Address(10, 0, 1, 2), dst: IPv4Address(10, 0, 1, 3), protocol: PacketBuilder.protocolUDP,
-                                    payload: PacketBuilder.udp(src: IPv4Address(10, 0, 1, 2), dst: IPv4Address(10, 0, 1, 3), sourcePort: 1000, destinationPort: 2000, payload: Array(repeating: 0, count: 18))))
+/// A 64-byte UDP frame (60 on the wire before the FCS).
+func udp64(srcMAC: MACAddress, dstMAC: MACAddress, src: IPv4Address, dst: IPv4Address) -> [UInt8] {
+    PacketBuilder.ethernet(src: srcMAC, dst: dstMAC, etherType: PacketBuilder.etherTypeIPv4,
+                           payload: PacketBuilder.ipv4(src: src, dst: dst, protocol: PacketBuilder.protocolUDP,
+                                                       payload: PacketBuilder.udp(src: src, dst: dst, sourcePort: 1000, destinationPort: 9, payload: Array(repeating: 0, count: 18))))
+}
 
-    /// Underlay Geneve frame with the RTS option around a 64-byte inner frame.
-    static let geneve = PacketBuilder.geneveFrame(outerSrcMAC: macA, outerDstMAC: macB, outerSrc: ipA, outerDst: ipB, vni: 100,
-                                                  options: [.returnToSender(dropletIP: ipA, dropletMAC: macA)], inner: inner)
-
-    /// A plain TCP segment to the droplet (the host's own traffic).
-    static let plainTCP = PacketBuilder.ethernet(src: macA, dst: macB, etherType: PacketBuilder.etherTypeIPv4,
-                                                 payload: PacketBuilder.ipv4(src: ipA, dst: ipB, protocol: PacketBuilder.protocolTCP, payload: Array(repeating: 0, count: 32)))
+/// An XDP_PASS program: the baseline of every test-run figure.
+func passProgram(_ locator: BPFObjectLocator) throws -> BPFProgram {
+    let object = try locator.open(MZ_PROBE_OBJECT)
+    try object.load()
+    return try object.program(named: MZ_PROBE_VERDICT_PROG)
 }
 
 struct BenchError: Error, CustomStringConvertible {

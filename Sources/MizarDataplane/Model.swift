@@ -101,18 +101,18 @@ extension Endpoint {
 
 func withMAC<T>(_ tuple: inout T, _ mac: MACAddress) {
     withUnsafeMutableBytes(of: &tuple) { raw in
-        for (i, byte) in mac.bytes.enumerated() { raw[i] = byte }
+        for i in 0..<6 { raw[i] = UInt8(truncatingIfNeeded: mac.value >> (40 - 8 * UInt64(i))) }
     }
 }
 
 func macOf<T>(_ tuple: T) -> MACAddress {
-    withUnsafeBytes(of: tuple) { MACAddress(bytes: Array($0.prefix(6))) }
+    withUnsafeBytes(of: tuple) { raw in MACAddress(value: (0..<6).reduce(UInt64(0)) { $0 << 8 | UInt64(raw[$1]) }) }
 }
 
 extension IPv4Address {
     /// The address as a `__be32` field holds it.
     var networkOrder: UInt32 { value.bigEndian }
-    init(networkOrder: UInt32) { self.init(bytes: withUnsafeBytes(of: networkOrder) { Array($0) }) }
+    init(networkOrder: UInt32) { self.init(value: UInt32(bigEndian: networkOrder)) }
 }
 
 extension DropletAddress {

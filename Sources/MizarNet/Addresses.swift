@@ -1,13 +1,20 @@
 import Foundation
 
-/// An IPv4 address in network byte order.
+/// An IPv4 address. Stored as one integer (no allocation): tables of millions stay cheap.
 public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Comparable {
-    /// The four bytes as they are on the wire.
-    public let bytes: [UInt8]
+    /// The address as a host-order integer (10.0.0.1 is 0x0A000001).
+    public let value: UInt32
 
     public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
-        bytes = [a, b, c, d]
+        value = UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
     }
+
+    public init(value: UInt32) {
+        self.value = value
+    }
+
+    /// The four bytes as they are on the wire.
+    public var bytes: [UInt8] { [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)] }
 
     public init?(_ text: String) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
@@ -17,16 +24,13 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Comparab
             guard let v = UInt8(p), String(v) == p else { return nil }
             out.append(v)
         }
-        bytes = out
+        self.init(bytes: out)
     }
 
     public init(bytes: [UInt8]) {
         precondition(bytes.count == 4, "IPv4 address needs 4 bytes")
-        self.bytes = bytes
+        value = bytes.reduce(0) { $0 << 8 | UInt32($1) }
     }
-
-    /// The address as a host-order integer (10.0.0.1 is 0x0A000001).
-    public var value: UInt32 { bytes.reduce(0) { $0 << 8 | UInt32($1) } }
 
     public var description: String { bytes.map(String.init).joined(separator: ".") }
 
@@ -61,14 +65,22 @@ public struct IPv4Interface: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(address)/\(prefixLength)" }
 }
 
-/// An Ethernet MAC address.
+/// An Ethernet MAC address, stored in the low 48 bits of an integer (no allocation).
 public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
-    public let bytes: [UInt8]
+    /// The address as an integer, first byte most significant.
+    public let value: UInt64
 
     public init(bytes: [UInt8]) {
         precondition(bytes.count == 6, "MAC address needs 6 bytes")
-        self.bytes = bytes
+        value = bytes.reduce(0) { $0 << 8 | UInt64($1) }
     }
+
+    public init(value: UInt64) {
+        self.value = value & 0xffff_ffff_ffff
+    }
+
+    /// The six bytes as they are on the wire.
+    public var bytes: [UInt8] { (0..<6).map { UInt8(value >> (40 - 8 * UInt64($0)) & 0xff) } }
 
     /// Parses `aa:bb:cc:dd:ee:ff`.
     public init?(_ text: String) {
@@ -79,7 +91,7 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
             guard p.count == 2, let v = UInt8(p, radix: 16) else { return nil }
             out.append(v)
         }
-        bytes = out
+        self.init(bytes: out)
     }
 
     public static let broadcast = MACAddress(bytes: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff])

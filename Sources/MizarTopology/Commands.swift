@@ -105,3 +105,31 @@ public final class RunningCommand: @unchecked Sendable {
         String(decoding: (try? Data(contentsOf: dir.appendingPathComponent(name))) ?? Data(), as: UTF8.self)
     }
 }
+
+/// Runs iperf3 from `from` to a one-off server in `to` listening on `server`; returns the
+/// JSON report's `end` section.
+public func iperf3(from: Netns, to: Netns, server: IPv4Address, seconds: Int = 3, extra: [String] = []) throws -> [String: Any] {
+    let listener = try RunningCommand(["iperf3", "-s", "-1", "-B", server.description], in: to)
+    defer { listener.interrupt() }
+    var result: CommandResult?
+    // Until the server listens: a refused connect fails fast.
+    for attempt in 0..<50 {
+        if attempt > 0 { usleep(100_000) }
+        result = try runCommand(["iperf3", "-c", server.description, "-t", "\(seconds)", "-J"] + extra, in: from, timeout: Double(seconds + 30))
+        if result?.status == 0 && result?.output.contains("\"error\"") == false { break }
+    }
+    guard let result, result.status == 0, let json = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
+          let end = json["end"] as? [String: Any] else {
+        throw NetError(.system, operation: "iperf3 to \(server)", message: "\(result?.error ?? "") \(result?.output.prefix(300) ?? "")")
+    }
+    return end
+}
+
+/// Average round-trip time in milliseconds of `count` pings, or nil when none came back.
+public func pingRTT(from: Netns, to: IPv4Address, count: Int = 50, interval: Double = 0.02) throws -> Double? {
+    let output = try runCommand(["ping", "-q", "-c", "\(count)", "-i", "\(interval)", "-W", "1", to.description], in: from).output
+    // rtt min/avg/max/mdev = 0.040/0.052/0.090/0.010 ms
+    guard let line = output.split(separator: "\n").first(where: { $0.contains("min/avg/max") }),
+          let values = line.split(separator: "=").last?.trimmingCharacters(in: .whitespaces).split(separator: "/"), values.count >= 2 else { return nil }
+    return Double(values[1])
+}

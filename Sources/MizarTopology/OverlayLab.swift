@@ -166,7 +166,13 @@ public final class OverlayLab: @unchecked Sendable {
         try announce(guest)
     }
 
-    private func hostSide(_ guest: Guest) -> String { "\(prefix)e\(guest.name)" }
+    /// The name of an endpoint's host-side veth (in its droplet's namespace).
+    public func hostSide(_ guest: Guest) -> String { "\(prefix)e\(guest.name)" }
+
+    /// The ifindex and MAC of an endpoint's host-side veth: where its agent runs, the MAC it sees as gateway.
+    public func hostSideLink(_ name: String) throws -> Link {
+        try RouteSocket(in: host(guest(name).host).netns).link(named: hostSide(guest(name)))
+    }
 
     /// A veth from the droplet to the endpoint namespace (`eth0` there), plugged into the droplet.
     private func wire(_ guest: Guest, to host: String) throws {
@@ -222,22 +228,8 @@ extension OverlayLab {
         return UInt64(fields[1]) ?? 0
     }
 
-    /// Runs iperf3 from endpoint `from` to endpoint `to` (server started and stopped here);
-    /// returns the parsed JSON report's end section.
+    /// Runs iperf3 from endpoint `from` to endpoint `to`; returns the report's end section.
     public func iperf(from: String, to: String, seconds: Int = 3, extra: [String] = []) throws -> [String: Any] {
-        let server = try RunningCommand(["iperf3", "-s", "-1", "-B", guest(to).ip.description], in: guest(to).netns)
-        defer { server.interrupt() }
-        var result: CommandResult?
-        // Until the server listens: a refused connect fails fast.
-        for attempt in 0..<50 {
-            if attempt > 0 { usleep(100_000) }
-            result = try runCommand(["iperf3", "-c", guest(to).ip.description, "-t", "\(seconds)", "-J"] + extra, in: guest(from).netns, timeout: Double(seconds + 30))
-            if result?.status == 0 && result?.output.contains("\"error\"") == false { break }
-        }
-        guard let result, result.status == 0, let json = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
-              let end = json["end"] as? [String: Any] else {
-            throw DataplaneError(.invalidState, "iperf3 \(from) -> \(to) failed: \(result?.error ?? "") \(result?.output.prefix(300) ?? "")")
-        }
-        return end
+        try iperf3(from: guest(from).netns, to: guest(to).netns, server: guest(to).ip, seconds: seconds, extra: extra)
     }
 }
