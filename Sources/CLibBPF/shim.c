@@ -112,6 +112,44 @@ int mz_xdp_link_create(int prog_fd, int ifindex, __u32 xdp_flags)
 	return fd < 0 ? -errno : fd;
 }
 
+static struct bpf_tc_hook tc_hook(int ifindex, int ingress)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	return hook;
+}
+
+int mz_tc_attach(int ifindex, int ingress, int prog_fd, __u32 handle, __u32 priority)
+{
+	struct bpf_tc_hook hook = tc_hook(ifindex, ingress);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = handle, .priority = priority,
+		    .flags = BPF_TC_F_REPLACE);
+	int err = bpf_tc_hook_create(&hook);
+
+	if (err && err != -EEXIST)
+		return err;
+	return bpf_tc_attach(&hook, &opts);
+}
+
+int mz_tc_detach(int ifindex, int ingress, __u32 handle, __u32 priority)
+{
+	struct bpf_tc_hook hook = tc_hook(ifindex, ingress);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+
+	return bpf_tc_detach(&hook, &opts);
+}
+
+int mz_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 *prog_id)
+{
+	struct bpf_tc_hook hook = tc_hook(ifindex, ingress);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+	int err = bpf_tc_query(&hook, &opts);
+
+	*prog_id = err ? 0 : opts.prog_id;
+	/* An empty slot answers ENOENT, or EINVAL once the last filter of the hook is gone. */
+	return err == -ENOENT || err == -EINVAL ? 0 : err;
+}
+
 int mz_xdp_test_run(int prog_fd, struct mz_test_run *run)
 {
 	struct xdp_md ctx = {

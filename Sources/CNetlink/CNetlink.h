@@ -58,5 +58,7 @@ static inline int cnl_ethtool_value(int fd, const char *ifname, __u32 cmd, __u32
 }
 static inline __u32 cnl_ethtool_get_txcsum(void) { return ETHTOOL_GTXCSUM; }
 static inline __u32 cnl_ethtool_set_txcsum(void) { return ETHTOOL_STXCSUM; }
+static inline __u32 cnl_ethtool_get_gro(void) { return ETHTOOL_GGRO; }
+static inline __u32 cnl_ethtool_set_gro(void) { return ETHTOOL_SGRO; }
 
 #endif

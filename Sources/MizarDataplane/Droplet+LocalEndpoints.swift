@@ -21,8 +21,8 @@ public struct LocalEndpoint: Hashable, Sendable {
     /// The host-side veth (in the droplet's namespace): the transit agent attaches here.
     public var hostInterface: String
     /// When given, the endpoint side is prepared too: an XDP_PASS program (frames redirected
-    /// into a veth need an XDP peer), tx checksum offload off (a partial checksum does not
-    /// survive an XDP redirect) and an MTU that leaves room for the overlay.
+    /// into a veth need an XDP peer), an MTU that leaves room for the overlay and, with the
+    /// XDP agent, tx checksum offload off (a partial checksum does not survive an XDP redirect).
     public var peer: EndpointPeer?
 
     public init(vni: VNI, ip: IPv4Address, mac: MACAddress, hostInterface: String, peer: EndpointPeer? = nil) {
@@ -36,21 +36,21 @@ public struct LocalEndpoint: Hashable, Sendable {
     public var id: EndpointID { EndpointID(vni: vni, ip: ip) }
 }
 
-/// A plugged endpoint: its spec, its host-side ifindex and the XDP attachments made for it.
+/// A plugged endpoint: its spec, its host-side ifindex and how to undo its attachments.
 final class PluggedEndpoint: @unchecked Sendable {
     let spec: LocalEndpoint
     let ifindex: Int32
-    var links: [BPFLink] = []
+    var detachers: [() -> Void] = []
 
     init(spec: LocalEndpoint, ifindex: Int32) {
         self.spec = spec
         self.ifindex = ifindex
     }
 
-    /// Detaches what is still attached; a veth already deleted took its links with it.
+    /// Detaches what is still attached; a veth already deleted took its programs with it.
     func detach() {
-        for link in links { try? link.detach() }
-        links = []
+        for undo in detachers.reversed() { undo() }
+        detachers = []
     }
 }
 
@@ -73,7 +73,7 @@ extension Droplet {
             do {
                 if let peer = endpoint.peer { try preparePeer(peer, of: plugged, mode: mode) }
                 if host.mtu > endpointMTU { try RouteSocket(in: netns).setMTU(of: endpoint.hostInterface, to: endpointMTU) }
-                plugged.links.append(try attachXDP(agentProgram, ifindex: host.index, in: netns, mode: mode, what: "transit agent on \(endpoint.hostInterface)").0)
+                try attachAgent(to: host.index, of: plugged, mode: mode)
 
                 let plen = UInt8(network.cidr.prefixLength)
                 var local = mz_local_endpoint()
@@ -133,7 +133,22 @@ extension Droplet {
         let socket = try RouteSocket(in: peer.netns)
         let link = try socket.link(named: peer.interface)
         if link.mtu > endpointMTU { try socket.setMTU(of: peer.interface, to: endpointMTU) }
-        try peer.netns.setTxChecksumming(of: peer.interface, false)
-        plugged.links.append(try attachXDP(vethPeerProgram, ifindex: link.index, in: peer.netns, mode: mode, what: "veth peer of \(plugged.spec.id)").0)
+        if agentHook == .xdp { try peer.netns.setTxChecksumming(of: peer.interface, false) }
+        let peerLink = try attachXDP(vethPeerProgram, ifindex: link.index, in: peer.netns, mode: mode, what: "veth peer of \(plugged.spec.id)").0
+        plugged.detachers.append { try? peerLink.detach() }
+    }
+
+    private func attachAgent(to ifindex: Int32, of plugged: PluggedEndpoint, mode: XDPMode) throws {
+        switch agentHook {
+        case .xdp:
+            let link = try attachXDP(agentProgram, ifindex: ifindex, in: netns, mode: mode, what: "transit agent on \(plugged.spec.hostInterface)").0
+            plugged.detachers.append { try? link.detach() }
+        case .tc:
+            // NAPI on the host side: the endpoint's sends are batched (and may be sent from XDP).
+            try netns.setGRO(of: plugged.spec.hostInterface, true)
+            let filter = try netns.perform { try TCFilter.attach(agentTCProgram, ifindex: ifindex) }
+            let netns = self.netns
+            plugged.detachers.append { _ = try? netns.perform { try filter.detach() } }
+        }
     }
 }

@@ -4,6 +4,17 @@ import Logging
 import MizarBPF
 import MizarNet
 
+/// Where the transit agent runs on an endpoint's host-side veth.
+public enum AgentHook: String, Sendable, CaseIterable {
+    /// TC ingress (cls_bpf, direct action): the endpoint keeps TSO/GSO and checksum
+    /// offload, the encapsulated skb is segmented after the agent. The default: TCP
+    /// throughput needs it (docs/transit-agent.md).
+    case tc
+    /// Native XDP: cheapest per packet, but every segment crosses it alone and the
+    /// endpoint's tx checksum offload must be off.
+    case xdp
+}
+
 /// One droplet's data plane: transit XDP for its substrate interface, the transit agent
 /// for its endpoints' veths, and the tables both share.
 ///
@@ -22,7 +33,11 @@ public final class Droplet: @unchecked Sendable {
     public let mtu: UInt32
     public let maps: DataplaneMaps
     public let transitProgram: BPFProgram
+    /// The transit agent as an XDP program and as a TC classifier (see `AgentHook`).
     public let agentProgram: BPFProgram
+    public let agentTCProgram: BPFProgram
+    /// Where plugged endpoints get their transit agent.
+    public let agentHook: AgentHook
     /// XDP_PASS program for the endpoint side of each veth.
     public let vethPeerProgram: BPFProgram
     /// Where transit XDP is attached, once `attach` succeeded.
@@ -47,7 +62,7 @@ public final class Droplet: @unchecked Sendable {
     ///   - directPathMaxAge: how long a learned direct path is used without being refreshed;
     ///     zero turns the direct path off (everything passes the bouncers).
     public init(address: DropletAddress, interface: String, ifindex: Int32, mtu: UInt32, netns: Netns = .host,
-                limits: DropletLimits = DropletLimits(), directPathMaxAge: Duration = .seconds(30),
+                limits: DropletLimits = DropletLimits(), directPathMaxAge: Duration = .seconds(30), agentHook: AgentHook = .tc,
                 locator: BPFObjectLocator = BPFObjectLocator(), logger: Logger = Logger(label: "mizar.dataplane")) throws {
         guard mtu > UInt32(MZ_MTU_OVERHEAD) + 68 else {
             throw DataplaneError(.invalidArgument, "substrate MTU \(mtu) leaves no room for the \(MZ_MTU_OVERHEAD)-byte overlay overhead")
@@ -58,6 +73,7 @@ public final class Droplet: @unchecked Sendable {
         self.mtu = mtu
         self.netns = netns
         self.logger = logger
+        self.agentHook = agentHook
 
         transitObject = try locator.open(MZ_TRANSIT_XDP_OBJECT)
         for (map, size) in limits.byMap { try transitObject.setMaxEntries(size, ofMap: map) }
@@ -69,6 +85,7 @@ public final class Droplet: @unchecked Sendable {
         maps = try DataplaneMaps(transitObject)
         transitProgram = try transitObject.program(named: MZ_TRANSIT_XDP_PROG)
         agentProgram = try agentObject.program(named: MZ_TRANSIT_AGENT_PROG)
+        agentTCProgram = try agentObject.program(named: MZ_TRANSIT_AGENT_TC_PROG)
         vethPeerProgram = try agentObject.program(named: MZ_VETH_PEER_PROG)
         transitStats = try PerCPUMap(transitObject.map(named: MZ_TRANSIT_STATS_MAP))
         agentStats = try PerCPUMap(agentObject.map(named: MZ_AGENT_STATS_MAP))
@@ -84,7 +101,8 @@ public final class Droplet: @unchecked Sendable {
 
     /// Opens the droplet of `interface` in `netns`: its index, MAC, MTU and (unless given) first IPv4 address.
     public convenience init(interface: String, in netns: Netns = .host, ip: IPv4Address? = nil, limits: DropletLimits = DropletLimits(),
-                            directPathMaxAge: Duration = .seconds(30), locator: BPFObjectLocator = BPFObjectLocator()) throws {
+                            directPathMaxAge: Duration = .seconds(30), agentHook: AgentHook = .tc,
+                            locator: BPFObjectLocator = BPFObjectLocator()) throws {
         let socket = try RouteSocket(in: netns)
         let link = try socket.link(named: interface)
         guard let mac = link.mac else { throw DataplaneError(.invalidArgument, "\(interface) has no MAC address: not an Ethernet device") }
@@ -92,7 +110,7 @@ public final class Droplet: @unchecked Sendable {
             throw DataplaneError(.invalidArgument, "\(interface) has no IPv4 address; give the droplet's IP explicitly")
         }
         try self.init(address: DropletAddress(ip: ip, mac: mac), interface: interface, ifindex: link.index, mtu: link.mtu,
-                      netns: netns, limits: limits, directPathMaxAge: directPathMaxAge, locator: locator)
+                      netns: netns, limits: limits, directPathMaxAge: directPathMaxAge, agentHook: agentHook, locator: locator)
     }
 
     /// Attaches transit XDP to the substrate interface. `.native` is tried first; when the

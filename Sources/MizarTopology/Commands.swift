@@ -112,11 +112,12 @@ public func iperf3(from: Netns, to: Netns, server: IPv4Address, seconds: Int = 3
     let listener = try RunningCommand(["iperf3", "-s", "-1", "-B", server.description], in: to)
     defer { listener.interrupt() }
     var result: CommandResult?
-    // Until the server listens: a refused connect fails fast.
+    // Retried only while the server is not listening yet (a refused connect fails fast).
     for attempt in 0..<50 {
         if attempt > 0 { usleep(100_000) }
-        result = try runCommand(["iperf3", "-c", server.description, "-t", "\(seconds)", "-J"] + extra, in: from, timeout: Double(seconds + 30))
-        if result?.status == 0 && result?.output.contains("\"error\"") == false { break }
+        result = try runCommand(["iperf3", "-c", server.description, "-t", "\(seconds)", "-J", "--connect-timeout", "3000"] + extra,
+                                in: from, timeout: Double(seconds + 15))
+        guard let r = result, r.status != 0 || r.output.contains("\"error\""), r.output.contains("refused") else { break }
     }
     guard let result, result.status == 0, let json = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
           let end = json["end"] as? [String: Any] else {

@@ -39,17 +39,19 @@ public final class OverlayLab: @unchecked Sendable {
     public private(set) var hosts: [String: Host] = [:]
     public private(set) var guests: [String: Guest] = [:]
     private var networkList: [Network] = []
-    private var fabricLinks: [BPFLink] = []
     private var namespaces: [String] = []
+    private var fabricLinks: [BPFLink] = []
     private let locator: BPFObjectLocator
     private let directPathMaxAge: Duration
+    private let agentHook: AgentHook
     private let bridge: String
 
     /// Creates the fabric (a bridge in its own namespace) and one droplet per name, with
     /// underlay addresses 172.30.0.1, .2, ... in the order given.
     public init(prefix: String = uniquePrefix(), droplets: [String], underlayMTU: UInt32 = 1500,
-                directPathMaxAge: Duration = .seconds(30), locator: BPFObjectLocator = BPFObjectLocator()) throws {
+                directPathMaxAge: Duration = .seconds(30), agentHook: AgentHook = .tc, locator: BPFObjectLocator = BPFObjectLocator()) throws {
         self.prefix = prefix
+        self.agentHook = agentHook
         self.underlayMTU = underlayMTU
         self.locator = locator
         self.directPathMaxAge = directPathMaxAge
@@ -92,12 +94,23 @@ public final class OverlayLab: @unchecked Sendable {
         try socket.addAddress(IPv4Interface(ip, prefixLength: 24), to: link.index)
         try socket.setUp("eth0")
         try socket.setUp("lo")
-        let dataplane = try Droplet(interface: "eth0", in: netns, ip: ip, directPathMaxAge: directPathMaxAge, locator: locator)
+        try emulateWire(fabricSide, in: fabric)
+        try emulateWire("eth0", in: netns)
+        let dataplane = try Droplet(interface: "eth0", in: netns, ip: ip, directPathMaxAge: directPathMaxAge, agentHook: agentHook, locator: locator)
         try dataplane.attach(mode: .native)
         // The fabric port stands in for the switch: frames sent into a veth need an XDP peer.
         let fabricIndex = try fabricSocket.link(named: fabricSide).index
         fabricLinks.append(try fabric.perform { try XDP.attach(dataplane.vethPeerProgram, ifindex: fabricIndex, mode: .native) })
         hosts[name] = Host(name: name, netns: netns, interface: "eth0", address: dataplane.address, dataplane: dataplane)
+    }
+
+    /// Makes a veth of the underlay behave like a wire: a NIC completes checksums and
+    /// segments tunnel GSO on transmit, whereas a veth would hand CHECKSUM_PARTIAL and
+    /// 64 KB UDP-tunnel skbs to the receiving droplet, whose XDP can keep neither.
+    /// (Lab scaffolding: `ethtool`, not product code.)
+    private func emulateWire(_ device: String, in netns: Netns) throws {
+        let result = try runCommand(["ethtool", "-K", device, "tx", "off", "tx-udp_tnl-segmentation", "off", "tx-udp_tnl-csum-segmentation", "off"], in: netns)
+        guard result.status == 0 else { throw NetError(.system, operation: "ethtool -K \(device)", message: result.error) }
     }
 
     private func addresses(_ names: [String]) -> [DropletAddress] { names.map { host($0).address } }

@@ -15,7 +15,10 @@ public final class VXLANLab: @unchecked Sendable {
     public let podAddresses = [IPv4Address(10, 0, 1, 2), IPv4Address(10, 0, 1, 3)]
     private var names: [String] = []
 
-    public init(prefix: String = uniquePrefix(), underlayMTU: UInt32 = 1500) throws {
+    /// - Parameter wireUnderlay: underlay veths behave like a wire, as in `OverlayLab`: checksums
+    ///   completed and tunnel GSO segmented on transmit. Without it 64 KB superpackets cross
+    ///   the fabric, which no physical underlay carries.
+    public init(prefix: String = uniquePrefix(), underlayMTU: UInt32 = 1500, wireUnderlay: Bool = true) throws {
         self.prefix = prefix
         fabric = try Netns.create(named: prefix + "-vfabric")
         names.append(prefix + "-vfabric")
@@ -33,6 +36,10 @@ public final class VXLANLab: @unchecked Sendable {
                 try fabricSocket.setMaster(of: port, to: prefix + "vbr")
                 try fabricSocket.setUp(port)
                 let socket = try RouteSocket(in: host)
+                if wireUnderlay {
+                    try ip(["-K", port, "tx", "off", "tx-udp_tnl-segmentation", "off", "tx-udp_tnl-csum-segmentation", "off", "gro", "on"], in: fabric, tool: "ethtool")
+                    try ip(["-K", "eth0", "tx", "off", "tx-udp_tnl-segmentation", "off", "tx-udp_tnl-csum-segmentation", "off"], in: host, tool: "ethtool")
+                }
                 try socket.addAddress(IPv4Interface(underlay[i], prefixLength: 24), to: try socket.link(named: "eth0").index)
                 try socket.setUp("eth0")
                 try socket.setUp("lo")

@@ -9,8 +9,8 @@ import Testing
 /// DESIGN §7: a fabric bridge and four droplets. VPC 1 (VNI 100) with 10.0.1.0/24 and
 /// 10.0.2.0/24; VPC 2 (VNI 200) reusing 10.0.1.0/24. Endpoints a1 (10.0.1.2, host A),
 /// b1 (10.0.1.3, host B), b2 (10.0.2.3, host B), v2 (VNI 200, 10.0.1.3 like b1, host B).
-func makeLab(underlayMTU: UInt32 = 1500) throws -> OverlayLab {
-    let lab = try OverlayLab(droplets: ["hosta", "hostb", "bouncer", "divider"], underlayMTU: underlayMTU, locator: TestPaths.locator)
+func makeLab(underlayMTU: UInt32 = 1500, agentHook: AgentHook = .tc) throws -> OverlayLab {
+    let lab = try OverlayLab(droplets: ["hosta", "hostb", "bouncer", "divider"], underlayMTU: underlayMTU, agentHook: agentHook, locator: TestPaths.locator)
     do {
         try lab.createVPC(100, dividers: ["divider"])
         try lab.createVPC(200, dividers: ["divider"])

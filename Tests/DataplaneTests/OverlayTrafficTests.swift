@@ -53,6 +53,27 @@ struct OverlayTrafficTests {
         #expect(rtsSenders == [lab.host("hosta").address.ip, lab.host("hostb").address.ip], "RTS names the source endpoint's droplet, never a bouncer")
     }
 
+    @Test func sameHostEndpointsInTwoNetworksCarryTCP() throws {
+        let lab = try makeLab()
+        defer { lab.teardown() }
+        let before = try lab.agent("hostb")
+        let end = try lab.iperf(from: "b1", to: "b2", seconds: 2)
+        let bits = ((end["sum_received"] as? [String: Any])?["bits_per_second"] as? Double) ?? 0
+        #expect(bits > 100e6, "TCP between endpoints of one droplet: \(bits / 1e9) Gbit/s")
+        #expect(try lab.agent("hostb").delta(since: before)[.local].packets > 100, "redirected on the droplet, never encapsulated")
+    }
+
+    @Test func xdpAgentCarriesPingsAndTCP() throws {
+        let lab = try makeLab(agentHook: .xdp)
+        defer { lab.teardown() }
+        #expect(try lab.ping(from: "a1", to: lab.guest("b1").ip, count: 3) == 3)
+        #expect(try lab.ping(from: "a1", to: lab.guest("b2").ip, count: 3) == 3)
+        let end = try lab.iperf(from: "a1", to: "b1", seconds: 2)
+        let bits = ((end["sum_received"] as? [String: Any])?["bits_per_second"] as? Double) ?? 0
+        #expect(bits > 100e6, "TCP through the XDP agent: \(bits / 1e9) Gbit/s")
+        #expect(try lab.host("hosta").dataplane.agentCounters()[.direct].packets > 100)
+    }
+
     @Test func jumboUnderlayLetsEndpointsUse1500() throws {
         let lab = try makeLab(underlayMTU: 9000)
         defer { lab.teardown() }

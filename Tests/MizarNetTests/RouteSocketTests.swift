@@ -132,4 +132,15 @@ struct EthtoolTests {
         #expect(try bed.nsA.txChecksumming(of: bed.nameA))
         #expect { try bed.nsA.txChecksumming(of: "missing0") } throws: { ($0 as? NetError)?.code == .notFound }
     }
+
+    @Test func groTurnsOnAndOff() throws {
+        let bed = try VethPairTopology()
+        defer { bed.teardown() }
+        try bed.nsA.setGRO(of: bed.nameA, true)
+        #expect(try bed.nsA.gro(of: bed.nameA))
+        #expect(try runCommand(["ethtool", "-k", bed.nameA], in: bed.nsA).output.contains("generic-receive-offload: on"))
+        try bed.nsA.setGRO(of: bed.nameA, false)
+        #expect(try !bed.nsA.gro(of: bed.nameA))
+        #expect(try runCommand(["ethtool", "-k", bed.nameA], in: bed.nsA).output.contains("generic-receive-offload: off"))
+    }
 }

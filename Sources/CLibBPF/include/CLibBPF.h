@@ -41,6 +41,15 @@ struct mz_test_run {
 	__u32 retval;   /* out */
 	__u32 duration; /* out: ns per repetition */
 };
+/*
+ * A TC classifier in direct-action mode on the clsact hook of `ifindex` (created when
+ * missing), ingress or egress; replaces what holds the same handle/priority. 0 or -errno.
+ */
+int mz_tc_attach(int ifindex, int ingress, int prog_fd, __u32 handle, __u32 priority);
+int mz_tc_detach(int ifindex, int ingress, __u32 handle, __u32 priority);
+/* The id of the program at handle/priority, 0 when none. */
+int mz_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 *prog_id);
+
 int mz_xdp_test_run(int prog_fd, struct mz_test_run *run);
 
 /* Info of a map, program or link fd, 0 or -errno. */

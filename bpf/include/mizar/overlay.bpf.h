@@ -111,24 +111,11 @@ static __always_inline int mz_mac_equal(const __u8 *a, const __u8 *b)
 	return *(const __u32 *)a == *(const __u32 *)b && *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
 }
 
-/*
- * Wraps the frame at ctx->data in Ethernet/IPv4/UDP/Geneve with this droplet's RTS,
- * addressed to `to`. Returns 0 or -1 (no headroom). Packet pointers are invalid afterwards.
- */
-static __always_inline int mz_encap(struct xdp_md *ctx, const struct mz_droplet *self,
-				    const struct mz_droplet_addr *to, __u32 vni, __u32 hash)
+/* Fills the outer headers for an inner frame of `inner_len` bytes, from this droplet to `to`. */
+static __always_inline void mz_fill_encap(struct mz_encap_hdr *h, const struct mz_droplet *self,
+					  const struct mz_droplet_addr *to, __u32 vni, __u32 hash,
+					  __u32 inner_len)
 {
-	__u32 inner_len = bpf_xdp_get_buff_len(ctx);
-	struct mz_encap_hdr *h;
-	void *end;
-
-	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*h)))
-		return -1;
-	h = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
-	if ((void *)(h + 1) > end)
-		return -1;
-
 	mz_copy_mac(h->eth.h_dest, to->mac);
 	mz_copy_mac(h->eth.h_source, self->self.mac);
 	h->eth.h_proto = bpf_htons(ETH_P_IP);
@@ -166,6 +153,24 @@ static __always_inline int mz_encap(struct xdp_md *ctx, const struct mz_droplet 
 	mz_copy_mac(h->rts.droplet_mac, self->self.mac);
 	h->rts.zero[0] = 0;
 	h->rts.zero[1] = 0;
+}
+
+/*
+ * XDP: wraps the frame at ctx->data in Ethernet/IPv4/UDP/Geneve with this droplet's RTS,
+ * addressed to `to`. Returns 0 or -1 (no headroom). Packet pointers are invalid afterwards.
+ */
+static __always_inline int mz_encap_xdp(struct xdp_md *ctx, const struct mz_droplet *self,
+					const struct mz_droplet_addr *to, __u32 vni, __u32 hash)
+{
+	__u32 inner_len = bpf_xdp_get_buff_len(ctx);
+	struct mz_encap_hdr *h;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*h)))
+		return -1;
+	h = (void *)(long)ctx->data;
+	if ((void *)(h + 1) > (void *)(long)ctx->data_end)
+		return -1;
+	mz_fill_encap(h, self, to, vni, hash, inner_len);
 	return 0;
 }
 

@@ -6,7 +6,8 @@
 #include "stats.h"
 
 #define MZ_TRANSIT_AGENT_OBJECT "transit_agent.bpf.o"
-#define MZ_TRANSIT_AGENT_PROG "transit_agent"
+#define MZ_TRANSIT_AGENT_PROG "transit_agent"       /* XDP entry */
+#define MZ_TRANSIT_AGENT_TC_PROG "transit_agent_tc" /* TC ingress entry */
 /* XDP_PASS program for the endpoint's side of the veth: redirected frames need an XDP peer. */
 #define MZ_VETH_PEER_PROG "veth_peer"
 #define MZ_AGENT_STATS_MAP "agent_stats"

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * This file contains the transit agent's decision (kernel-only), shared by its XDP and
+ * TC entry points: who sent the frame, whether it may, and where it goes. The entry
+ * points only carry the plan out (their verdicts, their encapsulation).
+ */
+#ifndef MIZAR_AGENT_BPF_H
+#define MIZAR_AGENT_BPF_H
+
+#include "overlay.bpf.h"
+#include "dataplane_maps.bpf.h"
+#include "transit_agent.h"
+
+#define MZ_ARP_REQUEST 1
+#define MZ_ARP_REPLY 2
+
+/* ARP for Ethernet and IPv4 (RFC 826). */
+struct mz_arp {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+	__u8 sha[ETH_ALEN];
+	__be32 spa;
+	__u8 tha[ETH_ALEN];
+	__be32 tpa;
+} __attribute__((packed));
+
+/* What to do with the frame. */
+enum mz_agent_action {
+	MZ_AGENT_DO_DROP = 0,
+	MZ_AGENT_DO_REPLY, /* rewritten in place into an answer: send it back to the endpoint */
+	MZ_AGENT_DO_LOCAL, /* MACs rewritten: hand it to the veth `ifindex` */
+	MZ_AGENT_DO_ENCAP, /* encapsulate to `to` and send out of the substrate interface */
+};
+
+struct mz_agent_plan {
+	__u32 stat; /* enum mz_agent_stat */
+	__u32 action;
+	__u32 ifindex;
+	__u32 vni;
+	__u32 hash;
+	struct mz_droplet_addr to;
+	const struct mz_droplet *self;
+};
+
+/*
+ * Answers an ARP request for any address of the endpoint's VPC with the gateway MAC
+ * (the host-side veth's): peers and the gateway all resolve, nothing is flooded.
+ * Returns the counter slot; the frame is rewritten into the reply for MZ_AGENT_ARP_REPLIED.
+ */
+static __always_inline __u32 mz_answer_arp(struct mz_cursor *c, struct ethhdr *eth,
+					   const struct mz_local_endpoint *lep)
+{
+	struct mz_arp *arp = c->pos;
+	__be32 target;
+
+	if ((void *)(arp + 1) > c->end)
+		return MZ_AGENT_BAD_ARP;
+	if (arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) ||
+	    arp->hlen != ETH_ALEN || arp->plen != 4)
+		return MZ_AGENT_BAD_ARP;
+	if (!mz_mac_equal(arp->sha, lep->mac))
+		return MZ_AGENT_SPOOFED_MAC;
+	if (arp->spa != lep->ip && arp->spa != 0) /* 0.0.0.0: a duplicate-address probe */
+		return MZ_AGENT_SPOOFED_IP;
+	target = arp->tpa;
+	if (arp->op != bpf_htons(MZ_ARP_REQUEST) || arp->spa == 0 || target == lep->ip)
+		return MZ_AGENT_ARP_IGNORED;
+	if (!mz_network_of(lep->vni, target))
+		return MZ_AGENT_ARP_IGNORED;
+
+	arp->op = bpf_htons(MZ_ARP_REPLY);
+	mz_copy_mac(arp->tha, lep->mac);
+	arp->tpa = lep->ip;
+	mz_copy_mac(arp->sha, lep->gw_mac);
+	arp->spa = target;
+	mz_copy_mac(eth->h_dest, lep->mac);
+	mz_copy_mac(eth->h_source, lep->gw_mac);
+	return MZ_AGENT_ARP_REPLIED;
+}
+
+/* A usable learned path to `key`, or NULL when there is none or it is too old. */
+static __always_inline const struct mz_direct_path *
+mz_direct_path_to(const struct mz_endpoint_key *key, const struct mz_droplet *self)
+{
+	const struct mz_direct_path *path;
+
+	if (!self->direct_path_max_age_ms)
+		return NULL;
+	path = bpf_map_lookup_elem(&direct_path, key);
+	if (!path || bpf_ktime_get_ns() - path->learned_ns > self->direct_path_max_age_ms * 1000000ULL)
+		return NULL;
+	return path;
+}
+
+/* Decides what happens to a frame the endpoint behind veth `ifindex` sent. */
+static __always_inline void mz_agent_decide(struct mz_cursor *cur, __u32 ifindex, struct mz_agent_plan *p)
+{
+	const struct mz_droplet_addr *to = NULL;
+	const struct mz_local_endpoint *lep;
+	const struct mz_direct_path *path;
+	const struct mz_endpoint *ep;
+	const struct mz_network *net;
+	const struct mz_vpc *vpc;
+	struct mz_endpoint_key key;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	int ret, same_net;
+
+	p->action = MZ_AGENT_DO_DROP;
+	lep = bpf_map_lookup_elem(&local_endpoints, &ifindex);
+	if (!lep) {
+		p->stat = MZ_AGENT_UNKNOWN_PORT;
+		return;
+	}
+	ret = mz_parse_eth(cur, &eth);
+	if (ret < 0) {
+		p->stat = MZ_AGENT_BAD_ETH;
+		return;
+	}
+	if (!mz_mac_equal(eth->h_source, lep->mac)) {
+		p->stat = MZ_AGENT_SPOOFED_MAC;
+		return;
+	}
+	if (ret == ETH_P_ARP) {
+		p->stat = mz_answer_arp(cur, eth, lep);
+		if (p->stat == MZ_AGENT_ARP_REPLIED)
+			p->action = MZ_AGENT_DO_REPLY;
+		return;
+	}
+	if (ret != ETH_P_IP) {
+		p->stat = MZ_AGENT_UNSUPPORTED;
+		return;
+	}
+	if (eth->h_dest[0] & 1) {
+		p->stat = MZ_AGENT_BROADCAST;
+		return;
+	}
+	if (mz_parse_ipv4(cur, &iph) < 0) {
+		p->stat = MZ_AGENT_BAD_IPV4;
+		return;
+	}
+	if (iph->saddr != lep->ip) {
+		p->stat = MZ_AGENT_SPOOFED_IP;
+		return;
+	}
+	p->self = mz_droplet();
+	if (!p->self) {
+		p->stat = MZ_AGENT_NO_ROUTE;
+		return;
+	}
+
+	key.vni = lep->vni;
+	key.ip = iph->daddr;
+	p->vni = lep->vni;
+	same_net = mz_same_network(iph->saddr, iph->daddr, lep->net_plen);
+	/* Routing to another network is an IP hop. */
+	if (!same_net && mz_ipv4_decrement_ttl(iph) < 0) {
+		p->stat = MZ_AGENT_TTL_EXPIRED;
+		return;
+	}
+	ep = bpf_map_lookup_elem(&endpoints, &key);
+	if (ep && (ep->flags & MZ_ENDPOINT_LOCAL)) {
+		mz_copy_mac(eth->h_dest, ep->mac);
+		mz_copy_mac(eth->h_source, ep->gw_mac);
+		p->ifindex = ep->ifindex;
+		p->stat = MZ_AGENT_LOCAL;
+		p->action = MZ_AGENT_DO_LOCAL;
+		return;
+	}
+	p->hash = mz_flow_hash(iph, cur->end);
+	if (same_net) {
+		if (ep) { /* this droplet bounces the network: it knows the way */
+			to = &ep->droplet;
+			p->stat = MZ_AGENT_DIRECT;
+		} else if ((path = mz_direct_path_to(&key, p->self))) {
+			to = &path->droplet;
+			p->stat = MZ_AGENT_DIRECT;
+		} else {
+			net = mz_network_of(key.vni, key.ip);
+			if (!net) {
+				p->stat = MZ_AGENT_NO_ROUTE;
+				return;
+			}
+			to = mz_pick(net->bouncers, net->bouncer_count, MZ_MAX_BOUNCERS, p->hash);
+			p->stat = to ? MZ_AGENT_TO_BOUNCER : MZ_AGENT_NO_BOUNCER;
+		}
+	} else {
+		/* Inter-network traffic always crosses a divider (inter-network ACL lives there). */
+		if (!mz_network_of(key.vni, key.ip)) {
+			p->stat = MZ_AGENT_NO_ROUTE;
+			return;
+		}
+		vpc = bpf_map_lookup_elem(&vpcs, &key.vni);
+		to = vpc ? mz_pick(vpc->dividers, vpc->divider_count, MZ_MAX_DIVIDERS, p->hash) : NULL;
+		p->stat = to ? MZ_AGENT_TO_DIVIDER : MZ_AGENT_NO_DIVIDER;
+	}
+	if (to) {
+		p->to = *to;
+		p->action = MZ_AGENT_DO_ENCAP;
+	}
+}
+
+#endif /* MIZAR_AGENT_BPF_H */
