@@ -68,7 +68,7 @@ bench: deps bpf
 	$(SWIFT) build -c release --product mizar-bench
 	$$($(SWIFT) build -c release --show-bin-path)/mizar-bench --bpf-dir $(BPF_OUT) --output $(BUILD)/bench/results.json
 
-## demo: transit XDP on a veth between two namespaces, with real pings.
+## demo: a small overlay (2 hosts, bouncer, divider, 2 networks) with ping and iperf3 across.
 demo: deps bpf
 	$(SWIFT) build --product mizar-demo
 	$$($(SWIFT) build --show-bin-path)/mizar-demo --bpf-dir $(BPF_OUT)

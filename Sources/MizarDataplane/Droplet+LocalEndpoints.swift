@@ -41,6 +41,8 @@ final class PluggedEndpoint: @unchecked Sendable {
     let spec: LocalEndpoint
     let ifindex: Int32
     var detachers: [() -> Void] = []
+    /// The bouncer entry this endpoint hides while plugged, put back when it is unplugged.
+    var shadowed: mz_endpoint?
 
     init(spec: LocalEndpoint, ifindex: Int32) {
         self.spec = spec
@@ -71,6 +73,8 @@ extension Droplet {
             }
             let plugged = PluggedEndpoint(spec: endpoint, ifindex: host.index)
             do {
+                // Read before anything is written, so that a failure puts back exactly this.
+                plugged.shadowed = try maps.endpoints.lookup(endpoint.id.key)
                 if let peer = endpoint.peer { try preparePeer(peer, of: plugged, mode: mode) }
                 if host.mtu > endpointMTU { try RouteSocket(in: netns).setMTU(of: endpoint.hostInterface, to: endpointMTU) }
                 try attachAgent(to: host.index, of: plugged, mode: mode)
@@ -94,7 +98,7 @@ extension Droplet {
             } catch {
                 plugged.detach()
                 _ = try? maps.localEndpoints.delete(UInt32(host.index))
-                try? restoreEndpointEntry(endpoint.id)
+                try? restoreEndpointEntry(of: plugged)
                 throw error
             }
             state.locals[endpoint.id] = plugged
@@ -116,16 +120,16 @@ extension Droplet {
     func unplugLocked(_ plugged: PluggedEndpoint) throws {
         plugged.detach()
         try maps.localEndpoints.delete(UInt32(plugged.ifindex))
-        try restoreEndpointEntry(plugged.spec.id)
+        try restoreEndpointEntry(of: plugged)
         state.locals[plugged.spec.id] = nil
     }
 
     /// Puts back the bouncer entry a local endpoint shadowed, or deletes the entry.
-    private func restoreEndpointEntry(_ id: EndpointID) throws {
-        if let remote = state.endpoints[id], let network = state.network(containing: id.ip, in: id.vni) {
-            try maps.endpoints.update(id.key, remoteValue(remote, plen: network.cidr.prefixLength))
+    private func restoreEndpointEntry(of plugged: PluggedEndpoint) throws {
+        if let remote = plugged.shadowed {
+            try maps.endpoints.update(plugged.spec.id.key, remote)
         } else {
-            try maps.endpoints.delete(id.key)
+            try maps.endpoints.delete(plugged.spec.id.key)
         }
     }
 

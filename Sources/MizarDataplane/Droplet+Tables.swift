@@ -1,3 +1,4 @@
+import Foundation
 import CMizarABI
 import MizarNet
 
@@ -5,12 +6,14 @@ import MizarNet
 struct TableState {
     var vpcs: [VNI: VPC] = [:]
     var networks: [NetworkID: Network] = [:]
-    /// Endpoints programmed with `setEndpoint` (a local endpoint with the same ID shadows one).
-    var endpoints: [EndpointID: Endpoint] = [:]
+    /// Plugged endpoints. Bouncer entries live only in the `endpoints` map: a bouncer's
+    /// millions of endpoints cost no Swift memory.
     var locals: [EndpointID: PluggedEndpoint] = [:]
 
+    /// Networks never overlap within a VPC, so the first that holds `ip` is the one.
     func network(containing ip: IPv4Address, in vni: VNI) -> Network? {
-        networks.values.filter { $0.vni == vni && $0.contains(ip) }.max { $0.cidr.prefixLength < $1.cidr.prefixLength }
+        for network in networks.values where network.vni == vni && network.contains(ip) { return network }
+        return nil
     }
 }
 
@@ -99,7 +102,10 @@ extension Droplet {
     private func removeNetworkLocked(_ id: NetworkID) throws {
         guard let network = state.networks[id] else { throw DataplaneError(.notFound, "no network \(id)") }
         for (eid, local) in state.locals where eid.vni == id.vni && network.contains(eid.ip) { try unplugLocked(local) }
-        for eid in state.endpoints.keys where eid.vni == id.vni && network.contains(eid.ip) { try removeEndpointLocked(eid) }
+        for key in try maps.endpoints.keys() {
+            let eid = EndpointID(key)
+            if eid.vni == id.vni && network.contains(eid.ip) { try maps.endpoints.delete(key) }
+        }
         try purgeDirectPaths { $0.vni == id.vni && network.contains($0.ip) }
         try maps.networks.delete(id.key)
         state.networks[id] = nil
@@ -108,21 +114,59 @@ extension Droplet {
     // MARK: Endpoints (the bouncer table)
 
     /// Adds or replaces endpoints as a bouncer knows them. Each must lie in a known network;
-    /// all are checked before any is written, and many go in one batch.
+    /// all are checked before any is written. Large sets are built and written in batches
+    /// on every CPU (the kernel's hash map takes concurrent updates).
     public func setEndpoints(_ endpoints: [Endpoint]) throws {
         try lock.withLock {
-            var batch: [(key: mz_endpoint_key, value: mz_endpoint)] = []
-            batch.reserveCapacity(endpoints.count)
-            for ep in endpoints {
-                guard let network = state.network(containing: ep.ip, in: ep.vni) else {
-                    throw DataplaneError(.notFound, "endpoint \(ep.id): no network of VPC \(ep.vni) holds \(ep.ip)")
+            let slices = endpoints.count < 65536 ? 1 : ProcessInfo.processInfo.activeProcessorCount
+            let per = (endpoints.count + slices - 1) / max(slices, 1)
+            var batches = [[(key: mz_endpoint_key, value: mz_endpoint)]](repeating: [], count: slices)
+            var shadowed = [[(PluggedEndpoint, mz_endpoint)]](repeating: [], count: slices)
+            var failures = [DataplaneError?](repeating: nil, count: slices)
+            let state = self.state
+            batches.withUnsafeMutableBufferPointer { batchesOut in
+                shadowed.withUnsafeMutableBufferPointer { shadowedOut in
+                    failures.withUnsafeMutableBufferPointer { failuresOut in
+                        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+                            let range = min(slice * per, endpoints.count)..<min((slice + 1) * per, endpoints.count)
+                            do {
+                                (batchesOut[slice], shadowedOut[slice]) = try buildEndpointBatch(endpoints[range], state: state)
+                            } catch {
+                                failuresOut[slice] = error as? DataplaneError
+                            }
+                        }
+                    }
                 }
-                // A local endpoint shadows the bouncer entry until it is unplugged.
-                if state.locals[ep.id] == nil { batch.append((ep.id.key, remoteValue(ep, plen: network.cidr.prefixLength))) }
             }
-            try maps.endpoints.update(batch: batch)
-            for ep in endpoints { state.endpoints[ep.id] = ep }
+            if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
+            var writeErrors = [(any Error)?](repeating: nil, count: slices)
+            writeErrors.withUnsafeMutableBufferPointer { errorsOut in
+                DispatchQueue.concurrentPerform(iterations: slices) { slice in
+                    do { try maps.endpoints.update(batch: batches[slice]) } catch { errorsOut[slice] = error }
+                }
+            }
+            if let error = writeErrors.lazy.compactMap({ $0 }).first { throw error }
+            for (plugged, value) in shadowed.joined() { plugged.shadowed = value }
         }
+    }
+
+    private func buildEndpointBatch(_ endpoints: ArraySlice<Endpoint>, state: TableState) throws
+        -> ([(key: mz_endpoint_key, value: mz_endpoint)], [(PluggedEndpoint, mz_endpoint)]) {
+        var batch: [(key: mz_endpoint_key, value: mz_endpoint)] = []
+        var shadowed: [(PluggedEndpoint, mz_endpoint)] = []
+        batch.reserveCapacity(endpoints.count)
+        var last: Network?
+        for ep in endpoints {
+            // Consecutive endpoints mostly share a network: check the last one first.
+            guard let network = last.flatMap({ $0.vni == ep.vni && $0.contains(ep.ip) ? $0 : nil }) ?? state.network(containing: ep.ip, in: ep.vni) else {
+                throw DataplaneError(.notFound, "endpoint \(ep.id): no network of VPC \(ep.vni) holds \(ep.ip)")
+            }
+            last = network
+            let value = remoteValue(ep, plen: network.cidr.prefixLength)
+            // A local endpoint shadows the bouncer entry until it is unplugged.
+            if let plugged = state.locals[ep.id] { shadowed.append((plugged, value)) } else { batch.append((ep.id.key, value)) }
+        }
+        return (batch, shadowed)
     }
 
     public func setEndpoint(_ endpoint: Endpoint) throws { try setEndpoints([endpoint]) }
@@ -132,13 +176,21 @@ extension Droplet {
         try lock.withLock { try removeEndpointLocked(id) }
     }
 
-    public var endpoints: [Endpoint] { lock.withLock { Array(state.endpoints.values) } }
+    /// The bouncer table as the kernel holds it (local endpoints not included).
+    public func endpoints() throws -> [Endpoint] {
+        try maps.endpoints.entries().filter { $0.value.flags & UInt8(MZ_ENDPOINT_LOCAL) == 0 }.map { key, value in
+            Endpoint(vni: EndpointID(key).vni, ip: EndpointID(key).ip, mac: macOf(value.mac), droplet: DropletAddress(value.droplet))
+        }
+    }
 
     private func removeEndpointLocked(_ id: EndpointID) throws {
-        guard state.endpoints[id] != nil else { throw DataplaneError(.notFound, "no endpoint \(id)") }
-        if state.locals[id] == nil { try maps.endpoints.delete(id.key) }
+        if let plugged = state.locals[id] {
+            guard plugged.shadowed != nil else { throw DataplaneError(.notFound, "no bouncer entry for \(id); unplug a local endpoint instead") }
+            plugged.shadowed = nil
+        } else {
+            guard try maps.endpoints.delete(id.key) else { throw DataplaneError(.notFound, "no endpoint \(id)") }
+        }
         try maps.directPath.delete(id.key)
-        state.endpoints[id] = nil
     }
 
     /// The direct paths learned from RTS options: which droplet each endpoint was last seen behind.

@@ -24,7 +24,7 @@ final class DropletTablesTests {
         try bed.droplet.removeVPC(100)
         #expect(try counts == [MZ_ENDPOINTS_MAP: 0, MZ_LOCAL_ENDPOINTS_MAP: 0, MZ_NETWORKS_MAP: 1, MZ_VPCS_MAP: 1, MZ_DIRECT_PATH_MAP: 0])
         #expect(try bed.netns.perform { try TCFilter(ifindex: hostA).attachedProgramID() } == 0, "the agent is detached from unplugged endpoints")
-        #expect(bed.droplet.localEndpoints.isEmpty && bed.droplet.endpoints.isEmpty)
+        #expect(try bed.droplet.localEndpoints.isEmpty && bed.droplet.endpoints().isEmpty)
         try bed.droplet.removeVPC(200)
         #expect(try counts.values.allSatisfy { $0 == 0 })
     }

@@ -15,16 +15,15 @@ SEC("xdp")
 int endpoint_lookup(struct xdp_md *ctx)
 {
 	struct mz_endpoint_key key = { .vni = lookup_vni };
-	__u32 found = 0;
 	int i;
 
 	for (i = 0; i < LOOKUPS_PER_RUN; i++) {
 		key.ip = bpf_htonl(0x0a000000 + bpf_get_prandom_u32() % lookup_count);
-		if (bpf_map_lookup_elem(&endpoints, &key))
-			found++;
+		/* XDP_PASS only when every key was present: the bench checks it. */
+		if (!bpf_map_lookup_elem(&endpoints, &key))
+			return XDP_DROP;
 	}
-	/* XDP_PASS only when every key was present: the bench checks it. */
-	return found == LOOKUPS_PER_RUN ? XDP_PASS : XDP_DROP;
+	return XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";
