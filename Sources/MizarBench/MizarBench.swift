@@ -62,8 +62,9 @@ struct MizarBench: ParsableCommand {
 
 /// The overlay of the benchmarks: hosts A and B, a bouncer and a divider; a1 (10.0.1.2) on A,
 /// b1 (10.0.1.3) and b2 (10.0.2.3) on B.
-func benchLab(_ locator: BPFObjectLocator, underlayMTU: UInt32 = 1500) throws -> OverlayLab {
-    let lab = try OverlayLab(prefix: "mzb\(getpid() % 100000)", droplets: ["hosta", "hostb", "bouncer", "divider"], underlayMTU: underlayMTU, locator: locator)
+func benchLab(_ locator: BPFObjectLocator, underlayMTU: UInt32 = 1500, agentHook: AgentHook = .tc) throws -> OverlayLab {
+    let lab = try OverlayLab(prefix: "mzb\(getpid() % 100000)", droplets: ["hosta", "hostb", "bouncer", "divider"], underlayMTU: underlayMTU,
+                             agentHook: agentHook, locator: locator)
     do {
         try lab.createVPC(100, dividers: ["divider"])
         try lab.createNetwork(100, "10.0.1.0/24", bouncers: ["bouncer"])

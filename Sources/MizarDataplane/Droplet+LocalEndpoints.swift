@@ -20,9 +20,10 @@ public struct LocalEndpoint: Hashable, Sendable {
     public var mac: MACAddress
     /// The host-side veth (in the droplet's namespace): the transit agent attaches here.
     public var hostInterface: String
-    /// When given, the endpoint side is prepared too: an XDP_PASS program (frames redirected
-    /// into a veth need an XDP peer), an MTU that leaves room for the overlay and, with the
-    /// XDP agent, tx checksum offload off (a partial checksum does not survive an XDP redirect).
+    /// When given, the endpoint side is prepared too: an MTU that leaves room for the overlay,
+    /// and what lets it take frames transit XDP redirects into the veth — GRO with the TC
+    /// agent; with the XDP agent an XDP_PASS program and tx checksum offload off (a partial
+    /// checksum does not survive an XDP redirect).
     public var peer: EndpointPeer?
 
     public init(vni: VNI, ip: IPv4Address, mac: MACAddress, hostInterface: String, peer: EndpointPeer? = nil) {
@@ -138,8 +139,12 @@ extension Droplet {
         let link = try socket.link(named: peer.interface)
         if link.mtu > endpointMTU { try socket.setMTU(of: peer.interface, to: endpointMTU) }
         if agentHook == .xdp { try peer.netns.setTxChecksumming(of: peer.interface, false) }
-        let peerLink = try attachXDP(vethPeerProgram, ifindex: link.index, in: peer.netns, mode: mode, what: "veth peer of \(plugged.spec.id)").0
-        plugged.detachers.append { try? peerLink.detach() }
+        if agentHook == .tc {
+            try peer.netns.setGRO(of: peer.interface, true)
+        } else {
+            let peerLink = try attachXDP(vethPeerProgram, ifindex: link.index, in: peer.netns, mode: mode, what: "veth peer of \(plugged.spec.id)").0
+            plugged.detachers.append { try? peerLink.detach() }
+        }
     }
 
     private func attachAgent(to ifindex: Int32, of plugged: PluggedEndpoint, mode: XDPMode) throws {
