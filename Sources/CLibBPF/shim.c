@@ -220,3 +220,26 @@ int mz_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, voi
 	return bpf_map_lookup_batch(fd, in_batch, out_batch, keys, values, count, NULL) ? -errno
 										      : 0;
 }
+
+int mz_skb_test_run(int prog_fd, struct mz_test_run *run)
+{
+	/* skb->dev is the device `ifindex` names (when > 1), in the caller's netns. */
+	struct __sk_buff ctx = { .ifindex = run->ingress_ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts,
+		.data_in = run->data_in,
+		.data_size_in = run->data_size_in,
+		.data_out = run->data_out,
+		.data_size_out = run->data_size_out,
+		.ctx_in = &ctx,
+		.ctx_size_in = sizeof(ctx),
+		.repeat = run->repeat,
+	);
+	int err = bpf_prog_test_run_opts(prog_fd, &opts);
+
+	if (err)
+		return -errno;
+	run->retval = opts.retval;
+	run->duration = opts.duration;
+	run->data_size_out = opts.data_size_out;
+	return 0;
+}

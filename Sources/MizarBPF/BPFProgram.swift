@@ -55,11 +55,17 @@ public enum XDPAction: UInt32, Sendable, CustomStringConvertible {
     }
 }
 
-/// What one `BPF_PROG_TEST_RUN` of an XDP program returned.
+/// The verdict of a TC program (`TC_ACT_*`) that Mizar uses.
+public enum TCAction: UInt32, Sendable {
+    case ok = 0, shot = 2, redirect = 7
+}
+
+/// What one `BPF_PROG_TEST_RUN` of an XDP (or TC) program returned.
 public struct XDPTestRunResult: Sendable {
-    /// The raw return value; `action` when it is one of the XDP verdicts.
+    /// The raw return value; `action` (XDP) or `tcAction` (TC) when it is a known verdict.
     public var returnValue: UInt32
     public var action: XDPAction? { XDPAction(rawValue: returnValue) }
+    public var tcAction: TCAction? { TCAction(rawValue: returnValue) }
     /// The packet as the program left it.
     public var packet: [UInt8]
     /// Average run time of one repetition, as measured by the kernel.
@@ -72,21 +78,35 @@ extension BPFProgram {
     /// - Parameters:
     ///   - ingressIfindex: the device the packet pretends to arrive on (0 for none).
     public func testRun(packet: [UInt8], repeat count: UInt32 = 1, ingressIfindex: UInt32 = 0) throws -> XDPTestRunResult {
-        // Room for headers a program may push with bpf_xdp_adjust_head.
+        try testRun(packet, count, ingressIfindex, what: "test-run program \(name)", mz_xdp_test_run)
+    }
+
+    /// Runs a TC (`SEC("tc")`) program on `packet` with `BPF_PROG_TEST_RUN`, `repeat` times.
+    ///
+    /// - Parameters:
+    ///   - ifindex: the device the skb belongs to (`skb->ifindex`), in the caller's netns; 0 for none.
+    /// - Returns: the TC verdict as `returnValue` (see `tcAction`), and the packet as the program left it.
+    public func testRunSKB(packet: [UInt8], repeat count: UInt32 = 1, ifindex: UInt32 = 0) throws -> XDPTestRunResult {
+        try testRun(packet, count, ifindex, what: "test-run TC program \(name)", mz_skb_test_run)
+    }
+
+    private func testRun(_ packet: [UInt8], _ count: UInt32, _ ifindex: UInt32, what: String,
+                         _ runner: (Int32, UnsafeMutablePointer<mz_test_run>) -> Int32) throws -> XDPTestRunResult {
+        // Room for headers a program may push (bpf_xdp_adjust_head, bpf_skb_adjust_room).
         var out = [UInt8](repeating: 0, count: packet.count + 512)
         var run = mz_test_run()
         run.data_size_in = UInt32(packet.count)
         run.data_size_out = UInt32(out.count)
-        run.ingress_ifindex = ingressIfindex
+        run.ingress_ifindex = ifindex
         run.repeat = count
         let rc = packet.withUnsafeBytes { input in
             out.withUnsafeMutableBytes { output in
                 run.data_in = input.baseAddress
                 run.data_out = output.baseAddress
-                return mz_xdp_test_run(fd, &run)
+                return runner(fd, &run)
             }
         }
-        try check("test-run program \(name)", rc)
+        try check(what, rc)
         return XDPTestRunResult(returnValue: run.retval, packet: Array(out.prefix(Int(run.data_size_out))), nanosecondsPerRun: run.duration)
     }
 

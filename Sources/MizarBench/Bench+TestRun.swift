@@ -51,6 +51,15 @@ extension MizarBench {
         try measure("agent_direct", agent, hostA, toB1, ingress: gateway.index) {
             try takes(hostA.dataplane.agentCounters, .direct, agentRun)
         }
+        // The TC entry on the same frame and path, against the XDP entry: the price of the hook.
+        print("test-run: agent_tc_direct (\(toB1.count) bytes), \(repeatCount) repetitions x 5")
+        let tc = hostA.dataplane.agentTCProgram
+        let direct0 = try hostA.dataplane.agentCounters()
+        _ = try hostA.netns.perform { try tc.testRunSKB(packet: toB1, ifindex: UInt32(gateway.index)) }
+        guard try hostA.dataplane.agentCounters().delta(since: direct0)[.direct].packets == 1 else { throw BenchError("agent_tc_direct: not the direct path") }
+        let tcNs = try median(5) { Double(try hostA.netns.perform { try tc.testRunSKB(packet: toB1, repeat: repeatCount, ifindex: UInt32(gateway.index)) }.nanosecondsPerRun) }
+        metrics.append(BenchMetric(name: "agent_tc_direct_ns_per_packet", value: tcNs, unit: "ns",
+                                   baselineName: "agent_direct_ns_per_packet", baselineValue: metrics.last!.value))
         try measure("agent_to_divider", agent, hostA, toB2, ingress: gateway.index) {
             try takes(hostA.dataplane.agentCounters, .toDivider) { _ = try hostA.netns.perform { try agent.testRun(packet: toB2, ingressIfindex: UInt32(gateway.index)) } }
         }

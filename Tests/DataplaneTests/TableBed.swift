@@ -99,10 +99,16 @@ final class TableBed: @unchecked Sendable {
         _ = try? Netns.delete(named: prefix)
     }
 
-    /// Runs the transit agent on `packet` as if endpoint A had sent it.
+    /// Runs the transit agent (XDP entry) on `packet` as if endpoint A had sent it.
     func agentRun(_ packet: [UInt8], ifindex: Int32? = nil) throws -> XDPTestRunResult {
         let index = UInt32(ifindex ?? ifindexA)
         return try netns.perform { try droplet.agentProgram.testRun(packet: packet, ingressIfindex: index) }
+    }
+
+    /// Runs the transit agent's TC entry on `packet` as if endpoint A had sent it.
+    func agentRunTC(_ packet: [UInt8], ifindex: Int32? = nil) throws -> XDPTestRunResult {
+        let index = UInt32(ifindex ?? ifindexA)
+        return try netns.perform { try droplet.agentTCProgram.testRunSKB(packet: packet, ifindex: index) }
     }
 }
 

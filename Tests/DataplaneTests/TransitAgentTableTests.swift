@@ -66,6 +66,29 @@ final class TransitAgentTableTests {
         #expect(delta[row.outcome] == Counter(packets: 1, bytes: UInt64(packet.count)), "\(delta)")
     }
 
+    /// The TC entry shares the decision: same outcome slot, the TC form of the verdict.
+    @Test(arguments: agentCases)
+    func tcEntryGivesTheSameOutcome(_ row: AgentCase) throws {
+        let packet = row.outcome == .tooBig ? fixLength(row.packet) : row.packet
+        if row.outcome == .badIPv4 {
+            // skb test-run refuses an IPv4 frame shorter than an IPv4 header (the stack never builds one).
+            #expect { try self.bed.agentRunTC(packet) } throws: { ($0 as? BPFError)?.errno == EINVAL }
+            return
+        }
+        let before = try bed.droplet.agentCounters()
+        let result = try bed.agentRunTC(packet)
+        let delta = try bed.droplet.agentCounters().delta(since: before)
+        #expect(result.tcAction == (row.outcome.action == .drop ? .shot : .redirect))
+        #expect(delta.totalPackets == 1)
+        #expect(delta[row.outcome] == Counter(packets: 1, bytes: UInt64(packet.count)), "\(delta)")
+    }
+
+    @Test func tcAndXDPEntriesWriteTheSameBytes() throws {
+        for frame in [fromA(Wire.b), fromA(IPv4Address(10, 0, 2, 5)), fromA(Wire.c), arpFromA(target: Wire.b)] {
+            #expect(try bed.agentRunTC(frame).packet == bed.agentRun(frame).packet)
+        }
+    }
+
     @Test func encapsulationIsGeneveWithRTSPerDesign() throws {
         let frame = fromA(Wire.b)
         let result = try bed.agentRun(frame)

@@ -51,6 +51,8 @@ int mz_tc_detach(int ifindex, int ingress, __u32 handle, __u32 priority);
 int mz_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 *prog_id);
 
 int mz_xdp_test_run(int prog_fd, struct mz_test_run *run);
+/* BPF_PROG_TEST_RUN of a TC program; ingress_ifindex becomes skb->dev. */
+int mz_skb_test_run(int prog_fd, struct mz_test_run *run);
 
 /* Info of a map, program or link fd, 0 or -errno. */
 int mz_map_info(int fd, struct bpf_map_info *info);
