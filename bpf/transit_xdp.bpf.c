@@ -11,7 +11,10 @@
 #include "mizar/dataplane_maps.bpf.h"
 #include "mizar/transit_xdp.h"
 
-/* A learned direct path is rewritten at most this often while it stays the same. */
+/*
+ * A learned direct path is rewritten at most this often while it stays the same (or every
+ * half max age when that is shorter, so that traffic keeps a path from ageing out).
+ */
 #define MZ_DIRECT_PATH_REFRESH_NS 1000000000ULL
 
 struct {
@@ -43,16 +46,19 @@ static __always_inline __u32 geneve_err_stat(int err)
 }
 
 /* Records where the inner source lives; returns 1 when the cache was written. */
-static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_rts *rts)
+static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_rts *rts,
+				 const struct mz_droplet *self)
 {
 	struct mz_endpoint_key key = { .vni = vni, .ip = src };
 	struct mz_direct_path *old, path = {};
 	__u64 now = bpf_ktime_get_ns();
+	__u64 refresh = self->direct_path_max_age_ms * 500000ULL; /* half the max age, in ns */
 
+	if (refresh > MZ_DIRECT_PATH_REFRESH_NS)
+		refresh = MZ_DIRECT_PATH_REFRESH_NS;
 	old = bpf_map_lookup_elem(&direct_path, &key);
 	if (old && old->droplet.ip == rts->droplet_ip &&
-	    mz_mac_equal(old->droplet.mac, rts->droplet_mac) &&
-	    now - old->learned_ns < MZ_DIRECT_PATH_REFRESH_NS)
+	    mz_mac_equal(old->droplet.mac, rts->droplet_mac) && now - old->learned_ns < refresh)
 		return 0;
 	path.droplet.ip = rts->droplet_ip;
 	mz_copy_mac(path.droplet.mac, rts->droplet_mac);
@@ -167,9 +173,9 @@ int transit_xdp(struct xdp_md *ctx)
 	ep = bpf_map_lookup_elem(&endpoints, &key);
 	if (ep && (ep->flags & MZ_ENDPOINT_LOCAL)) {
 		/* Only intra-network paths are learned: inter-network flows keep the divider. */
-		if (gnv.has_rts && gnv.rts.droplet_ip != self->self.ip &&
+		if (gnv.has_rts && self->direct_path_max_age_ms && gnv.rts.droplet_ip != self->self.ip &&
 		    mz_same_network(inner_ip->saddr, inner_ip->daddr, ep->net_plen))
-			learned = learn(gnv.vni, inner_ip->saddr, &gnv.rts);
+			learned = learn(gnv.vni, inner_ip->saddr, &gnv.rts, self);
 		action = deliver(ctx, (void *)inner - (void *)eth, ep);
 		stat = action == XDP_REDIRECT ? MZ_TRANSIT_DELIVERED : MZ_TRANSIT_BAD_INNER;
 		goto out;

@@ -62,7 +62,7 @@ final class TableBed: @unchecked Sendable {
     private(set) var gatewayA = Wire.gatewayMAC
     private(set) var gatewayC = Wire.gatewayMAC
 
-    init() throws {
+    init(directPathMaxAge: Duration = .seconds(30)) throws {
         netns = try Netns.create(named: prefix)
         do {
             let socket = try RouteSocket(in: netns)
@@ -73,7 +73,8 @@ final class TableBed: @unchecked Sendable {
                 try socket.setUp(prefix + name + "p")
             }
             try socket.setUp("lo")
-            droplet = try Droplet(address: Wire.d, interface: "lo", ifindex: 1, mtu: 1500, netns: netns, locator: TestPaths.locator)
+            droplet = try Droplet(address: Wire.d, interface: "lo", ifindex: 1, mtu: 1500, netns: netns, directPathMaxAge: directPathMaxAge,
+                                  locator: TestPaths.locator)
             try droplet.setVPC(VPC(vni: 100, dividers: [Wire.d]))
             try droplet.setVPC(VPC(vni: 200, dividers: []))
             try droplet.setNetwork(Network(vni: 100, cidr: IPv4Interface("10.0.1.0/24")!, bouncers: [Wire.d]))

@@ -166,3 +166,33 @@ final class TransitAgentTableTests {
         return f
     }
 }
+
+@Suite("Direct path: ageing and switching off", .serialized)
+struct DirectPathAgeTests {
+    private func outcome(_ bed: TableBed) throws -> AgentStat? {
+        let before = try bed.droplet.agentCounters()
+        _ = try bed.agentRun(Wire.icmp(from: Wire.a, Wire.aMAC, to: Wire.q))
+        let delta = try bed.droplet.agentCounters().delta(since: before)
+        return AgentStat.allCases.first { delta[$0].packets == 1 }
+    }
+
+    @Test func aLearnedPathIsUsedUntilItAges() throws {
+        let bed = try TableBed(directPathMaxAge: .milliseconds(300))
+        defer { bed.teardown() }
+        #expect(try outcome(bed) == .toBouncer)
+        _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())  // Q on P sends to A: learned
+        #expect(try outcome(bed) == .direct)
+        usleep(450_000)
+        #expect(try outcome(bed) == .toBouncer, "an unrefreshed path is not trusted past its age")
+        _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())  // refreshed by new traffic
+        #expect(try outcome(bed) == .direct)
+    }
+
+    @Test func zeroAgeTurnsTheDirectPathOff() throws {
+        let bed = try TableBed(directPathMaxAge: .zero)
+        defer { bed.teardown() }
+        _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())
+        #expect(try bed.droplet.learnedPaths().isEmpty, "nothing is learned when nothing would use it")
+        #expect(try outcome(bed) == .toBouncer)
+    }
+}
