@@ -150,21 +150,16 @@ int mz_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 *p
 	return err == -ENOENT || err == -EINVAL ? 0 : err;
 }
 
-int mz_xdp_test_run(int prog_fd, struct mz_test_run *run)
+/* BPF_PROG_TEST_RUN with `ctx` as the program's context (xdp_md or __sk_buff). */
+static int test_run(int prog_fd, struct mz_test_run *run, void *ctx, size_t ctx_size)
 {
-	struct xdp_md ctx = {
-		.data = 0,
-		.data_end = run->data_size_in,
-		.ingress_ifindex = run->ingress_ifindex,
-		.rx_queue_index = run->rx_queue,
-	};
 	LIBBPF_OPTS(bpf_test_run_opts, opts,
 		.data_in = run->data_in,
 		.data_size_in = run->data_size_in,
 		.data_out = run->data_out,
 		.data_size_out = run->data_size_out,
-		.ctx_in = &ctx,
-		.ctx_size_in = sizeof(ctx),
+		.ctx_in = ctx,
+		.ctx_size_in = ctx_size,
 		.repeat = run->repeat,
 		.flags = run->flags,
 		.batch_size = run->batch_size,
@@ -177,6 +172,18 @@ int mz_xdp_test_run(int prog_fd, struct mz_test_run *run)
 	run->duration = opts.duration;
 	run->data_size_out = opts.data_size_out;
 	return 0;
+}
+
+int mz_xdp_test_run(int prog_fd, struct mz_test_run *run)
+{
+	struct xdp_md ctx = {
+		.data = 0,
+		.data_end = run->data_size_in,
+		.ingress_ifindex = run->ingress_ifindex,
+		.rx_queue_index = run->rx_queue,
+	};
+
+	return test_run(prog_fd, run, &ctx, sizeof(ctx));
 }
 
 int mz_map_info(int fd, struct bpf_map_info *info)
@@ -225,21 +232,8 @@ int mz_skb_test_run(int prog_fd, struct mz_test_run *run)
 {
 	/* skb->dev is the device `ifindex` names (when > 1), in the caller's netns. */
 	struct __sk_buff ctx = { .ifindex = run->ingress_ifindex };
-	LIBBPF_OPTS(bpf_test_run_opts, opts,
-		.data_in = run->data_in,
-		.data_size_in = run->data_size_in,
-		.data_out = run->data_out,
-		.data_size_out = run->data_size_out,
-		.ctx_in = &ctx,
-		.ctx_size_in = sizeof(ctx),
-		.repeat = run->repeat,
-	);
-	int err = bpf_prog_test_run_opts(prog_fd, &opts);
 
-	if (err)
-		return -errno;
-	run->retval = opts.retval;
-	run->duration = opts.duration;
-	run->data_size_out = opts.data_size_out;
-	return 0;
+	run->flags = 0;
+	run->batch_size = 0;
+	return test_run(prog_fd, run, &ctx, sizeof(ctx));
 }

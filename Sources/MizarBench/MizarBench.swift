@@ -60,23 +60,9 @@ struct MizarBench: ParsableCommand {
     }
 }
 
-/// The overlay of the benchmarks: hosts A and B, a bouncer and a divider; a1 (10.0.1.2) on A,
-/// b1 (10.0.1.3) and b2 (10.0.2.3) on B.
+/// The overlay of the benchmarks: DESIGN §7 without VPC 2 (a1 on host A; b1, b2 on host B).
 func benchLab(_ locator: BPFObjectLocator, underlayMTU: UInt32 = 1500, agentHook: AgentHook = .tc) throws -> OverlayLab {
-    let lab = try OverlayLab(prefix: "mzb\(getpid() % 100000)", droplets: ["hosta", "hostb", "bouncer", "divider"], underlayMTU: underlayMTU,
-                             agentHook: agentHook, locator: locator)
-    do {
-        try lab.createVPC(100, dividers: ["divider"])
-        try lab.createNetwork(100, "10.0.1.0/24", bouncers: ["bouncer"])
-        try lab.createNetwork(100, "10.0.2.0/24", bouncers: ["bouncer"])
-        try lab.createEndpoint("a1", vni: 100, ip: "10.0.1.2", on: "hosta")
-        try lab.createEndpoint("b1", vni: 100, ip: "10.0.1.3", on: "hostb")
-        try lab.createEndpoint("b2", vni: 100, ip: "10.0.2.3", on: "hostb")
-    } catch {
-        lab.teardown()
-        throw error
-    }
-    return lab
+    try OverlayLab.design(prefix: "mzb\(getpid() % 100000)", underlayMTU: underlayMTU, agentHook: agentHook, vpc2: false, locator: locator)
 }
 
 /// A 64-byte UDP frame (60 on the wire before the FCS).

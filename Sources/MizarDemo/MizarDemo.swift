@@ -27,8 +27,8 @@ struct MizarDemo: ParsableCommand {
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)
-        let lab = try OverlayLab(prefix: "mzdemo\(getpid() % 10000)", droplets: ["hosta", "hostb", "bouncer", "divider"],
-                                 agentHook: agentHook, locator: BPFObjectLocator(explicit: bpfDir))
+        let lab = try OverlayLab.design(prefix: "mzdemo\(getpid() % 10000)", agentHook: agentHook, vpc2: false,
+                                        locator: BPFObjectLocator(explicit: bpfDir))
         defer {
             lab.teardown()
             print("\nremoved every namespace of \(lab.prefix) (and with them veths, bridge and programs)")
@@ -38,12 +38,6 @@ struct MizarDemo: ParsableCommand {
             let host = lab.host(name)
             print("  \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) \(host.address)  transit XDP \(host.dataplane.attachedMode?.description ?? "?"), agent at \(agentHook.rawValue)")
         }
-        try lab.createVPC(100, dividers: ["divider"])
-        try lab.createNetwork(100, "10.0.1.0/24", bouncers: ["bouncer"])
-        try lab.createNetwork(100, "10.0.2.0/24", bouncers: ["bouncer"])
-        try lab.createEndpoint("a1", vni: 100, ip: "10.0.1.2", on: "hosta")
-        try lab.createEndpoint("b1", vni: 100, ip: "10.0.1.3", on: "hostb")
-        try lab.createEndpoint("b2", vni: 100, ip: "10.0.2.3", on: "hostb")
         print("VPC 100 (divider: divider), networks 10.0.1.0/24 and 10.0.2.0/24 (bouncer: bouncer)")
         print("endpoints a1 10.0.1.2 on hosta, b1 10.0.1.3 and b2 10.0.2.3 on hostb (endpoint MTU \(lab.host("hosta").dataplane.endpointMTU))")
 

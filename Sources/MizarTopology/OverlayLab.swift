@@ -69,6 +69,33 @@ public final class OverlayLab: @unchecked Sendable {
         }
     }
 
+    /// The topology of DESIGN §7: droplets hosta, hostb, bouncer, divider; VPC 100 with
+    /// 10.0.1.0/24 and 10.0.2.0/24 (bouncer: bouncer, divider: divider); endpoints a1
+    /// (10.0.1.2, hosta), b1 (10.0.1.3, hostb), b2 (10.0.2.3, hostb). With `vpc2`, VPC 200
+    /// reuses 10.0.1.0/24 and v2 on hostb holds b1's IP there.
+    public static func design(prefix: String = uniquePrefix(), underlayMTU: UInt32 = 1500, agentHook: AgentHook = .tc,
+                              vpc2: Bool = true, locator: BPFObjectLocator = BPFObjectLocator()) throws -> OverlayLab {
+        let lab = try OverlayLab(prefix: prefix, droplets: ["hosta", "hostb", "bouncer", "divider"], underlayMTU: underlayMTU,
+                                 agentHook: agentHook, locator: locator)
+        do {
+            try lab.createVPC(100, dividers: ["divider"])
+            try lab.createNetwork(100, "10.0.1.0/24", bouncers: ["bouncer"])
+            try lab.createNetwork(100, "10.0.2.0/24", bouncers: ["bouncer"])
+            try lab.createEndpoint("a1", vni: 100, ip: "10.0.1.2", on: "hosta")
+            try lab.createEndpoint("b1", vni: 100, ip: "10.0.1.3", on: "hostb")
+            try lab.createEndpoint("b2", vni: 100, ip: "10.0.2.3", on: "hostb")
+            if vpc2 {
+                try lab.createVPC(200, dividers: ["divider"])
+                try lab.createNetwork(200, "10.0.1.0/24", bouncers: ["bouncer"])
+                try lab.createEndpoint("v2", vni: 200, ip: "10.0.1.3", on: "hostb")
+            }
+        } catch {
+            lab.teardown()
+            throw error
+        }
+        return lab
+    }
+
     /// Removes every namespace the lab made (and with them every veth, bridge and attachment).
     public func teardown() {
         for host in hosts.values { host.dataplane.detach() }

@@ -10,22 +10,7 @@ import Testing
 /// 10.0.2.0/24; VPC 2 (VNI 200) reusing 10.0.1.0/24. Endpoints a1 (10.0.1.2, host A),
 /// b1 (10.0.1.3, host B), b2 (10.0.2.3, host B), v2 (VNI 200, 10.0.1.3 like b1, host B).
 func makeLab(underlayMTU: UInt32 = 1500, agentHook: AgentHook = .tc) throws -> OverlayLab {
-    let lab = try OverlayLab(droplets: ["hosta", "hostb", "bouncer", "divider"], underlayMTU: underlayMTU, agentHook: agentHook, locator: TestPaths.locator)
-    do {
-        try lab.createVPC(100, dividers: ["divider"])
-        try lab.createVPC(200, dividers: ["divider"])
-        try lab.createNetwork(100, "10.0.1.0/24", bouncers: ["bouncer"])
-        try lab.createNetwork(100, "10.0.2.0/24", bouncers: ["bouncer"])
-        try lab.createNetwork(200, "10.0.1.0/24", bouncers: ["bouncer"])
-        try lab.createEndpoint("a1", vni: 100, ip: "10.0.1.2", on: "hosta")
-        try lab.createEndpoint("b1", vni: 100, ip: "10.0.1.3", on: "hostb")
-        try lab.createEndpoint("b2", vni: 100, ip: "10.0.2.3", on: "hostb")
-        try lab.createEndpoint("v2", vni: 200, ip: "10.0.1.3", on: "hostb")
-    } catch {
-        lab.teardown()
-        throw error
-    }
-    return lab
+    try OverlayLab.design(underlayMTU: underlayMTU, agentHook: agentHook, locator: TestPaths.locator)
 }
 
 extension OverlayLab {
