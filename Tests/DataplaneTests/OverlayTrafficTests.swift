@@ -74,6 +74,33 @@ struct OverlayTrafficTests {
         #expect(try lab.host("hosta").dataplane.agentCounters()[.direct].packets > 100)
     }
 
+    @Test func icmpErrorsReachTheSender() throws {
+        let lab = try makeLab()
+        defer { lab.teardown() }
+        // A connected UDP socket in a1 learns of b2's ICMP port unreachable (ECONNREFUSED),
+        // which crosses the divider back to a1 like any packet to a1.
+        let target = lab.guest("b2").ip
+        let refused: Bool = try lab.guest("a1").netns.perform {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(fd) }
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = UInt16(9).bigEndian
+            sin.sin_addr.s_addr = target.value.bigEndian
+            var timeout = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let connected = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            guard connected == 0 else { return false }
+            var byte: UInt8 = 0
+            for _ in 0..<3 {
+                _ = send(fd, [UInt8](repeating: 1, count: 8), 8, 0)
+                if recv(fd, &byte, 1, 0) < 0 && errno == ECONNREFUSED { return true }
+            }
+            return false
+        }
+        #expect(refused, "ICMP port unreachable from b2 reached a1's socket")
+    }
+
     @Test func jumboUnderlayLetsEndpointsUse1500() throws {
         let lab = try makeLab(underlayMTU: 9000)
         defer { lab.teardown() }
