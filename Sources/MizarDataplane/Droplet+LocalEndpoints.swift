@@ -42,6 +42,8 @@ final class PluggedEndpoint: @unchecked Sendable {
     let spec: LocalEndpoint
     let ifindex: Int32
     var detachers: [() -> Void] = []
+    /// Where the agent runs: "tc", or the XDP mode it got ("native", "generic").
+    var agentAttachment = ""
     /// The bouncer entry this endpoint hides while plugged, put back when it is unplugged.
     var shadowed: mz_endpoint?
 
@@ -118,6 +120,18 @@ extension Droplet {
     /// Endpoints hosted here.
     public var localEndpoints: [LocalEndpoint] { lock.withLock { state.locals.values.map(\.spec) } }
 
+    /// How each program of this droplet is attached, by interface: transit XDP on the
+    /// substrate interface ("xdp native" or, where native XDP is impossible, "xdp generic",
+    /// which is also logged) and the agent on each endpoint's veth ("tc" or "xdp <mode>").
+    public var attachments: [String: String] {
+        lock.withLock {
+            var result: [String: String] = [:]
+            if let mode = attachedMode { result[interface] = "xdp \(mode)" }
+            for plugged in state.locals.values { result[plugged.spec.hostInterface] = plugged.agentAttachment }
+            return result
+        }
+    }
+
     func unplugLocked(_ plugged: PluggedEndpoint) throws {
         plugged.detach()
         try maps.localEndpoints.delete(UInt32(plugged.ifindex))
@@ -150,9 +164,11 @@ extension Droplet {
     private func attachAgent(to ifindex: Int32, of plugged: PluggedEndpoint, mode: XDPMode) throws {
         switch agentHook {
         case .xdp:
-            let link = try attachXDP(agentProgram, ifindex: ifindex, in: netns, mode: mode, what: "transit agent on \(plugged.spec.hostInterface)").0
+            let (link, used) = try attachXDP(agentProgram, ifindex: ifindex, in: netns, mode: mode, what: "transit agent on \(plugged.spec.hostInterface)")
+            plugged.agentAttachment = "xdp \(used)"
             plugged.detachers.append { try? link.detach() }
         case .tc:
+            plugged.agentAttachment = "tc"
             // NAPI on the host side: the endpoint's sends are batched (and may be sent from XDP).
             try netns.setGRO(of: plugged.spec.hostInterface, true)
             let filter = try netns.perform { try TCFilter.attach(agentTCProgram, ifindex: ifindex) }

@@ -24,6 +24,8 @@ struct OverlayTopologyTests {
         let lab = try makeLab()
         defer { lab.teardown() }
         for name in lab.hosts.keys { #expect(lab.host(name).dataplane.attachedMode == .native) }
+        #expect(lab.host("hostb").dataplane.attachments == ["eth0": "xdp native", lab.hostSide(lab.guest("b1")): "tc",
+                                                            lab.hostSide(lab.guest("b2")): "tc", lab.hostSide(lab.guest("v2")): "tc"])
 
         // Same network: the first packet passes the bouncer, later ones go host to host.
         let bouncer0 = try lab.counters("bouncer")

@@ -66,6 +66,7 @@ struct OverlayTrafficTests {
     @Test func xdpAgentCarriesPingsAndTCP() throws {
         let lab = try makeLab(agentHook: .xdp)
         defer { lab.teardown() }
+        #expect(lab.host("hosta").dataplane.attachments[lab.hostSide(lab.guest("a1"))] == "xdp native")
         #expect(try lab.ping(from: "a1", to: lab.guest("b1").ip, count: 3) == 3)
         #expect(try lab.ping(from: "a1", to: lab.guest("b2").ip, count: 3) == 3)
         let end = try lab.iperf(from: "a1", to: "b1", seconds: 2)
