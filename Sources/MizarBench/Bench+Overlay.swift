@@ -14,9 +14,9 @@ extension MizarBench {
         guard try pingRTT(from: vxlan.pods[0], to: vxlan.podAddresses[1], count: 3) != nil else { throw BenchError("VXLAN warm-up ping failed") }
         let generator = try liveFramesGenerator(locator)
 
-        print("VXLAN + bridge: iperf3 \(iperfSeconds) s TCP, 200 pings, \(frames) 64-byte frames")
+        print("VXLAN + bridge: iperf3 \(iperfSeconds) s TCP, 1000 pings 2 ms apart, \(frames) 64-byte frames")
         let vxlanTCP = try gbps(try iperf3(from: vxlan.pods[0], to: vxlan.pods[1], server: vxlan.podAddresses[1], seconds: iperfSeconds))
-        guard let vxlanRTT = try pingRTT(from: vxlan.pods[0], to: vxlan.podAddresses[1], count: 200) else { throw BenchError("VXLAN RTT pings failed") }
+        guard let vxlanRTT = try pingRTT(from: vxlan.pods[0], to: vxlan.podAddresses[1], count: 1000, interval: 0.002) else { throw BenchError("VXLAN RTT pings failed") }
         let p1MAC = try RouteSocket(in: vxlan.pods[0]).link(named: "eth0").mac!
         let p2MAC = try RouteSocket(in: vxlan.pods[1]).link(named: "eth0").mac!
         let vxlanPPS = try deliveredRate(generator, from: vxlan.pods[0], to: vxlan.pods[1],
@@ -29,15 +29,15 @@ extension MizarBench {
             let a1 = lab.guest("a1"), b1 = lab.guest("b1")
             // Warm up: ARP and the direct path both ways.
             guard try lab.ping(from: "a1", to: b1.ip, count: 3) == 3 else { throw BenchError("warm-up ping a1 -> b1 failed") }
-            print("Mizar overlay, agent at \(hook.rawValue): iperf3 \(iperfSeconds) s TCP, 200 pings, \(frames) 64-byte frames")
+            print("Mizar overlay, agent at \(hook.rawValue): iperf3 \(iperfSeconds) s TCP, 1000 pings 2 ms apart, \(frames) 64-byte frames")
             let tcp = try gbps(try lab.iperf(from: "a1", to: "b1", seconds: iperfSeconds))
-            guard let rtt = try pingRTT(from: a1.netns, to: b1.ip, count: 200) else { throw BenchError("RTT pings failed") }
+            guard let rtt = try pingRTT(from: a1.netns, to: b1.ip, count: 1000, interval: 0.002) else { throw BenchError("RTT pings failed") }
             let gateway = try lab.hostSideLink("a1").mac!
             let pps = try deliveredRate(generator, from: a1.netns, to: b1.netns, frame: udp64(srcMAC: a1.mac, dstMAC: gateway, src: a1.ip, dst: b1.ip))
             let tag = hook == .tc ? "overlay" : "overlay_xdp_agent"
             metrics += [
                 BenchMetric(name: "\(tag)_tcp_gbps", value: tcp, unit: "Gbit/s", baselineName: "vxlan_bridge_tcp_gbps", baselineValue: vxlanTCP),
-                BenchMetric(name: "\(tag)_rtt_ms", value: rtt, unit: "ms", baselineName: "vxlan_bridge_rtt_ms", baselineValue: vxlanRTT),
+                BenchMetric(name: "\(tag)_rtt_us", value: rtt * 1000, unit: "us", baselineName: "vxlan_bridge_rtt_us", baselineValue: vxlanRTT * 1000),
                 BenchMetric(name: "\(tag)_udp64_mpps", value: pps / 1e6, unit: "Mpps", baselineName: "vxlan_bridge_udp64_mpps", baselineValue: vxlanPPS / 1e6),
             ]
         }
