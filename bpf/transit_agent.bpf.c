@@ -79,18 +79,25 @@ static __always_inline int encap_skb(struct __sk_buff *skb, struct mz_agent_plan
 {
 	const __u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
 			    BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN);
-	struct {
+	struct encap {
 		struct mz_encap_hdr outer;
 		struct ethhdr inner;
-	} __attribute__((packed)) hdr;
+	} __attribute__((packed)) * h;
+	struct ethhdr *eth = (void *)(long)skb->data, inner;
 	__u32 frame_len = skb->len;
 
-	if (bpf_skb_load_bytes(skb, 0, &hdr.inner, sizeof(hdr.inner)))
+	if ((void *)(eth + 1) > (void *)(long)skb->data_end)
 		return -1;
-	if (bpf_skb_adjust_room(skb, sizeof(hdr) - ETH_HLEN, BPF_ADJ_ROOM_MAC, flags))
+	inner = *eth;
+	if (bpf_skb_adjust_room(skb, sizeof(*h) - ETH_HLEN, BPF_ADJ_ROOM_MAC, flags))
 		return -1;
-	mz_fill_encap(&hdr.outer, p->self, &p->to, p->vni, p->hash, frame_len);
-	return bpf_skb_store_bytes(skb, 0, &hdr, sizeof(hdr), 0);
+	/* The room is made in the linear head: write the headers in place. */
+	h = (void *)(long)skb->data;
+	if ((void *)(h + 1) > (void *)(long)skb->data_end)
+		return -1;
+	h->inner = inner;
+	mz_fill_encap(&h->outer, p->self, &p->to, p->vni, p->hash, frame_len);
+	return 0;
 }
 
 SEC("tc")
