@@ -11,34 +11,47 @@ extension MizarBench {
     func overlayMetrics(_ locator: BPFObjectLocator) throws -> [BenchMetric] {
         let vxlan = try VXLANLab(prefix: "mzv\(getpid() % 100000)")
         defer { vxlan.teardown() }
-        guard try pingRTT(from: vxlan.pods[0], to: vxlan.podAddresses[1], count: 3) != nil else { throw BenchError("VXLAN warm-up ping failed") }
+        let labs = try AgentHook.allCases.map { hook in
+            (hook, try OverlayLab.design(prefix: "mz\(hook.rawValue)\(getpid() % 100000)", agentHook: hook, vpc2: false, locator: locator))
+        }
+        defer { for (_, lab) in labs { lab.teardown() } }
         let generator = try liveFramesGenerator(locator)
 
-        print("VXLAN + bridge: iperf3 \(iperfSeconds) s TCP, 1000 pings 2 ms apart, \(frames) 64-byte frames")
-        let vxlanTCP = try gbps(try iperf3(from: vxlan.pods[0], to: vxlan.pods[1], server: vxlan.podAddresses[1], seconds: iperfSeconds))
-        guard let vxlanRTT = try pingRTT(from: vxlan.pods[0], to: vxlan.podAddresses[1], count: 1000, interval: 0.002) else { throw BenchError("VXLAN RTT pings failed") }
+        // Every contender as (name, sender, receiver, receiver IP, generator frame).
         let p1MAC = try RouteSocket(in: vxlan.pods[0]).link(named: "eth0").mac!
         let p2MAC = try RouteSocket(in: vxlan.pods[1]).link(named: "eth0").mac!
-        let vxlanPPS = try deliveredRate(generator, from: vxlan.pods[0], to: vxlan.pods[1],
-                                         frame: udp64(srcMAC: p1MAC, dstMAC: p2MAC, src: vxlan.podAddresses[0], dst: vxlan.podAddresses[1]))
+        var contenders = [("vxlan_bridge", vxlan.pods[0], vxlan.pods[1], vxlan.podAddresses[1],
+                           udp64(srcMAC: p1MAC, dstMAC: p2MAC, src: vxlan.podAddresses[0], dst: vxlan.podAddresses[1]))]
+        for (hook, lab) in labs {
+            let a1 = lab.guest("a1"), b1 = lab.guest("b1")
+            let frame = udp64(srcMAC: a1.mac, dstMAC: try lab.hostSideLink("a1").mac!, src: a1.ip, dst: b1.ip)
+            contenders.append((hook == .tc ? "overlay" : "overlay_xdp_agent", a1.netns, b1.netns, b1.ip, frame))
+        }
+        // Warm up: ARP, bridge FDBs, and the direct path both ways.
+        for (name, from, _, target, _) in contenders {
+            guard try pingRTT(from: from, to: target, count: 3) != nil else { throw BenchError("\(name): warm-up ping failed") }
+        }
+
+        // Rounds interleave the contenders, so that a slow moment of the VM hits all of them; medians of the rounds.
+        let rounds = 3
+        var tcp: [String: [Double]] = [:], rtt: [String: [Double]] = [:], pps: [String: [Double]] = [:]
+        for round in 1...rounds {
+            print("round \(round)/\(rounds): per overlay iperf3 \(iperfSeconds) s TCP, 1000 pings 2 ms apart, \(frames) 64-byte frames")
+            for (name, from, to, target, frame) in contenders {
+                tcp[name, default: []].append(try gbps(try iperf3(from: from, to: to, server: target, seconds: iperfSeconds)))
+                guard let r = try pingRTT(from: from, to: target, count: 1000, interval: 0.002) else { throw BenchError("\(name): RTT pings failed") }
+                rtt[name, default: []].append(r * 1000)
+                pps[name, default: []].append(try deliveredRate(generator, from: from, to: to, frame: frame) / 1e6)
+            }
+        }
+        func med(_ values: [Double]?) -> Double { let v = (values ?? []).sorted(); return v.isEmpty ? 0 : v[v.count / 2] }
 
         var metrics: [BenchMetric] = []
-        for hook in AgentHook.allCases {
-            let lab = try benchLab(locator, agentHook: hook)
-            defer { lab.teardown() }
-            let a1 = lab.guest("a1"), b1 = lab.guest("b1")
-            // Warm up: ARP and the direct path both ways.
-            guard try lab.ping(from: "a1", to: b1.ip, count: 3) == 3 else { throw BenchError("warm-up ping a1 -> b1 failed") }
-            print("Mizar overlay, agent at \(hook.rawValue): iperf3 \(iperfSeconds) s TCP, 1000 pings 2 ms apart, \(frames) 64-byte frames")
-            let tcp = try gbps(try lab.iperf(from: "a1", to: "b1", seconds: iperfSeconds))
-            guard let rtt = try pingRTT(from: a1.netns, to: b1.ip, count: 1000, interval: 0.002) else { throw BenchError("RTT pings failed") }
-            let gateway = try lab.hostSideLink("a1").mac!
-            let pps = try deliveredRate(generator, from: a1.netns, to: b1.netns, frame: udp64(srcMAC: a1.mac, dstMAC: gateway, src: a1.ip, dst: b1.ip))
-            let tag = hook == .tc ? "overlay" : "overlay_xdp_agent"
+        for name in ["overlay", "overlay_xdp_agent"] {
             metrics += [
-                BenchMetric(name: "\(tag)_tcp_gbps", value: tcp, unit: "Gbit/s", baselineName: "vxlan_bridge_tcp_gbps", baselineValue: vxlanTCP),
-                BenchMetric(name: "\(tag)_rtt_us", value: rtt * 1000, unit: "us", baselineName: "vxlan_bridge_rtt_us", baselineValue: vxlanRTT * 1000),
-                BenchMetric(name: "\(tag)_udp64_mpps", value: pps / 1e6, unit: "Mpps", baselineName: "vxlan_bridge_udp64_mpps", baselineValue: vxlanPPS / 1e6),
+                BenchMetric(name: "\(name)_tcp_gbps", value: med(tcp[name]), unit: "Gbit/s", baselineName: "vxlan_bridge_tcp_gbps", baselineValue: med(tcp["vxlan_bridge"])),
+                BenchMetric(name: "\(name)_rtt_us", value: med(rtt[name]), unit: "us", baselineName: "vxlan_bridge_rtt_us", baselineValue: med(rtt["vxlan_bridge"])),
+                BenchMetric(name: "\(name)_udp64_mpps", value: med(pps[name]), unit: "Mpps", baselineName: "vxlan_bridge_udp64_mpps", baselineValue: med(pps["vxlan_bridge"])),
             ]
         }
 

@@ -37,8 +37,8 @@ struct MizarBench: ParsableCommand {
     @Option(help: "Test-run repetitions per measurement (at least 1,000,000 for stable figures).")
     var repeatCount: UInt32 = 1_000_000
 
-    @Option(help: "Seconds of each iperf3 run.")
-    var iperfSeconds = 5
+    @Option(help: "Seconds of each iperf3 run (three rounds per overlay).")
+    var iperfSeconds = 3
 
     @Option(help: "Frames the packet-rate generator sends per run.")
     var frames: UInt32 = 2_000_000
