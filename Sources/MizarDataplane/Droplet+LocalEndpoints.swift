@@ -25,13 +25,17 @@ public struct LocalEndpoint: Hashable, Sendable {
     /// agent; with the XDP agent an XDP_PASS program and tx checksum offload off (a partial
     /// checksum does not survive an XDP redirect).
     public var peer: EndpointPeer?
+    /// Where this endpoint's agent runs; nil takes the droplet's `agentHook`. TC suits bulk
+    /// TCP, XDP small packets and latency (docs/transit-agent.md).
+    public var agentHook: AgentHook?
 
-    public init(vni: VNI, ip: IPv4Address, mac: MACAddress, hostInterface: String, peer: EndpointPeer? = nil) {
+    public init(vni: VNI, ip: IPv4Address, mac: MACAddress, hostInterface: String, peer: EndpointPeer? = nil, agentHook: AgentHook? = nil) {
         self.vni = vni
         self.ip = ip
         self.mac = mac
         self.hostInterface = hostInterface
         self.peer = peer
+        self.agentHook = agentHook
     }
 
     public var id: EndpointID { EndpointID(vni: vni, ip: ip) }
@@ -152,8 +156,9 @@ extension Droplet {
         let socket = try RouteSocket(in: peer.netns)
         let link = try socket.link(named: peer.interface)
         if link.mtu > endpointMTU { try socket.setMTU(of: peer.interface, to: endpointMTU) }
-        if agentHook == .xdp { try peer.netns.setTxChecksumming(of: peer.interface, false) }
-        if agentHook == .tc {
+        let hook = plugged.spec.agentHook ?? agentHook
+        if hook == .xdp { try peer.netns.setTxChecksumming(of: peer.interface, false) }
+        if hook == .tc {
             try peer.netns.setGRO(of: peer.interface, true)
         } else {
             let peerLink = try attachXDP(vethPeerProgram, ifindex: link.index, in: peer.netns, mode: mode, what: "veth peer of \(plugged.spec.id)").0
@@ -162,7 +167,7 @@ extension Droplet {
     }
 
     private func attachAgent(to ifindex: Int32, of plugged: PluggedEndpoint, mode: XDPMode) throws {
-        switch agentHook {
+        switch plugged.spec.agentHook ?? agentHook {
         case .xdp:
             let (link, used) = try attachXDP(agentProgram, ifindex: ifindex, in: netns, mode: mode, what: "transit agent on \(plugged.spec.hostInterface)")
             plugged.agentAttachment = "xdp \(used)"

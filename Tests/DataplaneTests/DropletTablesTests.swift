@@ -49,6 +49,23 @@ final class DropletTablesTests {
         #expect(entry.flags == 0 && DropletAddressProbe.ip(entry) == Wire.y.ip)
     }
 
+    @Test func anEndpointMayTakeTheOtherAgentHook() throws {
+        let socket = try RouteSocket(in: bed.netns)
+        let host = bed.prefix + "xh", peer = bed.prefix + "xp"
+        _ = try socket.createVethPair(name: host, peerName: peer)
+        try socket.setUp(host)
+        try socket.setUp(peer)
+        try bed.droplet.plug(LocalEndpoint(vni: 100, ip: IPv4Address(10, 0, 1, 40), mac: MACAddress("02:00:0a:00:01:28")!, hostInterface: host,
+                                           peer: EndpointPeer(netns: bed.netns, interface: peer), agentHook: .xdp), mode: .native)
+        #expect(bed.droplet.attachments[host] == "xdp native")
+        #expect(bed.droplet.attachments[bed.prefix + "ah"] == "tc", "the droplet's default for the others")
+        #expect(try !bed.netns.txChecksumming(of: peer), "the XDP agent needs the endpoint's checksums complete")
+        let index = try socket.link(named: host).index
+        #expect(try bed.netns.perform { try XDP.query(ifindex: index) }.programName == MZ_TRANSIT_AGENT_PROG)
+        try bed.droplet.unplug(EndpointID(vni: 100, ip: IPv4Address(10, 0, 1, 40)))
+        #expect(try bed.netns.perform { try XDP.query(ifindex: index) } == .none)
+    }
+
     @Test func badRequestsAreRefusedAndChangeNothing() throws {
         let before = try counts
         func refused(_ code: DataplaneError.Code, _ body: () throws -> Void) {
