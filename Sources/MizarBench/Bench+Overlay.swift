@@ -34,7 +34,7 @@ extension MizarBench {
 
         // Rounds interleave the contenders, so that a slow moment of the VM hits all of them; medians of the rounds.
         let rounds = 3
-        var tcp: [String: [Double]] = [:], rtt: [String: [Double]] = [:], pps: [String: [Double]] = [:]
+        var tcp: [String: [Double]] = [:], rtt: [String: [Double]] = [:], pps: [String: [Double]] = [:], trafgenPPS: [String: [Double]] = [:]
         for round in 1...rounds {
             print("round \(round)/\(rounds): per overlay iperf3 \(iperfSeconds) s TCP, 1000 pings 2 ms apart, \(frames) 64-byte frames")
             for (name, from, to, target, frame) in contenders {
@@ -42,6 +42,7 @@ extension MizarBench {
                 guard let r = try pingRTT(from: from, to: target, count: 1000, interval: 0.002) else { throw BenchError("\(name): RTT pings failed") }
                 rtt[name, default: []].append(r * 1000)
                 pps[name, default: []].append(try deliveredRate(generator, from: from, to: to, frame: frame) / 1e6)
+                trafgenPPS[name, default: []].append(try trafgenRate(from: from, to: to, frame: frame) / 1e6)
             }
         }
         func med(_ values: [Double]?) -> Double { let v = (values ?? []).sorted(); return v.isEmpty ? 0 : v[v.count / 2] }
@@ -52,6 +53,8 @@ extension MizarBench {
                 BenchMetric(name: "\(name)_tcp_gbps", value: med(tcp[name]), unit: "Gbit/s", baselineName: "vxlan_bridge_tcp_gbps", baselineValue: med(tcp["vxlan_bridge"])),
                 BenchMetric(name: "\(name)_rtt_us", value: med(rtt[name]), unit: "us", baselineName: "vxlan_bridge_rtt_us", baselineValue: med(rtt["vxlan_bridge"])),
                 BenchMetric(name: "\(name)_udp64_mpps", value: med(pps[name]), unit: "Mpps", baselineName: "vxlan_bridge_udp64_mpps", baselineValue: med(pps["vxlan_bridge"])),
+                BenchMetric(name: "\(name)_udp64_trafgen_mpps", value: med(trafgenPPS[name]), unit: "Mpps",
+                            baselineName: "vxlan_bridge_udp64_trafgen_mpps", baselineValue: med(trafgenPPS["vxlan_bridge"])),
             ]
         }
 
@@ -89,6 +92,23 @@ extension MizarBench {
         usleep(300_000)  // let queued frames land
         let delivered = try rxPackets(in: to) - before
         print(String(format: "  %llu of %u frames delivered in %.2f s", delivered, frames, elapsed))
+        return Double(delivered) / elapsed
+    }
+
+    /// Frames per second reaching the receiving pod while trafgen sends `frames` from the
+    /// sending pod's socket (skbs, as a pod's own traffic is), one CPU.
+    private func trafgenRate(from: Netns, to: Netns, frame: [UInt8]) throws -> Double {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("mizar-trafgen-\(getpid()).cfg")
+        defer { try? FileManager.default.removeItem(at: config) }
+        try ("{ " + frame.map { String(format: "0x%02x", $0) }.joined(separator: ", ") + " }\n").write(to: config, atomically: true, encoding: .utf8)
+        let before = try rxPackets(in: to)
+        let start = Date()
+        let result = try runCommand(["trafgen", "-o", "eth0", "-i", config.path, "-n", "\(frames)", "-P", "1", "-C"], in: from, timeout: 120)
+        let elapsed = Date().timeIntervalSince(start)
+        guard result.status == 0 else { throw BenchError("trafgen failed: \(result.error.suffix(300))") }
+        usleep(300_000)
+        let delivered = try rxPackets(in: to) - before
+        print(String(format: "  trafgen: %llu of %u frames delivered in %.2f s", delivered, frames, elapsed))
         return Double(delivered) / elapsed
     }
 
