@@ -9,7 +9,8 @@ extension MizarBench {
     /// Pod to pod across two hosts: the Mizar overlay against a kernel VXLAN + bridge overlay
     /// (flannel-style), same underlay MTU, same run.
     func overlayMetrics(_ locator: BPFObjectLocator) throws -> [BenchMetric] {
-        let vxlan = try VXLANLab(prefix: "mzv\(getpid() % 100000)")
+        // The same switch as the Mizar labs: fabric ports with an XDP_PASS program.
+        let vxlan = try VXLANLab(prefix: "mzv\(getpid() % 100000)", switchPortProgram: try passProgram(locator))
         defer { vxlan.teardown() }
         let labs = try AgentHook.allCases.map { hook in
             (hook, try OverlayLab.design(prefix: "mz\(hook.rawValue)\(getpid() % 100000)", agentHook: hook, vpc2: false, locator: locator))

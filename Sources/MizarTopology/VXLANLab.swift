@@ -1,4 +1,5 @@
 import Foundation
+import MizarBPF
 import MizarNet
 
 /// The baseline overlay for benchmarks, built the flannel way: two host namespaces on a
@@ -14,11 +15,16 @@ public final class VXLANLab: @unchecked Sendable {
     public private(set) var pods: [Netns] = []
     public let podAddresses = [IPv4Address(10, 0, 1, 2), IPv4Address(10, 0, 1, 3)]
     private var names: [String] = []
+    private var switchLinks: [BPFLink] = []
 
-    /// - Parameter wireUnderlay: underlay veths behave like a wire, as in `OverlayLab`: checksums
-    ///   completed and tunnel GSO segmented on transmit. Without it 64 KB superpackets cross
-    ///   the fabric, which no physical underlay carries.
-    public init(prefix: String = uniquePrefix(), underlayMTU: UInt32 = 1500, wireUnderlay: Bool = true) throws {
+    /// - Parameters:
+    ///   - wireUnderlay: underlay veths behave like a wire, as in `OverlayLab`: checksums
+    ///     completed and tunnel GSO segmented on transmit. Without it 64 KB superpackets cross
+    ///     the fabric, which no physical underlay carries.
+    ///   - switchPortProgram: an XDP_PASS program for the fabric's ports, so that the switch
+    ///     is the very one `OverlayLab` builds (there it must take frames sent from XDP).
+    public init(prefix: String = uniquePrefix(), underlayMTU: UInt32 = 1500, wireUnderlay: Bool = true,
+                switchPortProgram: BPFProgram? = nil) throws {
         self.prefix = prefix
         fabric = try Netns.create(named: prefix + "-vfabric")
         names.append(prefix + "-vfabric")
@@ -36,8 +42,13 @@ public final class VXLANLab: @unchecked Sendable {
                 try fabricSocket.setMaster(of: port, to: prefix + "vbr")
                 try fabricSocket.setUp(port)
                 let socket = try RouteSocket(in: host)
+                if let program = switchPortProgram {
+                    let index = try fabricSocket.link(named: port).index
+                    switchLinks.append(try fabric.perform { try XDP.attach(program, ifindex: index, mode: .native) })
+                }
                 if wireUnderlay {
-                    try ip(["-K", port, "tx", "off", "tx-udp_tnl-segmentation", "off", "tx-udp_tnl-csum-segmentation", "off", "gro", "on"], in: fabric, tool: "ethtool")
+                    try ip(["-K", port, "tx", "off", "tx-udp_tnl-segmentation", "off", "tx-udp_tnl-csum-segmentation", "off"]
+                           + (switchPortProgram == nil ? ["gro", "on"] : []), in: fabric, tool: "ethtool")
                     try ip(["-K", "eth0", "tx", "off", "tx-udp_tnl-segmentation", "off", "tx-udp_tnl-csum-segmentation", "off"], in: host, tool: "ethtool")
                 }
                 try socket.addAddress(IPv4Interface(underlay[i], prefixLength: 24), to: try socket.link(named: "eth0").index)
@@ -67,6 +78,7 @@ public final class VXLANLab: @unchecked Sendable {
     }
 
     public func teardown() {
+        switchLinks.removeAll()
         for name in names.reversed() { _ = try? Netns.delete(named: name) }
         names.removeAll()
     }
