@@ -66,6 +66,7 @@ let package = Package(
         .testTarget(name: "MizarBPFTests", dependencies: ["MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarNetTests", dependencies: ["MizarNet", "MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "DataplaneTests", dependencies: ["MizarDataplane", "MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
+        .testTarget(name: "MizarPacketTests", dependencies: ["MizarPacket", "MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v5]

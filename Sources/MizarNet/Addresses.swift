@@ -105,3 +105,28 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { bytes.map { String(format: "%02x", $0) }.joined(separator: ":") }
 }
+
+/// An IPv6 address: 16 bytes in network order.
+public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 16, "IPv6 address needs 16 bytes")
+        self.bytes = bytes
+    }
+
+    /// Parses any textual form `inet_pton` accepts (`fd00::1`, `::ffff:10.0.0.1`, ...).
+    public init?(_ text: String) {
+        var raw = in6_addr()
+        guard inet_pton(AF_INET6, text, &raw) == 1 else { return nil }
+        bytes = withUnsafeBytes(of: raw) { Array($0) }
+    }
+
+    public var description: String {
+        var raw = in6_addr()
+        withUnsafeMutableBytes(of: &raw) { $0.copyBytes(from: bytes) }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        inet_ntop(AF_INET6, &raw, &text, socklen_t(text.count))
+        return String(cString: text)
+    }
+}

@@ -137,22 +137,3 @@ struct OverlayTrafficTests {
         #expect(try lab.counters("hostb")[.fallback].packets > 3, "packets on the stale path went through the bouncer")
     }
 }
-
-/// The frames of a classic pcap file (tcpdump -w), microsecond or nanosecond format.
-func readPcap(_ path: String) throws -> [[UInt8]] {
-    let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    guard data.count >= 24 else { return [] }
-    let little = data[0] == 0xd4 || data[0] == 0x4d
-    func u32(_ i: Int) -> Int {
-        let b = data[i..<i + 4].map(Int.init)
-        return little ? b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24 : b[3] | b[2] << 8 | b[1] << 16 | b[0] << 24
-    }
-    var frames: [[UInt8]] = [], offset = 24
-    while offset + 16 <= data.count {
-        let captured = u32(offset + 8)
-        guard offset + 16 + captured <= data.count else { break }
-        frames.append(Array(data[offset + 16..<offset + 16 + captured]))
-        offset += 16 + captured
-    }
-    return frames
-}

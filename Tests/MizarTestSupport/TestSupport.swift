@@ -17,3 +17,33 @@ public enum TestPaths {
     }
 }
 
+
+/// The frames of a classic pcap file (tcpdump -w), microsecond or nanosecond format.
+public func readPcap(_ path: String) throws -> [[UInt8]] {
+    let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    guard data.count >= 24 else { return [] }
+    let little = data[0] == 0xd4 || data[0] == 0x4d
+    func u32(_ i: Int) -> Int {
+        let b = data[i..<i + 4].map(Int.init)
+        return little ? b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24 : b[3] | b[2] << 8 | b[1] << 16 | b[0] << 24
+    }
+    var frames: [[UInt8]] = [], offset = 24
+    while offset + 16 <= data.count {
+        let captured = u32(offset + 8)
+        guard offset + 16 + captured <= data.count else { break }
+        frames.append(Array(data[offset + 16..<offset + 16 + captured]))
+        offset += 16 + captured
+    }
+    return frames
+}
+
+/// Writes Ethernet frames as a classic little-endian pcap file, for tools to decode.
+public func writePcap(_ frames: [[UInt8]], to path: String) throws {
+    func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    func le16(_ v: UInt16) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    var out = le32(0xa1b2_c3d4) + le16(2) + le16(4) + le32(0) + le32(0) + le32(65535) + le32(1)
+    for (i, frame) in frames.enumerated() {
+        out += le32(UInt32(i)) + le32(0) + le32(UInt32(frame.count)) + le32(UInt32(frame.count)) + frame
+    }
+    try Data(out).write(to: URL(fileURLWithPath: path))
+}
