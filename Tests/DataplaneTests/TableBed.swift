@@ -65,6 +65,13 @@ final class TableBed: @unchecked Sendable {
     init(directPathMaxAge: Duration = .seconds(30)) throws {
         netns = try Netns.create(named: prefix)
         do {
+            // No IPv6 in here: router solicitations and MLD reports from the veths would reach
+            // the (really attached) agent and move the counters the tables count exactly.
+            try netns.perform {
+                for conf in ["all", "default"] {
+                    try "1".write(toFile: "/proc/sys/net/ipv6/conf/\(conf)/disable_ipv6", atomically: false, encoding: .utf8)
+                }
+            }
             let socket = try RouteSocket(in: netns)
             for (name, mac) in [("a", Wire.aMAC), ("c", Wire.cMAC)] {
                 _ = try socket.createVethPair(name: prefix + name + "h", peerName: prefix + name + "p")
