@@ -110,10 +110,7 @@ int transit_agent_tc(struct __sk_buff *skb)
 
 	/* Headers must be linear and writable for direct access; the payload may stay paged. */
 	bpf_skb_pull_data(skb, len < MZ_TC_PULL_LEN ? len : MZ_TC_PULL_LEN);
-	cur.pos = (void *)(long)skb->data;
-	cur.end = (void *)(long)skb->data_end;
-	cur.start = cur.pos;
-	cur.len = len;
+	cur = mz_cursor_init_skb(skb);
 
 	mz_agent_decide(&cur, skb->ifindex, &plan);
 	switch (plan.action) {

@@ -86,12 +86,12 @@ extension MizarBench {
     /// Frames per second that reach the receiving pod's eth0 while the generator sends `frames`.
     private func deliveredRate(_ generator: BPFProgram, from: Netns, to: Netns, frame: [UInt8]) throws -> Double {
         let eth0 = try RouteSocket(in: from).link(named: "eth0").index
-        let before = try rxPackets(in: to)
+        let before = try receivedPackets(of: "eth0", in: to)
         let start = Date()
         try from.perform { _ = try generator.runLiveFrames(frame: frame, count: frames, ingressIfindex: UInt32(eth0)) }
         let elapsed = Date().timeIntervalSince(start)
         usleep(300_000)  // let queued frames land
-        let delivered = try rxPackets(in: to) - before
+        let delivered = try receivedPackets(of: "eth0", in: to) - before
         print(String(format: "  %llu of %u frames delivered in %.2f s", delivered, frames, elapsed))
         return Double(delivered) / elapsed
     }
@@ -102,20 +102,15 @@ extension MizarBench {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("mizar-trafgen-\(getpid()).cfg")
         defer { try? FileManager.default.removeItem(at: config) }
         try ("{ " + frame.map { String(format: "0x%02x", $0) }.joined(separator: ", ") + " }\n").write(to: config, atomically: true, encoding: .utf8)
-        let before = try rxPackets(in: to)
+        let before = try receivedPackets(of: "eth0", in: to)
         let start = Date()
         let result = try runCommand(["trafgen", "-o", "eth0", "-i", config.path, "-n", "\(frames)", "-P", "1", "-C"], in: from, timeout: 120)
         let elapsed = Date().timeIntervalSince(start)
         guard result.status == 0 else { throw BenchError("trafgen failed: \(result.error.suffix(300))") }
         usleep(300_000)
-        let delivered = try rxPackets(in: to) - before
+        let delivered = try receivedPackets(of: "eth0", in: to) - before
         print(String(format: "  trafgen: %llu of %u frames delivered in %.2f s", delivered, frames, elapsed))
         return Double(delivered) / elapsed
     }
 
-    private func rxPackets(in netns: Netns) throws -> UInt64 {
-        let dev = try runCommand(["cat", "/proc/net/dev"], in: netns).output
-        guard let line = dev.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("eth0:") }) else { return 0 }
-        return UInt64(line.split(separator: ":")[1].split(separator: " ")[1]) ?? 0
-    }
 }

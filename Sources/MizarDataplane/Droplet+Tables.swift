@@ -119,39 +119,18 @@ extension Droplet {
     public func setEndpoints(_ endpoints: [Endpoint]) throws {
         try lock.withLock {
             let slices = endpoints.count < 65536 ? 1 : ProcessInfo.processInfo.activeProcessorCount
-            let per = (endpoints.count + slices - 1) / max(slices, 1)
-            var batches = [[(key: mz_endpoint_key, value: mz_endpoint)]](repeating: [], count: slices)
-            var shadowed = [[(PluggedEndpoint, mz_endpoint)]](repeating: [], count: slices)
-            var failures = [DataplaneError?](repeating: nil, count: slices)
+            let per = (endpoints.count + slices - 1) / slices
             let state = self.state
-            batches.withUnsafeMutableBufferPointer { batchesOut in
-                shadowed.withUnsafeMutableBufferPointer { shadowedOut in
-                    failures.withUnsafeMutableBufferPointer { failuresOut in
-                        DispatchQueue.concurrentPerform(iterations: slices) { slice in
-                            let range = min(slice * per, endpoints.count)..<min((slice + 1) * per, endpoints.count)
-                            do {
-                                (batchesOut[slice], shadowedOut[slice]) = try buildEndpointBatch(endpoints[range], state: state)
-                            } catch {
-                                failuresOut[slice] = error as? DataplaneError
-                            }
-                        }
-                    }
-                }
+            let built = try concurrentMap(slices) { slice in
+                try buildEndpointBatch(endpoints[min(slice * per, endpoints.count)..<min((slice + 1) * per, endpoints.count)], state: state)
             }
-            if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
-            var writeErrors = [(any Error)?](repeating: nil, count: slices)
-            writeErrors.withUnsafeMutableBufferPointer { errorsOut in
-                DispatchQueue.concurrentPerform(iterations: slices) { slice in
-                    do { try maps.endpoints.update(batch: batches[slice]) } catch { errorsOut[slice] = error }
-                }
-            }
-            if let error = writeErrors.lazy.compactMap({ $0 }).first { throw error }
-            for (plugged, value) in shadowed.joined() { plugged.shadowed = value }
+            _ = try concurrentMap(slices) { slice in try maps.endpoints.update(batch: built[slice].batch) }
+            for (plugged, value) in built.flatMap(\.shadowed) { plugged.shadowed = value }
         }
     }
 
     private func buildEndpointBatch(_ endpoints: ArraySlice<Endpoint>, state: TableState) throws
-        -> ([(key: mz_endpoint_key, value: mz_endpoint)], [(PluggedEndpoint, mz_endpoint)]) {
+        -> (batch: [(key: mz_endpoint_key, value: mz_endpoint)], shadowed: [(PluggedEndpoint, mz_endpoint)]) {
         var batch: [(key: mz_endpoint_key, value: mz_endpoint)] = []
         var shadowed: [(PluggedEndpoint, mz_endpoint)] = []
         batch.reserveCapacity(endpoints.count)
@@ -212,6 +191,15 @@ extension Droplet {
     func purgeDirectPaths(where matches: (EndpointID) -> Bool) throws {
         for key in try maps.directPath.keys() where matches(EndpointID(key)) { try maps.directPath.delete(key) }
     }
+}
+
+/// `body(0..<count)` on every CPU; the first error thrown is rethrown once all have run.
+private func concurrentMap<T>(_ count: Int, _ body: (Int) throws -> T) throws -> [T] {
+    var results = [Result<T, any Error>?](repeating: nil, count: count)
+    results.withUnsafeMutableBufferPointer { out in
+        DispatchQueue.concurrentPerform(iterations: count) { i in out[i] = Result { try body(i) } }
+    }
+    return try results.map { try $0!.get() }
 }
 
 private func overlaps(_ a: IPv4Interface, _ b: IPv4Interface) -> Bool {

@@ -134,3 +134,17 @@ public func pingRTT(from: Netns, to: IPv4Address, count: Int = 50, interval: Dou
           let values = line.split(separator: "=").last?.trimmingCharacters(in: .whitespaces).split(separator: "/"), values.count >= 2 else { return nil }
     return Double(values[1])
 }
+
+/// The "N received" figure of ping's summary.
+public func pingReplies(_ output: String) -> Int {
+    let line = output.split(separator: "\n").first { $0.contains("received") } ?? ""
+    let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    return Int(fields.first { $0.hasSuffix("received") }?.split(separator: " ").first ?? "0") ?? 0
+}
+
+/// Packets device `name` received, read from /proc/net/dev inside `netns` (0 when it is missing).
+public func receivedPackets(of name: String, in netns: Netns) throws -> UInt64 {
+    let dev = try runCommand(["cat", "/proc/net/dev"], in: netns).output
+    guard let line = dev.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(name + ":") }) else { return 0 }
+    return UInt64(line.split(separator: ":")[1].split(separator: " ")[1]) ?? 0
+}

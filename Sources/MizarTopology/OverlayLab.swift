@@ -169,15 +169,9 @@ public final class OverlayLab: @unchecked Sendable {
         namespaces.append("\(prefix)-\(name)")
         let guest = Guest(name: name, netns: netns, vni: vni, address: IPv4Interface(ip, prefixLength: network.cidr.prefixLength),
                           mac: MACAddress(bytes: [0x02, 0x00] + ip.bytes), host: host)
-        let socket = try RouteSocket(in: netns)
-        try socket.setUp("lo")
+        try RouteSocket(in: netns).setUp("lo")
         guests[name] = guest
         try wire(guest, to: host)
-        let eth0 = try socket.link(named: "eth0")
-        try socket.addAddress(guest.address, to: eth0.index)
-        let gateway = IPv4Address(bytes: network.cidr.address.bytes.dropLast() + [network.cidr.address.bytes[3] + 1])
-        try socket.addRoute(.defaultRoute(via: gateway, ifindex: eth0.index))
-        try announce(guest)
     }
 
     /// Removes an endpoint from its droplet and its bouncers (the namespace stays, cut off).
@@ -197,13 +191,6 @@ public final class OverlayLab: @unchecked Sendable {
         guest.host = host
         guests[name] = guest
         try wire(guest, to: host)
-        let socket = try RouteSocket(in: guest.netns)
-        let eth0 = try socket.link(named: "eth0")
-        try socket.addAddress(guest.address, to: eth0.index)
-        let network = self.network(of: guest.vni, guest.ip)!
-        let gateway = IPv4Address(bytes: network.cidr.address.bytes.dropLast() + [network.cidr.address.bytes[3] + 1])
-        try socket.addRoute(.defaultRoute(via: gateway, ifindex: eth0.index))
-        try announce(guest)
     }
 
     /// The name of an endpoint's host-side veth (in its droplet's namespace).
@@ -214,7 +201,9 @@ public final class OverlayLab: @unchecked Sendable {
         try RouteSocket(in: host(guest(name).host).netns).link(named: hostSide(guest(name)))
     }
 
-    /// A veth from the droplet to the endpoint namespace (`eth0` there), plugged into the droplet.
+    /// A veth from the droplet to the endpoint namespace (`eth0` there, with the endpoint's
+    /// address and a default route via the network's first address), plugged into the
+    /// droplet and announced to the network's bouncers.
     private func wire(_ guest: Guest, to host: String) throws {
         let droplet = self.host(host)
         let socket = try RouteSocket(in: droplet.netns)
@@ -225,6 +214,10 @@ public final class OverlayLab: @unchecked Sendable {
         try socket.setUp(hostSide(guest))
         try droplet.dataplane.plug(LocalEndpoint(vni: guest.vni, ip: guest.ip, mac: guest.mac, hostInterface: hostSide(guest),
                                                  peer: EndpointPeer(netns: guest.netns, interface: "eth0")), mode: .native)
+        let eth0 = try inside.link(named: "eth0")
+        try inside.addAddress(guest.address, to: eth0.index)
+        try inside.addRoute(.defaultRoute(via: IPv4Address(value: guest.address.network.address.value + 1), ifindex: eth0.index))
+        try announce(guest)
     }
 
     private func bouncers(of guest: Guest) -> [Host] {
@@ -243,14 +236,7 @@ public final class OverlayLab: @unchecked Sendable {
     @discardableResult
     public func ping(from: String, to: IPv4Address, count: Int = 3, interval: Double = 0.2, extra: [String] = []) throws -> Int {
         let result = try runCommand(["ping", "-c", "\(count)", "-i", "\(interval)", "-W", "1"] + extra + [to.description], in: guest(from).netns)
-        return Self.received(result.output)
-    }
-
-    /// The "N received" figure of ping's summary.
-    public static func received(_ output: String) -> Int {
-        let line = output.split(separator: "\n").first { $0.contains("received") } ?? ""
-        let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        return Int(fields.first { $0.hasSuffix("received") }?.split(separator: " ").first ?? "0") ?? 0
+        return pingReplies(result.output)
     }
 
     /// Sum of transit XDP counters over every droplet.
@@ -260,12 +246,9 @@ public final class OverlayLab: @unchecked Sendable {
 }
 
 extension OverlayLab {
-    /// Packets received on an endpoint's `eth0`, read from its namespace's /proc/net/dev.
+    /// Packets received on an endpoint's `eth0`.
     public func receivedPackets(_ name: String) throws -> UInt64 {
-        let dev = try runCommand(["cat", "/proc/net/dev"], in: guest(name).netns).output
-        guard let line = dev.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("eth0:") }) else { return 0 }
-        let fields = line.split(separator: ":")[1].split(separator: " ")
-        return UInt64(fields[1]) ?? 0
+        try MizarTopology.receivedPackets(of: "eth0", in: guest(name).netns)
     }
 
     /// Runs iperf3 from endpoint `from` to endpoint `to`; returns the report's end section.

@@ -59,9 +59,7 @@ public final class VethPairTopology: @unchecked Sendable {
     @discardableResult
     public func ping(count: Int = 3) throws -> Int {
         let result = try runCommand(["ping", "-c", "\(count)", "-i", "0.2", "-W", "2", addressB.description], in: nsA)
-        let line = result.output.split(separator: "\n").first { $0.contains("received") } ?? ""
-        let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        return Int(fields.first { $0.hasSuffix("received") }?.split(separator: " ").first ?? "0") ?? 0
+        return pingReplies(result.output)
     }
 }
 

@@ -131,7 +131,7 @@ struct OverlayTrafficTests {
         usleep(1_000_000)
         try lab.moveEndpoint("b3", to: "divider")
         let output = ping.wait(timeout: 30).output
-        let received = OverlayLab.received(output)
+        let received = pingReplies(output)
         #expect(received >= 60, "lost \(80 - received) of 80 pings at 50 ms intervals across the move:\n\(output.suffix(300))")
         #expect(try lab.host("hosta").dataplane.learnedPaths()[lab.guest("b3").id] == lab.host("divider").address, "the direct path follows the move")
         #expect(try lab.counters("hostb")[.fallback].packets > 3, "packets on the stale path went through the bouncer")

@@ -41,6 +41,18 @@ struct mz_cursor {
 	__u32 len;
 };
 
+/* TC: the cursor over an skb (headers in its linear part). */
+static __always_inline struct mz_cursor mz_cursor_init_skb(struct __sk_buff *skb)
+{
+	struct mz_cursor c = {
+		.pos = (void *)(long)skb->data,
+		.end = (void *)(long)skb->data_end,
+		.start = (void *)(long)skb->data,
+		.len = skb->len,
+	};
+	return c;
+}
+
 static __always_inline struct mz_cursor mz_cursor_init(struct xdp_md *ctx)
 {
 	struct mz_cursor c = {
