@@ -131,7 +131,7 @@ extension Droplet {
         lock.withLock {
             var result: [String: String] = [:]
             if let mode = attachedMode { result[interface] = "xdp \(mode)" }
-            for plugged in state.locals.values { result[plugged.spec.hostInterface] = plugged.agentAttachment }
+            for plugged in state.locals.values where !plugged.detachers.isEmpty { result[plugged.spec.hostInterface] = plugged.agentAttachment }
             return result
         }
     }
