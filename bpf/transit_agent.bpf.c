@@ -10,6 +10,10 @@
  * `transit_agent_tc` at TC ingress. The TC one keeps the endpoint's GSO/TSO and
  * checksum offload across the encapsulation (bpf_skb_adjust_room marks the skb as a
  * UDP tunnel), which is what TCP throughput needs; see docs/transit-agent.md.
+ *
+ * Admitted IPv4 goes through the egress plugin chain before routing (DESIGN §5): the
+ * roots hold the live chain's first position, one per flavour; while a root is empty the
+ * tail call falls through and the frame is routed inline.
  */
 #include <linux/pkt_cls.h>
 
@@ -24,6 +28,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct mz_agent_stats);
 } agent_stats SEC(".maps");
+
+/* Where the egress chain starts, for each entry's program type. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} egress_root SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} egress_root_tc SEC(".maps");
 
 static __always_inline void count(__u32 stat, __u64 bytes)
 {
@@ -41,33 +60,63 @@ static __always_inline int too_big(const struct mz_droplet *self, __u32 frame_le
 	return self->mtu && frame_len + MZ_ENCAP_OVERHEAD > self->mtu + sizeof(struct ethhdr);
 }
 
-SEC("xdp.frags")
-int transit_agent(struct xdp_md *ctx)
+/* Carries the plan out in XDP and counts it. */
+static __always_inline int act_xdp(struct xdp_md *ctx, struct mz_agent_plan *plan, __u32 len)
 {
-	struct mz_cursor cur = mz_cursor_init(ctx);
-	struct mz_agent_plan plan = {};
 	int action = XDP_DROP;
 
-	mz_agent_decide(&cur, ctx->ingress_ifindex, &plan);
-	switch (plan.action) {
+	switch (plan->action) {
 	case MZ_AGENT_DO_REPLY:
 		action = XDP_TX;
 		break;
 	case MZ_AGENT_DO_LOCAL:
-		action = bpf_redirect(plan.ifindex, 0);
+		action = bpf_redirect(plan->ifindex, 0);
+		break;
+	case MZ_AGENT_DO_PASS:
+		action = XDP_PASS;
 		break;
 	case MZ_AGENT_DO_ENCAP:
-		if (too_big(plan.self, cur.len)) {
-			plan.stat = MZ_AGENT_TOO_BIG;
-		} else if (mz_encap_xdp(ctx, plan.self, &plan.to, plan.vni, plan.hash) < 0) {
-			plan.stat = MZ_AGENT_ENCAP_FAILED;
+		if (too_big(plan->self, len)) {
+			plan->stat = MZ_AGENT_TOO_BIG;
+		} else if (mz_encap_xdp(ctx, plan->self, &plan->to, plan->vni, plan->hash) < 0) {
+			plan->stat = MZ_AGENT_ENCAP_FAILED;
 		} else {
-			action = bpf_redirect(plan.self->ifindex, 0);
+			action = bpf_redirect(plan->self->ifindex, 0);
 		}
 		break;
 	}
-	count(plan.stat, cur.len);
+	count(plan->stat, len);
 	return action;
+}
+
+SEC("xdp.frags")
+int transit_agent(struct xdp_md *ctx)
+{
+	struct mz_cursor cur = mz_cursor_init(ctx);
+	const struct mz_local_endpoint *lep;
+	struct mz_agent_plan plan = {};
+	struct ethhdr *eth;
+	struct iphdr *iph;
+
+	if (mz_agent_admit(&cur, ctx->ingress_ifindex, &plan, &lep, &eth, &iph)) {
+		if (mz_agent_chain_ctx(&cur, ctx->ingress_ifindex, lep, eth, iph))
+			bpf_tail_call(ctx, &egress_root, 0);
+		/* No chain: route inline. */
+		mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
+	}
+	return act_xdp(ctx, &plan, cur.len);
+}
+
+/* The last position of every XDP egress chain. */
+SEC("xdp.frags")
+int egress_continue(struct xdp_md *ctx)
+{
+	struct mz_cursor cur = mz_cursor_init(ctx);
+	struct mz_agent_plan plan = {};
+
+	mz_agent_resume(&cur, mz_plugin_ctx_get(), &plan);
+	count(MZ_AGENT_EGRESS_CHAIN, 0);
+	return act_xdp(ctx, &plan, cur.len);
 }
 
 /*
@@ -100,39 +149,68 @@ static __always_inline int encap_skb(struct __sk_buff *skb, struct mz_agent_plan
 	return 0;
 }
 
+/* Carries the plan out at TC and counts it. */
+static __always_inline int act_tc(struct __sk_buff *skb, struct mz_agent_plan *plan, __u32 len)
+{
+	int action = TC_ACT_SHOT;
+
+	switch (plan->action) {
+	case MZ_AGENT_DO_REPLY:
+		action = bpf_redirect(skb->ifindex, 0); /* back out towards the endpoint */
+		break;
+	case MZ_AGENT_DO_LOCAL:
+		action = bpf_redirect(plan->ifindex, 0);
+		break;
+	case MZ_AGENT_DO_PASS:
+		action = TC_ACT_OK;
+		break;
+	case MZ_AGENT_DO_ENCAP:
+		/* A GSO skb becomes segments sized for the endpoint's MTU, which leaves the room. */
+		if (!skb->gso_size && too_big(plan->self, len)) {
+			plan->stat = MZ_AGENT_TOO_BIG;
+		} else if (encap_skb(skb, plan) < 0) {
+			plan->stat = MZ_AGENT_ENCAP_FAILED;
+		} else {
+			action = bpf_redirect(plan->self->ifindex, 0);
+		}
+		break;
+	}
+	count(plan->stat, len);
+	return action;
+}
+
 SEC("tc")
 int transit_agent_tc(struct __sk_buff *skb)
 {
+	const struct mz_local_endpoint *lep;
 	struct mz_agent_plan plan = {};
 	struct mz_cursor cur;
+	struct ethhdr *eth;
+	struct iphdr *iph;
 	__u32 len = skb->len;
-	int action = TC_ACT_SHOT;
 
 	/* Headers must be linear and writable for direct access; the payload may stay paged. */
 	bpf_skb_pull_data(skb, len < MZ_TC_PULL_LEN ? len : MZ_TC_PULL_LEN);
 	cur = mz_cursor_init_skb(skb);
 
-	mz_agent_decide(&cur, skb->ifindex, &plan);
-	switch (plan.action) {
-	case MZ_AGENT_DO_REPLY:
-		action = bpf_redirect(skb->ifindex, 0); /* back out towards the endpoint */
-		break;
-	case MZ_AGENT_DO_LOCAL:
-		action = bpf_redirect(plan.ifindex, 0);
-		break;
-	case MZ_AGENT_DO_ENCAP:
-		/* A GSO skb becomes segments sized for the endpoint's MTU, which leaves the room. */
-		if (!skb->gso_size && too_big(plan.self, len)) {
-			plan.stat = MZ_AGENT_TOO_BIG;
-		} else if (encap_skb(skb, &plan) < 0) {
-			plan.stat = MZ_AGENT_ENCAP_FAILED;
-		} else {
-			action = bpf_redirect(plan.self->ifindex, 0);
-		}
-		break;
+	if (mz_agent_admit(&cur, skb->ifindex, &plan, &lep, &eth, &iph)) {
+		if (mz_agent_chain_ctx(&cur, skb->ifindex, lep, eth, iph))
+			bpf_tail_call(skb, &egress_root_tc, 0);
+		mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
 	}
-	count(plan.stat, len);
-	return action;
+	return act_tc(skb, &plan, len);
+}
+
+/* The last position of every TC egress chain. */
+SEC("tc")
+int egress_continue_tc(struct __sk_buff *skb)
+{
+	struct mz_cursor cur = mz_cursor_init_skb(skb);
+	struct mz_agent_plan plan = {};
+
+	mz_agent_resume(&cur, mz_plugin_ctx_get(), &plan);
+	count(MZ_AGENT_EGRESS_CHAIN, 0);
+	return act_tc(skb, &plan, skb->len);
 }
 
 /* For the endpoint's end of the veth: frames redirected into a veth need an XDP peer. */

@@ -6,9 +6,15 @@
  * direct-path cache), bounced to the endpoint's droplet (bouncer role), sent to a
  * bouncer of the destination network (divider role, or a stale direct path), or
  * dropped and counted.
+ *
+ * The ingress plugin chain (DESIGN §5) sees the decapsulated frame before delivery, and
+ * plain IPv4 to the droplet's own address (flagged external: a NAT plugin may claim it
+ * for an endpoint). `ingress_root` holds the live chain's first position; while it is
+ * empty the tail call falls through and the frame is handled inline, at no cost.
  */
 #include "mizar/overlay.bpf.h"
 #include "mizar/dataplane_maps.bpf.h"
+#include "mizar/plugin_core.bpf.h"
 #include "mizar/transit_xdp.h"
 
 /*
@@ -24,12 +30,63 @@ struct {
 	__type(value, struct mz_transit_stats);
 } transit_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ingress_root SEC(".maps");
+
 static __always_inline void count(struct mz_transit_stats *s, __u32 slot, __u64 bytes)
 {
 	if (slot < MZ_TRANSIT_STAT_MAX) { /* bound for the verifier */
 		s->slot[slot].packets++;
 		s->slot[slot].bytes += bytes;
 	}
+}
+
+static __always_inline struct mz_transit_stats *stats_get(void)
+{
+	return bpf_map_lookup_elem(&transit_stats, &(__u32){ 0 });
+}
+
+/* Counts what a Geneve packet showed beside its outcome. */
+static __always_inline void count_events(struct mz_transit_stats *s, const struct mz_geneve_info *gnv,
+					 int learned)
+{
+	if (gnv->has_rts)
+		count(s, MZ_TRANSIT_OPT_RTS, 0);
+	if (gnv->unknown_opts)
+		count(s, MZ_TRANSIT_OPT_UNKNOWN, 0);
+	if (learned)
+		count(s, MZ_TRANSIT_LEARNED, 0);
+}
+
+/*
+ * Hands the frame (an IPv4 header after its Ethernet header) to the ingress chain.
+ * Returns only when no chain is installed.
+ */
+static __always_inline void run_ingress_chain(struct xdp_md *ctx, __u32 flags, __u32 vni, __u32 ifindex,
+					      __be32 ip, __u16 core_stat)
+{
+	void *data = (void *)(long)ctx->data;
+	struct iphdr *iph = data + sizeof(struct ethhdr);
+
+	if ((void *)(iph + 1) > (void *)(long)ctx->data_end)
+		return;
+	if (!mz_plugin_ctx_begin(MZ_HOOK_INGRESS, flags, vni, ifindex, ip, sizeof(struct ethhdr), iph,
+				 bpf_xdp_get_buff_len(ctx), core_stat))
+		return;
+	bpf_tail_call(ctx, &ingress_root, 0);
+}
+
+/* Plain IPv4 to the droplet itself goes through the ingress chain when there is one. */
+static __always_inline void run_external_chain(struct xdp_md *ctx, const struct iphdr *iph, __u32 stat)
+{
+	const struct mz_droplet *self = mz_droplet();
+
+	if (self && self->self.ip && iph->daddr == self->self.ip)
+		run_ingress_chain(ctx, MZ_CTX_EXTERNAL, 0, 0, 0, stat);
 }
 
 /* Maps a Geneve parse error to its counter slot. */
@@ -67,14 +124,11 @@ static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_r
 	return 1;
 }
 
-/* Decapsulates in place and redirects the inner frame to the endpoint's veth. */
-static __always_inline int deliver(struct xdp_md *ctx, __u32 inner_off, const struct mz_endpoint *ep)
+/* Redirects the (decapsulated) frame to the endpoint's veth. */
+static __always_inline int deliver(struct xdp_md *ctx, const struct mz_endpoint *ep)
 {
-	struct ethhdr *eth;
+	struct ethhdr *eth = (void *)(long)ctx->data;
 
-	if (bpf_xdp_adjust_head(ctx, inner_off))
-		return XDP_DROP;
-	eth = (void *)(long)ctx->data;
 	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 		return XDP_DROP;
 	/* The endpoint sees every peer behind its gateway MAC (what the agent's ARP answers). */
@@ -100,6 +154,7 @@ int transit_xdp(struct xdp_md *ctx)
 	struct mz_endpoint_key key;
 	__u32 stat, len = cur.len;
 	int ret, action = XDP_PASS, learned = 0, geneve_ok = 0;
+	int events_counted = 0;
 
 	ret = mz_parse_eth(&cur, &eth);
 	if (ret < 0) {
@@ -117,11 +172,11 @@ int transit_xdp(struct xdp_md *ctx)
 	}
 	if (ret != IPPROTO_UDP) {
 		stat = MZ_TRANSIT_NON_UDP;
-		goto out;
+		goto external;
 	}
 	if (mz_ipv4_is_later_fragment(iph)) {
 		stat = MZ_TRANSIT_IPV4_FRAGMENT;
-		goto out;
+		goto external;
 	}
 	ret = mz_parse_udp(&cur, &udp);
 	if (ret < 0) {
@@ -130,7 +185,7 @@ int transit_xdp(struct xdp_md *ctx)
 	}
 	if (ret != MZ_GENEVE_UDP_PORT) {
 		stat = MZ_TRANSIT_NON_GENEVE;
-		goto out;
+		goto external;
 	}
 	self = mz_droplet();
 	if (!self || !self->self.ip || iph->daddr != self->self.ip) {
@@ -176,8 +231,19 @@ int transit_xdp(struct xdp_md *ctx)
 		if (gnv.has_rts && self->direct_path_max_age_ms && gnv.rts.droplet_ip != self->self.ip &&
 		    mz_same_network(inner_ip->saddr, inner_ip->daddr, ep->net_plen))
 			learned = learn(gnv.vni, inner_ip->saddr, &gnv.rts, self);
-		action = deliver(ctx, (void *)inner - (void *)eth, ep);
-		stat = action == XDP_REDIRECT ? MZ_TRANSIT_DELIVERED : MZ_TRANSIT_BAD_INNER;
+		key.ip = inner_ip->daddr;
+		stat = MZ_TRANSIT_BAD_INNER;
+		if (bpf_xdp_adjust_head(ctx, (void *)inner - (void *)eth))
+			goto out;
+		/* The chain's continuation counts the outcome; the events are this program's. */
+		stats = stats_get();
+		if (stats)
+			count_events(stats, &gnv, learned);
+		events_counted = 1;
+		run_ingress_chain(ctx, 0, gnv.vni, ep->ifindex, key.ip, MZ_TRANSIT_DELIVERED);
+		action = deliver(ctx, ep);
+		if (action == XDP_REDIRECT)
+			stat = MZ_TRANSIT_DELIVERED;
 		goto out;
 	}
 	if (ep) { /* bouncer: the endpoint table knows its droplet */
@@ -216,17 +282,60 @@ forward:
 		goto out;
 	}
 	action = XDP_TX;
+	goto out;
+external:
+	run_external_chain(ctx, iph, stat);
 out:
-	stats = bpf_map_lookup_elem(&transit_stats, &(__u32){ 0 });
+	stats = stats_get();
 	if (stats) {
 		count(stats, stat, len);
 		/* Options count for packets whose Geneve header parsed whole. */
-		if (geneve_ok && gnv.has_rts)
-			count(stats, MZ_TRANSIT_OPT_RTS, 0);
-		if (geneve_ok && gnv.unknown_opts)
-			count(stats, MZ_TRANSIT_OPT_UNKNOWN, 0);
-		if (learned)
-			count(stats, MZ_TRANSIT_LEARNED, 0);
+		if (geneve_ok && !events_counted)
+			count_events(stats, &gnv, learned);
+	}
+	return action;
+}
+
+/*
+ * The last position of every ingress chain: delivers to the endpoint the frame is now
+ * addressed to (a plugin may have rewritten it), or passes an external frame no plugin
+ * claimed to the stack.
+ */
+SEC("xdp.frags")
+int ingress_continue(struct xdp_md *ctx)
+{
+	struct mz_cursor cur = mz_cursor_init(ctx);
+	struct mz_plugin_ctx *pc = mz_plugin_ctx_get();
+	struct mz_transit_stats *stats;
+	const struct mz_endpoint *ep;
+	struct mz_endpoint_key key;
+	__u32 stat = MZ_TRANSIT_BAD_INNER;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	int action = XDP_DROP;
+
+	if (!pc)
+		goto out;
+	if ((pc->flags & MZ_CTX_EXTERNAL) && !pc->vni) {
+		stat = pc->core_stat;
+		action = XDP_PASS;
+		goto out;
+	}
+	if (mz_parse_eth(&cur, &eth) != ETH_P_IP || mz_parse_ipv4(&cur, &iph) < 0)
+		goto out;
+	key.vni = pc->vni;
+	key.ip = iph->daddr;
+	ep = bpf_map_lookup_elem(&endpoints, &key);
+	stat = MZ_TRANSIT_NOT_LOCAL;
+	if (!ep || !(ep->flags & MZ_ENDPOINT_LOCAL))
+		goto out;
+	action = deliver(ctx, ep);
+	stat = action == XDP_REDIRECT ? MZ_TRANSIT_DELIVERED : MZ_TRANSIT_BAD_INNER;
+out:
+	stats = stats_get();
+	if (stats) {
+		count(stats, stat, cur.len);
+		count(stats, MZ_TRANSIT_INGRESS_CHAIN, 0);
 	}
 	return action;
 }

@@ -75,8 +75,8 @@ public enum TransitStat: UInt32, CounterSlot {
     case nonIPv4, nonUDP, ipv4Fragment, nonGeneve, notForDroplet
     case delivered, bounced, divided, fallback
     case badEthernet, badIPv4, badUDP, badGeneve, badGeneveOption, geneveCritical, geneveProtocol, badInner, innerNonIPv4, innerTTL
-    case unknownEndpoint, noNetwork, noBouncer, stale, outerTTL
-    case optionRTS, optionUnknown, learned
+    case unknownEndpoint, noNetwork, noBouncer, stale, outerTTL, notLocal
+    case optionRTS, optionUnknown, learned, ingressChain
 
     public static var slotCount: UInt32 { MZ_TRANSIT_STAT_MAX.rawValue }
     public var isEvent: Bool { rawValue >= MZ_TRANSIT_OPT_RTS.rawValue }
@@ -89,7 +89,7 @@ public enum TransitStat: UInt32, CounterSlot {
         case .badEthernet, .badIPv4, .badUDP: .pass
         case .delivered: .redirect
         case .bounced, .divided, .fallback: .tx
-        case .optionRTS, .optionUnknown, .learned: nil
+        case .optionRTS, .optionUnknown, .learned, .ingressChain: nil
         default: .drop
         }
     }
@@ -120,27 +120,32 @@ public enum TransitStat: UInt32, CounterSlot {
         case .noBouncer: "no_bouncer"
         case .stale: "stale_endpoint"
         case .outerTTL: "outer_ttl_expired"
+        case .notLocal: "not_local_after_plugins"
         case .optionRTS: "option_rts"
         case .optionUnknown: "option_unknown"
         case .learned: "direct_path_learned"
+        case .ingressChain: "ingress_chain"
         }
     }
 }
 
 /// The slots of the transit agent's counters (`enum mz_agent_stat`).
 public enum AgentStat: UInt32, CounterSlot {
-    case local, toBouncer, direct, toDivider, arpReplied
+    case local, toBouncer, direct, toDivider, arpReplied, leftOverlay
     case spoofedMAC, spoofedIP, badEthernet, badIPv4, badARP, unsupported, broadcast, ttlExpired, tooBig, arpIgnored
     case unknownPort, noRoute, noBouncer, noDivider, encapFailed
+    case egressChain
 
     public static var slotCount: UInt32 { MZ_AGENT_STAT_MAX.rawValue }
-    public var isEvent: Bool { false }
+    public var isEvent: Bool { rawValue >= MZ_AGENT_EGRESS_CHAIN.rawValue }
 
-    /// The verdict the agent gives packets of this outcome.
-    public var action: XDPAction {
+    /// The verdict the agent gives packets of this outcome (nil for events).
+    public var action: XDPAction? {
         switch self {
         case .local, .toBouncer, .direct, .toDivider: .redirect
         case .arpReplied: .tx
+        case .leftOverlay: .pass
+        case .egressChain: nil
         default: .drop
         }
     }
@@ -152,6 +157,7 @@ public enum AgentStat: UInt32, CounterSlot {
         case .direct: "direct_path"
         case .toDivider: "to_divider"
         case .arpReplied: "arp_replied"
+        case .leftOverlay: "left_overlay"
         case .spoofedMAC: "spoofed_mac"
         case .spoofedIP: "spoofed_ip"
         case .badEthernet: "bad_ethernet"
@@ -167,6 +173,7 @@ public enum AgentStat: UInt32, CounterSlot {
         case .noBouncer: "no_bouncer"
         case .noDivider: "no_divider"
         case .encapFailed: "encap_failed"
+        case .egressChain: "egress_chain"
         }
     }
 }

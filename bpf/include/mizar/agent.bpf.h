@@ -9,6 +9,7 @@
 
 #include "overlay.bpf.h"
 #include "dataplane_maps.bpf.h"
+#include "plugin_core.bpf.h"
 #include "transit_agent.h"
 
 #define MZ_ARP_REQUEST 1
@@ -33,6 +34,7 @@ enum mz_agent_action {
 	MZ_AGENT_DO_REPLY, /* rewritten in place into an answer: send it back to the endpoint */
 	MZ_AGENT_DO_LOCAL, /* MACs rewritten: hand it to the veth `ifindex` */
 	MZ_AGENT_DO_ENCAP, /* encapsulate to `to` and send out of the substrate interface */
+	MZ_AGENT_DO_PASS,  /* hand it to the droplet's stack (an egress plugin made it leave) */
 };
 
 struct mz_agent_plan {
@@ -95,67 +97,88 @@ mz_direct_path_to(const struct mz_endpoint_key *key, const struct mz_droplet *se
 	return path;
 }
 
-/* Decides what happens to a frame the endpoint behind veth `ifindex` sent. */
-static __always_inline void mz_agent_decide(struct mz_cursor *cur, __u32 ifindex, struct mz_agent_plan *p)
+/*
+ * Admits a frame the endpoint behind veth `ifindex` sent. Returns 1 for IPv4 that may go
+ * on (the egress chain, then routing) with `lep`, `eth` and `iph` set; 0 when the plan is
+ * final (an ARP answer, or a drop).
+ */
+static __always_inline int mz_agent_admit(struct mz_cursor *cur, __u32 ifindex, struct mz_agent_plan *p,
+					  const struct mz_local_endpoint **lepp, struct ethhdr **ethp,
+					  struct iphdr **iphp)
 {
-	const struct mz_droplet_addr *to = NULL;
 	const struct mz_local_endpoint *lep;
-	const struct mz_direct_path *path;
-	const struct mz_endpoint *ep;
-	const struct mz_network *net;
-	const struct mz_vpc *vpc;
-	struct mz_endpoint_key key;
 	struct ethhdr *eth;
 	struct iphdr *iph;
-	int ret, same_net;
+	int ret;
 
 	p->action = MZ_AGENT_DO_DROP;
 	lep = bpf_map_lookup_elem(&local_endpoints, &ifindex);
 	if (!lep) {
 		p->stat = MZ_AGENT_UNKNOWN_PORT;
-		return;
+		return 0;
 	}
 	ret = mz_parse_eth(cur, &eth);
 	if (ret < 0) {
 		p->stat = MZ_AGENT_BAD_ETH;
-		return;
+		return 0;
 	}
 	if (!mz_mac_equal(eth->h_source, lep->mac)) {
 		p->stat = MZ_AGENT_SPOOFED_MAC;
-		return;
+		return 0;
 	}
 	if (ret == ETH_P_ARP) {
 		p->stat = mz_answer_arp(cur, eth, lep);
 		if (p->stat == MZ_AGENT_ARP_REPLIED)
 			p->action = MZ_AGENT_DO_REPLY;
-		return;
+		return 0;
 	}
 	if (ret != ETH_P_IP) {
 		p->stat = MZ_AGENT_UNSUPPORTED;
-		return;
+		return 0;
 	}
 	if (eth->h_dest[0] & 1) {
 		p->stat = MZ_AGENT_BROADCAST;
-		return;
+		return 0;
 	}
 	if (mz_parse_ipv4(cur, &iph) < 0) {
 		p->stat = MZ_AGENT_BAD_IPV4;
-		return;
+		return 0;
 	}
 	if (iph->saddr != lep->ip) {
 		p->stat = MZ_AGENT_SPOOFED_IP;
-		return;
+		return 0;
 	}
 	p->self = mz_droplet();
 	if (!p->self) {
 		p->stat = MZ_AGENT_NO_ROUTE;
-		return;
+		return 0;
 	}
+	*lepp = lep;
+	*ethp = eth;
+	*iphp = iph;
+	return 1;
+}
+
+/*
+ * Routes an admitted frame of endpoint `lep` towards `dst`: its destination, or the
+ * endpoint an egress plugin steers it to (the inner header keeps its destination).
+ */
+static __always_inline void mz_agent_route(struct mz_cursor *cur, struct ethhdr *eth, struct iphdr *iph,
+					   const struct mz_local_endpoint *lep, __be32 dst,
+					   struct mz_agent_plan *p)
+{
+	const struct mz_droplet_addr *to = NULL;
+	const struct mz_direct_path *path;
+	const struct mz_endpoint *ep;
+	const struct mz_network *net;
+	const struct mz_vpc *vpc;
+	struct mz_endpoint_key key;
+	int same_net;
 
 	key.vni = lep->vni;
-	key.ip = iph->daddr;
+	key.ip = dst;
 	p->vni = lep->vni;
-	same_net = mz_same_network(iph->saddr, iph->daddr, lep->net_plen);
+	same_net = mz_same_network(iph->saddr, dst, lep->net_plen);
 	/* Routing to another network is an IP hop. */
 	if (!same_net && mz_ipv4_decrement_ttl(iph) < 0) {
 		p->stat = MZ_AGENT_TTL_EXPIRED;
@@ -201,6 +224,46 @@ static __always_inline void mz_agent_decide(struct mz_cursor *cur, __u32 ifindex
 		p->to = *to;
 		p->action = MZ_AGENT_DO_ENCAP;
 	}
+}
+
+/* Fills the chain context for an admitted frame; NULL when it cannot go through a chain. */
+static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_cursor *cur, __u32 ifindex,
+								const struct mz_local_endpoint *lep,
+								struct ethhdr *eth, struct iphdr *iph)
+{
+	struct mz_plugin_ctx *pc = mz_plugin_ctx_begin(MZ_HOOK_EGRESS, 0, lep->vni, ifindex, lep->ip,
+						       (void *)iph - (void *)eth, iph, cur->len, 0);
+
+	if (pc)
+		pc->net_plen = lep->net_plen;
+	return pc;
+}
+
+/* After the egress chain: plans the frame as the plugins left it. */
+static __always_inline void mz_agent_resume(struct mz_cursor *cur, const struct mz_plugin_ctx *pc,
+					    struct mz_agent_plan *p)
+{
+	const struct mz_local_endpoint *lep;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+
+	p->action = MZ_AGENT_DO_DROP;
+	p->stat = MZ_AGENT_UNKNOWN_PORT;
+	if (!pc || !(lep = bpf_map_lookup_elem(&local_endpoints, &pc->ifindex)))
+		return;
+	p->stat = MZ_AGENT_BAD_IPV4;
+	if (mz_parse_eth(cur, &eth) != ETH_P_IP || mz_parse_ipv4(cur, &iph) < 0)
+		return;
+	p->stat = MZ_AGENT_NO_ROUTE;
+	p->self = mz_droplet();
+	if (!p->self)
+		return;
+	if (pc->flags & MZ_CTX_LEAVE) {
+		p->stat = MZ_AGENT_LEFT_OVERLAY;
+		p->action = MZ_AGENT_DO_PASS;
+		return;
+	}
+	mz_agent_route(cur, eth, iph, lep, (pc->flags & MZ_CTX_STEER) ? pc->steer_ip : iph->daddr, p);
 }
 
 #endif /* MIZAR_AGENT_BPF_H */

@@ -9,5 +9,6 @@
 #include "transit_xdp.h"
 #include "transit_agent.h"
 #include "probe.h"
+#include "plugin_abi.h"
 
 #endif /* MIZAR_MIZAR_H */

@@ -12,7 +12,10 @@
 #define MZ_VETH_PEER_PROG "veth_peer"
 #define MZ_AGENT_STATS_MAP "agent_stats"
 
-/* Slots of struct mz_agent_stats: every packet lands in exactly one outcome slot. */
+/*
+ * Slots of struct mz_agent_stats: every packet lands in exactly one outcome slot (or, when
+ * an egress plugin drops it, in that plugin's counters). Later slots count events.
+ */
 enum mz_agent_stat {
 	/* Forwarded. */
 	MZ_AGENT_LOCAL = 0,   /* redirected to an endpoint on this droplet */
@@ -20,6 +23,7 @@ enum mz_agent_stat {
 	MZ_AGENT_DIRECT,      /* encapsulated straight to the destination's droplet */
 	MZ_AGENT_TO_DIVIDER,  /* encapsulated to a divider: another network of the VPC */
 	MZ_AGENT_ARP_REPLIED, /* ARP request answered on the spot (XDP_TX) */
+	MZ_AGENT_LEFT_OVERLAY, /* an egress plugin sent it out through the droplet's stack (SNAT) */
 	/* Dropped: the endpoint's fault. */
 	MZ_AGENT_SPOOFED_MAC, /* source MAC (or ARP sender MAC) is not the endpoint's */
 	MZ_AGENT_SPOOFED_IP,  /* source IP (or ARP sender IP) is not the endpoint's */
@@ -37,6 +41,8 @@ enum mz_agent_stat {
 	MZ_AGENT_NO_BOUNCER,   /* the network has no bouncer */
 	MZ_AGENT_NO_DIVIDER,   /* the VPC has no divider */
 	MZ_AGENT_ENCAP_FAILED, /* no headroom for the outer headers */
+	/* Events. */
+	MZ_AGENT_EGRESS_CHAIN, /* handed to the egress plugin chain (outcome counted after it) */
 	MZ_AGENT_STAT_MAX,
 };
 

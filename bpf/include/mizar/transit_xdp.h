@@ -43,10 +43,12 @@ enum mz_transit_stat {
 	MZ_TRANSIT_NO_BOUNCER,	     /* the network has no bouncer */
 	MZ_TRANSIT_STALE,	     /* bounced here for an endpoint that is gone */
 	MZ_TRANSIT_OUTER_TTL,	     /* forwarded too often: a loop between droplets */
+	MZ_TRANSIT_NOT_LOCAL,	     /* after the ingress plugins, not for an endpoint here */
 	/* Events. */
 	MZ_TRANSIT_OPT_RTS,	/* option: valid Return To Sender */
 	MZ_TRANSIT_OPT_UNKNOWN, /* option: unknown, skipped */
 	MZ_TRANSIT_LEARNED,	/* direct path learned or refreshed from an RTS */
+	MZ_TRANSIT_INGRESS_CHAIN, /* handed to the ingress plugin chain (outcome counted after it) */
 	MZ_TRANSIT_STAT_MAX,
 };
 

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * This file is what a plugin includes (DESIGN §5, docs/plugins.md). A plugin is one
+ * function that looks at a frame and returns a verdict:
+ *
+ *	static __always_inline int my_filter(struct mz_pkt *pkt)
+ *	{
+ *		struct iphdr *iph = mz_ipv4(pkt);
+ *
+ *		if (!iph)
+ *			return mz_drop(pkt, 1);
+ *		return MZ_CONTINUE;
+ *	}
+ *	MZ_PLUGIN(my_filter)
+ *
+ * MZ_PLUGIN compiles it twice, as `my_filter_xdp` (XDP hooks) and `my_filter_tc` (the
+ * transit agent's TC hook), with the chain plumbing around it: the tail call to the next
+ * position (a constant key: user space sets `mz_position` before load), the counters,
+ * and the embedded ABI version. Both flavours see the same `struct mz_pkt`.
+ */
+#ifndef MIZAR_PLUGIN_H
+#define MIZAR_PLUGIN_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/icmp.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "plugin_core.bpf.h"
+
+/* Set by user space before load; read-only afterwards, so the verifier sees constants. */
+const volatile __u32 mz_plugin_abi = MZ_PLUGIN_ABI_VERSION;
+const volatile __u32 mz_position = 0;	/* this instance's position in its chain */
+const volatile __u32 mz_stats_slot = 0; /* its (hook, plugin) counter slot */
+
+/* The chain this instance belongs to: user space points it at the chain being built. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, MZ_PLUGIN_CHAIN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} mz_chain SEC(".maps");
+
+/* The frame as a plugin sees it, in either flavour. */
+struct mz_pkt {
+	void *data;
+	void *data_end;
+	struct mz_plugin_ctx *ctx;
+	void *raw;  /* struct xdp_md * or struct __sk_buff * */
+	__u32 len;  /* whole frame, paged part included */
+	__u32 reason;
+	__u8 is_skb;
+};
+
+#define MZ_CONTINUE MZ_VERDICT_CONTINUE
+#define MZ_PASS MZ_VERDICT_PASS
+
+/* Drops the frame; `reason` (0..MZ_PLUGIN_DROP_REASONS-1) is counted on its own. */
+static __always_inline int mz_drop(struct mz_pkt *pkt, __u32 reason)
+{
+	pkt->reason = reason;
+	return MZ_VERDICT_DROP;
+}
+
+/* The IPv4 header (every frame a chain sees is IPv4), or NULL if it is not in the linear data. */
+static __always_inline struct iphdr *mz_ipv4(const struct mz_pkt *pkt)
+{
+	struct iphdr *iph = pkt->data + (pkt->ctx->l3_off & 0xff);
+
+	if ((void *)(iph + 1) > pkt->data_end)
+		return NULL;
+	return iph;
+}
+
+/* `size` bytes of the L4 header, or NULL (a later fragment, or truncated). */
+static __always_inline void *mz_l4(const struct mz_pkt *pkt, __u32 size)
+{
+	void *l4 = pkt->data + (pkt->ctx->l4_off & 0xff);
+
+	if ((pkt->ctx->flags & MZ_CTX_FRAGMENT) || l4 + size > pkt->data_end)
+		return NULL;
+	return l4;
+}
+
+static __always_inline struct tcphdr *mz_tcp(const struct mz_pkt *pkt)
+{
+	return pkt->ctx->l4_proto == IPPROTO_TCP ? mz_l4(pkt, sizeof(struct tcphdr)) : NULL;
+}
+
+static __always_inline struct udphdr *mz_udp(const struct mz_pkt *pkt)
+{
+	return pkt->ctx->l4_proto == IPPROTO_UDP ? mz_l4(pkt, sizeof(struct udphdr)) : NULL;
+}
+
+static __always_inline struct icmphdr *mz_icmp(const struct mz_pkt *pkt)
+{
+	return pkt->ctx->l4_proto == IPPROTO_ICMP ? mz_l4(pkt, sizeof(struct icmphdr)) : NULL;
+}
+
+/*
+ * Source and destination ports of TCP/UDP (network order), the ICMP echo id as both for
+ * echo and echo reply, zeros otherwise. Returns 0 when the frame has such an identity.
+ */
+static __always_inline int mz_ports(const struct mz_pkt *pkt, __be16 *sport, __be16 *dport)
+{
+	__be16 *ports;
+	struct icmphdr *icmp;
+
+	*sport = *dport = 0;
+	if (pkt->ctx->l4_proto == IPPROTO_TCP || pkt->ctx->l4_proto == IPPROTO_UDP) {
+		ports = mz_l4(pkt, 2 * sizeof(__be16));
+		if (!ports)
+			return -1;
+		*sport = ports[0];
+		*dport = ports[1];
+		return 0;
+	}
+	icmp = mz_icmp(pkt);
+	if (icmp && (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY)) {
+		*sport = *dport = icmp->un.echo.id;
+		return 0;
+	}
+	return -1;
+}
+
+/* Chain plumbing below: plugins do not call it. */
+
+static __always_inline void mz_plugin_count(__u32 verdict, __u32 reason, __u64 bytes)
+{
+	__u32 slot = mz_stats_slot;
+	struct mz_plugin_stats *s = bpf_map_lookup_elem(&mz_plugin_stats, &slot);
+
+	if (!s || verdict >= MZ_VERDICT_MAX) /* bounds for the verifier */
+		return;
+	s->verdict[verdict].packets++;
+	s->verdict[verdict].bytes += bytes;
+	if (verdict == MZ_VERDICT_DROP) {
+		reason &= MZ_PLUGIN_DROP_REASONS - 1;
+		s->reason[reason].packets++;
+		s->reason[reason].bytes += bytes;
+	}
+}
+
+/* Runs the plugin function and counts its verdict. */
+#define MZ_PLUGIN_RUN(fn, pkt)                                                    \
+	({                                                                        \
+		int __v = (pkt).ctx ? fn(&(pkt)) : MZ_VERDICT_ABORTED;            \
+		if (__v < 0 || __v > MZ_VERDICT_PASS) /* a plugin's mistake */   \
+			__v = mz_drop(&(pkt), MZ_PLUGIN_DROP_REASONS - 1);        \
+		mz_plugin_count(__v, (pkt).reason, (pkt).len);                    \
+		__v;                                                              \
+	})
+
+#define MZ_PLUGIN(fn)                                                             \
+	char _license[] SEC("license") = "GPL";                                   \
+	SEC("xdp.frags") int fn##_xdp(struct xdp_md *xdp)                         \
+	{                                                                         \
+		struct mz_pkt pkt = {                                             \
+			.data = (void *)(long)xdp->data,                          \
+			.data_end = (void *)(long)xdp->data_end,                  \
+			.ctx = mz_plugin_ctx_get(),                               \
+			.raw = xdp,                                               \
+			.len = bpf_xdp_get_buff_len(xdp),                         \
+		};                                                                \
+		int v = MZ_PLUGIN_RUN(fn, pkt);                                   \
+		if (v == MZ_VERDICT_CONTINUE) {                                   \
+			bpf_tail_call(xdp, &mz_chain, mz_position + 1);           \
+			mz_plugin_count(MZ_VERDICT_ABORTED, 0, pkt.len);          \
+			return XDP_DROP;                                          \
+		}                                                                 \
+		return v == MZ_VERDICT_PASS ? XDP_PASS : XDP_DROP;                \
+	}                                                                         \
+	SEC("tc") int fn##_tc(struct __sk_buff *skb)                              \
+	{                                                                         \
+		struct mz_pkt pkt = {                                             \
+			.data = (void *)(long)skb->data,                          \
+			.data_end = (void *)(long)skb->data_end,                  \
+			.ctx = mz_plugin_ctx_get(),                               \
+			.raw = skb,                                               \
+			.len = skb->len,                                          \
+			.is_skb = 1,                                              \
+		};                                                                \
+		int v = MZ_PLUGIN_RUN(fn, pkt);                                   \
+		if (v == MZ_VERDICT_CONTINUE) {                                   \
+			bpf_tail_call(skb, &mz_chain, mz_position + 1);           \
+			mz_plugin_count(MZ_VERDICT_ABORTED, 0, pkt.len);          \
+			return TC_ACT_SHOT;                                       \
+		}                                                                 \
+		return v == MZ_VERDICT_PASS ? TC_ACT_OK : TC_ACT_SHOT;            \
+	}
+
+#endif /* MIZAR_PLUGIN_H */
