@@ -16,7 +16,8 @@ BPF_CFLAGS  := -O2 -g -target bpf -Wall -Werror -Ibpf/include -I$(ARCH_INC)
 APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libjson-c-dev \
 	pkg-config bpftool iproute2 iperf3 tcpdump iputils-ping util-linux ethtool netsniff-ng
 
-BPF_SRCS  := $(wildcard bpf/*.bpf.c) $(wildcard plugins/*/*.bpf.c)
+PLUGIN_SRCS := $(wildcard plugins/*/*.bpf.c) $(wildcard plugins/examples/*/*.bpf.c)
+BPF_SRCS  := $(wildcard bpf/*.bpf.c) $(PLUGIN_SRCS)
 BPF_OBJS  := $(patsubst %.c,$(BPF_OUT)/%.o,$(notdir $(BPF_SRCS)))
 TEST_BPF_SRCS := $(wildcard Tests/bpf/*.bpf.c)
 TEST_BPF_OBJS := $(patsubst %.c,$(BPF_OUT)/tests/%.o,$(notdir $(TEST_BPF_SRCS)))
@@ -43,9 +44,11 @@ $(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BPF_OUT)/%.bpf.o: plugins/*/%.bpf.c $(wildcard bpf/include/mizar/*.h)
+# Plugins live in plugins/<name>/ (and plugins/examples/<name>/) with their own headers.
+vpath %.bpf.c $(sort $(dir $(PLUGIN_SRCS)))
+$(BPF_OUT)/%.bpf.o: %.bpf.c $(wildcard bpf/include/mizar/*.h)
 	@mkdir -p $(@D)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(CLANG) $(BPF_CFLAGS) -I$(<D) -c $< -o $@
 
 $(BPF_OUT)/tests/%.bpf.o: Tests/bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
 	@mkdir -p $(@D)

@@ -16,10 +16,12 @@ let package = Package(
         .executable(name: "mizar-bench", targets: ["MizarBench"]),
         .library(name: "MizarBPF", targets: ["MizarBPF"]),
         .library(name: "MizarNet", targets: ["MizarNet"]),
+        .library(name: "MizarPluginSDK", targets: ["MizarPluginSDK"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // Layer 1: the only targets that touch C.
@@ -37,8 +39,20 @@ let package = Package(
         // Layer 4: map layouts and programming of the data plane: droplets, VPCs, networks, endpoints.
         .target(
             name: "MizarDataplane",
-            dependencies: ["MizarBPF", "MizarNet", "CMizarABI", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["MizarBPF", "MizarNet", "MizarPlugins", "CMizarABI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
+        // Plugin chains: descriptors, validation, building and switching chains, counters.
+        .target(
+            name: "MizarPlugins",
+            dependencies: ["MizarBPF", "CMizarABI", .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings),
+        // The plugin author's SDK: descriptors, packet builders and the test-run harness, one import.
+        .target(name: "MizarPluginSDK", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "MizarPacket", "CMizarABI"], swiftSettings: swiftSettings),
+        // Plugins (plugins/<name>/: BPF C, Swift descriptor, SDK tests). Examples are built like third-party ones.
+        .target(name: "PortGuardExample", dependencies: ["MizarPluginSDK"], path: "plugins/examples/port_guard",
+                exclude: ["port_guard.bpf.c", "port_guard.plugin.yaml", "Tests"], swiftSettings: swiftSettings),
+        .testTarget(name: "PortGuardExampleTests", dependencies: ["PortGuardExample", "MizarPluginSDK"], path: "plugins/examples/port_guard/Tests",
+                    swiftSettings: swiftSettings),
         // Executables.
         .executableTarget(
             name: "mizarctl",
@@ -67,6 +81,7 @@ let package = Package(
         .testTarget(name: "MizarNetTests", dependencies: ["MizarNet", "MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "DataplaneTests", dependencies: ["MizarDataplane", "MizarBPF", "MizarNet", "MizarPacket", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarPacketTests", dependencies: ["MizarPacket", "MizarTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "PluginChainTests", dependencies: ["MizarPluginSDK", "MizarPlugins", "MizarDataplane", "MizarTopology", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v5]

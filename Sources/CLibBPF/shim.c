@@ -13,7 +13,7 @@ static __thread int capture_on;
 
 static int mz_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	char line[1024];
+	va_list again;
 	int n;
 
 	if (!capture_on) {
@@ -23,16 +23,21 @@ static int mz_print(enum libbpf_print_level level, const char *fmt, va_list args
 	}
 	if (level == LIBBPF_DEBUG)
 		return 0;
-	n = vsnprintf(line, sizeof(line), fmt, args);
-	if (n <= 0)
+	/* Measure first: a verifier log arrives as one message of many kilobytes. */
+	va_copy(again, args);
+	n = vsnprintf(NULL, 0, fmt, args);
+	if (n <= 0) {
+		va_end(again);
 		return n;
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1;
+	}
 	char *grown = realloc(capture_buf, capture_len + n + 1);
-	if (!grown)
+	if (!grown) {
+		va_end(again);
 		return 0;
+	}
 	capture_buf = grown;
-	memcpy(capture_buf + capture_len, line, n + 1);
+	vsnprintf(capture_buf + capture_len, n + 1, fmt, again);
+	va_end(again);
 	capture_len += n;
 	return n;
 }
@@ -59,8 +64,8 @@ char *mz_libbpf_capture_end(void)
 	return out;
 }
 
-int mz_bpf_object_set_rodata(struct bpf_object *obj, const char *name, const void *value,
-			     size_t size)
+/* The bytes of `const volatile` variable `name` in libbpf's image of .rodata, before load. */
+static void *rodata_var(struct bpf_object *obj, const char *name, size_t size, int *err)
 {
 	const struct btf_var_secinfo *vs;
 	const struct btf_type *sec, *var;
@@ -70,9 +75,10 @@ int mz_bpf_object_set_rodata(struct bpf_object *obj, const char *name, const voi
 	void *data;
 	int id, i;
 
+	*err = -ENOENT;
 	btf = bpf_object__btf(obj);
 	if (!btf)
-		return -ENOENT;
+		return NULL;
 	bpf_object__for_each_map(map, obj) {
 		if (!bpf_map__is_internal(map))
 			continue;
@@ -80,28 +86,60 @@ int mz_bpf_object_set_rodata(struct bpf_object *obj, const char *name, const voi
 		size_t mlen = strlen(mname);
 		if (mlen < 7 || strcmp(mname + mlen - 7, ".rodata") != 0)
 			continue;
-		if (bpf_map__fd(map) >= 0)
-			return -EBUSY;
+		if (bpf_map__fd(map) >= 0) {
+			*err = -EBUSY;
+			return NULL;
+		}
 		id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
 		if (id < 0)
-			return -ENOENT;
+			return NULL;
 		sec = btf__type_by_id(btf, id);
 		vs = btf_var_secinfos(sec);
 		for (i = 0; i < btf_vlen(sec); i++, vs++) {
 			var = btf__type_by_id(btf, vs->type);
 			if (strcmp(btf__name_by_offset(btf, var->name_off), name) != 0)
 				continue;
+			*err = -EINVAL;
 			if (vs->size != size)
-				return -EINVAL;
+				return NULL;
 			/* Before load the initial value is libbpf's writable image of .rodata. */
 			data = (void *)bpf_map__initial_value(map, &map_size);
 			if (!data || vs->offset + size > map_size)
-				return -EINVAL;
-			memcpy((char *)data + vs->offset, value, size);
-			return 0;
+				return NULL;
+			*err = 0;
+			return (char *)data + vs->offset;
 		}
 	}
-	return -ENOENT;
+	return NULL;
+}
+
+int mz_bpf_object_set_rodata(struct bpf_object *obj, const char *name, const void *value,
+			     size_t size)
+{
+	int err;
+	void *var = rodata_var(obj, name, size, &err);
+
+	if (var)
+		memcpy(var, value, size);
+	return err;
+}
+
+int mz_bpf_object_get_rodata(struct bpf_object *obj, const char *name, void *value, size_t size)
+{
+	int err;
+	void *var = rodata_var(obj, name, size, &err);
+
+	if (var)
+		memcpy(value, var, size);
+	return err;
+}
+
+int mz_map_create(enum bpf_map_type type, const char *name, __u32 key_size, __u32 value_size,
+		  __u32 max_entries)
+{
+	int fd = bpf_map_create(type, name, key_size, value_size, max_entries, NULL);
+
+	return fd < 0 ? -errno : fd;
 }
 
 int mz_xdp_link_create(int prog_fd, int ifindex, __u32 xdp_flags)

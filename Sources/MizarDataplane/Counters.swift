@@ -1,19 +1,6 @@
 import CMizarABI
 import MizarBPF
 
-/// Packets and bytes.
-public struct Counter: Sendable, Hashable, CustomStringConvertible {
-    public var packets: UInt64 = 0
-    public var bytes: UInt64 = 0
-
-    public init(packets: UInt64 = 0, bytes: UInt64 = 0) {
-        self.packets = packets
-        self.bytes = bytes
-    }
-
-    public var description: String { "\(packets) pkts/\(bytes) B" }
-}
-
 /// The slots of a per-CPU statistics array whose one value is `struct { mz_counter slot[MAX]; }`.
 public protocol CounterSlot: RawRepresentable<UInt32>, CaseIterable, Hashable, Sendable, CustomStringConvertible where AllCases == [Self] {
     /// The C enum's `*_STAT_MAX`: the Swift cases must match it slot for slot.

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MizarBPF
 import MizarNet
+import MizarPlugins
 
 /// Where the transit agent runs on an endpoint's host-side veth.
 public enum AgentHook: String, Sendable, CaseIterable {
@@ -40,6 +41,9 @@ public final class Droplet: @unchecked Sendable {
     public let agentHook: AgentHook
     /// XDP_PASS program for the endpoint side of each veth.
     public let vethPeerProgram: BPFProgram
+    /// The plugin chains of this droplet's hooks: egress in the transit agent (both of its
+    /// entries), ingress in transit XDP (docs/plugins.md).
+    public let plugins: PluginChains
     /// Where transit XDP is attached, once `attach` succeeded.
     public private(set) var attachedMode: XDPMode?
 
@@ -79,7 +83,9 @@ public final class Droplet: @unchecked Sendable {
         for (map, size) in limits.byMap { try transitObject.setMaxEntries(size, ofMap: map) }
         try transitObject.load()
         agentObject = try locator.open(MZ_TRANSIT_AGENT_OBJECT)
-        for map in DataplaneMaps.names { try agentObject.reuseMap(map, from: transitObject.map(named: map)) }
+        for map in DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP] {
+            try agentObject.reuseMap(map, from: transitObject.map(named: map))
+        }
         try agentObject.load()
 
         maps = try DataplaneMaps(transitObject)
@@ -89,6 +95,17 @@ public final class Droplet: @unchecked Sendable {
         vethPeerProgram = try agentObject.program(named: MZ_VETH_PEER_PROG)
         transitStats = try PerCPUMap(transitObject.map(named: MZ_TRANSIT_STATS_MAP))
         agentStats = try PerCPUMap(agentObject.map(named: MZ_AGENT_STATS_MAP))
+        let host = PluginHost(
+            context: try transitObject.map(named: MZ_PLUGIN_CTX_MAP), stats: try transitObject.map(named: MZ_PLUGIN_STATS_MAP),
+            points: [
+                HookPoint(hook: .ingress, flavor: .xdp, root: try ProgramArray(transitObject.map(named: MZ_INGRESS_ROOT_MAP)),
+                          continuation: try transitObject.program(named: MZ_INGRESS_CONTINUE_PROG)),
+                HookPoint(hook: .egress, flavor: .tc, root: try ProgramArray(agentObject.map(named: MZ_EGRESS_ROOT_TC_MAP)),
+                          continuation: try agentObject.program(named: MZ_EGRESS_CONTINUE_TC_PROG)),
+                HookPoint(hook: .egress, flavor: .xdp, root: try ProgramArray(agentObject.map(named: MZ_EGRESS_ROOT_MAP)),
+                          continuation: try agentObject.program(named: MZ_EGRESS_CONTINUE_PROG)),
+            ])
+        plugins = try PluginChains(host: host, locator: locator, logger: logger)
 
         var config = mz_droplet()
         config.`self` = address.c

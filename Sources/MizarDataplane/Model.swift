@@ -109,12 +109,6 @@ func macOf<T>(_ tuple: T) -> MACAddress {
     withUnsafeBytes(of: tuple) { raw in MACAddress(value: (0..<6).reduce(UInt64(0)) { $0 << 8 | UInt64(raw[$1]) }) }
 }
 
-extension IPv4Address {
-    /// The address as a `__be32` field holds it.
-    var networkOrder: UInt32 { value.bigEndian }
-    init(networkOrder: UInt32) { self.init(value: UInt32(bigEndian: networkOrder)) }
-}
-
 extension DropletAddress {
     var c: mz_droplet_addr {
         var a = mz_droplet_addr()

@@ -32,6 +32,10 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Comparab
         value = bytes.reduce(0) { $0 << 8 | UInt32($1) }
     }
 
+    /// The address as a `__be32` field of a C struct holds it.
+    public var networkOrder: UInt32 { value.bigEndian }
+    public init(networkOrder: UInt32) { self.init(value: UInt32(bigEndian: networkOrder)) }
+
     public var description: String { bytes.map(String.init).joined(separator: ".") }
 
     public static func < (a: IPv4Address, b: IPv4Address) -> Bool { a.value < b.value }

@@ -106,7 +106,7 @@ struct BPFMapTests {
     @Test func programCountsIntoPerCPUMap() throws {
         let counts = try PerCPUMap<UInt32, UInt64>(object.map(named: "test_percpu_array"))
         let program = try object.program(named: "count_packets")
-        try program.testRun(packet: [UInt8](repeating: 0, count: 60), repeat: 25)
+        _ = try program.testRun(packet: [UInt8](repeating: 0, count: 60), repeat: 25)
         #expect(try counts.lookup(0)?.reduce(0, +) == 25)
     }
 }

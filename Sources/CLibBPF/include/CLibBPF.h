@@ -23,6 +23,12 @@ char *mz_libbpf_capture_end(void);
  */
 int mz_bpf_object_set_rodata(struct bpf_object *obj, const char *name, const void *value,
 			     size_t size);
+/* Reads a `const volatile` global of an opened, not yet loaded object; same returns. */
+int mz_bpf_object_get_rodata(struct bpf_object *obj, const char *name, void *value, size_t size);
+
+/* A map made outside any object (bpf_map_create with default options): fd or -errno. */
+int mz_map_create(enum bpf_map_type type, const char *name, __u32 key_size, __u32 value_size,
+		  __u32 max_entries);
 
 /* bpf_link_create() for XDP with the given XDP_FLAGS_* mode. */
 int mz_xdp_link_create(int prog_fd, int ifindex, __u32 xdp_flags);

@@ -10,5 +10,6 @@
 #include "transit_agent.h"
 #include "probe.h"
 #include "plugin_abi.h"
+#include "plugin_harness.h"
 
 #endif /* MIZAR_MIZAR_H */

@@ -25,7 +25,6 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
-#include <linux/icmp.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <linux/pkt_cls.h>
@@ -34,8 +33,22 @@
 
 #include "plugin_core.bpf.h"
 
+/* ICMP (linux/icmp.h drags in libc headers a BPF build lacks). */
+#define MZ_ICMP_ECHOREPLY 0
+#define MZ_ICMP_ECHO 8
+struct mz_icmphdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be16 id;	 /* echo and echo reply */
+	__be16 sequence; /* echo and echo reply */
+};
+
 /* Set by user space before load; read-only afterwards, so the verifier sees constants. */
-const volatile __u32 mz_plugin_abi = MZ_PLUGIN_ABI_VERSION;
+#ifndef MZ_PLUGIN_ABI_BUILT /* only the ABI check's own test defines another */
+#define MZ_PLUGIN_ABI_BUILT MZ_PLUGIN_ABI_VERSION
+#endif
+const volatile __u32 mz_plugin_abi = MZ_PLUGIN_ABI_BUILT;
 const volatile __u32 mz_position = 0;	/* this instance's position in its chain */
 const volatile __u32 mz_stats_slot = 0; /* its (hook, plugin) counter slot */
 
@@ -98,9 +111,9 @@ static __always_inline struct udphdr *mz_udp(const struct mz_pkt *pkt)
 	return pkt->ctx->l4_proto == IPPROTO_UDP ? mz_l4(pkt, sizeof(struct udphdr)) : NULL;
 }
 
-static __always_inline struct icmphdr *mz_icmp(const struct mz_pkt *pkt)
+static __always_inline struct mz_icmphdr *mz_icmp(const struct mz_pkt *pkt)
 {
-	return pkt->ctx->l4_proto == IPPROTO_ICMP ? mz_l4(pkt, sizeof(struct icmphdr)) : NULL;
+	return pkt->ctx->l4_proto == IPPROTO_ICMP ? mz_l4(pkt, sizeof(struct mz_icmphdr)) : NULL;
 }
 
 /*
@@ -110,7 +123,7 @@ static __always_inline struct icmphdr *mz_icmp(const struct mz_pkt *pkt)
 static __always_inline int mz_ports(const struct mz_pkt *pkt, __be16 *sport, __be16 *dport)
 {
 	__be16 *ports;
-	struct icmphdr *icmp;
+	struct mz_icmphdr *icmp;
 
 	*sport = *dport = 0;
 	if (pkt->ctx->l4_proto == IPPROTO_TCP || pkt->ctx->l4_proto == IPPROTO_UDP) {
@@ -122,8 +135,8 @@ static __always_inline int mz_ports(const struct mz_pkt *pkt, __be16 *sport, __b
 		return 0;
 	}
 	icmp = mz_icmp(pkt);
-	if (icmp && (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY)) {
-		*sport = *dport = icmp->un.echo.id;
+	if (icmp && (icmp->type == MZ_ICMP_ECHO || icmp->type == MZ_ICMP_ECHOREPLY)) {
+		*sport = *dport = icmp->id;
 		return 0;
 	}
 	return -1;

@@ -1,0 +1,73 @@
+import CLibBPF
+import Foundation
+
+/// A map seen as bytes: for maps whose layout is only known at run time (a plugin's
+/// descriptor). Per-CPU maps are not supported: their values are per CPU.
+public struct RawMap: @unchecked Sendable {
+    public let handle: BPFMapHandle
+
+    public init(_ handle: BPFMapHandle) {
+        self.handle = handle
+    }
+
+    public func update(key: [UInt8], value: [UInt8]) throws {
+        try checkSizes(key, value)
+        let rc = key.withUnsafeBytes { k in value.withUnsafeBytes { v in bpf_map_update_elem(handle.fd, k.baseAddress, v.baseAddress, 0) } }
+        try check("update map \(handle.name)", rc)
+    }
+
+    public func lookup(key: [UInt8]) throws -> [UInt8]? {
+        try checkSizes(key, nil)
+        var value = [UInt8](repeating: 0, count: handle.valueSize)
+        let rc = key.withUnsafeBytes { k in value.withUnsafeMutableBytes { bpf_map_lookup_elem(handle.fd, k.baseAddress, $0.baseAddress) } }
+        if rc != 0 {
+            if errno == ENOENT { return nil }
+            try check("lookup in map \(handle.name)", rc)
+        }
+        return value
+    }
+
+    /// Every key (`BPF_MAP_GET_NEXT_KEY` walk).
+    public func keys() throws -> [[UInt8]] {
+        var keys: [[UInt8]] = []
+        var next = [UInt8](repeating: 0, count: handle.keySize)
+        var previous: [UInt8]? = nil
+        while true {
+            let rc = next.withUnsafeMutableBytes { n in
+                guard var prev = previous else { return bpf_map_get_next_key(handle.fd, nil, n.baseAddress) }
+                return prev.withUnsafeMutableBytes { bpf_map_get_next_key(handle.fd, $0.baseAddress, n.baseAddress) }
+            }
+            if rc != 0 {
+                if errno == ENOENT { return keys }
+                try check("walk keys of map \(handle.name)", rc)
+            }
+            keys.append(next)
+            previous = next
+        }
+    }
+
+    /// Makes the map hold exactly `entries`: they are written first, then the keys not
+    /// among them are deleted (zeroed, for an array), so a reader never sees the map empty.
+    public func replaceAll(with entries: [(key: [UInt8], value: [UInt8])]) throws {
+        guard !handle.type.isPerCPU else {
+            throw BPFError(.typeMismatch, operation: "replace entries of map \(handle.name)", message: "per-CPU maps take a value per CPU")
+        }
+        for entry in entries { try update(key: entry.key, value: entry.value) }
+        let keep = Set(entries.map(\.key))
+        for key in try keys() where !keep.contains(key) {
+            if handle.type == .array {
+                try update(key: key, value: [UInt8](repeating: 0, count: handle.valueSize))
+            } else {
+                let rc = key.withUnsafeBytes { bpf_map_delete_elem(handle.fd, $0.baseAddress) }
+                if rc != 0 && errno != ENOENT { try check("delete from map \(handle.name)", rc) }
+            }
+        }
+    }
+
+    private func checkSizes(_ key: [UInt8], _ value: [UInt8]?) throws {
+        guard key.count == handle.keySize, value.map({ $0.count == handle.valueSize }) ?? true else {
+            throw BPFError(.typeMismatch, operation: "access map \(handle.name)",
+                           message: "key of \(key.count) B and value of \(value?.count ?? 0) B; the map has \(handle.keySize) and \(handle.valueSize)")
+        }
+    }
+}

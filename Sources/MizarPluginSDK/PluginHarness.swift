@@ -1,0 +1,128 @@
+import CMizarABI
+import Foundation
+import MizarBPF
+import MizarPlugins
+
+/// What the core tells a chain about a frame (`struct mz_plugin_ctx`), as a test sets it.
+public struct HarnessContext: Sendable, Equatable {
+    public var vni: UInt32
+    /// Host-side veth of the endpoint (sender at egress, receiver at ingress).
+    public var ifindex: UInt32
+    public var endpointIP: IPv4Address
+    /// The endpoint network's prefix length (egress).
+    public var networkPrefixLength: UInt8
+    /// An ingress frame from outside the overlay (plain IPv4 to the droplet).
+    public var external: Bool
+
+    public init(vni: UInt32 = 100, ifindex: UInt32 = 7, endpointIP: IPv4Address = IPv4Address(value: 0),
+                networkPrefixLength: UInt8 = 24, external: Bool = false) {
+        self.vni = vni
+        self.ifindex = ifindex
+        self.endpointIP = endpointIP
+        self.networkPrefixLength = networkPrefixLength
+        self.external = external
+    }
+}
+
+/// How a frame left the chain.
+public enum HarnessVerdict: String, Sendable, Equatable {
+    /// Every plugin continued: the core would forward the frame.
+    case forwarded
+    /// A plugin dropped it.
+    case dropped
+    /// A plugin passed it to the kernel stack.
+    case passed
+    /// The harness refused the frame: it is not IPv4 (chains only see IPv4).
+    case notIPv4
+}
+
+/// One frame's trip through a chain.
+public struct HarnessResult: Sendable {
+    public var verdict: HarnessVerdict
+    /// The frame as it left (rewritten by the plugins).
+    public var packet: [UInt8]
+    /// For a forwarded frame: the context as the chain left it (vni, flags, steer_ip).
+    public var context: mz_plugin_ctx?
+    /// Nanoseconds per run, as the kernel measured (meaningful with `repeat` > 1).
+    public var nanoseconds: UInt32
+
+    /// The chain asked the core to send the frame out of the overlay (`MZ_CTX_LEAVE`).
+    public var leaves: Bool { (context?.flags ?? 0) & UInt32(MZ_CTX_LEAVE) != 0 }
+    /// The endpoint the chain steers the frame to (`MZ_CTX_STEER`), if any.
+    public var steeredTo: IPv4Address? {
+        guard let context, context.flags & UInt32(MZ_CTX_STEER) != 0 else { return nil }
+        return IPv4Address(networkOrder: context.steer_ip)
+    }
+}
+
+/// Runs plugin chains against frames in the real kernel (`BPF_PROG_TEST_RUN`), without a
+/// droplet: register plugins, set a chain, run frames, look at verdicts, bytes and counters.
+/// The chain is built by the same `PluginChains` a droplet uses.
+public final class PluginHarness: @unchecked Sendable {
+    public let chains: PluginChains
+    private let object: BPFObject
+    private let xdpEntry: BPFProgram
+    private let tcEntry: BPFProgram
+    private let input: BPFMap<UInt32, mz_plugin_ctx>
+    private let output: BPFMap<UInt32, mz_plugin_ctx>
+
+    /// - Parameter locator: where the harness object and the plugins' objects are found.
+    public init(locator: BPFObjectLocator = BPFObjectLocator()) throws {
+        object = try locator.open(MZ_HARNESS_OBJECT)
+        try object.load()
+        xdpEntry = try object.program(named: MZ_HARNESS_XDP_PROG)
+        tcEntry = try object.program(named: MZ_HARNESS_TC_PROG)
+        input = try BPFMap(object.map(named: MZ_HARNESS_INPUT_MAP))
+        output = try BPFMap(object.map(named: MZ_HARNESS_OUTPUT_MAP))
+        let host = PluginHost(
+            context: try object.map(named: MZ_PLUGIN_CTX_MAP), stats: try object.map(named: MZ_PLUGIN_STATS_MAP),
+            points: [
+                HookPoint(hook: .ingress, flavor: .xdp, root: try ProgramArray(object.map(named: MZ_HARNESS_INGRESS_ROOT_MAP)),
+                          continuation: try object.program(named: MZ_HARNESS_CONTINUE_XDP_PROG)),
+                HookPoint(hook: .egress, flavor: .xdp, root: try ProgramArray(object.map(named: MZ_HARNESS_EGRESS_ROOT_MAP)),
+                          continuation: try object.program(named: MZ_HARNESS_CONTINUE_XDP_PROG)),
+                HookPoint(hook: .egress, flavor: .tc, root: try ProgramArray(object.map(named: MZ_HARNESS_EGRESS_ROOT_TC_MAP)),
+                          continuation: try object.program(named: MZ_HARNESS_CONTINUE_TC_PROG)),
+            ])
+        chains = try PluginChains(host: host, locator: locator)
+        chains.gracePeriod = .zero // nothing is in flight between test runs
+    }
+
+    /// Registers `descriptor` and makes `hook`'s chain exactly `[descriptor.name]`.
+    public convenience init(plugin descriptor: PluginDescriptor, hook: PluginHook, locator: BPFObjectLocator = BPFObjectLocator()) throws {
+        try self.init(locator: locator)
+        try chains.register(descriptor)
+        try chains.setChain(hook, [descriptor.name])
+    }
+
+    /// Runs `frame` (Ethernet, IPv4) through `hook`'s chain. The TC flavour exists for the
+    /// egress hook only (the transit agent's default entry).
+    public func run(_ frame: [UInt8], hook: PluginHook, flavor: ProgramFlavor = .xdp, context: HarnessContext = HarnessContext(),
+                    repeat count: UInt32 = 1) throws -> HarnessResult {
+        precondition(!(hook == .ingress && flavor == .tc), "the ingress hook runs in XDP only")
+        var start = mz_plugin_ctx()
+        start.hook = hook.cValue
+        start.flags = context.external ? UInt32(MZ_CTX_EXTERNAL) : 0
+        start.vni = context.vni
+        start.ifindex = context.ifindex
+        start.endpoint_ip = context.endpointIP.networkOrder
+        start.net_plen = context.networkPrefixLength
+        try input.update(0, start)
+        try output.update(0, mz_plugin_ctx())
+        let raw = flavor == .xdp ? try xdpEntry.testRun(packet: frame, repeat: count) : try tcEntry.testRunSKB(packet: frame, repeat: count)
+        let verdict: HarnessVerdict
+        switch (flavor, raw.returnValue) {
+        case (.xdp, UInt32(MZ_HARNESS_XDP_FORWARD)), (.tc, UInt32(MZ_HARNESS_TC_FORWARD)): verdict = .forwarded
+        case (.xdp, XDPAction.drop.rawValue), (.tc, TCAction.shot.rawValue): verdict = .dropped
+        case (.xdp, XDPAction.pass.rawValue), (.tc, TCAction.ok.rawValue): verdict = .passed
+        default: verdict = .notIPv4
+        }
+        return HarnessResult(verdict: verdict, packet: raw.packet, context: verdict == .forwarded ? try output.lookup(0) : nil,
+                             nanoseconds: raw.nanosecondsPerRun)
+    }
+
+    /// A plugin's counters at `hook`.
+    public func counters(_ plugin: String, at hook: PluginHook) throws -> PluginCounters {
+        try chains.counters(plugin, at: hook)
+    }
+}

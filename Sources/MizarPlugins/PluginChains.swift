@@ -1,0 +1,266 @@
+import CMizarABI
+import Foundation
+import Logging
+import MizarBPF
+
+/// The plugin chains of one host (a droplet, or the SDK's harness): the registered
+/// plugins, the live chain of each hook, and every change between chains (DESIGN §5).
+///
+/// A change (set, insert, remove, reorder, upgrade) is built beside the live chain: each
+/// plugin instance is loaded for its position into a new chain array whose last position is
+/// the core's continuation. Only when every hook point of the hook has its new chain does
+/// one update of each root switch over; the old chain stays whole for `gracePeriod`, so
+/// frames already in it finish on it. A change that fails anywhere leaves the live chain
+/// as it was.
+public final class PluginChains: @unchecked Sendable {
+    public let host: PluginHost
+    public let locator: BPFObjectLocator
+    /// How long a replaced chain stays intact after the switch. A frame crosses a chain in
+    /// microseconds (XDP and TC run to completion in softirq), so this is ample.
+    public var gracePeriod: Duration = .milliseconds(20)
+
+    private let lock = NSLock()
+    private var plugins: [String: RegisteredPlugin] = [:]
+    private var live: [PluginHook: Generation] = [:]
+    private var slots: [SlotKey: UInt32] = [:]
+    private let stats: PerCPUMap<UInt32, mz_plugin_stats>
+    private let logger: Logger
+
+    private struct SlotKey: Hashable {
+        let hook: PluginHook
+        let plugin: String
+    }
+
+    /// One chain, built for every hook point of its hook. Its objects keep the instances alive.
+    private final class Generation {
+        let names: [String]
+        var heads: [(point: HookPoint, program: BPFProgram)] = []
+        var arrays: [ProgramArray] = []
+        var objects: [BPFObject] = []
+
+        init(_ names: [String]) { self.names = names }
+    }
+
+    public init(host: PluginHost, locator: BPFObjectLocator = BPFObjectLocator(), logger: Logger = Logger(label: "mizar.plugins")) throws {
+        self.host = host
+        self.locator = locator
+        self.logger = logger
+        stats = try PerCPUMap(host.stats)
+    }
+
+    deinit {
+        for (hook, _) in live {
+            for point in host.points(of: hook) { _ = try? point.root.clear(0) }
+        }
+    }
+
+    // MARK: Plugins
+
+    /// Registers a plugin after checking its object against the descriptor and having the
+    /// verifier load both flavours; throws `PluginError` and registers nothing otherwise.
+    public func register(_ descriptor: PluginDescriptor) throws {
+        try lock.withLock {
+            guard plugins[descriptor.name] == nil else {
+                throw PluginError(.invalidDescriptor, plugin: descriptor.name, "already registered (version \(plugins[descriptor.name]!.descriptor.version)); use upgrade")
+            }
+            let plugin = try probe(descriptor)
+            plugins[descriptor.name] = plugin
+            logger.info("plugin registered", metadata: ["plugin": "\(descriptor.name)", "version": "\(descriptor.version)"])
+        }
+    }
+
+    /// Replaces a registered plugin by another version: maps of the same shape carry over
+    /// (configuration and state survive), and every chain holding it is rebuilt and switched.
+    public func upgrade(_ descriptor: PluginDescriptor) throws {
+        try lock.withLock {
+            guard let old = plugins[descriptor.name] else {
+                throw PluginError(.invalidChain, plugin: descriptor.name, "not registered; register it first")
+            }
+            let new = try probe(descriptor, inheriting: old)
+            var registry = plugins
+            registry[descriptor.name] = new
+            let affected = live.filter { $0.value.names.contains(descriptor.name) }.map(\.key)
+            for hook in affected where !descriptor.hooks.contains(hook) {
+                throw PluginError(.invalidChain, plugin: descriptor.name, "version \(descriptor.version) has no \(hook) hook, but the \(hook) chain holds the plugin")
+            }
+            let built = try affected.map { ($0, try build($0, live[$0]!.names, registry)) }
+            plugins = registry
+            for (hook, generation) in built { try switchTo(hook, generation) }
+            logger.info("plugin upgraded", metadata: ["plugin": "\(descriptor.name)", "from": "\(old.descriptor.version)", "to": "\(descriptor.version)"])
+        }
+    }
+
+    /// Forgets a plugin that no chain holds.
+    public func unregister(_ name: String) throws {
+        try lock.withLock {
+            guard plugins[name] != nil else { throw PluginError(.invalidChain, plugin: name, "not registered") }
+            if let hook = live.first(where: { $0.value.names.contains(name) })?.key {
+                throw PluginError(.invalidChain, plugin: name, "still in the \(hook) chain; remove it first")
+            }
+            plugins[name] = nil
+        }
+    }
+
+    /// The registered plugins' descriptors, by name.
+    public var descriptors: [PluginDescriptor] {
+        lock.withLock { plugins.values.map(\.descriptor).sorted { $0.name < $1.name } }
+    }
+
+    // MARK: Chains
+
+    /// The plugins of `hook`'s live chain, in order.
+    public func chain(_ hook: PluginHook) -> [String] {
+        lock.withLock { live[hook]?.names ?? [] }
+    }
+
+    /// Makes `names` the chain of `hook`, in that order (empty: no plugins, the core's inline path).
+    public func setChain(_ hook: PluginHook, _ names: [String]) throws {
+        try lock.withLock { try replace(hook, names) }
+    }
+
+    /// Inserts a plugin into `hook`'s chain at `index`, or by its priority when nil.
+    public func insert(_ name: String, into hook: PluginHook, at index: Int? = nil) throws {
+        try lock.withLock {
+            var names = live[hook]?.names ?? []
+            guard let plugin = plugins[name] else { throw PluginError(.invalidChain, plugin: name, "not registered") }
+            let at = index ?? names.firstIndex { (plugins[$0]?.descriptor.priority ?? 0) > plugin.descriptor.priority } ?? names.count
+            guard at >= 0, at <= names.count else { throw PluginError(.invalidChain, plugin: name, "position \(at) is outside the chain of \(names.count)") }
+            names.insert(name, at: at)
+            try replace(hook, names)
+        }
+    }
+
+    /// Removes a plugin from `hook`'s chain.
+    public func remove(_ name: String, from hook: PluginHook) throws {
+        try lock.withLock {
+            var names = live[hook]?.names ?? []
+            guard let at = names.firstIndex(of: name) else { throw PluginError(.invalidChain, plugin: name, "not in the \(hook) chain") }
+            names.remove(at: at)
+            try replace(hook, names)
+        }
+    }
+
+    // MARK: Configuration and counters
+
+    /// Validates a configuration and writes it: each named map ends up holding exactly the
+    /// given entries (stale keys are deleted after the new ones are written).
+    public func configure(_ name: String, _ config: any PluginConfiguration) throws {
+        try config.validate()
+        let wanted = try config.mapEntries()
+        try lock.withLock {
+            guard let plugin = plugins[name] else { throw PluginError(.invalidConfig, plugin: name, "not registered") }
+            for (mapName, entries) in wanted {
+                let handle = try plugin.map(mapName)
+                for entry in entries where entry.key.count != handle.keySize || entry.value.count != handle.valueSize {
+                    throw PluginError(.invalidConfig, plugin: name, "an entry for \(mapName) has a \(entry.key.count)-byte key and \(entry.value.count)-byte value; the map takes \(handle.keySize) and \(handle.valueSize)")
+                }
+            }
+            for (mapName, entries) in wanted {
+                let raw = RawMap(try plugin.map(mapName))
+                do { try raw.replaceAll(with: entries.map { ($0.key, $0.value) }) } catch {
+                    throw PluginError(.system, plugin: name, "writing map \(mapName): \(error)")
+                }
+            }
+        }
+    }
+
+    /// A plugin's map, for typed access by the plugin's own library.
+    public func map(_ name: String, of plugin: String) throws -> BPFMapHandle {
+        try lock.withLock {
+            guard let p = plugins[plugin] else { throw PluginError(.invalidConfig, plugin: plugin, "not registered") }
+            return try p.map(name)
+        }
+    }
+
+    /// The counters of `plugin` at `hook` (zero when it never ran there).
+    public func counters(_ plugin: String, at hook: PluginHook) throws -> PluginCounters {
+        guard let slot = lock.withLock({ slots[SlotKey(hook: hook, plugin: plugin)] }) else { return PluginCounters() }
+        return try PluginCounters.read(stats, slot: slot)
+    }
+
+    // MARK: Building
+
+    /// Opens and verifies a descriptor's object in both flavours, outside any live chain.
+    private func probe(_ descriptor: PluginDescriptor, inheriting old: RegisteredPlugin? = nil) throws -> RegisteredPlugin {
+        let plugin = try RegisteredPlugin(descriptor, locator: locator)
+        if let old { plugin.inherit(from: old) }
+        for flavor in ProgramFlavor.allCases {
+            let scratch = try ProgramArray.create(name: "probe_chain", capacity: UInt32(MZ_PLUGIN_CHAIN_SLOTS))
+            _ = try plugin.instance(flavor: flavor, position: 0, slot: 0, chain: scratch, host: host)
+        }
+        return plugin
+    }
+
+    /// Validates and builds `names` for `hook`, then switches to it. Called with the lock held.
+    private func replace(_ hook: PluginHook, _ names: [String]) throws {
+        for name in names {
+            guard let plugin = plugins[name] else { throw PluginError(.invalidChain, plugin: name, "not registered") }
+            guard plugin.descriptor.hooks.contains(hook) else {
+                throw PluginError(.invalidChain, plugin: name, "has no \(hook) hook (it declares \(plugin.descriptor.hooks.map(\.rawValue).joined(separator: ", ")))")
+            }
+        }
+        guard Set(names).count == names.count else { throw PluginError(.invalidChain, plugin: names.joined(separator: ","), "a plugin appears twice in the chain") }
+        guard names.count <= Int(MZ_PLUGIN_MAX_CHAIN) else {
+            throw PluginError(.invalidChain, plugin: names.joined(separator: ","), "\(names.count) plugins; a chain holds at most \(MZ_PLUGIN_MAX_CHAIN)")
+        }
+        let generation = names.isEmpty ? nil : try build(hook, names, plugins)
+        try switchTo(hook, generation)
+    }
+
+    /// Loads every instance of a chain for every hook point of `hook`; nothing live changes.
+    private func build(_ hook: PluginHook, _ names: [String], _ registry: [String: RegisteredPlugin]) throws -> Generation {
+        let generation = Generation(names)
+        for point in host.points(of: hook) {
+            let array = try ProgramArray.create(name: "chain_\(hook.rawValue)", capacity: UInt32(MZ_PLUGIN_CHAIN_SLOTS))
+            var head: BPFProgram?
+            for (position, name) in names.enumerated() {
+                let (object, program) = try registry[name]!.instance(flavor: point.flavor, position: UInt32(position),
+                                                                     slot: try slot(hook, name), chain: array, host: host)
+                generation.objects.append(object)
+                try array.set(UInt32(position), to: program)
+                head = head ?? program
+            }
+            try array.set(UInt32(names.count), to: point.continuation)
+            generation.arrays.append(array)
+            generation.heads.append((point, head!))
+        }
+        return generation
+    }
+
+    /// Points each root of `hook` at the new chain (one atomic update each), then lets the
+    /// old chain drain before it is released. Should a root refuse, the roots go back.
+    private func switchTo(_ hook: PluginHook, _ generation: Generation?) throws {
+        let old = live[hook]
+        func point(_ root: HookPoint, at gen: Generation?) throws {
+            if let head = gen?.heads.first(where: { $0.point.root.handle.id == root.root.handle.id })?.program {
+                try root.root.set(0, to: head)
+            } else {
+                try root.root.clear(0)
+            }
+        }
+        do {
+            for root in host.points(of: hook) { try point(root, at: generation) }
+        } catch {
+            for root in host.points(of: hook) { try? point(root, at: old) }
+            throw PluginError(.system, plugin: generation?.names.joined(separator: ",") ?? "-", "switching the \(hook) chain: \(error)")
+        }
+        live[hook] = generation
+        logger.info("chain switched", metadata: ["hook": "\(hook)", "chain": "\(generation?.names ?? [])"])
+        if old != nil {
+            let (seconds, atto) = gracePeriod.components
+            Thread.sleep(forTimeInterval: Double(seconds) + Double(atto) / 1e18)
+        }
+    }
+
+    /// The counter slot of (hook, plugin), allocated on first use and kept for good.
+    private func slot(_ hook: PluginHook, _ name: String) throws -> UInt32 {
+        let key = SlotKey(hook: hook, plugin: name)
+        if let slot = slots[key] { return slot }
+        guard slots.count < Int(MZ_PLUGIN_STATS_SLOTS) else {
+            throw PluginError(.invalidChain, plugin: name, "all \(MZ_PLUGIN_STATS_SLOTS) counter slots are taken")
+        }
+        let slot = UInt32(slots.count)
+        slots[key] = slot
+        return slot
+    }
+}

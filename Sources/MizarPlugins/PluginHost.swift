@@ -1,0 +1,41 @@
+import MizarBPF
+
+/// The program type a chain is built of: a hook point's root and continuation decide it.
+public enum ProgramFlavor: String, Sendable, CaseIterable {
+    case xdp, tc
+
+    /// The program `MZ_PLUGIN(entry)` compiles for this flavour.
+    func program(of entry: String) -> String { entry + "_" + rawValue }
+}
+
+/// One place a hook's chain runs: the root its core tail-calls (key 0) and the core's
+/// continuation that takes the last position of every chain built for it.
+public struct HookPoint: Sendable {
+    public let hook: PluginHook
+    public let flavor: ProgramFlavor
+    public let root: ProgramArray
+    public let continuation: BPFProgram
+
+    public init(hook: PluginHook, flavor: ProgramFlavor, root: ProgramArray, continuation: BPFProgram) {
+        self.hook = hook
+        self.flavor = flavor
+        self.root = root
+        self.continuation = continuation
+    }
+}
+
+/// What a core offers its plugins: the shared context and counter maps, and its hook
+/// points. A droplet is one host; the SDK's harness is another.
+public struct PluginHost: Sendable {
+    public let context: BPFMapHandle
+    public let stats: BPFMapHandle
+    public let points: [HookPoint]
+
+    public init(context: BPFMapHandle, stats: BPFMapHandle, points: [HookPoint]) {
+        self.context = context
+        self.stats = stats
+        self.points = points
+    }
+
+    func points(of hook: PluginHook) -> [HookPoint] { points.filter { $0.hook == hook } }
+}
