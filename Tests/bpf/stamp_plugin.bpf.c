@@ -2,7 +2,7 @@
 /*
  * Test plugin: shifts its stamp (a nibble from its config map) into the IPv4 ID, so the
  * ID a frame leaves with spells the order of the chain it crossed (a, b, c -> 0x0abc).
- * Stamp 0xf drops, 0xe passes. Checksums are left stale on purpose: only tests read it.
+ * Stamp 0xf drops, 0xe passes. The header checksum is updated, so real traffic crosses it.
  */
 #include <mizar/plugin.h>
 
@@ -24,7 +24,10 @@ static __always_inline int stamp_plugin(struct mz_pkt *pkt)
 		return mz_drop(pkt, 3);
 	if (*value == 0xe)
 		return MZ_PASS;
-	iph->id = bpf_htons((bpf_ntohs(iph->id) << 4) | (*value & 0xf));
+	__be16 id = bpf_htons((bpf_ntohs(iph->id) << 4) | (*value & 0xf));
+
+	mz_csum_replace2(&iph->check, iph->id, id);
+	iph->id = id;
 	return MZ_CONTINUE;
 }
 

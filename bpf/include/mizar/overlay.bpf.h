@@ -6,6 +6,7 @@
 #ifndef MIZAR_OVERLAY_BPF_H
 #define MIZAR_OVERLAY_BPF_H
 
+#include "csum.bpf.h"
 #include "parsing.bpf.h"
 #include "dataplane.h"
 
@@ -23,13 +24,6 @@ struct mz_encap_hdr {
 
 _Static_assert(sizeof(struct mz_encap_hdr) == MZ_ENCAP_OVERHEAD, "encap header size");
 
-static __always_inline __u16 mz_csum_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
 /* Checksum of an option-less IPv4 header (its check field must be 0). */
 static __always_inline __u16 mz_ipv4_csum(const struct iphdr *iph)
 {
@@ -41,23 +35,6 @@ static __always_inline __u16 mz_ipv4_csum(const struct iphdr *iph)
 	for (i = 0; i < (int)sizeof(*iph) / 2; i++)
 		sum += w[i];
 	return mz_csum_fold(sum);
-}
-
-/* RFC 1624 incremental update of `check` for a 32-bit field changing from `from` to `to`. */
-static __always_inline void mz_csum_replace4(__sum16 *check, __u32 from, __u32 to)
-{
-	__u32 sum = (__u16)~*check;
-
-	sum += (__u16)~from + (__u16)~(from >> 16) + (to & 0xffff) + (to >> 16);
-	*check = mz_csum_fold(sum);
-}
-
-static __always_inline void mz_csum_replace2(__sum16 *check, __u16 from, __u16 to)
-{
-	__u32 sum = (__u16)~*check;
-
-	sum += (__u16)~from + to;
-	*check = mz_csum_fold(sum);
 }
 
 /* Decrements the TTL with an incremental checksum update; -1 when it would reach 0. */

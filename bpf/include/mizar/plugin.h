@@ -31,6 +31,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "csum.bpf.h"
 #include "plugin_core.bpf.h"
 
 /* ICMP (linux/icmp.h drags in libc headers a BPF build lacks). */
