@@ -48,7 +48,7 @@ $(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
 vpath %.bpf.c $(sort $(dir $(PLUGIN_SRCS)))
 $(BPF_OUT)/%.bpf.o: %.bpf.c $(wildcard bpf/include/mizar/*.h)
 	@mkdir -p $(@D)
-	$(CLANG) $(BPF_CFLAGS) -I$(<D) -c $< -o $@
+	$(CLANG) $(BPF_CFLAGS) -I$(<D) -I$(<D)/include -c $< -o $@
 
 $(BPF_OUT)/tests/%.bpf.o: Tests/bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
 	@mkdir -p $(@D)

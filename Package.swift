@@ -53,6 +53,9 @@ let package = Package(
                 exclude: ["port_guard.bpf.c", "port_guard.plugin.yaml", "Tests"], swiftSettings: swiftSettings),
         .testTarget(name: "PortGuardExampleTests", dependencies: ["PortGuardExample", "MizarPluginSDK"], path: "plugins/examples/port_guard/Tests",
                     swiftSettings: swiftSettings),
+        .systemLibrary(name: "CMizarACL", path: "plugins/acl/include"),
+        .target(name: "MizarACL", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarACL"], path: "plugins/acl/Sources", swiftSettings: swiftSettings),
+        .testTarget(name: "ACLTests", dependencies: ["MizarACL", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarACL"], path: "plugins/acl/Tests", swiftSettings: swiftSettings),
         // Executables.
         .executableTarget(
             name: "mizarctl",

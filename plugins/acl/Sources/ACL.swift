@@ -1,0 +1,223 @@
+import CMizarABI
+import CMizarACL
+import MizarBPF
+import MizarNet
+import MizarPlugins
+
+/// The acl built-in plugin: stateful allow/deny rules per VPC, network, CIDRs, protocol,
+/// ports and direction (docs/plugins.md#acl).
+public enum ACL {
+    public static let descriptor = PluginDescriptor(
+        name: "acl", version: "1.0.0", object: ACL_OBJECT, entry: "acl", hooks: [.egress, .ingress], priority: 20,
+        maps: [
+            PluginMapDescriptor(name: ACL_RULES_MAP, type: "lpm_trie", key: acl_rules_key.self, value: acl_rule_list.self, maxEntries: UInt32(ACL_MAX_PREFIXES)),
+            PluginMapDescriptor(name: ACL_ENDPOINTS_MAP, type: "hash", key: acl_endpoint_key.self, value: acl_endpoint_policy.self, maxEntries: UInt32(ACL_MAX_ENDPOINTS)),
+            PluginMapDescriptor(name: ACL_CONNTRACK_MAP, type: "lru_hash", key: acl_flow_key.self, value: acl_flow.self, maxEntries: UInt32(ACL_CONNTRACK_SIZE)),
+            PluginMapDescriptor(name: ACL_CONFIG_MAP, type: "array", key: UInt32.self, value: acl_config.self, maxEntries: 1),
+        ])
+
+    /// Drop reason codes in the plugin's counters.
+    public enum Reason: Int, Sendable {
+        case rule = 1, defaultPolicy = 2, truncated = 3
+    }
+
+    public enum Action: String, Codable, Sendable { case allow, deny }
+
+    /// Traffic leaving an endpoint (egress hook) or arriving at it from the substrate (ingress hook).
+    public enum Direction: String, Codable, Sendable, CaseIterable {
+        case egress, ingress
+        var c: UInt32 { self == .egress ? ACL_EGRESS.rawValue : ACL_INGRESS.rawValue }
+    }
+
+    public enum IPProtocol: String, Codable, Sendable {
+        case any, tcp, udp, icmp
+        var number: UInt8 {
+            switch self {
+            case .any: 0
+            case .tcp: 6
+            case .udp: 17
+            case .icmp: 1
+            }
+        }
+    }
+
+    /// One rule. The first matching rule by priority (then by order given) decides.
+    public struct Rule: Codable, Sendable, Hashable {
+        /// Lower runs first.
+        public var priority: Int
+        public var vpc: UInt32
+        /// The network (CIDR) of the endpoints the rule governs; nil for the whole VPC.
+        public var network: String?
+        public var direction: Direction
+        public var source: String
+        public var destination: String
+        public var `protocol`: IPProtocol
+        /// Destination ports for TCP/UDP, ICMP types for ICMP; nil for all.
+        public var ports: ClosedRange<UInt16>?
+        public var action: Action
+
+        public init(priority: Int = 100, vpc: UInt32, network: String? = nil, direction: Direction, source: String = "0.0.0.0/0",
+                    destination: String = "0.0.0.0/0", protocol: IPProtocol = .any, ports: ClosedRange<UInt16>? = nil, action: Action) {
+            self.priority = priority
+            self.vpc = vpc
+            self.network = network
+            self.direction = direction
+            self.source = source
+            self.destination = destination
+            self.protocol = `protocol`
+            self.ports = ports
+            self.action = action
+        }
+    }
+
+    /// An endpoint under policy, with what happens to traffic no rule matches. Endpoints
+    /// without a policy are not filtered.
+    public struct EndpointPolicy: Codable, Sendable, Hashable {
+        public var vpc: UInt32
+        public var ip: String
+        public var defaultEgress: Action
+        public var defaultIngress: Action
+
+        public init(vpc: UInt32, ip: String, defaultEgress: Action = .allow, defaultIngress: Action = .deny) {
+            self.vpc = vpc
+            self.ip = ip
+            self.defaultEgress = defaultEgress
+            self.defaultIngress = defaultIngress
+        }
+    }
+
+    /// The whole ACL of a droplet. Writing it replaces the rules and endpoint policies and
+    /// forgets the flows allowed so far (they are judged again by the new rules).
+    public struct Config: PluginConfiguration, Codable, Hashable {
+        public var rules: [Rule]
+        public var endpoints: [EndpointPolicy]
+        /// Replies of an allowed flow pass while the flow was seen this recently (seconds).
+        public var conntrackTimeoutSeconds: UInt32
+
+        public init(rules: [Rule], endpoints: [EndpointPolicy], conntrackTimeoutSeconds: UInt32 = 300) {
+            self.rules = rules
+            self.endpoints = endpoints
+            self.conntrackTimeoutSeconds = conntrackTimeoutSeconds
+        }
+
+        public func validate() throws {
+            _ = try compile()
+        }
+
+        public func mapEntries() throws -> [String: [PluginMapEntry]] {
+            let (lists, policies) = try compile()
+            var config = acl_config()
+            config.conntrack_timeout_ns = UInt64(conntrackTimeoutSeconds) * 1_000_000_000
+            return [
+                ACL_RULES_MAP: lists.map { PluginMapEntry($0.key, $0.value) },
+                ACL_ENDPOINTS_MAP: policies.map { PluginMapEntry($0.key, $0.value) },
+                ACL_CONFIG_MAP: [PluginMapEntry(UInt32(0), config)],
+                ACL_CONNTRACK_MAP: [],
+            ]
+        }
+
+        /// Parses, checks and flattens the rules into the tables of include/acl.h.
+        func compile() throws -> (lists: [(key: acl_rules_key, value: acl_rule_list)], policies: [(key: acl_endpoint_key, value: acl_endpoint_policy)]) {
+            let parsed = try rules.enumerated().map { try CompiledRule($0.element, number: $0.offset) }
+                .sorted { ($0.priority, $0.number) < ($1.priority, $1.number) }
+            var lists: [(key: acl_rules_key, value: acl_rule_list)] = []
+            let groups = Dictionary(grouping: parsed) { GroupKey(vpc: $0.vpc, direction: $0.direction) }
+            for (group, members) in groups.sorted(by: { ($0.key.vpc, $0.key.direction.c) < ($1.key.vpc, $1.key.direction.c) }) {
+                let byPrefix = Dictionary(grouping: members) { $0.remote }
+                for prefix in byPrefix.keys.sorted(by: { ($0.address, $0.prefixLength) < ($1.address, $1.prefixLength) }) {
+                    // Every rule whose remote CIDR holds this prefix: its ancestors' rules, and its own.
+                    let covering = (0...prefix.prefixLength).flatMap { n in byPrefix[IPv4Interface(prefix.address, prefixLength: n).network] ?? [] }
+                        .sorted { ($0.priority, $0.number) < ($1.priority, $1.number) }
+                    guard covering.count <= Int(ACL_MAX_RULES) else {
+                        throw PluginError(.invalidConfig, plugin: "acl", "\(covering.count) rules of VPC \(group.vpc) \(group.direction) cover \(prefix); at most \(ACL_MAX_RULES) may overlap one remote prefix")
+                    }
+                    var key = acl_rules_key()
+                    key.prefixlen = 64 + UInt32(prefix.prefixLength)
+                    key.vni = group.vpc
+                    key.direction = group.direction.c
+                    key.remote = prefix.address.networkOrder
+                    var list = acl_rule_list()
+                    list.count = UInt32(covering.count)
+                    withUnsafeMutableBytes(of: &list.rules) { raw in
+                        for (i, rule) in covering.enumerated() { raw.storeBytes(of: rule.c, toByteOffset: i * MemoryLayout<acl_rule>.stride, as: acl_rule.self) }
+                    }
+                    lists.append((key, list))
+                }
+            }
+            guard lists.count <= Int(ACL_MAX_PREFIXES) else {
+                throw PluginError(.invalidConfig, plugin: "acl", "\(lists.count) distinct remote prefixes; the table holds \(ACL_MAX_PREFIXES)")
+            }
+            var policies: [(key: acl_endpoint_key, value: acl_endpoint_policy)] = []
+            var seen = Set<String>()
+            for policy in endpoints {
+                guard let ip = IPv4Address(policy.ip) else { throw PluginError(.invalidConfig, plugin: "acl", "endpoint \(policy.ip) is not an IPv4 address") }
+                guard policy.vpc > 0, policy.vpc < 1 << 24 else { throw PluginError(.invalidConfig, plugin: "acl", "VPC \(policy.vpc) is not a 24-bit VNI") }
+                guard seen.insert("\(policy.vpc)/\(ip)").inserted else { throw PluginError(.invalidConfig, plugin: "acl", "endpoint \(ip) of VPC \(policy.vpc) has two policies") }
+                var key = acl_endpoint_key()
+                key.vni = policy.vpc
+                key.ip = ip.networkOrder
+                var value = acl_endpoint_policy()
+                value.default_action = (policy.defaultEgress == .allow ? UInt8(ACL_ALLOW.rawValue) : 0, policy.defaultIngress == .allow ? UInt8(ACL_ALLOW.rawValue) : 0)
+                policies.append((key, value))
+            }
+            return (lists, policies)
+        }
+    }
+
+    struct GroupKey: Hashable {
+        let vpc: UInt32
+        let direction: Direction
+    }
+
+    /// A rule checked and reduced to what the kernel compares.
+    struct CompiledRule {
+        let priority: Int, number: Int, vpc: UInt32, direction: Direction
+        let local: IPv4Interface, remote: IPv4Interface
+        let c: acl_rule
+
+        init(_ rule: Rule, number: Int) throws {
+            func fail(_ why: String) -> PluginError { PluginError(.invalidConfig, plugin: "acl", "rule \(number + 1): \(why)") }
+            func cidr(_ text: String) throws -> IPv4Interface {
+                guard let parsed = IPv4Interface(text) ?? IPv4Address(text).map({ IPv4Interface($0, prefixLength: 32) }) else { throw fail("\(text) is not a CIDR") }
+                return parsed.network
+            }
+            guard rule.vpc > 0, rule.vpc < 1 << 24 else { throw fail("VPC \(rule.vpc) is not a 24-bit VNI") }
+            let source = try cidr(rule.source), destination = try cidr(rule.destination)
+            var local = rule.direction == .egress ? source : destination
+            remote = rule.direction == .egress ? destination : source
+            if let network = try rule.network.map(cidr) {
+                // The endpoint side is both in the network and in the rule's CIDR: the narrower one.
+                guard network.contains(local) || local.contains(network) else {
+                    throw fail("\(rule.direction == .egress ? "source" : "destination") \(local) lies outside network \(network)")
+                }
+                if network.prefixLength > local.prefixLength { local = network }
+            }
+            if let ports = rule.ports, rule.protocol == .any { throw fail("ports \(ports) need a protocol (tcp, udp or icmp)") }
+            if let ports = rule.ports, rule.protocol == .icmp, ports.upperBound > 255 { throw fail("ICMP types are 0-255") }
+            priority = rule.priority
+            self.number = number
+            vpc = rule.vpc
+            direction = rule.direction
+            self.local = local
+            var c = acl_rule()
+            c.local = local.address.networkOrder
+            c.local_mask = local.maskValue.bigEndian
+            c.port_lo = rule.ports?.lowerBound ?? 0
+            c.port_hi = rule.ports?.upperBound ?? UInt16.max
+            c.protocol = rule.protocol.number
+            c.action = rule.action == .allow ? UInt8(ACL_ALLOW.rawValue) : UInt8(ACL_DENY.rawValue)
+            c.id = UInt16(truncatingIfNeeded: number + 1)
+            self.c = c
+        }
+    }
+}
+
+extension IPv4Interface {
+    /// The netmask as a host-order integer.
+    var maskValue: UInt32 { prefixLength == 0 ? 0 : ~UInt32(0) << (32 - UInt32(prefixLength)) }
+
+    /// True when `other` (a network) lies inside this network.
+    func contains(_ other: IPv4Interface) -> Bool {
+        other.prefixLength >= prefixLength && other.address.value & maskValue == address.value & maskValue
+    }
+}
