@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "MizarBench",
             dependencies: [
-                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "CMizarABI",
+                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "CMizarABI", "MizarPluginSDK", "MizarACL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

@@ -76,7 +76,7 @@ extension MizarBench {
 
     /// A program that sends every live frame back out of the device it "arrived" on (XDP_TX):
     /// run in the sending pod on its eth0, it transmits towards the pod's host.
-    private func liveFramesGenerator(_ locator: BPFObjectLocator) throws -> BPFProgram {
+    func liveFramesGenerator(_ locator: BPFObjectLocator) throws -> BPFProgram {
         let object = try locator.open(MZ_PROBE_OBJECT)
         try object.setGlobal(MZ_PROBE_VERDICT_VAR, to: XDPAction.tx.rawValue)
         try object.load()

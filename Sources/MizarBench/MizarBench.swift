@@ -18,11 +18,13 @@ struct MizarBench: ParsableCommand {
               testrun   ns/packet of each packet path via BPF_PROG_TEST_RUN, against an XDP_PASS program
               overlay   pod-to-pod TCP, RTT and 64-byte UDP packet rate across two hosts, against a kernel VXLAN + bridge overlay
               scale     batch insert of 1M/10M endpoints (time, kernel memory) and lookup ns at 1k/1M/10M entries
+              plugins   plugin chains of 0-8 stages, each built-in plugin's own ns, the ACL at 10,000 rules, and the ACL
+                        against an equivalent nftables ruleset on the same path
             """
     )
 
     enum Section: String, ExpressibleByArgument, CaseIterable {
-        case testrun, overlay, scale
+        case testrun, overlay, scale, plugins
     }
 
     @Option(name: .customLong("bpf-dir"), help: "Directory of compiled BPF objects.")
@@ -52,6 +54,7 @@ struct MizarBench: ParsableCommand {
         var report = BenchReport()
         if sections.contains(.testrun) { report.metrics += try testRunMetrics(locator) }
         if sections.contains(.overlay) { report.metrics += try overlayMetrics(locator) }
+        if sections.contains(.plugins) { report.metrics += try pluginMetrics(locator) }
         if sections.contains(.scale) { report.metrics += try scaleMetrics(locator, bpfDir: bpfDir ?? "build/bpf") }
         print("")
         report.printTable()

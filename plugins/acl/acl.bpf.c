@@ -108,7 +108,7 @@ static __always_inline int acl(struct mz_pkt *pkt)
 		flow.dport = icmp->type;
 
 	/* A flow allowed before, either way: its packets and its replies pass. */
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns(); /* ticks are plenty for timeouts of seconds */
 	seen = bpf_map_lookup_elem(&acl_conntrack, &flow);
 	config = bpf_map_lookup_elem(&acl_config, &(__u32){ 0 });
 	if (seen && config && now - seen->seen_ns < config->conntrack_timeout_ns) {

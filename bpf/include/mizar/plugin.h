@@ -67,7 +67,7 @@ struct mz_pkt {
 	void *data_end;
 	struct mz_plugin_ctx *ctx;
 	void *raw;  /* struct xdp_md * or struct __sk_buff * */
-	__u32 len;  /* whole frame, paged part included */
+	__u32 len;  /* whole frame when the chain started (what the counters add up) */
 	__u32 reason;
 	__u8 is_skb;
 };
@@ -164,7 +164,11 @@ static __always_inline void mz_plugin_count(__u32 verdict, __u32 reason, __u64 b
 /* Runs the plugin function and counts its verdict. */
 #define MZ_PLUGIN_RUN(fn, pkt)                                                    \
 	({                                                                        \
-		int __v = (pkt).ctx ? fn(&(pkt)) : MZ_VERDICT_ABORTED;            \
+		int __v = MZ_VERDICT_ABORTED;                                     \
+		if ((pkt).ctx) {                                                  \
+			(pkt).len = (pkt).ctx->len;                               \
+			__v = fn(&(pkt));                                         \
+		}                                                                 \
 		if (__v < 0 || __v > MZ_VERDICT_PASS) /* a plugin's mistake */   \
 			__v = mz_drop(&(pkt), MZ_PLUGIN_DROP_REASONS - 1);        \
 		mz_plugin_count(__v, (pkt).reason, (pkt).len);                    \
@@ -180,7 +184,7 @@ static __always_inline void mz_plugin_count(__u32 verdict, __u32 reason, __u64 b
 			.data_end = (void *)(long)xdp->data_end,                  \
 			.ctx = mz_plugin_ctx_get(),                               \
 			.raw = xdp,                                               \
-			.len = bpf_xdp_get_buff_len(xdp),                         \
+			.len = 0,                                                 \
 		};                                                                \
 		int v = MZ_PLUGIN_RUN(fn, pkt);                                   \
 		if (v == MZ_VERDICT_CONTINUE) {                                   \
@@ -197,7 +201,7 @@ static __always_inline void mz_plugin_count(__u32 verdict, __u32 reason, __u64 b
 			.data_end = (void *)(long)skb->data_end,                  \
 			.ctx = mz_plugin_ctx_get(),                               \
 			.raw = skb,                                               \
-			.len = skb->len,                                          \
+			.len = 0,                                                 \
 			.is_skb = 1,                                              \
 		};                                                                \
 		int v = MZ_PLUGIN_RUN(fn, pkt);                                   \
