@@ -56,6 +56,9 @@ let package = Package(
         .systemLibrary(name: "CMizarACL", path: "plugins/acl/include"),
         .target(name: "MizarACL", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarACL"], path: "plugins/acl/Sources", swiftSettings: swiftSettings),
         .testTarget(name: "ACLTests", dependencies: ["MizarACL", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarACL"], path: "plugins/acl/Tests", swiftSettings: swiftSettings),
+        .systemLibrary(name: "CMizarNAT", path: "plugins/nat/include"),
+        .target(name: "MizarNAT", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarNAT"], path: "plugins/nat/Sources", swiftSettings: swiftSettings),
+        .testTarget(name: "NATTests", dependencies: ["MizarNAT", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarNAT"], path: "plugins/nat/Tests", swiftSettings: swiftSettings),
         // Executables.
         .executableTarget(
             name: "mizarctl",

@@ -60,6 +60,35 @@ static __always_inline int too_big(const struct mz_droplet *self, __u32 frame_le
 	return self->mtu && frame_len + MZ_ENCAP_OVERHEAD > self->mtu + sizeof(struct ethhdr);
 }
 
+/*
+ * XDP: sends a frame leaving the overlay out of the interface the droplet's FIB routes
+ * it to, with the next hop's MAC. -1 when there is no route, no neighbour entry yet (XDP
+ * cannot ask for one), or forwarding is off on the substrate interface (the FIB helper
+ * insists on it). The TC agent has none of these limits (bpf_redirect_neigh).
+ */
+static __always_inline int leave_xdp(struct xdp_md *ctx, const struct mz_droplet *self)
+{
+	struct ethhdr *eth = (void *)(long)ctx->data;
+	struct iphdr *iph = (void *)(eth + 1);
+	struct bpf_fib_lookup fib = {};
+
+	if ((void *)(iph + 1) > (void *)(long)ctx->data_end)
+		return -1;
+	fib.family = 2; /* AF_INET */
+	fib.tos = iph->tos;
+	fib.l4_protocol = iph->protocol;
+	fib.tot_len = bpf_ntohs(iph->tot_len);
+	fib.ipv4_src = iph->saddr;
+	fib.ipv4_dst = iph->daddr;
+	fib.ifindex = self->ifindex;
+	/* As the droplet's own output: the endpoint's veth need not forward. */
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	mz_copy_mac(eth->h_dest, fib.dmac);
+	mz_copy_mac(eth->h_source, fib.smac);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
 /* Carries the plan out in XDP and counts it. */
 static __always_inline int act_xdp(struct xdp_md *ctx, struct mz_agent_plan *plan, __u32 len)
 {
@@ -72,8 +101,12 @@ static __always_inline int act_xdp(struct xdp_md *ctx, struct mz_agent_plan *pla
 	case MZ_AGENT_DO_LOCAL:
 		action = bpf_redirect(plan->ifindex, 0);
 		break;
-	case MZ_AGENT_DO_PASS:
-		action = XDP_PASS;
+	case MZ_AGENT_DO_LEAVE:
+		action = leave_xdp(ctx, plan->self);
+		if (action < 0) {
+			action = XDP_DROP;
+			plan->stat = MZ_AGENT_NO_ROUTE;
+		}
 		break;
 	case MZ_AGENT_DO_ENCAP:
 		if (too_big(plan->self, len)) {
@@ -161,8 +194,9 @@ static __always_inline int act_tc(struct __sk_buff *skb, struct mz_agent_plan *p
 	case MZ_AGENT_DO_LOCAL:
 		action = bpf_redirect(plan->ifindex, 0);
 		break;
-	case MZ_AGENT_DO_PASS:
-		action = TC_ACT_OK;
+	case MZ_AGENT_DO_LEAVE:
+		/* The kernel picks the route's next hop and resolves (or queues for) its MAC. */
+		action = bpf_redirect_neigh(plan->self->ifindex, NULL, 0, 0);
 		break;
 	case MZ_AGENT_DO_ENCAP:
 		/* A GSO skb becomes segments sized for the endpoint's MTU, which leaves the room. */

@@ -129,9 +129,8 @@ public enum AgentStat: UInt32, CounterSlot {
     /// The verdict the agent gives packets of this outcome (nil for events).
     public var action: XDPAction? {
         switch self {
-        case .local, .toBouncer, .direct, .toDivider: .redirect
+        case .local, .toBouncer, .direct, .toDivider, .leftOverlay: .redirect
         case .arpReplied: .tx
-        case .leftOverlay: .pass
         case .egressChain: nil
         default: .drop
         }

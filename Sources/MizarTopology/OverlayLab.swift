@@ -108,8 +108,18 @@ public final class OverlayLab: @unchecked Sendable {
     public func guest(_ name: String) -> Guest { guests[name]! }
 
     private func addDroplet(_ name: String, index: Int) throws {
-        let netns = try Netns.create(named: "\(prefix)-\(name)")
-        namespaces.append("\(prefix)-\(name)")
+        let (netns, ip) = try addUnderlayNamespace("\(prefix)-\(name)", index: index)
+        let dataplane = try Droplet(interface: "eth0", in: netns, ip: ip, directPathMaxAge: directPathMaxAge, agentHook: agentHook, locator: locator)
+        try dataplane.attach(mode: .native)
+        // The fabric port stands in for the switch: frames sent into a veth need an XDP peer.
+        try attachFabricPeer(index: index, program: dataplane.vethPeerProgram)
+        hosts[name] = Host(name: name, netns: netns, interface: "eth0", address: dataplane.address, dataplane: dataplane)
+    }
+
+    /// A namespace on the fabric with `eth0` at 172.30.0.`index`/24, made wire-like.
+    private func addUnderlayNamespace(_ name: String, index: Int) throws -> (Netns, IPv4Address) {
+        let netns = try Netns.create(named: name)
+        namespaces.append(name)
         let fabricSide = "\(prefix)f\(index)"
         let fabricSocket = try RouteSocket(in: fabric)
         _ = try fabricSocket.createVethPair(name: fabricSide, peerName: "eth0", peerNetns: netns, mtu: underlayMTU)
@@ -123,12 +133,20 @@ public final class OverlayLab: @unchecked Sendable {
         try socket.setUp("lo")
         try emulateWire(fabricSide, in: fabric)
         try emulateWire("eth0", in: netns)
-        let dataplane = try Droplet(interface: "eth0", in: netns, ip: ip, directPathMaxAge: directPathMaxAge, agentHook: agentHook, locator: locator)
-        try dataplane.attach(mode: .native)
-        // The fabric port stands in for the switch: frames sent into a veth need an XDP peer.
-        let fabricIndex = try fabricSocket.link(named: fabricSide).index
-        fabricLinks.append(try fabric.perform { try XDP.attach(dataplane.vethPeerProgram, ifindex: fabricIndex, mode: .native) })
-        hosts[name] = Host(name: name, netns: netns, interface: "eth0", address: dataplane.address, dataplane: dataplane)
+        return (netns, ip)
+    }
+
+    private func attachFabricPeer(index: Int, program: BPFProgram) throws {
+        let fabricIndex = try RouteSocket(in: fabric).link(named: "\(prefix)f\(index)").index
+        fabricLinks.append(try fabric.perform { try XDP.attach(program, ifindex: fabricIndex, mode: .native) })
+    }
+
+    /// A host outside the overlay on the substrate (no droplet): 172.30.0.`index`, for
+    /// NAT tests. Returns its namespace; its interface is `eth0`.
+    public func addExternalHost(_ name: String, index: Int = 100) throws -> (netns: Netns, ip: IPv4Address) {
+        let (netns, ip) = try addUnderlayNamespace("\(prefix)-\(name)", index: index)
+        try attachFabricPeer(index: index, program: hosts.values.first!.dataplane.vethPeerProgram)
+        return (netns, ip)
     }
 
     /// Makes a veth of the underlay behave like a wire: a NIC completes checksums and

@@ -34,7 +34,7 @@ enum mz_agent_action {
 	MZ_AGENT_DO_REPLY, /* rewritten in place into an answer: send it back to the endpoint */
 	MZ_AGENT_DO_LOCAL, /* MACs rewritten: hand it to the veth `ifindex` */
 	MZ_AGENT_DO_ENCAP, /* encapsulate to `to` and send out of the substrate interface */
-	MZ_AGENT_DO_PASS,  /* hand it to the droplet's stack (an egress plugin made it leave) */
+	MZ_AGENT_DO_LEAVE, /* out of the substrate interface unencapsulated, routed by the droplet's FIB (SNAT) */
 };
 
 struct mz_agent_plan {
@@ -259,8 +259,13 @@ static __always_inline void mz_agent_resume(struct mz_cursor *cur, const struct 
 	if (!p->self)
 		return;
 	if (pc->flags & MZ_CTX_LEAVE) {
+		/* Leaving the overlay is a routed hop through the droplet. */
+		if (mz_ipv4_decrement_ttl(iph) < 0) {
+			p->stat = MZ_AGENT_TTL_EXPIRED;
+			return;
+		}
 		p->stat = MZ_AGENT_LEFT_OVERLAY;
-		p->action = MZ_AGENT_DO_PASS;
+		p->action = MZ_AGENT_DO_LEAVE;
 		return;
 	}
 	mz_agent_route(cur, eth, iph, lep, (pc->flags & MZ_CTX_STEER) ? pc->steer_ip : iph->daddr, p);

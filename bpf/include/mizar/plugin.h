@@ -30,6 +30,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <stddef.h>
 
 #include "csum.bpf.h"
 #include "plugin_core.bpf.h"
@@ -141,6 +142,121 @@ static __always_inline int mz_ports(const struct mz_pkt *pkt, __be16 *sport, __b
 		return 0;
 	}
 	return -1;
+}
+
+/*
+ * Rewriting headers. These keep every checksum right in both flavours: XDP frames carry
+ * complete checksums (updated incrementally, RFC 1624); at TC an skb may carry a partial
+ * L4 checksum (offload), which only the kernel's csum helpers handle. At TC they move
+ * the packet data: re-read header pointers (mz_ipv4, mz_l4, ...) after calling them.
+ */
+
+/* Offset of the L4 checksum for TCP/UDP/ICMP, 0 when the frame has none to fix. */
+static __always_inline __u32 mz_l4_csum_off(const struct mz_pkt *pkt)
+{
+	if (pkt->ctx->flags & MZ_CTX_FRAGMENT)
+		return 0;
+	switch (pkt->ctx->l4_proto) {
+	case IPPROTO_TCP:
+		return pkt->ctx->l4_off + offsetof(struct tcphdr, check);
+	case IPPROTO_UDP:
+		return pkt->ctx->l4_off + offsetof(struct udphdr, check);
+	case IPPROTO_ICMP:
+		return pkt->ctx->l4_off + offsetof(struct mz_icmphdr, checksum);
+	}
+	return 0;
+}
+
+/* Points the packet view at the skb's data again (after a helper moved it). */
+static __always_inline void mz_pkt_reload(struct mz_pkt *pkt)
+{
+	if (pkt->is_skb) {
+		pkt->data = (void *)(long)((struct __sk_buff *)pkt->raw)->data;
+		pkt->data_end = (void *)(long)((struct __sk_buff *)pkt->raw)->data_end;
+	}
+}
+
+/* Sets the IPv4 source (dst = 0) or destination (dst = 1) address. Returns 0 or -1. */
+static __always_inline int mz_set_ipv4_addr(struct mz_pkt *pkt, int dst, __be32 addr)
+{
+	struct iphdr *iph = mz_ipv4(pkt);
+	__u32 field = pkt->ctx->l3_off + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+	__u32 l4 = mz_l4_csum_off(pkt);
+	int pseudo = pkt->ctx->l4_proto != IPPROTO_ICMP; /* ICMP's checksum has no pseudo-header */
+	__be32 old;
+	__sum16 *check;
+
+	if (!iph)
+		return -1;
+	old = dst ? iph->daddr : iph->saddr;
+	if (pkt->is_skb) {
+		struct __sk_buff *skb = pkt->raw;
+		__u64 flags = BPF_F_PSEUDO_HDR | sizeof(addr) |
+			      (pkt->ctx->l4_proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
+
+		if (l4 && pseudo && bpf_l4_csum_replace(skb, l4, old, addr, flags))
+			return -1;
+		if (bpf_l3_csum_replace(skb, pkt->ctx->l3_off + offsetof(struct iphdr, check), old, addr, sizeof(addr)) ||
+		    bpf_skb_store_bytes(skb, field, &addr, sizeof(addr), 0))
+			return -1;
+		mz_pkt_reload(pkt);
+		return 0;
+	}
+	if (dst)
+		iph->daddr = addr;
+	else
+		iph->saddr = addr;
+	mz_csum_replace4(&iph->check, old, addr);
+	if (l4 && pseudo) {
+		check = pkt->data + (l4 & 0xff);
+		if ((void *)(check + 1) > pkt->data_end)
+			return -1;
+		/* A UDP checksum of 0 means none: it stays none. */
+		if (pkt->ctx->l4_proto != IPPROTO_UDP || *check) {
+			mz_csum_replace4(check, old, addr);
+			if (pkt->ctx->l4_proto == IPPROTO_UDP && !*check)
+				*check = 0xffff;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Sets the TCP/UDP source (dst = 0) or destination (dst = 1) port, or the ICMP echo id
+ * (either `dst`). Returns 0, or -1 when the frame has no such field.
+ */
+static __always_inline int mz_set_l4_port(struct mz_pkt *pkt, int dst, __be16 port)
+{
+	__u32 l4 = mz_l4_csum_off(pkt), field;
+	__be16 *at, old;
+	__sum16 *check;
+
+	if (!l4)
+		return -1;
+	field = pkt->ctx->l4_off + (pkt->ctx->l4_proto == IPPROTO_ICMP ? offsetof(struct mz_icmphdr, id) : dst ? 2 : 0);
+	at = pkt->data + (field & 0xff);
+	if ((void *)(at + 1) > pkt->data_end)
+		return -1;
+	old = *at;
+	if (pkt->is_skb) {
+		struct __sk_buff *skb = pkt->raw;
+		__u64 flags = sizeof(port) | (pkt->ctx->l4_proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
+
+		if (bpf_l4_csum_replace(skb, l4, old, port, flags) || bpf_skb_store_bytes(skb, field, &port, sizeof(port), 0))
+			return -1;
+		mz_pkt_reload(pkt);
+		return 0;
+	}
+	*at = port;
+	check = pkt->data + (l4 & 0xff);
+	if ((void *)(check + 1) > pkt->data_end)
+		return -1;
+	if (pkt->ctx->l4_proto != IPPROTO_UDP || *check) {
+		mz_csum_replace2(check, old, port);
+		if (pkt->ctx->l4_proto == IPPROTO_UDP && !*check)
+			*check = 0xffff;
+	}
+	return 0;
 }
 
 /* Chain plumbing below: plugins do not call it. */

@@ -23,7 +23,7 @@ enum mz_agent_stat {
 	MZ_AGENT_DIRECT,      /* encapsulated straight to the destination's droplet */
 	MZ_AGENT_TO_DIVIDER,  /* encapsulated to a divider: another network of the VPC */
 	MZ_AGENT_ARP_REPLIED, /* ARP request answered on the spot (XDP_TX) */
-	MZ_AGENT_LEFT_OVERLAY, /* an egress plugin sent it out through the droplet's stack (SNAT) */
+	MZ_AGENT_LEFT_OVERLAY, /* an egress plugin made it leave the overlay (SNAT): routed out unencapsulated */
 	/* Dropped: the endpoint's fault. */
 	MZ_AGENT_SPOOFED_MAC, /* source MAC (or ARP sender MAC) is not the endpoint's */
 	MZ_AGENT_SPOOFED_IP,  /* source IP (or ARP sender IP) is not the endpoint's */

@@ -1,0 +1,126 @@
+import CMizarABI
+import CMizarNAT
+import MizarBPF
+import MizarNet
+import MizarPlugins
+
+/// The nat built-in plugin: SNAT/masquerade for endpoints reaching outside the overlay and
+/// DNAT port forwarding from the droplet to endpoints (docs/plugins.md#nat). Put it on both
+/// hooks: egress translates endpoint traffic, ingress translates what comes back.
+public enum NAT {
+    public static let descriptor = PluginDescriptor(
+        name: "nat", version: "1.0.0", object: NAT_OBJECT, entry: "nat", hooks: [.egress, .ingress], priority: 80,
+        maps: [
+            PluginMapDescriptor(name: NAT_EXTERNAL_MAP, type: "lpm_trie", key: nat_external_key.self, value: UInt32.self, maxEntries: UInt32(NAT_MAX_PREFIXES)),
+            PluginMapDescriptor(name: NAT_FORWARDS_MAP, type: "hash", key: nat_forward_key.self, value: nat_endpoint.self, maxEntries: UInt32(NAT_MAX_FORWARDS)),
+            PluginMapDescriptor(name: NAT_FLOWS_MAP, type: "lru_hash", key: nat_flow_key.self, value: nat_flow.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
+            PluginMapDescriptor(name: NAT_REVERSE_MAP, type: "lru_hash", key: nat_reverse_key.self, value: nat_endpoint.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
+            PluginMapDescriptor(name: NAT_CONFIG_MAP, type: "array", key: UInt32.self, value: nat_config.self, maxEntries: 1),
+        ])
+
+    /// Drop reason codes in the plugin's counters.
+    public enum Reason: Int, Sendable {
+        case noPort = 1, truncated = 2, rewrite = 3, fragment = 4
+    }
+
+    public enum IPProtocol: String, Codable, Sendable {
+        case tcp, udp
+        var number: UInt8 { self == .tcp ? 6 : 17 }
+    }
+
+    /// Which destinations of a VPC are outside the overlay (masqueraded). The longest
+    /// matching prefix decides: list the overlay's own ranges under `except`.
+    public struct Masquerade: Codable, Sendable, Hashable {
+        public var vpc: UInt32
+        public var destinations: [String]
+        public var except: [String]
+
+        public init(vpc: UInt32, destinations: [String] = ["0.0.0.0/0"], except: [String] = []) {
+            self.vpc = vpc
+            self.destinations = destinations
+            self.except = except
+        }
+    }
+
+    /// A droplet port forwarded to an endpoint's port.
+    public struct Forward: Codable, Sendable, Hashable {
+        public var `protocol`: IPProtocol
+        public var port: UInt16
+        public var vpc: UInt32
+        public var endpoint: String
+        public var endpointPort: UInt16
+
+        public init(protocol: IPProtocol, port: UInt16, vpc: UInt32, endpoint: String, endpointPort: UInt16) {
+            self.protocol = `protocol`
+            self.port = port
+            self.vpc = vpc
+            self.endpoint = endpoint
+            self.endpointPort = endpointPort
+        }
+    }
+
+    /// The NAT of one droplet. Writing it keeps established translations.
+    public struct Config: PluginConfiguration, Codable, Hashable {
+        /// The droplet's address: sources are rewritten to it, forwards listen on it.
+        public var externalIP: String
+        /// Ports SNAT allocates from.
+        public var ports: ClosedRange<UInt16>
+        public var masquerade: [Masquerade]
+        public var forwards: [Forward]
+
+        public init(externalIP: String, ports: ClosedRange<UInt16> = 20000...59999, masquerade: [Masquerade] = [], forwards: [Forward] = []) {
+            self.externalIP = externalIP
+            self.ports = ports
+            self.masquerade = masquerade
+            self.forwards = forwards
+        }
+
+        func fail(_ why: String) -> PluginError { PluginError(.invalidConfig, plugin: "nat", why) }
+
+        public func validate() throws { _ = try mapEntries() }
+
+        public func mapEntries() throws -> [String: [PluginMapEntry]] {
+            guard let external = IPv4Address(externalIP), external.value != 0 else { throw fail("external IP \(externalIP) is not an IPv4 address") }
+            guard ports.lowerBound >= 1024 else { throw fail("SNAT ports \(ports) reach into the well-known ports; start at 1024 or above") }
+            var config = nat_config()
+            config.external_ip = external.networkOrder
+            config.port_min = ports.lowerBound
+            config.port_max = ports.upperBound
+
+            var prefixes: [PluginMapEntry] = [], seen = Set<String>()
+            for m in masquerade {
+                guard m.vpc > 0, m.vpc < 1 << 24 else { throw fail("VPC \(m.vpc) is not a 24-bit VNI") }
+                for (list, value) in [(m.destinations, UInt32(1)), (m.except, UInt32(0))] {
+                    for text in list {
+                        guard let cidr = IPv4Interface(text)?.network ?? IPv4Address(text).map({ IPv4Interface($0, prefixLength: 32) }) else {
+                            throw fail("\(text) is not a CIDR")
+                        }
+                        guard seen.insert("\(m.vpc)/\(cidr)").inserted else { throw fail("\(cidr) is listed twice for VPC \(m.vpc)") }
+                        var key = nat_external_key()
+                        key.prefixlen = 32 + UInt32(cidr.prefixLength)
+                        key.vni = m.vpc
+                        key.dst = cidr.address.networkOrder
+                        prefixes.append(PluginMapEntry(key, value))
+                    }
+                }
+            }
+            var forwardEntries: [PluginMapEntry] = [], listening = Set<String>()
+            for f in forwards {
+                guard let ip = IPv4Address(f.endpoint) else { throw fail("endpoint \(f.endpoint) is not an IPv4 address") }
+                guard f.port > 0, f.endpointPort > 0 else { throw fail("port 0 cannot be forwarded") }
+                guard f.vpc > 0, f.vpc < 1 << 24 else { throw fail("VPC \(f.vpc) is not a 24-bit VNI") }
+                guard !ports.contains(f.port) else { throw fail("forwarded port \(f.port) lies in the SNAT range \(ports)") }
+                guard listening.insert("\(f.protocol)/\(f.port)").inserted else { throw fail("\(f.protocol) port \(f.port) is forwarded twice") }
+                var key = nat_forward_key()
+                key.protocol = f.protocol.number
+                key.port = f.port.bigEndian
+                var ep = nat_endpoint()
+                ep.vni = f.vpc
+                ep.ip = ip.networkOrder
+                ep.port = f.endpointPort.bigEndian
+                forwardEntries.append(PluginMapEntry(key, ep))
+            }
+            return [NAT_CONFIG_MAP: [PluginMapEntry(UInt32(0), config)], NAT_EXTERNAL_MAP: prefixes, NAT_FORWARDS_MAP: forwardEntries]
+        }
+    }
+}

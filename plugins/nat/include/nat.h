@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * This file contains the nat plugin's tables, shared by its BPF program and its Swift
+ * library. SNAT (masquerade) rewrites endpoint traffic to destinations outside the
+ * overlay to the droplet's address and an allocated port; DNAT forwards a droplet port
+ * to an endpoint's port. Both keep a flow table (the endpoint side, as the egress hook
+ * sees it) and a reverse table (the outside side, as the ingress hook sees it).
+ */
+#ifndef MIZAR_NAT_H
+#define MIZAR_NAT_H
+
+#include <linux/types.h>
+
+#define NAT_OBJECT "nat.bpf.o"
+#define NAT_EXTERNAL_MAP "nat_external"
+#define NAT_FORWARDS_MAP "nat_forwards"
+#define NAT_FLOWS_MAP "nat_flows"
+#define NAT_REVERSE_MAP "nat_reverse"
+#define NAT_CONFIG_MAP "nat_config"
+
+#define NAT_MAX_PREFIXES 4096
+#define NAT_MAX_FORWARDS 4096
+#define NAT_TABLE_SIZE 262144
+#define NAT_PORT_TRIES 16 /* ports tried before a new flow is refused */
+
+/* Drop reasons. */
+enum nat_reason {
+	NAT_REASON_NO_PORT = 1,	  /* no free port after NAT_PORT_TRIES tries */
+	NAT_REASON_TRUNCATED = 2, /* the L4 header is cut short */
+	NAT_REASON_REWRITE = 3,	  /* the rewrite failed */
+	NAT_REASON_FRAGMENT = 4,  /* a later fragment of a flow that needs translation */
+};
+
+/* Destinations by VPC: masquerade to them (1), or leave them to the overlay (0). */
+struct nat_external_key {
+	__u32 prefixlen; /* 32 + the destination prefix length */
+	__u32 vni;
+	__be32 dst;
+};
+
+/* An endpoint's connection as the egress hook sees it. */
+struct nat_flow_key {
+	__u32 vni;
+	__be32 src;
+	__be32 dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 protocol;
+	__u8 pad[3];
+};
+
+/* What its source becomes. */
+struct nat_flow {
+	__be32 nat_ip;
+	__be16 nat_port;
+	__u16 pad;
+};
+
+/* The same connection as the ingress hook sees its replies arrive. */
+struct nat_reverse_key {
+	__be32 nat_ip;
+	__be32 remote;
+	__be16 nat_port;
+	__be16 remote_port;
+	__u8 protocol;
+	__u8 pad[3];
+};
+
+/* Where its replies go. */
+struct nat_endpoint {
+	__u32 vni;
+	__be32 ip;
+	__be16 port;
+	__u16 pad;
+};
+
+/* DNAT: a droplet port forwarded to an endpoint port. */
+struct nat_forward_key {
+	__u8 protocol;
+	__u8 pad;
+	__be16 port;
+};
+
+struct nat_config {
+	__be32 external_ip; /* the droplet's address: what SNAT rewrites sources to */
+	__u16 port_min;	    /* SNAT ports, host order */
+	__u16 port_max;
+};
+
+#endif /* MIZAR_NAT_H */
