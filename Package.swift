@@ -59,6 +59,9 @@ let package = Package(
         .systemLibrary(name: "CMizarNAT", path: "plugins/nat/include"),
         .target(name: "MizarNAT", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarNAT"], path: "plugins/nat/Sources", swiftSettings: swiftSettings),
         .testTarget(name: "NATTests", dependencies: ["MizarNAT", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarNAT"], path: "plugins/nat/Tests", swiftSettings: swiftSettings),
+        .systemLibrary(name: "CMizarLB", path: "plugins/lb/include"),
+        .target(name: "MizarLB", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarLB"], path: "plugins/lb/Sources", swiftSettings: swiftSettings),
+        .testTarget(name: "LBTests", dependencies: ["MizarLB", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarLB"], path: "plugins/lb/Tests", swiftSettings: swiftSettings),
         // Executables.
         .executableTarget(
             name: "mizarctl",

@@ -52,6 +52,7 @@ public struct RawMap: @unchecked Sendable {
         guard !handle.type.isPerCPU else {
             throw BPFError(.typeMismatch, operation: "replace entries of map \(handle.name)", message: "per-CPU maps take a value per CPU")
         }
+        if handle.type == .array { return try replaceArray(with: entries) }
         for entry in entries { try update(key: entry.key, value: entry.value) }
         let keep = Set(entries.map(\.key))
         for key in try keys() where !keep.contains(key) {
@@ -61,6 +62,32 @@ public struct RawMap: @unchecked Sendable {
                 let rc = key.withUnsafeBytes { bpf_map_delete_elem(handle.fd, $0.baseAddress) }
                 if rc != 0 && errno != ENOENT { try check("delete from map \(handle.name)", rc) }
             }
+        }
+    }
+
+    /// An array holds every index: the whole image is written in batches, unnamed slots zeroed.
+    private func replaceArray(with entries: [(key: [UInt8], value: [UInt8])]) throws {
+        let count = Int(handle.maxEntries), size = handle.valueSize
+        var image = [UInt8](repeating: 0, count: count * size)
+        for entry in entries {
+            try checkSizes(entry.key, entry.value)
+            let index = Int(entry.key.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+            guard index < count else {
+                throw BPFError(.typeMismatch, operation: "write map \(handle.name)", message: "index \(index) is past the array's \(count) slots")
+            }
+            image.replaceSubrange(index * size..<(index + 1) * size, with: entry.value)
+        }
+        let chunk = 65536
+        var start = 0
+        while start < count {
+            let n = min(chunk, count - start)
+            var keys = (UInt32(start)..<UInt32(start + n)).map { $0 }
+            var done = UInt32(n)
+            let rc = keys.withUnsafeMutableBytes { k in
+                image.withUnsafeBytes { v in mz_map_update_batch(handle.fd, k.baseAddress, v.baseAddress! + start * size, &done) }
+            }
+            try check("batch update of map \(handle.name)", rc)
+            start += n
         }
     }
 

@@ -1,0 +1,128 @@
+import CMizarABI
+import CMizarLB
+import MizarBPF
+import MizarNet
+import MizarPlugins
+
+/// The lb built-in plugin: services (VIP:port of a VPC) spread over backends by Maglev
+/// consistent hashing, with connection affinity, in NAT or passthrough mode
+/// (docs/plugins.md#lb). Put it on both hooks: egress picks backends, ingress gives
+/// replies of remote backends the VIP back.
+public enum LB {
+    public static let descriptor = PluginDescriptor(
+        name: "lb", version: "1.0.0", object: LB_OBJECT, entry: "lb", hooks: [.egress, .ingress], priority: 60,
+        maps: [
+            PluginMapDescriptor(name: LB_SERVICES_MAP, type: "hash", key: lb_service_key.self, value: lb_service.self, maxEntries: UInt32(LB_MAX_SERVICES)),
+            PluginMapDescriptor(name: LB_MAGLEV_MAP, type: "array", key: UInt32.self, value: lb_backend.self, maxEntries: UInt32(LB_MAX_SERVICES) * UInt32(LB_MAGLEV_SIZE)),
+            PluginMapDescriptor(name: LB_BACKENDS_MAP, type: "hash", key: lb_backend_key.self, value: UInt32.self, maxEntries: UInt32(LB_MAX_BACKENDS)),
+            PluginMapDescriptor(name: LB_AFFINITY_MAP, type: "lru_hash", key: lb_flow_key.self, value: lb_affinity.self, maxEntries: UInt32(LB_TABLE_SIZE)),
+            PluginMapDescriptor(name: LB_REVERSE_MAP, type: "lru_hash", key: lb_reverse_key.self, value: lb_reverse.self, maxEntries: UInt32(LB_TABLE_SIZE)),
+        ])
+
+    public enum Reason: Int, Sendable {
+        case noBackend = 1, rewrite = 2, truncated = 3
+    }
+
+    public enum Mode: String, Codable, Sendable {
+        /// The destination becomes the backend; replies get the VIP back.
+        case nat
+        /// The frame keeps the VIP and is steered to the backend's droplet (the backend owns the VIP).
+        case passthrough
+    }
+
+    public enum IPProtocol: String, Codable, Sendable {
+        case tcp, udp
+        var number: UInt8 { self == .tcp ? 6 : 17 }
+    }
+
+    public struct Backend: Codable, Sendable, Hashable {
+        public var ip: String
+        public var port: UInt16
+        /// Relative share of new connections (1-100).
+        public var weight: Int
+
+        public init(ip: String, port: UInt16, weight: Int = 1) {
+            self.ip = ip
+            self.port = port
+            self.weight = weight
+        }
+    }
+
+    public struct Service: Codable, Sendable, Hashable {
+        public var vpc: UInt32
+        public var vip: String
+        public var port: UInt16
+        public var `protocol`: IPProtocol
+        public var mode: Mode
+        public var backends: [Backend]
+
+        public init(vpc: UInt32, vip: String, port: UInt16, protocol: IPProtocol = .tcp, mode: Mode = .nat, backends: [Backend]) {
+            self.vpc = vpc
+            self.vip = vip
+            self.port = port
+            self.protocol = `protocol`
+            self.mode = mode
+            self.backends = backends
+        }
+    }
+
+    /// The services of a droplet. A service keeps its table id by its position in `services`:
+    /// change backends in place, and connections to the backends that stay keep them.
+    public struct Config: PluginConfiguration, Codable, Hashable {
+        public var services: [Service]
+
+        public init(services: [Service]) { self.services = services }
+
+        func fail(_ why: String) -> PluginError { PluginError(.invalidConfig, plugin: "lb", why) }
+
+        public func validate() throws { _ = try compile() }
+
+        public func mapEntries() throws -> [String: [PluginMapEntry]] { try compile() }
+
+        func compile() throws -> [String: [PluginMapEntry]] {
+            guard services.count <= Int(LB_MAX_SERVICES) else { throw fail("\(services.count) services; at most \(LB_MAX_SERVICES)") }
+            var serviceEntries: [PluginMapEntry] = [], slots: [PluginMapEntry] = [], current: [PluginMapEntry] = []
+            var seen = Set<String>()
+            for (id, service) in services.enumerated() {
+                guard let vip = IPv4Address(service.vip) else { throw fail("VIP \(service.vip) is not an IPv4 address") }
+                guard service.vpc > 0, service.vpc < 1 << 24 else { throw fail("VPC \(service.vpc) is not a 24-bit VNI") }
+                guard service.port > 0 else { throw fail("service \(vip): port 0") }
+                guard seen.insert("\(service.vpc)/\(vip)/\(service.port)/\(service.protocol)").inserted else {
+                    throw fail("service \(vip):\(service.port)/\(service.protocol) of VPC \(service.vpc) is defined twice")
+                }
+                var backends: [(ip: IPv4Address, port: UInt16, weight: Int)] = []
+                for b in service.backends {
+                    guard let ip = IPv4Address(b.ip), ip.value != 0 else { throw fail("backend \(b.ip) of \(vip) is not an IPv4 address") }
+                    guard b.port > 0, (1...100).contains(b.weight) else { throw fail("backend \(ip):\(b.port) of \(vip): port must be set and weight 1-100") }
+                    guard !backends.contains(where: { $0.ip == ip && $0.port == b.port }) else { throw fail("backend \(ip):\(b.port) is listed twice for \(vip)") }
+                    backends.append((ip, b.port, b.weight))
+                }
+                var key = lb_service_key()
+                key.vni = service.vpc
+                key.vip = vip.networkOrder
+                key.port = service.port.bigEndian
+                key.protocol = service.protocol.number
+                var value = lb_service()
+                value.id = UInt32(id)
+                value.mode = service.mode == .nat ? LB_MODE_NAT.rawValue : LB_MODE_PASSTHROUGH.rawValue
+                serviceEntries.append(PluginMapEntry(key, value))
+                let table = Maglev.table(names: backends.map { "\($0.ip):\($0.port)" }, weights: backends.map(\.weight), size: Int(LB_MAGLEV_SIZE))
+                for (slot, index) in table.enumerated() {
+                    var b = lb_backend()
+                    b.ip = backends[index].ip.networkOrder
+                    b.port = backends[index].port.bigEndian
+                    slots.append(PluginMapEntry(UInt32(id) * UInt32(LB_MAGLEV_SIZE) + UInt32(slot), b))
+                }
+                for b in backends {
+                    var k = lb_backend_key()
+                    k.service = UInt32(id)
+                    k.ip = b.ip.networkOrder
+                    k.port = b.port.bigEndian
+                    current.append(PluginMapEntry(k, UInt32(b.weight)))
+                }
+            }
+            guard current.count <= Int(LB_MAX_BACKENDS) else { throw fail("\(current.count) backends; at most \(LB_MAX_BACKENDS)") }
+            return [LB_SERVICES_MAP: serviceEntries, LB_MAGLEV_MAP: slots, LB_BACKENDS_MAP: current]
+        }
+    }
+}

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * lb: service VIP:port -> backends by Maglev consistent hashing (include/lb.h has the
+ * tables). The client's egress hook picks: a known connection keeps its backend while
+ * that backend is still the service's; a new one takes the Maglev slot of its flow hash.
+ * NAT mode rewrites the destination and remembers the reply's way back, which either
+ * hook undoes (ingress for remote backends, egress for backends on this droplet).
+ * Passthrough mode leaves the frame alone and steers it to the backend's droplet.
+ */
+#include <mizar/plugin.h>
+
+#include "lb.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, struct lb_service_key);
+	__type(value, struct lb_service);
+} lb_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_SERVICES * LB_MAGLEV_SIZE);
+	__type(key, __u32);
+	__type(value, struct lb_backend);
+} lb_maglev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, struct lb_backend_key);
+	__type(value, __u32);
+} lb_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_TABLE_SIZE);
+	__type(key, struct lb_flow_key);
+	__type(value, struct lb_affinity);
+} lb_affinity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_TABLE_SIZE);
+	__type(key, struct lb_reverse_key);
+	__type(value, struct lb_reverse);
+} lb_reverse SEC(".maps");
+
+static __always_inline __u32 flow_hash(const struct lb_flow_key *f)
+{
+	__u32 h = f->client * 0x9e3779b1u;
+
+	h ^= (((__u32)f->client_port << 16) | f->vport) * 0x85ebca6bu;
+	h ^= f->vip * 0xc2b2ae35u;
+	h ^= f->protocol;
+	h ^= h >> 16;
+	h *= 0x7feb352du;
+	h ^= h >> 15;
+	return h;
+}
+
+/* The backend of a connection, or NULL when the service has none. */
+static __always_inline const struct lb_backend *pick(const struct lb_flow_key *flow, const struct lb_service *svc,
+						     struct lb_affinity *fresh)
+{
+	const struct lb_affinity *known = bpf_map_lookup_elem(&lb_affinity, flow);
+	struct lb_backend_key current;
+	const struct lb_backend *b;
+	__u32 slot;
+
+	if (known && known->service == svc->id) {
+		current.service = svc->id;
+		current.ip = known->backend.ip;
+		current.port = known->backend.port;
+		current.pad = 0;
+		if (bpf_map_lookup_elem(&lb_backends, &current))
+			return &known->backend;
+	}
+	slot = svc->id * LB_MAGLEV_SIZE + flow_hash(flow) % LB_MAGLEV_SIZE;
+	b = bpf_map_lookup_elem(&lb_maglev, &slot);
+	if (!b || !b->ip)
+		return NULL;
+	fresh->service = svc->id;
+	fresh->backend = *b;
+	bpf_map_update_elem(&lb_affinity, flow, fresh, BPF_ANY);
+	return &fresh->backend;
+}
+
+static __always_inline int lb(struct mz_pkt *pkt)
+{
+	struct mz_plugin_ctx *c = pkt->ctx;
+	struct lb_service_key skey = {};
+	struct lb_reverse_key rkey = {};
+	struct lb_flow_key flow = {};
+	const struct lb_backend *b;
+	const struct lb_service *svc;
+	const struct lb_reverse *rev;
+	struct lb_affinity fresh;
+	struct lb_reverse back;
+	struct iphdr *iph;
+	__be16 sport, dport;
+
+	if ((c->flags & (MZ_CTX_EXTERNAL | MZ_CTX_FRAGMENT)) ||
+	    (c->l4_proto != IPPROTO_TCP && c->l4_proto != IPPROTO_UDP))
+		return MZ_CONTINUE;
+	iph = mz_ipv4(pkt);
+	if (!iph || mz_ports(pkt, &sport, &dport) < 0)
+		return mz_drop(pkt, LB_REASON_TRUNCATED);
+
+	/* A backend's reply: the client sees the VIP answer. */
+	rkey.vni = c->vni;
+	rkey.backend = iph->saddr;
+	rkey.client = iph->daddr;
+	rkey.backend_port = sport;
+	rkey.client_port = dport;
+	rkey.protocol = c->l4_proto;
+	rev = bpf_map_lookup_elem(&lb_reverse, &rkey);
+	if (rev) {
+		back = *rev;
+		if (mz_set_ipv4_addr(pkt, 0, back.vip) || mz_set_l4_port(pkt, 0, back.vport))
+			return mz_drop(pkt, LB_REASON_REWRITE);
+		return MZ_CONTINUE;
+	}
+	if (c->hook != MZ_HOOK_EGRESS)
+		return MZ_CONTINUE;
+
+	skey.vni = c->vni;
+	skey.vip = iph->daddr;
+	skey.port = dport;
+	skey.protocol = c->l4_proto;
+	svc = bpf_map_lookup_elem(&lb_services, &skey);
+	if (!svc)
+		return MZ_CONTINUE;
+	flow.vni = c->vni;
+	flow.client = iph->saddr;
+	flow.vip = iph->daddr;
+	flow.client_port = sport;
+	flow.vport = dport;
+	flow.protocol = c->l4_proto;
+	b = pick(&flow, svc, &fresh);
+	if (!b)
+		return mz_drop(pkt, LB_REASON_NO_BACKEND);
+	if (svc->mode == LB_MODE_PASSTHROUGH) {
+		c->flags |= MZ_CTX_STEER;
+		c->steer_ip = b->ip;
+		return MZ_CONTINUE;
+	}
+	rkey.backend = b->ip;
+	rkey.client = flow.client;
+	rkey.backend_port = b->port;
+	rkey.client_port = flow.client_port;
+	back.vip = flow.vip;
+	back.vport = flow.vport;
+	back.pad = 0;
+	bpf_map_update_elem(&lb_reverse, &rkey, &back, BPF_ANY);
+	if (mz_set_ipv4_addr(pkt, 1, rkey.backend) || mz_set_l4_port(pkt, 1, rkey.backend_port))
+		return mz_drop(pkt, LB_REASON_REWRITE);
+	return MZ_CONTINUE;
+}
+
+MZ_PLUGIN(lb)
