@@ -62,6 +62,9 @@ let package = Package(
         .systemLibrary(name: "CMizarLB", path: "plugins/lb/include"),
         .target(name: "MizarLB", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarLB"], path: "plugins/lb/Sources", swiftSettings: swiftSettings),
         .testTarget(name: "LBTests", dependencies: ["MizarLB", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarLB"], path: "plugins/lb/Tests", swiftSettings: swiftSettings),
+        .systemLibrary(name: "CMizarShaper", path: "plugins/shaper/include"),
+        .target(name: "MizarShaper", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarShaper"], path: "plugins/shaper/Sources", swiftSettings: swiftSettings),
+        .testTarget(name: "ShaperTests", dependencies: ["MizarShaper", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarShaper"], path: "plugins/shaper/Tests", swiftSettings: swiftSettings),
         // Executables.
         .executableTarget(
             name: "mizarctl",

@@ -1,0 +1,78 @@
+import CMizarABI
+import CMizarShaper
+import MizarBPF
+import MizarNet
+import MizarPlugins
+
+/// The shaper built-in plugin: a token-bucket rate limit per endpoint and direction,
+/// shared by every CPU (docs/plugins.md#shaper).
+public enum Shaper {
+    public static let descriptor = PluginDescriptor(
+        name: "shaper", version: "1.0.0", object: SHAPER_OBJECT, entry: "shaper", hooks: [.egress, .ingress], priority: 90,
+        maps: [PluginMapDescriptor(name: SHAPER_BUCKETS_MAP, type: "hash", key: shaper_key.self, value: shaper_bucket.self, maxEntries: UInt32(SHAPER_MAX_BUCKETS))])
+
+    public enum Reason: Int, Sendable { case rateLimited = 1 }
+
+    public enum Direction: String, Codable, Sendable {
+        /// What the endpoint sends (the egress hook).
+        case egress
+        /// What the endpoint receives from other droplets (the ingress hook).
+        case ingress
+    }
+
+    /// The smallest burst: a TSO/GSO frame of 64 KiB must fit, or TCP stalls at the TC agent.
+    public static let minimumBurst: UInt64 = 65536
+
+    public struct Limit: Codable, Sendable, Hashable {
+        public var vpc: UInt32
+        public var endpoint: String
+        public var direction: Direction
+        /// Rate in bits per second of Ethernet frames.
+        public var bitsPerSecond: UInt64
+        /// Bytes that may go at once after a pause (at least `minimumBurst`).
+        public var burstBytes: UInt64
+
+        public init(vpc: UInt32, endpoint: String, direction: Direction = .egress, bitsPerSecond: UInt64, burstBytes: UInt64 = 262_144) {
+            self.vpc = vpc
+            self.endpoint = endpoint
+            self.direction = direction
+            self.bitsPerSecond = bitsPerSecond
+            self.burstBytes = burstBytes
+        }
+    }
+
+    /// The limits of a droplet's endpoints. Writing it starts every bucket full.
+    public struct Config: PluginConfiguration, Codable, Hashable {
+        public var limits: [Limit]
+
+        public init(limits: [Limit]) { self.limits = limits }
+
+        public func validate() throws { _ = try mapEntries() }
+
+        public func mapEntries() throws -> [String: [PluginMapEntry]] {
+            func fail(_ why: String) -> PluginError { PluginError(.invalidConfig, plugin: "shaper", why) }
+            var entries: [PluginMapEntry] = [], seen = Set<String>()
+            for limit in limits {
+                guard let ip = IPv4Address(limit.endpoint) else { throw fail("endpoint \(limit.endpoint) is not an IPv4 address") }
+                guard limit.vpc > 0, limit.vpc < 1 << 24 else { throw fail("VPC \(limit.vpc) is not a 24-bit VNI") }
+                guard limit.bitsPerSecond >= 8, limit.bitsPerSecond / 8 <= SHAPER_MAX_RATE else {
+                    throw fail("rate \(limit.bitsPerSecond) bit/s for \(ip): give 8 bit/s to 100 Gbit/s")
+                }
+                guard limit.burstBytes >= Shaper.minimumBurst else {
+                    throw fail("burst \(limit.burstBytes) B for \(ip): at least \(Shaper.minimumBurst) B, or 64 KiB GSO frames never pass")
+                }
+                guard seen.insert("\(limit.vpc)/\(ip)/\(limit.direction)").inserted else { throw fail("\(ip) \(limit.direction) is limited twice") }
+                var key = shaper_key()
+                key.vni = limit.vpc
+                key.ip = ip.networkOrder
+                key.direction = limit.direction == .egress ? SHAPER_EGRESS.rawValue : SHAPER_INGRESS.rawValue
+                var bucket = shaper_bucket()
+                bucket.rate = limit.bitsPerSecond / 8
+                bucket.burst = limit.burstBytes
+                bucket.tokens = limit.burstBytes
+                entries.append(PluginMapEntry(key, bucket))
+            }
+            return [SHAPER_BUCKETS_MAP: entries]
+        }
+    }
+}
