@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "MizarBench",
             dependencies: [
-                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "CMizarABI", "MizarPluginSDK", "MizarACL",
+                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "CMizarABI", "MizarPluginSDK", "MizarACL", "MizarNAT", "MizarLB", "MizarShaper",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

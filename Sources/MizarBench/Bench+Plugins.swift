@@ -2,6 +2,9 @@ import CMizarABI
 import Foundation
 import MizarACL
 import MizarBPF
+import MizarLB
+import MizarNAT
+import MizarShaper
 import MizarNet
 import MizarPacket
 import MizarPluginSDK
@@ -24,7 +27,6 @@ extension MizarBench {
             return try median(5) { Double(try harness.run(frame, hook: .egress, context: context, repeat: repeatCount).nanoseconds) }
         }
         func chain(_ names: [String]) throws { try harness.chains.setChain(.egress, names) }
-
         print("plugins: chains of 0/1/2/4/8 noop plugins, \(repeatCount) repetitions x 5")
         for i in 1...8 {
             var noop = PluginDescriptor(name: "noop\(i)", version: "1.0.0", object: "noop.bpf.o", entry: "noop", hooks: [.egress, .ingress])
@@ -46,12 +48,22 @@ extension MizarBench {
         let perStage = (byLength[8]! - empty) / 8
         metrics.append(BenchMetric(name: "plugin_chain_ns_per_stage", value: perStage, unit: "ns",
                                    baselineName: "plugin_chain_1_stage_ns", baselineValue: byLength[1]! - empty))
+        // A plugin's own ns: chain [plugin, restore] against [noop, restore], plus noop's own.
+        // `restore` writes the original headers back: test-run repetitions reuse the buffer,
+        // so a rewriting plugin would otherwise see its own output from the second run on.
         let noopOwn = byLength[1]! - empty
+        var restore = PluginDescriptor(name: "restore", version: "1.0.0", object: "restore_plugin.bpf.o", entry: "restore", hooks: [.egress],
+                                       maps: [PluginMapDescriptor(name: "restore_frame", type: "array", keySize: 4, valueSize: 54, maxEntries: 1)])
+        restore.directory = (locator.directories.first { FileManager.default.fileExists(atPath: $0 + "/tests/restore_plugin.bpf.o") } ?? "build/bpf") + "/tests"
+        try harness.chains.register(restore)
 
         // Each built-in plugin alone in the chain: its own ns beyond the empty chain, against noop's.
         func own(_ name: String, _ plugin: String, _ frame: [UInt8], _ verdict: HarnessVerdict) throws -> Double {
-            try chain([plugin])
-            let value = try ns(frame, expect: verdict) - empty
+            try harness.chains.configure("restore", RawEntries(["restore_frame": [PluginMapEntry(key: [0, 0, 0, 0], value: Array(frame.prefix(54)))]]))
+            try chain(["noop1", "restore"])
+            let reference = try ns(frame, expect: .forwarded)
+            try chain(verdict == .forwarded ? [plugin, "restore"] : [plugin])
+            let value = try ns(frame, expect: verdict) - (verdict == .forwarded ? reference : empty) + noopOwn
             metrics.append(BenchMetric(name: "plugin_\(name)_ns", value: value, unit: "ns", baselineName: "plugin_noop_ns", baselineValue: noopOwn))
             return value
         }
@@ -76,6 +88,28 @@ extension MizarBench {
                                    baselineName: "acl_new_flow_10_rules_ns", baselineValue: newFlow[10]!))
         metrics.append(BenchMetric(name: "acl_configure_10000_rules_s", value: configureSeconds[10_000]!, unit: "s",
                                    baselineName: "acl_configure_10_rules_s", baselineValue: configureSeconds[10]!))
+
+        try harness.chains.register(NAT.descriptor)
+        try harness.chains.configure("nat", NAT.Config(externalIP: "172.30.0.1", masquerade: [NAT.Masquerade(vpc: 100, except: ["10.0.0.0/16"])]))
+        _ = try own("nat_snat_established", "nat", frame, .forwarded)
+
+        try harness.chains.register(Shaper.descriptor)
+        try harness.chains.configure("shaper", Shaper.Config(limits: [Shaper.Limit(vpc: 100, endpoint: a.description, bitsPerSecond: 100_000_000_000, burstBytes: 1 << 40)]))
+        _ = try own("shaper", "shaper", frame, .forwarded)
+
+        try harness.chains.register(LB.descriptor)
+        let vipFrame = PacketBuilder.tcpFrame(src: a, dst: IPv4Address(10, 0, 9, 9), sourcePort: 40000, destinationPort: 80)
+        var lbNs: [Int: Double] = [:], lbConfigure: [Int: Double] = [:]
+        for count in [3, 1000] {
+            let backends = (0..<count).map { LB.Backend(ip: IPv4Address(10, 2, UInt8($0 / 250), UInt8($0 % 250 + 1)).description, port: 8080) }
+            let start = Date()
+            try harness.chains.configure("lb", LB.Config(services: [LB.Service(vpc: 100, vip: "10.0.9.9", port: 80, backends: backends)]))
+            lbConfigure[count] = Date().timeIntervalSince(start)
+            lbNs[count] = try own("lb_\(count)_backends", "lb", vipFrame, .forwarded)
+        }
+        metrics.append(BenchMetric(name: "lb_1000_backends_ns", value: lbNs[1000]!, unit: "ns", baselineName: "lb_3_backends_ns", baselineValue: lbNs[3]!))
+        metrics.append(BenchMetric(name: "lb_configure_1000_backends_s", value: lbConfigure[1000]!, unit: "s",
+                                   baselineName: "lb_configure_3_backends_s", baselineValue: lbConfigure[3]!))
         metrics += try aclAgainstNftables(locator)
         return metrics
     }
@@ -101,3 +135,11 @@ extension MizarBench {
 
 /// The `i`th remote address of the benchmark's rules (none of them the traffic's).
 func aclBenchRemote(_ i: Int) -> IPv4Address { IPv4Address(10, 200, UInt8(i / 250), UInt8(i % 250 + 1)) }
+
+/// Map entries given as they are.
+struct RawEntries: PluginConfiguration {
+    let entries: [String: [PluginMapEntry]]
+    init(_ entries: [String: [PluginMapEntry]]) { self.entries = entries }
+    func validate() throws {}
+    func mapEntries() throws -> [String: [PluginMapEntry]] { entries }
+}

@@ -59,31 +59,64 @@ static __always_inline __u32 flow_hash(const struct lb_flow_key *f)
 	return h;
 }
 
-/* The backend of a connection, or NULL when the service has none. */
+/*
+ * The backend of a connection, or NULL when the service has none. A known connection
+ * keeps its backend while the service's backend set is unchanged (same generation) or
+ * still holds it; `*fresh_pick` says whether the backend was just chosen.
+ */
 static __always_inline const struct lb_backend *pick(const struct lb_flow_key *flow, const struct lb_service *svc,
-						     struct lb_affinity *fresh)
+						     struct lb_affinity *fresh, int *fresh_pick)
 {
-	const struct lb_affinity *known = bpf_map_lookup_elem(&lb_affinity, flow);
+	struct lb_affinity *known = bpf_map_lookup_elem(&lb_affinity, flow);
 	struct lb_backend_key current;
 	const struct lb_backend *b;
 	__u32 slot;
 
+	*fresh_pick = 0;
 	if (known && known->service == svc->id) {
+		if (known->generation == svc->generation)
+			return &known->backend;
 		current.service = svc->id;
 		current.ip = known->backend.ip;
 		current.port = known->backend.port;
 		current.pad = 0;
-		if (bpf_map_lookup_elem(&lb_backends, &current))
+		if (bpf_map_lookup_elem(&lb_backends, &current)) {
+			known->generation = svc->generation;
 			return &known->backend;
+		}
 	}
 	slot = svc->id * LB_MAGLEV_SIZE + flow_hash(flow) % LB_MAGLEV_SIZE;
 	b = bpf_map_lookup_elem(&lb_maglev, &slot);
 	if (!b || !b->ip)
 		return NULL;
 	fresh->service = svc->id;
+	fresh->generation = svc->generation;
 	fresh->backend = *b;
 	bpf_map_update_elem(&lb_affinity, flow, fresh, BPF_ANY);
+	*fresh_pick = 1;
 	return &fresh->backend;
+}
+
+/* A backend's reply (NAT mode): the client sees the VIP answer. */
+static __always_inline int unreverse(struct mz_pkt *pkt, const struct iphdr *iph, __be16 sport, __be16 dport)
+{
+	struct lb_reverse_key rkey = {
+		.vni = pkt->ctx->vni,
+		.backend = iph->saddr,
+		.client = iph->daddr,
+		.backend_port = sport,
+		.client_port = dport,
+		.protocol = pkt->ctx->l4_proto,
+	};
+	const struct lb_reverse *rev = bpf_map_lookup_elem(&lb_reverse, &rkey);
+	struct lb_reverse back;
+
+	if (!rev)
+		return MZ_CONTINUE;
+	back = *rev;
+	if (mz_set_ipv4_addr(pkt, 0, back.vip) || mz_set_l4_port(pkt, 0, back.vport))
+		return mz_drop(pkt, LB_REASON_REWRITE);
+	return MZ_CONTINUE;
 }
 
 static __always_inline int lb(struct mz_pkt *pkt)
@@ -94,11 +127,11 @@ static __always_inline int lb(struct mz_pkt *pkt)
 	struct lb_flow_key flow = {};
 	const struct lb_backend *b;
 	const struct lb_service *svc;
-	const struct lb_reverse *rev;
 	struct lb_affinity fresh;
 	struct lb_reverse back;
 	struct iphdr *iph;
 	__be16 sport, dport;
+	int fresh_pick;
 
 	if ((c->flags & (MZ_CTX_EXTERNAL | MZ_CTX_FRAGMENT)) ||
 	    (c->l4_proto != IPPROTO_TCP && c->l4_proto != IPPROTO_UDP))
@@ -106,38 +139,23 @@ static __always_inline int lb(struct mz_pkt *pkt)
 	iph = mz_ipv4(pkt);
 	if (!iph || mz_ports(pkt, &sport, &dport) < 0)
 		return mz_drop(pkt, LB_REASON_TRUNCATED);
-
-	/* A backend's reply: the client sees the VIP answer. */
-	rkey.vni = c->vni;
-	rkey.backend = iph->saddr;
-	rkey.client = iph->daddr;
-	rkey.backend_port = sport;
-	rkey.client_port = dport;
-	rkey.protocol = c->l4_proto;
-	rev = bpf_map_lookup_elem(&lb_reverse, &rkey);
-	if (rev) {
-		back = *rev;
-		if (mz_set_ipv4_addr(pkt, 0, back.vip) || mz_set_l4_port(pkt, 0, back.vport))
-			return mz_drop(pkt, LB_REASON_REWRITE);
-		return MZ_CONTINUE;
-	}
 	if (c->hook != MZ_HOOK_EGRESS)
-		return MZ_CONTINUE;
+		return unreverse(pkt, iph, sport, dport);
 
 	skey.vni = c->vni;
 	skey.vip = iph->daddr;
 	skey.port = dport;
 	skey.protocol = c->l4_proto;
 	svc = bpf_map_lookup_elem(&lb_services, &skey);
-	if (!svc)
-		return MZ_CONTINUE;
+	if (!svc) /* not to a service: maybe a local backend's reply */
+		return unreverse(pkt, iph, sport, dport);
 	flow.vni = c->vni;
 	flow.client = iph->saddr;
 	flow.vip = iph->daddr;
 	flow.client_port = sport;
 	flow.vport = dport;
 	flow.protocol = c->l4_proto;
-	b = pick(&flow, svc, &fresh);
+	b = pick(&flow, svc, &fresh, &fresh_pick);
 	if (!b)
 		return mz_drop(pkt, LB_REASON_NO_BACKEND);
 	if (svc->mode == LB_MODE_PASSTHROUGH) {
@@ -145,14 +163,18 @@ static __always_inline int lb(struct mz_pkt *pkt)
 		c->steer_ip = b->ip;
 		return MZ_CONTINUE;
 	}
+	rkey.vni = c->vni;
 	rkey.backend = b->ip;
 	rkey.client = flow.client;
 	rkey.backend_port = b->port;
 	rkey.client_port = flow.client_port;
-	back.vip = flow.vip;
-	back.vport = flow.vport;
-	back.pad = 0;
-	bpf_map_update_elem(&lb_reverse, &rkey, &back, BPF_ANY);
+	rkey.protocol = flow.protocol;
+	if (fresh_pick) { /* the reply's way back, once per connection and backend */
+		back.vip = flow.vip;
+		back.vport = flow.vport;
+		back.pad = 0;
+		bpf_map_update_elem(&lb_reverse, &rkey, &back, BPF_ANY);
+	}
 	if (mz_set_ipv4_addr(pkt, 1, rkey.backend) || mz_set_l4_port(pkt, 1, rkey.backend_port))
 		return mz_drop(pkt, LB_REASON_REWRITE);
 	return MZ_CONTINUE;

@@ -41,7 +41,7 @@ static __always_inline int shaper(struct mz_pkt *pkt)
 	if (elapsed >= NSEC_PER_SEC || !b->last_ns) /* idle for a second: a full bucket */
 		tokens = b->burst;
 	else
-		tokens = b->tokens + elapsed * b->rate / NSEC_PER_SEC;
+		tokens = b->tokens + ((elapsed * b->rate) >> 30);
 	if (tokens > b->burst)
 		tokens = b->burst;
 	allowed = tokens >= pkt->len;

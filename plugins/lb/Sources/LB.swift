@@ -105,6 +105,8 @@ public enum LB {
                 var value = lb_service()
                 value.id = UInt32(id)
                 value.mode = service.mode == .nat ? LB_MODE_NAT.rawValue : LB_MODE_PASSTHROUGH.rawValue
+                // The same backend set gives the same generation: affinities need no check.
+                value.generation = UInt32(truncatingIfNeeded: Maglev.hash(backends.map { "\($0.ip):\($0.port)" }.sorted().joined(separator: ","), seed: 1))
                 serviceEntries.append(PluginMapEntry(key, value))
                 let table = Maglev.table(names: backends.map { "\($0.ip):\($0.port)" }, weights: backends.map(\.weight), size: Int(LB_MAGLEV_SIZE))
                 for (slot, index) in table.enumerated() {

@@ -43,8 +43,9 @@ struct lb_service_key {
 };
 
 struct lb_service {
-	__u32 id; /* its Maglev table: slots id * LB_MAGLEV_SIZE ... */
+	__u32 id;	  /* its Maglev table: slots id * LB_MAGLEV_SIZE ... */
 	__u32 mode;
+	__u32 generation; /* changes when the backend set does: affinities are checked again */
 };
 
 /* A backend, as a Maglev slot holds it (ip 0: an empty table). */
@@ -75,6 +76,7 @@ struct lb_flow_key {
 
 struct lb_affinity {
 	__u32 service;
+	__u32 generation; /* the service's generation when the backend was last known current */
 	struct lb_backend backend;
 };
 

@@ -67,7 +67,7 @@ public enum Shaper {
                 key.ip = ip.networkOrder
                 key.direction = limit.direction == .egress ? SHAPER_EGRESS.rawValue : SHAPER_INGRESS.rawValue
                 var bucket = shaper_bucket()
-                bucket.rate = limit.bitsPerSecond / 8
+                bucket.rate = UInt64((Double(limit.bitsPerSecond) / 8 * Double(1 << 30) / 1e9).rounded())
                 bucket.burst = limit.burstBytes
                 bucket.tokens = limit.burstBytes
                 entries.append(PluginMapEntry(key, bucket))

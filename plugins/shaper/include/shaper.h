@@ -31,7 +31,7 @@ struct shaper_key {
 struct shaper_bucket {
 	struct bpf_spin_lock lock; /* buckets are shared by every CPU */
 	__u32 pad;
-	__u64 rate;   /* bytes per second */
+	__u64 rate;   /* bytes per 2^30 ns (bytes per second * 2^30 / 10^9): no division per frame */
 	__u64 burst;  /* bytes */
 	__u64 tokens; /* bytes */
 	__u64 last_ns;
