@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * shaper: a token bucket per endpoint and direction (include/shaper.h). The bucket of the
- * endpoint the frame belongs to (sender at egress, receiver at ingress) is refilled for
- * the time since its last frame and charged the frame's length under its spin lock, so
- * every CPU sees one bucket. Frames without tokens are dropped as rate-limited.
+ * shaper: a token bucket per endpoint and direction (include/shaper.h), kept as GCRA: the
+ * bucket of the endpoint the frame belongs to (sender at egress, receiver at ingress) is
+ * charged the frame's length with one compare-and-swap, so every CPU shares one bucket
+ * without a lock. Frames without tokens are dropped as rate-limited.
  */
 #include <mizar/plugin.h>
 
@@ -16,7 +16,7 @@ struct {
 	__type(value, struct shaper_bucket);
 } shaper_buckets SEC(".maps");
 
-#define NSEC_PER_SEC 1000000000ULL
+#define SHAPER_CAS_TRIES 4
 
 static __always_inline int shaper(struct mz_pkt *pkt)
 {
@@ -27,8 +27,8 @@ static __always_inline int shaper(struct mz_pkt *pkt)
 		.direction = c->hook == MZ_HOOK_EGRESS ? SHAPER_EGRESS : SHAPER_INGRESS,
 	};
 	struct shaper_bucket *b;
-	__u64 now, elapsed, tokens;
-	int allowed;
+	__u64 now, cost, old, next;
+	int i;
 
 	if (c->flags & MZ_CTX_EXTERNAL)
 		return MZ_CONTINUE;
@@ -36,21 +36,16 @@ static __always_inline int shaper(struct mz_pkt *pkt)
 	if (!b)
 		return MZ_CONTINUE; /* not shaped */
 	now = bpf_ktime_get_ns();
-	bpf_spin_lock(&b->lock);
-	elapsed = now - b->last_ns;
-	if (elapsed >= NSEC_PER_SEC || !b->last_ns) /* idle for a second: a full bucket */
-		tokens = b->burst;
-	else
-		tokens = b->tokens + ((elapsed * b->rate) >> 30);
-	if (tokens > b->burst)
-		tokens = b->burst;
-	allowed = tokens >= pkt->len;
-	if (allowed)
-		tokens -= pkt->len;
-	b->tokens = tokens;
-	b->last_ns = now;
-	bpf_spin_unlock(&b->lock);
-	return allowed ? MZ_CONTINUE : mz_drop(pkt, SHAPER_REASON_RATE);
+	cost = ((__u64)(pkt->len & 0x3ffff) * b->ns_per_byte_q20) >> 20;
+	for (i = 0; i < SHAPER_CAS_TRIES; i++) {
+		old = b->tat;
+		next = (old > now ? old : now) + cost;
+		if (next - now > b->burst_ns)
+			break; /* no tokens */
+		if (__sync_val_compare_and_swap(&b->tat, old, next) == old)
+			return MZ_CONTINUE;
+	}
+	return mz_drop(pkt, SHAPER_REASON_RATE);
 }
 
 MZ_PLUGIN(shaper)

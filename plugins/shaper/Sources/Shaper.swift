@@ -5,7 +5,7 @@ import MizarNet
 import MizarPlugins
 
 /// The shaper built-in plugin: a token-bucket rate limit per endpoint and direction,
-/// shared by every CPU (docs/plugins.md#shaper).
+/// shared by every CPU without a lock (GCRA; docs/plugins.md#shaper).
 public enum Shaper {
     public static let descriptor = PluginDescriptor(
         name: "shaper", version: "1.0.0", object: SHAPER_OBJECT, entry: "shaper", hooks: [.egress, .ingress], priority: 90,
@@ -55,8 +55,8 @@ public enum Shaper {
             for limit in limits {
                 guard let ip = IPv4Address(limit.endpoint) else { throw fail("endpoint \(limit.endpoint) is not an IPv4 address") }
                 guard limit.vpc > 0, limit.vpc < 1 << 24 else { throw fail("VPC \(limit.vpc) is not a 24-bit VNI") }
-                guard limit.bitsPerSecond >= 8, limit.bitsPerSecond / 8 <= SHAPER_MAX_RATE else {
-                    throw fail("rate \(limit.bitsPerSecond) bit/s for \(ip): give 8 bit/s to 100 Gbit/s")
+                guard limit.bitsPerSecond / 8 >= SHAPER_MIN_RATE, limit.bitsPerSecond / 8 <= SHAPER_MAX_RATE else {
+                    throw fail("rate \(limit.bitsPerSecond) bit/s for \(ip): give 1 kbit/s to 100 Gbit/s")
                 }
                 guard limit.burstBytes >= Shaper.minimumBurst else {
                     throw fail("burst \(limit.burstBytes) B for \(ip): at least \(Shaper.minimumBurst) B, or 64 KiB GSO frames never pass")
@@ -67,9 +67,11 @@ public enum Shaper {
                 key.ip = ip.networkOrder
                 key.direction = limit.direction == .egress ? SHAPER_EGRESS.rawValue : SHAPER_INGRESS.rawValue
                 var bucket = shaper_bucket()
-                bucket.rate = UInt64((Double(limit.bitsPerSecond) / 8 * Double(1 << 30) / 1e9).rounded())
-                bucket.burst = limit.burstBytes
-                bucket.tokens = limit.burstBytes
+                let bytesPerSecond = Double(limit.bitsPerSecond) / 8
+                bucket.rate = UInt64(bytesPerSecond)
+                bucket.ns_per_byte_q20 = UInt64((1e9 / bytesPerSecond * Double(1 << 20)).rounded())
+                bucket.burst_ns = UInt64((Double(limit.burstBytes) * 1e9 / bytesPerSecond).rounded())
+                bucket.tat = 0 // full
                 entries.append(PluginMapEntry(key, bucket))
             }
             return [SHAPER_BUCKETS_MAP: entries]

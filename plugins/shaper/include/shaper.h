@@ -8,12 +8,12 @@
 #define MIZAR_SHAPER_H
 
 #include <linux/types.h>
-#include <linux/bpf.h>
 
 #define SHAPER_OBJECT "shaper.bpf.o"
 #define SHAPER_BUCKETS_MAP "shaper_buckets"
 #define SHAPER_MAX_BUCKETS 65536
-/* Rates above this (100 Gbit/s) would overflow the refill arithmetic. */
+/* Rates the cost arithmetic covers: 1 kbit/s to 100 Gbit/s, frames up to 256 KiB. */
+#define SHAPER_MIN_RATE 125ULL
 #define SHAPER_MAX_RATE 12500000000ULL
 
 enum shaper_reason {
@@ -28,13 +28,16 @@ struct shaper_key {
 	__u32 direction;
 };
 
+/*
+ * The bucket as GCRA keeps it: a token bucket in time. `tat` is when the bucket would be
+ * full again; a frame of `len` bytes pushes it `len * ns_per_byte` later and conforms when
+ * that lands at most `burst_ns` ahead of now. One compare-and-swap per frame, no lock.
+ */
 struct shaper_bucket {
-	struct bpf_spin_lock lock; /* buckets are shared by every CPU */
-	__u32 pad;
-	__u64 rate;   /* bytes per 2^30 ns (bytes per second * 2^30 / 10^9): no division per frame */
-	__u64 burst;  /* bytes */
-	__u64 tokens; /* bytes */
-	__u64 last_ns;
+	__u64 tat;	       /* ns, bpf_ktime_get_ns clock */
+	__u64 ns_per_byte_q20; /* ns per byte, times 2^20 */
+	__u64 burst_ns;	       /* the burst, as time at the rate */
+	__u64 rate;	       /* bytes per second, for readers */
 };
 
 #endif /* MIZAR_SHAPER_H */
