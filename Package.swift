@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "mizarctl",
             dependencies: [
-                "MizarBPF", "MizarNet", "CMizarABI",
+                "MizarBPF", "MizarNet", "CMizarABI", "MizarPluginSDK",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

@@ -8,7 +8,7 @@ struct Mizarctl: ParsableCommand {
         commandName: "mizarctl",
         abstract: "Inspect and manage the Mizar XDP data plane on this host.",
         version: MizarVersion.current,
-        subcommands: [VersionCommand.self, BPFCommand.self]
+        subcommands: [VersionCommand.self, BPFCommand.self, PluginCommand.self]
     )
 }
 

@@ -17,6 +17,32 @@ struct MizarctlTests {
         #expect(probeHelp.output.contains("native XDP on veth"))
     }
 
+    @Test func pluginCheckAcceptsTheExampleAndRefusesABadObject() throws {
+        let good = try runCommand([mizarctl, "plugin", "check", TestPaths.root + "/plugins/examples/noop/noop.plugin.yaml", "--bpf-dir", TestPaths.bpfDir])
+        // The example's descriptor sits in the source tree; its object is built elsewhere.
+        #expect(good.status != 0 && good.error.contains("noop.bpf.o"), "\(good.output)\(good.error)")
+
+        let dir = NSTemporaryDirectory() + uniquePrefix()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: TestPaths.root + "/plugins/examples/port_guard/port_guard.plugin.yaml", toPath: dir + "/port_guard.plugin.yaml")
+        try FileManager.default.copyItem(atPath: TestPaths.bpfDir + "/port_guard.bpf.o", toPath: dir + "/port_guard.bpf.o")
+        let ok = try runCommand([mizarctl, "plugin", "check", dir + "/port_guard.plugin.yaml", "--bpf-dir", TestPaths.bpfDir])
+        #expect(ok.status == 0 && ok.output.contains("ok: port_guard 1.0.0") && ok.output.contains("map port_guard_ports: hash"), "\(ok.output)\(ok.error)")
+
+        try """
+            name: bad
+            version: 0.1.0
+            abi: 1
+            object: bad_verifier_plugin.bpf.o
+            entry: bad_verifier
+            hooks: [egress]
+            """.write(toFile: dir + "/bad.plugin.yaml", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: TestPaths.bpfDir + "/tests/bad_verifier_plugin.bpf.o", toPath: dir + "/bad_verifier_plugin.bpf.o")
+        let bad = try runCommand([mizarctl, "plugin", "check", dir + "/bad.plugin.yaml", "--bpf-dir", TestPaths.bpfDir])
+        #expect(bad.status == 2 && bad.error.contains("verifierRejected") && bad.error.contains("verifier log"), "\(bad.output)\(bad.error)")
+    }
+
     @Test func versionPrintsBothVersions() throws {
         let result = try runCommand([mizarctl, "version"])
         #expect(result.status == 0)
