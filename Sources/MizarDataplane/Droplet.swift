@@ -95,16 +95,11 @@ public final class Droplet: @unchecked Sendable {
         vethPeerProgram = try agentObject.program(named: MZ_VETH_PEER_PROG)
         transitStats = try PerCPUMap(transitObject.map(named: MZ_TRANSIT_STATS_MAP))
         agentStats = try PerCPUMap(agentObject.map(named: MZ_AGENT_STATS_MAP))
-        let host = PluginHost(
-            context: try transitObject.map(named: MZ_PLUGIN_CTX_MAP), stats: try transitObject.map(named: MZ_PLUGIN_STATS_MAP),
-            points: [
-                HookPoint(hook: .ingress, flavor: .xdp, root: try ProgramArray(transitObject.map(named: MZ_INGRESS_ROOT_MAP)),
-                          continuation: try transitObject.program(named: MZ_INGRESS_CONTINUE_PROG)),
-                HookPoint(hook: .egress, flavor: .tc, root: try ProgramArray(agentObject.map(named: MZ_EGRESS_ROOT_TC_MAP)),
-                          continuation: try agentObject.program(named: MZ_EGRESS_CONTINUE_TC_PROG)),
-                HookPoint(hook: .egress, flavor: .xdp, root: try ProgramArray(agentObject.map(named: MZ_EGRESS_ROOT_MAP)),
-                          continuation: try agentObject.program(named: MZ_EGRESS_CONTINUE_PROG)),
-            ])
+        let host = try PluginHost(sharingMapsOf: transitObject, points: [
+            HookPoint(.ingress, .xdp, root: MZ_INGRESS_ROOT_MAP, continuation: MZ_INGRESS_CONTINUE_PROG, in: transitObject),
+            HookPoint(.egress, .tc, root: MZ_EGRESS_ROOT_TC_MAP, continuation: MZ_EGRESS_CONTINUE_TC_PROG, in: agentObject),
+            HookPoint(.egress, .xdp, root: MZ_EGRESS_ROOT_MAP, continuation: MZ_EGRESS_CONTINUE_PROG, in: agentObject),
+        ])
         plugins = try PluginChains(host: host, locator: locator, logger: logger)
 
         var config = mz_droplet()

@@ -74,25 +74,28 @@ public final class PluginHarness: @unchecked Sendable {
         tcEntry = try object.program(named: MZ_HARNESS_TC_PROG)
         input = try BPFMap(object.map(named: MZ_HARNESS_INPUT_MAP))
         output = try BPFMap(object.map(named: MZ_HARNESS_OUTPUT_MAP))
-        let host = PluginHost(
-            context: try object.map(named: MZ_PLUGIN_CTX_MAP), stats: try object.map(named: MZ_PLUGIN_STATS_MAP),
-            points: [
-                HookPoint(hook: .ingress, flavor: .xdp, root: try ProgramArray(object.map(named: MZ_HARNESS_INGRESS_ROOT_MAP)),
-                          continuation: try object.program(named: MZ_HARNESS_CONTINUE_XDP_PROG)),
-                HookPoint(hook: .egress, flavor: .xdp, root: try ProgramArray(object.map(named: MZ_HARNESS_EGRESS_ROOT_MAP)),
-                          continuation: try object.program(named: MZ_HARNESS_CONTINUE_XDP_PROG)),
-                HookPoint(hook: .egress, flavor: .tc, root: try ProgramArray(object.map(named: MZ_HARNESS_EGRESS_ROOT_TC_MAP)),
-                          continuation: try object.program(named: MZ_HARNESS_CONTINUE_TC_PROG)),
-            ])
+        let host = try PluginHost(sharingMapsOf: object, points: [
+            HookPoint(.ingress, .xdp, root: MZ_HARNESS_INGRESS_ROOT_MAP, continuation: MZ_HARNESS_CONTINUE_XDP_PROG, in: object),
+            HookPoint(.egress, .xdp, root: MZ_HARNESS_EGRESS_ROOT_MAP, continuation: MZ_HARNESS_CONTINUE_XDP_PROG, in: object),
+            HookPoint(.egress, .tc, root: MZ_HARNESS_EGRESS_ROOT_TC_MAP, continuation: MZ_HARNESS_CONTINUE_TC_PROG, in: object),
+        ])
         chains = try PluginChains(host: host, locator: locator)
         chains.gracePeriod = .zero // nothing is in flight between test runs
     }
 
-    /// Registers `descriptor` and makes `hook`'s chain exactly `[descriptor.name]`.
-    public convenience init(plugin descriptor: PluginDescriptor, hook: PluginHook, locator: BPFObjectLocator = BPFObjectLocator()) throws {
+    /// Registers `descriptor`, makes the chain of each of `hooks` exactly `[descriptor.name]`,
+    /// and writes `configuration` when given.
+    public convenience init(plugin descriptor: PluginDescriptor, hooks: [PluginHook], configuration: (any PluginConfiguration)? = nil,
+                            locator: BPFObjectLocator = BPFObjectLocator()) throws {
         try self.init(locator: locator)
         try chains.register(descriptor)
-        try chains.setChain(hook, [descriptor.name])
+        for hook in hooks { try chains.setChain(hook, [descriptor.name]) }
+        if let configuration { try chains.configure(descriptor.name, configuration) }
+    }
+
+    /// Registers `descriptor` and makes `hook`'s chain exactly `[descriptor.name]`.
+    public convenience init(plugin descriptor: PluginDescriptor, hook: PluginHook, locator: BPFObjectLocator = BPFObjectLocator()) throws {
+        try self.init(plugin: descriptor, hooks: [hook], locator: locator)
     }
 
     /// Runs `frame` (Ethernet, IPv4) through `hook`'s chain. The TC flavour exists for the

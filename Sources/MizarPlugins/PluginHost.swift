@@ -1,3 +1,4 @@
+import CMizarABI
 import MizarBPF
 
 /// The program type a chain is built of: a hook point's root and continuation decide it.
@@ -22,6 +23,11 @@ public struct HookPoint: Sendable {
         self.root = root
         self.continuation = continuation
     }
+
+    /// The hook point whose root map and continuation program `object` defines under these names.
+    public init(_ hook: PluginHook, _ flavor: ProgramFlavor, root: String, continuation: String, in object: BPFObject) throws {
+        self.init(hook: hook, flavor: flavor, root: try ProgramArray(object.map(named: root)), continuation: try object.program(named: continuation))
+    }
 }
 
 /// What a core offers its plugins: the shared context and counter maps, and its hook
@@ -35,6 +41,11 @@ public struct PluginHost: Sendable {
         self.context = context
         self.stats = stats
         self.points = points
+    }
+
+    /// A host whose context and counter maps are those `object` defines (`mz_plugin_ctx`, `mz_plugin_stats`).
+    public init(sharingMapsOf object: BPFObject, points: [HookPoint]) throws {
+        self.init(context: try object.map(named: MZ_PLUGIN_CTX_MAP), stats: try object.map(named: MZ_PLUGIN_STATS_MAP), points: points)
     }
 
     func points(of hook: PluginHook) -> [HookPoint] { points.filter { $0.hook == hook } }

@@ -9,12 +9,7 @@ struct ACLRuleTests {
     static let a = IPv4Address(10, 0, 1, 2), b = IPv4Address(10, 0, 2, 5), c = IPv4Address(10, 0, 2, 6)
 
     func harness(_ config: ACL.Config) throws -> PluginHarness {
-        let harness = try PluginHarness(locator: BPFObjectLocator())
-        try harness.chains.register(ACL.descriptor)
-        try harness.chains.setChain(.egress, ["acl"])
-        try harness.chains.setChain(.ingress, ["acl"])
-        try harness.chains.configure("acl", config)
-        return harness
+        try PluginHarness(plugin: ACL.descriptor, hooks: [.egress, .ingress], configuration: config)
     }
 
     /// Endpoint `a` in VPC 100, nothing allowed unless a rule says so.

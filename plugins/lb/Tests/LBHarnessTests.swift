@@ -15,12 +15,7 @@ struct LBHarnessTests {
     }
 
     func harness(_ config: LB.Config) throws -> PluginHarness {
-        let harness = try PluginHarness(locator: BPFObjectLocator())
-        try harness.chains.register(LB.descriptor)
-        try harness.chains.setChain(.egress, ["lb"])
-        try harness.chains.setChain(.ingress, ["lb"])
-        try harness.chains.configure("lb", config)
-        return harness
+        try PluginHarness(plugin: LB.descriptor, hooks: [.egress, .ingress], configuration: config)
     }
 
     /// The backend a connection from client port `port` is sent to.

@@ -10,15 +10,10 @@ struct NATHarnessTests {
     static let outside = IPv4Address(8, 8, 8, 8), client = IPv4Address(203, 0, 113, 9)
 
     func harness(ports: ClosedRange<UInt16> = 20000...20999) throws -> PluginHarness {
-        let harness = try PluginHarness(locator: BPFObjectLocator())
-        try harness.chains.register(NAT.descriptor)
-        try harness.chains.setChain(.egress, ["nat"])
-        try harness.chains.setChain(.ingress, ["nat"])
-        try harness.chains.configure("nat", NAT.Config(
+        try PluginHarness(plugin: NAT.descriptor, hooks: [.egress, .ingress], configuration: NAT.Config(
             externalIP: Self.droplet.description, ports: ports,
             masquerade: [NAT.Masquerade(vpc: 100, except: ["10.0.0.0/16"])],
             forwards: [NAT.Forward(protocol: .tcp, port: 8080, vpc: 100, endpoint: "10.0.1.3", endpointPort: 80)]))
-        return harness
     }
 
     func out(_ harness: PluginHarness, _ frame: [UInt8], from ip: IPv4Address = a, flavor: ProgramFlavor = .xdp) throws -> HarnessResult {
