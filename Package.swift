@@ -2,6 +2,19 @@
 // Mizar in Swift: an XDP/eBPF cloud-network data plane. Layers bottom up, as in docs/architecture.md.
 import PackageDescription
 
+/// A built-in plugin in plugins/<dir>/: its C tables (include/<dir>.h through a module map),
+/// its Swift library `Mizar<name>` (Sources/) and its tests (Tests/).
+func builtInPlugin(_ name: String, _ dir: String) -> [Target] {
+    [
+        .systemLibrary(name: "CMizar\(name)", path: "plugins/\(dir)/include"),
+        .target(name: "Mizar\(name)", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", .target(name: "CMizar\(name)")],
+                path: "plugins/\(dir)/Sources", swiftSettings: swiftSettings),
+        .testTarget(name: "\(name)Tests", dependencies: [.target(name: "Mizar\(name)"), "MizarPluginSDK", "MizarDataplane", "MizarTopology",
+                                                         .target(name: "CMizar\(name)")],
+                    path: "plugins/\(dir)/Tests", swiftSettings: swiftSettings),
+    ]
+}
+
 /// Applied to every Swift target.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -53,18 +66,7 @@ let package = Package(
                 exclude: ["port_guard.bpf.c", "port_guard.plugin.yaml", "Tests"], swiftSettings: swiftSettings),
         .testTarget(name: "PortGuardExampleTests", dependencies: ["PortGuardExample", "MizarPluginSDK"], path: "plugins/examples/port_guard/Tests",
                     swiftSettings: swiftSettings),
-        .systemLibrary(name: "CMizarACL", path: "plugins/acl/include"),
-        .target(name: "MizarACL", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarACL"], path: "plugins/acl/Sources", swiftSettings: swiftSettings),
-        .testTarget(name: "ACLTests", dependencies: ["MizarACL", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarACL"], path: "plugins/acl/Tests", swiftSettings: swiftSettings),
-        .systemLibrary(name: "CMizarNAT", path: "plugins/nat/include"),
-        .target(name: "MizarNAT", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarNAT"], path: "plugins/nat/Sources", swiftSettings: swiftSettings),
-        .testTarget(name: "NATTests", dependencies: ["MizarNAT", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarNAT"], path: "plugins/nat/Tests", swiftSettings: swiftSettings),
-        .systemLibrary(name: "CMizarLB", path: "plugins/lb/include"),
-        .target(name: "MizarLB", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarLB"], path: "plugins/lb/Sources", swiftSettings: swiftSettings),
-        .testTarget(name: "LBTests", dependencies: ["MizarLB", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarLB"], path: "plugins/lb/Tests", swiftSettings: swiftSettings),
-        .systemLibrary(name: "CMizarShaper", path: "plugins/shaper/include"),
-        .target(name: "MizarShaper", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "CMizarABI", "CMizarShaper"], path: "plugins/shaper/Sources", swiftSettings: swiftSettings),
-        .testTarget(name: "ShaperTests", dependencies: ["MizarShaper", "MizarPluginSDK", "MizarDataplane", "MizarTopology", "CMizarShaper"], path: "plugins/shaper/Tests", swiftSettings: swiftSettings),
+    ] + builtInPlugin("ACL", "acl") + builtInPlugin("NAT", "nat") + builtInPlugin("LB", "lb") + builtInPlugin("Shaper", "shaper") + [
         // Executables.
         .executableTarget(
             name: "mizarctl",
