@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "MizarDemo",
             dependencies: [
-                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology",
+                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "MizarPluginSDK", "MizarACL", "MizarShaper",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

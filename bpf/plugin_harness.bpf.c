@@ -9,7 +9,7 @@
 #include <linux/pkt_cls.h>
 
 #include "mizar/parsing.bpf.h"
-#include "mizar/plugin_core.bpf.h"
+#include "mizar/plugin_hooks.bpf.h"
 #include "mizar/plugin_harness.h"
 
 #define ROOT(name)                                   \
@@ -41,6 +41,13 @@ static __always_inline struct mz_plugin_ctx *begin(struct mz_cursor *cur)
 
 	if (!in || mz_parse_eth(cur, &eth) != ETH_P_IP || mz_parse_ipv4(cur, &iph) < 0)
 		return NULL;
+	/* Like a droplet's core, the harness fills the context only for a live chain... */
+	if (!mz_chain_is_active(in->hook)) {
+		ctx = mz_plugin_ctx_get();
+		if (ctx) /* ...but still reports the context the frame had */
+			*ctx = *in;
+		return ctx;
+	}
 	ctx = mz_plugin_ctx_begin(in->hook, in->flags, in->vni, in->ifindex, in->endpoint_ip,
 				  (void *)iph - (void *)eth, iph, cur->len, 0);
 	if (ctx)

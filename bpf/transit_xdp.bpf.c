@@ -14,7 +14,7 @@
  */
 #include "mizar/overlay.bpf.h"
 #include "mizar/dataplane_maps.bpf.h"
-#include "mizar/plugin_core.bpf.h"
+#include "mizar/plugin_hooks.bpf.h"
 #include "mizar/transit_xdp.h"
 
 /*
@@ -72,7 +72,7 @@ static __always_inline void run_ingress_chain(struct xdp_md *ctx, __u32 flags, _
 	void *data = (void *)(long)ctx->data;
 	struct iphdr *iph = data + sizeof(struct ethhdr);
 
-	if ((void *)(iph + 1) > (void *)(long)ctx->data_end)
+	if (!mz_chain_is_active(MZ_HOOK_INGRESS) || (void *)(iph + 1) > (void *)(long)ctx->data_end)
 		return;
 	if (!mz_plugin_ctx_begin(MZ_HOOK_INGRESS, flags, vni, ifindex, ip, sizeof(struct ethhdr), iph,
 				 bpf_xdp_get_buff_len(ctx), core_stat))
@@ -83,8 +83,11 @@ static __always_inline void run_ingress_chain(struct xdp_md *ctx, __u32 flags, _
 /* Plain IPv4 to the droplet itself goes through the ingress chain when there is one. */
 static __always_inline void run_external_chain(struct xdp_md *ctx, const struct iphdr *iph, __u32 stat)
 {
-	const struct mz_droplet *self = mz_droplet();
+	const struct mz_droplet *self;
 
+	if (!mz_chain_is_active(MZ_HOOK_INGRESS))
+		return;
+	self = mz_droplet();
 	if (self && self->self.ip && iph->daddr == self->self.ip)
 		run_ingress_chain(ctx, MZ_CTX_EXTERNAL, 0, 0, 0, stat);
 }

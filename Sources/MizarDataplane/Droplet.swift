@@ -83,7 +83,7 @@ public final class Droplet: @unchecked Sendable {
         for (map, size) in limits.byMap { try transitObject.setMaxEntries(size, ofMap: map) }
         try transitObject.load()
         agentObject = try locator.open(MZ_TRANSIT_AGENT_OBJECT)
-        for map in DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP] {
+        for map in DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_CHAIN_ACTIVE_MAP] {
             try agentObject.reuseMap(map, from: transitObject.map(named: map))
         }
         try agentObject.load()

@@ -25,6 +25,9 @@ struct MizarDemo: ParsableCommand {
     @Option(help: "Where the agent runs on endpoint veths: tc (keeps GSO, default) or xdp.")
     var agentHook: AgentHook = .tc
 
+    @Flag(inversion: .prefixedNo, help: "Also show the plugin chain: an ACL, then a shaper switched in live.")
+    var plugins = true
+
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)
         let lab = try OverlayLab.design(prefix: "mzdemo\(getpid() % 10000)", agentHook: agentHook, vpc2: false,
@@ -66,6 +69,7 @@ struct MizarDemo: ParsableCommand {
         }
         guard try lab.host("bouncer").dataplane.transitCounters()[.bounced].packets > 0,
               try lab.host("divider").dataplane.transitCounters()[.divided].packets >= 10 else { throw ExitCode.failure }
+        if plugins { try pluginSteps(lab) }
     }
 
     private func step(_ title: String, _ command: [String], _ lab: OverlayLab) throws {

@@ -50,6 +50,7 @@ public final class PluginChains: @unchecked Sendable {
 
     deinit {
         for (hook, _) in live {
+            try? host.active.update(hook.cValue, 0)
             for point in host.points(of: hook) { _ = try? point.root.clear(0) }
         }
     }
@@ -239,9 +240,14 @@ public final class PluginChains: @unchecked Sendable {
             }
         }
         do {
+            // The core skips a hook whose flag is off: on only once the roots hold the chain,
+            // off before they are emptied.
+            if generation == nil { try host.active.update(hook.cValue, 0) }
             for root in host.points(of: hook) { try point(root, at: generation) }
+            if generation != nil { try host.active.update(hook.cValue, 1) }
         } catch {
             for root in host.points(of: hook) { try? point(root, at: old) }
+            try? host.active.update(hook.cValue, old == nil ? 0 : 1)
             throw PluginError(.system, plugin: generation?.names.joined(separator: ",") ?? "-", "switching the \(hook) chain: \(error)")
         }
         live[hook] = generation

@@ -35,17 +35,21 @@ public struct HookPoint: Sendable {
 public struct PluginHost: Sendable {
     public let context: BPFMapHandle
     public let stats: BPFMapHandle
+    /// `mz_chain_active`: tells the core which hooks have a chain, so that the others skip it.
+    public let active: BPFMap<UInt32, UInt32>
     public let points: [HookPoint]
 
-    public init(context: BPFMapHandle, stats: BPFMapHandle, points: [HookPoint]) {
+    public init(context: BPFMapHandle, stats: BPFMapHandle, active: BPFMapHandle, points: [HookPoint]) throws {
         self.context = context
         self.stats = stats
+        self.active = try BPFMap(active)
         self.points = points
     }
 
-    /// A host whose context and counter maps are those `object` defines (`mz_plugin_ctx`, `mz_plugin_stats`).
+    /// A host whose shared maps are those `object` defines (`mz_plugin_ctx`, `mz_plugin_stats`, `mz_chain_active`).
     public init(sharingMapsOf object: BPFObject, points: [HookPoint]) throws {
-        self.init(context: try object.map(named: MZ_PLUGIN_CTX_MAP), stats: try object.map(named: MZ_PLUGIN_STATS_MAP), points: points)
+        try self.init(context: object.map(named: MZ_PLUGIN_CTX_MAP), stats: object.map(named: MZ_PLUGIN_STATS_MAP),
+                      active: object.map(named: MZ_CHAIN_ACTIVE_MAP), points: points)
     }
 
     func points(of hook: PluginHook) -> [HookPoint] { points.filter { $0.hook == hook } }

@@ -9,7 +9,7 @@
 
 #include "overlay.bpf.h"
 #include "dataplane_maps.bpf.h"
-#include "plugin_core.bpf.h"
+#include "plugin_hooks.bpf.h"
 #include "transit_agent.h"
 
 #define MZ_ARP_REQUEST 1
@@ -226,14 +226,16 @@ static __always_inline void mz_agent_route(struct mz_cursor *cur, struct ethhdr 
 	}
 }
 
-/* Fills the chain context for an admitted frame; NULL when it cannot go through a chain. */
+/* Fills the chain context for an admitted frame; NULL when there is no chain to go through. */
 static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_cursor *cur, __u32 ifindex,
 								const struct mz_local_endpoint *lep,
 								struct ethhdr *eth, struct iphdr *iph)
 {
-	struct mz_plugin_ctx *pc = mz_plugin_ctx_begin(MZ_HOOK_EGRESS, 0, lep->vni, ifindex, lep->ip,
-						       (void *)iph - (void *)eth, iph, cur->len, 0);
+	struct mz_plugin_ctx *pc;
 
+	if (!mz_chain_is_active(MZ_HOOK_EGRESS))
+		return NULL;
+	pc = mz_plugin_ctx_begin(MZ_HOOK_EGRESS, 0, lep->vni, ifindex, lep->ip, (void *)iph - (void *)eth, iph, cur->len, 0);
 	if (pc)
 		pc->net_plen = lep->net_plen;
 	return pc;

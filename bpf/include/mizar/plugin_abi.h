@@ -20,6 +20,7 @@
 /* Names user space looks up: in every plugin object ... */
 #define MZ_PLUGIN_CTX_MAP "mz_plugin_ctx"
 #define MZ_PLUGIN_STATS_MAP "mz_plugin_stats"
+#define MZ_CHAIN_ACTIVE_MAP "mz_chain_active" /* cores only: array by enum mz_hook, 1 while a chain is installed */
 #define MZ_PLUGIN_CHAIN_MAP "mz_chain"
 #define MZ_PLUGIN_ABI_VAR "mz_plugin_abi"
 #define MZ_PLUGIN_POSITION_VAR "mz_position"
