@@ -18,7 +18,7 @@ extension MizarDemo {
         try hostb.setChain(.ingress, ["acl"])
         let pings = try lab.ping(from: "a1", to: IPv4Address(10, 0, 1, 3), count: 3, interval: 0.2)
         let udp = try runCommand(["iperf3", "-c", "10.0.1.3", "-t", "1", "--connect-timeout", "1000"], in: lab.guest("a1").netns, timeout: 10)
-        print("  ping a1 -> b1: \(pings)/3 replies; iperf3 a1 -> b1: \(udp.status == 0 ? "connected" : "refused by the ACL")")
+        print("  ping a1 -> b1: \(pings)/3 replies; iperf3 a1 -> b1: \(udp.status == 0 ? "connected" : "blocked by the ACL (its SYNs dropped)")")
         print("  acl counters on hostb ingress: \(try hostb.counters("acl", at: .ingress))  (reason2 = default deny)")
 
         print("\nplugins: shaper on hosta's egress chain, a1 limited to 20 Mbit/s; chain switched live")
