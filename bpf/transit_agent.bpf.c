@@ -132,10 +132,11 @@ int transit_agent(struct xdp_md *ctx)
 	struct iphdr *iph;
 
 	if (mz_agent_admit(&cur, ctx->ingress_ifindex, &plan, &lep, &eth, &iph)) {
-		if (mz_agent_chain_ctx(&cur, ctx->ingress_ifindex, lep, eth, iph))
+		if (mz_agent_chain_ctx(&cur, ctx->ingress_ifindex, lep, eth, iph, &plan))
 			bpf_tail_call(ctx, &egress_root, 0);
-		/* No chain: route inline. */
-		mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
+		/* No chain: route inline (a foreign source stays dropped as spoofed). */
+		if (!plan.foreign)
+			mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
 	}
 	return act_xdp(ctx, &plan, cur.len);
 }
@@ -228,9 +229,10 @@ int transit_agent_tc(struct __sk_buff *skb)
 	cur = mz_cursor_init_skb(skb);
 
 	if (mz_agent_admit(&cur, skb->ifindex, &plan, &lep, &eth, &iph)) {
-		if (mz_agent_chain_ctx(&cur, skb->ifindex, lep, eth, iph))
+		if (mz_agent_chain_ctx(&cur, skb->ifindex, lep, eth, iph, &plan))
 			bpf_tail_call(skb, &egress_root_tc, 0);
-		mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
+		if (!plan.foreign)
+			mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
 	}
 	return act_tc(skb, &plan, len);
 }

@@ -257,6 +257,18 @@ int transit_xdp(struct xdp_md *ctx)
 	net = mz_network_of(gnv.vni, inner_ip->daddr);
 	if (!net) {
 		stat = MZ_TRANSIT_NO_NETWORK;
+		/* Not an endpoint's address (a passthrough VIP?): a plugin may steer it to one here. */
+		if (mz_chain_is_active(MZ_HOOK_INGRESS)) {
+			stats = stats_get();
+			if (stats)
+				count_events(stats, &gnv, learned);
+			events_counted = 1;
+			if (bpf_xdp_adjust_head(ctx, (void *)inner - (void *)eth)) {
+				stat = MZ_TRANSIT_BAD_INNER;
+				goto out;
+			}
+			run_ingress_chain(ctx, MZ_CTX_UNKNOWN_DESTINATION, gnv.vni, 0, 0, MZ_TRANSIT_NO_NETWORK);
+		}
 		goto out;
 	}
 	if (net->flags & MZ_NETWORK_BOUNCER_HERE) {
@@ -301,8 +313,8 @@ out:
 
 /*
  * The last position of every ingress chain: delivers to the endpoint the frame is now
- * addressed to (a plugin may have rewritten it), or passes an external frame no plugin
- * claimed to the stack.
+ * addressed to (a plugin may have rewritten it) or steered to, or passes an external
+ * frame no plugin claimed to the stack.
  */
 SEC("xdp.frags")
 int ingress_continue(struct xdp_md *ctx)
@@ -327,9 +339,11 @@ int ingress_continue(struct xdp_md *ctx)
 	if (mz_parse_eth(&cur, &eth) != ETH_P_IP || mz_parse_ipv4(&cur, &iph) < 0)
 		goto out;
 	key.vni = pc->vni;
-	key.ip = iph->daddr;
+	key.ip = (pc->flags & MZ_CTX_STEER) ? pc->steer_ip : iph->daddr;
 	ep = bpf_map_lookup_elem(&endpoints, &key);
-	stat = MZ_TRANSIT_NOT_LOCAL;
+	/* An address no plugin steered keeps the outcome it had (no_network). */
+	stat = (pc->flags & (MZ_CTX_UNKNOWN_DESTINATION | MZ_CTX_STEER)) == MZ_CTX_UNKNOWN_DESTINATION ? pc->core_stat
+												  : MZ_TRANSIT_NOT_LOCAL;
 	if (!ep || !(ep->flags & MZ_ENDPOINT_LOCAL))
 		goto out;
 	action = deliver(ctx, ep);

@@ -13,6 +13,10 @@ public struct HarnessContext: Sendable, Equatable {
     public var networkPrefixLength: UInt8
     /// An ingress frame from outside the overlay (plain IPv4 to the droplet).
     public var external: Bool
+    /// An ingress frame whose destination is in no network of the VPC (`MZ_CTX_UNKNOWN_DESTINATION`).
+    public var unknownDestination = false
+    /// An egress frame whose source is not the endpoint's address (`MZ_CTX_FOREIGN_SOURCE`).
+    public var foreignSource = false
 
     public init(vni: UInt32 = 100, ifindex: UInt32 = 7, endpointIP: IPv4Address = IPv4Address(value: 0),
                 networkPrefixLength: UInt8 = 24, external: Bool = false) {
@@ -48,6 +52,8 @@ public struct HarnessResult: Sendable {
 
     /// The chain asked the core to send the frame out of the overlay (`MZ_CTX_LEAVE`).
     public var leaves: Bool { (context?.flags ?? 0) & UInt32(MZ_CTX_LEAVE) != 0 }
+    /// A plugin vouched for the frame's foreign source (`MZ_CTX_SOURCE_VOUCHED`).
+    public var vouched: Bool { (context?.flags ?? 0) & UInt32(MZ_CTX_SOURCE_VOUCHED) != 0 }
     /// The endpoint the chain steers the frame to (`MZ_CTX_STEER`), if any.
     public var steeredTo: IPv4Address? {
         guard let context, context.flags & UInt32(MZ_CTX_STEER) != 0 else { return nil }
@@ -105,7 +111,8 @@ public final class PluginHarness: @unchecked Sendable {
         precondition(!(hook == .ingress && flavor == .tc), "the ingress hook runs in XDP only")
         var start = mz_plugin_ctx()
         start.hook = hook.cValue
-        start.flags = context.external ? UInt32(MZ_CTX_EXTERNAL) : 0
+        start.flags = (context.external ? UInt32(MZ_CTX_EXTERNAL) : 0) | (context.unknownDestination ? UInt32(MZ_CTX_UNKNOWN_DESTINATION) : 0)
+            | (context.foreignSource ? UInt32(MZ_CTX_FOREIGN_SOURCE) : 0)
         start.vni = context.vni
         start.ifindex = context.ifindex
         start.endpoint_ip = context.endpointIP.networkOrder

@@ -118,7 +118,8 @@ static __always_inline int acl(struct mz_pkt *pkt)
 	}
 
 	ep.vni = c->vni;
-	ep.ip = dir == ACL_EGRESS ? iph->saddr : iph->daddr;
+	/* The endpoint the frame belongs to, as the core names it (its address otherwise). */
+	ep.ip = c->endpoint_ip ? c->endpoint_ip : dir == ACL_EGRESS ? iph->saddr : iph->daddr;
 	policy = bpf_map_lookup_elem(&acl_endpoints, &ep);
 	if (!policy)
 		return MZ_CONTINUE;

@@ -5,7 +5,10 @@
  * that backend is still the service's; a new one takes the Maglev slot of its flow hash.
  * NAT mode rewrites the destination and remembers the reply's way back, which either
  * hook undoes (ingress for remote backends, egress for backends on this droplet).
- * Passthrough mode leaves the frame alone and steers it to the backend's droplet.
+ * Passthrough mode leaves the frame alone and steers it to the backend: the client's
+ * egress routes it to the backend's droplet, whose ingress (the VIP is no endpoint there)
+ * picks the same backend from the same Maglev table and has it delivered; the backend's
+ * replies come from the VIP, which lb vouches for at its egress.
  */
 #include <mizar/plugin.h>
 
@@ -139,16 +142,31 @@ static __always_inline int lb(struct mz_pkt *pkt)
 	iph = mz_ipv4(pkt);
 	if (!iph || mz_ports(pkt, &sport, &dport) < 0)
 		return mz_drop(pkt, LB_REASON_TRUNCATED);
-	if (c->hook != MZ_HOOK_EGRESS)
+	skey.vni = c->vni;
+	skey.protocol = c->l4_proto;
+	if (c->flags & MZ_CTX_FOREIGN_SOURCE) {
+		/* A passthrough backend answers from the VIP: vouch for it if it is one of the VIP's. */
+		skey.vip = iph->saddr;
+		skey.port = sport;
+		svc = bpf_map_lookup_elem(&lb_services, &skey);
+		if (svc && svc->mode == LB_MODE_PASSTHROUGH) {
+			struct lb_backend_key me = { .service = svc->id, .ip = c->endpoint_ip, .port = sport };
+
+			if (bpf_map_lookup_elem(&lb_backends, &me))
+				c->flags |= MZ_CTX_SOURCE_VOUCHED;
+		}
+		return MZ_CONTINUE;
+	}
+	if (c->hook != MZ_HOOK_EGRESS && !(c->flags & MZ_CTX_UNKNOWN_DESTINATION))
 		return unreverse(pkt, iph, sport, dport);
 
-	skey.vni = c->vni;
 	skey.vip = iph->daddr;
 	skey.port = dport;
-	skey.protocol = c->l4_proto;
 	svc = bpf_map_lookup_elem(&lb_services, &skey);
 	if (!svc) /* not to a service: maybe a local backend's reply */
-		return unreverse(pkt, iph, sport, dport);
+		return c->hook == MZ_HOOK_EGRESS ? unreverse(pkt, iph, sport, dport) : MZ_CONTINUE;
+	if (c->hook != MZ_HOOK_EGRESS && svc->mode != LB_MODE_PASSTHROUGH)
+		return MZ_CONTINUE;
 	flow.vni = c->vni;
 	flow.client = iph->saddr;
 	flow.vip = iph->daddr;

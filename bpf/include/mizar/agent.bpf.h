@@ -43,6 +43,7 @@ struct mz_agent_plan {
 	__u32 ifindex;
 	__u32 vni;
 	__u32 hash;
+	__u32 foreign; /* admitted with another source than the endpoint's, for the chain to vouch for */
 	struct mz_droplet_addr to;
 	const struct mz_droplet *self;
 };
@@ -145,8 +146,11 @@ static __always_inline int mz_agent_admit(struct mz_cursor *cur, __u32 ifindex, 
 		return 0;
 	}
 	if (iph->saddr != lep->ip) {
+		/* Without a chain nobody can vouch for another source (a passthrough VIP). */
 		p->stat = MZ_AGENT_SPOOFED_IP;
-		return 0;
+		if (!mz_chain_is_active(MZ_HOOK_EGRESS))
+			return 0;
+		p->foreign = 1;
 	}
 	p->self = mz_droplet();
 	if (!p->self) {
@@ -229,13 +233,15 @@ static __always_inline void mz_agent_route(struct mz_cursor *cur, struct ethhdr 
 /* Fills the chain context for an admitted frame; NULL when there is no chain to go through. */
 static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_cursor *cur, __u32 ifindex,
 								const struct mz_local_endpoint *lep,
-								struct ethhdr *eth, struct iphdr *iph)
+								struct ethhdr *eth, struct iphdr *iph,
+								const struct mz_agent_plan *p)
 {
 	struct mz_plugin_ctx *pc;
 
 	if (!mz_chain_is_active(MZ_HOOK_EGRESS))
 		return NULL;
-	pc = mz_plugin_ctx_begin(MZ_HOOK_EGRESS, 0, lep->vni, ifindex, lep->ip, (void *)iph - (void *)eth, iph, cur->len, 0);
+	pc = mz_plugin_ctx_begin(MZ_HOOK_EGRESS, p->foreign ? MZ_CTX_FOREIGN_SOURCE : 0, lep->vni, ifindex, lep->ip,
+				 (void *)iph - (void *)eth, iph, cur->len, 0);
 	if (pc)
 		pc->net_plen = lep->net_plen;
 	return pc;
@@ -255,6 +261,9 @@ static __always_inline void mz_agent_resume(struct mz_cursor *cur, const struct 
 		return;
 	p->stat = MZ_AGENT_BAD_IPV4;
 	if (mz_parse_eth(cur, &eth) != ETH_P_IP || mz_parse_ipv4(cur, &iph) < 0)
+		return;
+	p->stat = MZ_AGENT_SPOOFED_IP;
+	if ((pc->flags & MZ_CTX_FOREIGN_SOURCE) && !(pc->flags & MZ_CTX_SOURCE_VOUCHED))
 		return;
 	p->stat = MZ_AGENT_NO_ROUTE;
 	p->self = mz_droplet();

@@ -54,7 +54,10 @@ enum mz_verdict {
 #define MZ_CTX_EXTERNAL 0x1 /* ingress: plain IPv4 to the droplet, not from the overlay (vni 0) */
 #define MZ_CTX_FRAGMENT 0x2 /* a later IPv4 fragment: there is no L4 header at l4_off */
 #define MZ_CTX_LEAVE 0x4    /* set by a plugin at egress: leave the overlay via the droplet's stack */
-#define MZ_CTX_STEER 0x8    /* set by a plugin at egress: route to endpoint steer_ip, not to the destination */
+#define MZ_CTX_STEER 0x8    /* set by a plugin: route (egress) or deliver (ingress) to endpoint steer_ip */
+#define MZ_CTX_FOREIGN_SOURCE 0x10 /* egress: the source is not the endpoint's address: dropped unless vouched for */
+#define MZ_CTX_SOURCE_VOUCHED 0x20 /* set by a plugin at egress: that source is legitimate (a VIP it serves) */
+#define MZ_CTX_UNKNOWN_DESTINATION 0x40 /* ingress: the destination is in no network of the VPC: dropped unless steered */
 
 /*
  * What the core tells the chain about the frame, one per CPU (a chain runs to its end on

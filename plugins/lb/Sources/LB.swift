@@ -95,6 +95,9 @@ public enum LB {
                     guard let ip = IPv4Address(b.ip), ip.value != 0 else { throw fail("backend \(b.ip) of \(vip) is not an IPv4 address") }
                     guard b.port > 0, (1...100).contains(b.weight) else { throw fail("backend \(ip):\(b.port) of \(vip): port must be set and weight 1-100") }
                     guard !backends.contains(where: { $0.ip == ip && $0.port == b.port }) else { throw fail("backend \(ip):\(b.port) is listed twice for \(vip)") }
+                    guard service.mode == .nat || b.port == service.port else {
+                        throw fail("passthrough backend \(ip):\(b.port) of \(vip): the frame keeps the VIP's port \(service.port), so must the backend")
+                    }
                     backends.append((ip, b.port, b.weight))
                 }
                 var key = lb_service_key()

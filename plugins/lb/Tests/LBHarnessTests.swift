@@ -11,7 +11,7 @@ struct LBHarnessTests {
 
     func service(_ ips: [String], weights: [Int]? = nil, mode: LB.Mode = .nat) -> LB.Config {
         LB.Config(services: [LB.Service(vpc: 100, vip: Self.vip.description, port: 80, mode: mode,
-                                        backends: ips.enumerated().map { LB.Backend(ip: $0.element, port: 8080, weight: weights?[$0.offset] ?? 1) })])
+                                        backends: ips.enumerated().map { LB.Backend(ip: $0.element, port: mode == .nat ? 8080 : 80, weight: weights?[$0.offset] ?? 1) })])
     }
 
     func harness(_ config: LB.Config) throws -> PluginHarness {
@@ -117,5 +117,53 @@ struct LBHarnessTests {
         ]
         for config in bad { #expect(throws: PluginError.self) { try harness.chains.configure("lb", config) } }
         #expect(try backend(harness, port: 1234).destinationPort == 8080)
+    }
+}
+
+/// Passthrough end to end in the harness: the backend's droplet steers the VIP to the
+/// backend, and the backend's replies from the VIP are vouched for.
+@Suite("lb passthrough (SDK harness)")
+struct LBPassthroughTests {
+    let vip = IPv4Address(10, 0, 9, 9), client = IPv4Address(10, 0, 1, 2), backend = IPv4Address(10, 0, 2, 3)
+
+    func harness() throws -> PluginHarness {
+        try PluginHarness(plugin: LB.descriptor, hooks: [.egress, .ingress], configuration: LB.Config(services: [
+            LB.Service(vpc: 100, vip: vip.description, port: 80, mode: .passthrough, backends: [LB.Backend(ip: backend.description, port: 80)])]))
+    }
+
+    @Test("the backend's droplet steers a frame for the VIP to the backend")
+    func ingressSteers() throws {
+        let harness = try harness()
+        let frame = PacketBuilder.tcpFrame(src: client, dst: vip, sourcePort: 40000, destinationPort: 80)
+        var context = HarnessContext(vni: 100, ifindex: 0)
+        context.unknownDestination = true
+        let result = try harness.run(frame, hook: .ingress, context: context)
+        #expect(result.verdict == .forwarded && result.steeredTo == backend && result.packet == frame)
+        // Overlay traffic to an endpoint is not touched.
+        let plain = try harness.run(frame, hook: .ingress, context: HarnessContext(vni: 100, endpointIP: client))
+        #expect(plain.steeredTo == nil)
+    }
+
+    @Test("replies from the VIP are vouched for only from one of its backends", arguments: ProgramFlavor.allCases)
+    func vouching(flavor: ProgramFlavor) throws {
+        let harness = try harness()
+        let reply = PacketBuilder.tcpFrame(src: vip, dst: client, sourcePort: 80, destinationPort: 40000, flags: [.syn, .ack])
+        var fromBackend = HarnessContext(vni: 100, endpointIP: backend)
+        fromBackend.foreignSource = true
+        #expect(try harness.run(reply, hook: .egress, flavor: flavor, context: fromBackend).vouched)
+        var fromOther = HarnessContext(vni: 100, endpointIP: IPv4Address(10, 0, 2, 9))
+        fromOther.foreignSource = true
+        #expect(try !harness.run(reply, hook: .egress, flavor: flavor, context: fromOther).vouched)
+        let wrongPort = PacketBuilder.tcpFrame(src: vip, dst: client, sourcePort: 81, destinationPort: 40000)
+        #expect(try !harness.run(wrongPort, hook: .egress, flavor: flavor, context: fromBackend).vouched)
+    }
+
+    @Test("a passthrough backend must listen on the VIP's port")
+    func portMustMatch() throws {
+        let harness = try harness()
+        #expect(throws: PluginError.self) {
+            try harness.chains.configure("lb", LB.Config(services: [
+                LB.Service(vpc: 100, vip: vip.description, port: 80, mode: .passthrough, backends: [LB.Backend(ip: backend.description, port: 8080)])]))
+        }
     }
 }

@@ -19,13 +19,14 @@ struct LBNamespaceTests {
             c, _ = s.accept(); c.sendall(sys.argv[1].encode()); c.close()
         """
     /// Connects `count` times to VIP:80 (from `sport` when not 0, resetting each connection
-    /// so the 4-tuple can be reused at once) and prints who answered.
+    /// so the 4-tuple can be reused at once; optional connect timeout) and prints who answered.
     static let client = """
         import socket, struct, sys
         vip, count, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+        timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 3
         for _ in range(count):
             c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.settimeout(3)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.settimeout(timeout)
             if sport: c.bind(("0.0.0.0", sport))
             try:
                 c.connect((vip, 80)); print(c.recv(64).decode() or "empty")
