@@ -57,7 +57,7 @@ let package = Package(
         // Plugin chains: descriptors, validation, building and switching chains, counters.
         .target(
             name: "MizarPlugins",
-            dependencies: ["MizarBPF", "CMizarABI", .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
+            dependencies: ["MizarBPF", "MizarNet", "CMizarABI", .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
         // The plugin author's SDK: descriptors, packet builders and the test-run harness, one import.
         .target(name: "MizarPluginSDK", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "MizarPacket", "CMizarABI"], swiftSettings: swiftSettings),

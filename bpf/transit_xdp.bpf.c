@@ -63,8 +63,8 @@ static __always_inline void count_events(struct mz_transit_stats *s, const struc
 }
 
 /*
- * Hands the frame (an IPv4 header after its Ethernet header) to the ingress chain.
- * Returns only when no chain is installed.
+ * Hands the frame (an IPv4 header after its Ethernet header) to the ingress chain; callers
+ * have checked that there is one. Returns only when the tail call could not be made.
  */
 static __always_inline void run_ingress_chain(struct xdp_md *ctx, __u32 flags, __u32 vni, __u32 ifindex,
 					      __be32 ip, __u16 core_stat)
@@ -72,12 +72,26 @@ static __always_inline void run_ingress_chain(struct xdp_md *ctx, __u32 flags, _
 	void *data = (void *)(long)ctx->data;
 	struct iphdr *iph = data + sizeof(struct ethhdr);
 
-	if (!mz_chain_is_active(MZ_HOOK_INGRESS) || (void *)(iph + 1) > (void *)(long)ctx->data_end)
+	if ((void *)(iph + 1) > (void *)(long)ctx->data_end)
 		return;
 	if (!mz_plugin_ctx_begin(MZ_HOOK_INGRESS, flags, vni, ifindex, ip, sizeof(struct ethhdr), iph,
 				 bpf_xdp_get_buff_len(ctx), core_stat))
 		return;
 	bpf_tail_call(ctx, &ingress_root, 0);
+}
+
+/*
+ * A decapsulated overlay frame to the chain: its Geneve events are counted now (the
+ * chain's continuation counts the outcome). Returns only when the tail call failed.
+ */
+static __always_inline void run_overlay_chain(struct xdp_md *ctx, const struct mz_geneve_info *gnv, int learned,
+					      __u32 flags, __u32 ifindex, __be32 ip, __u16 core_stat)
+{
+	struct mz_transit_stats *stats = stats_get();
+
+	if (stats)
+		count_events(stats, gnv, learned);
+	run_ingress_chain(ctx, flags, gnv->vni, ifindex, ip, core_stat);
 }
 
 /* Plain IPv4 to the droplet itself goes through the ingress chain when there is one. */
@@ -234,16 +248,13 @@ int transit_xdp(struct xdp_md *ctx)
 		if (gnv.has_rts && self->direct_path_max_age_ms && gnv.rts.droplet_ip != self->self.ip &&
 		    mz_same_network(inner_ip->saddr, inner_ip->daddr, ep->net_plen))
 			learned = learn(gnv.vni, inner_ip->saddr, &gnv.rts, self);
-		key.ip = inner_ip->daddr;
 		stat = MZ_TRANSIT_BAD_INNER;
 		if (bpf_xdp_adjust_head(ctx, (void *)inner - (void *)eth))
 			goto out;
-		/* The chain's continuation counts the outcome; the events are this program's. */
-		stats = stats_get();
-		if (stats)
-			count_events(stats, &gnv, learned);
-		events_counted = 1;
-		run_ingress_chain(ctx, 0, gnv.vni, ep->ifindex, key.ip, MZ_TRANSIT_DELIVERED);
+		if (mz_chain_is_active(MZ_HOOK_INGRESS)) {
+			events_counted = 1;
+			run_overlay_chain(ctx, &gnv, learned, 0, ep->ifindex, key.ip, MZ_TRANSIT_DELIVERED);
+		}
 		action = deliver(ctx, ep);
 		if (action == XDP_REDIRECT)
 			stat = MZ_TRANSIT_DELIVERED;
@@ -259,15 +270,12 @@ int transit_xdp(struct xdp_md *ctx)
 		stat = MZ_TRANSIT_NO_NETWORK;
 		/* Not an endpoint's address (a passthrough VIP?): a plugin may steer it to one here. */
 		if (mz_chain_is_active(MZ_HOOK_INGRESS)) {
-			stats = stats_get();
-			if (stats)
-				count_events(stats, &gnv, learned);
-			events_counted = 1;
 			if (bpf_xdp_adjust_head(ctx, (void *)inner - (void *)eth)) {
 				stat = MZ_TRANSIT_BAD_INNER;
 				goto out;
 			}
-			run_ingress_chain(ctx, MZ_CTX_UNKNOWN_DESTINATION, gnv.vni, 0, 0, MZ_TRANSIT_NO_NETWORK);
+			events_counted = 1;
+			run_overlay_chain(ctx, &gnv, learned, MZ_CTX_UNKNOWN_DESTINATION, 0, 0, MZ_TRANSIT_NO_NETWORK);
 		}
 		goto out;
 	}

@@ -177,25 +177,7 @@ private func rawDelete<Key>(_ handle: BPFMapHandle, _ key: Key) throws -> Bool {
 }
 
 private func rawKeys<Key>(_ handle: BPFMapHandle, as: Key.Type) throws -> [Key] {
-    var keys: [Key] = []
-    var buffer = [UInt8](repeating: 0, count: handle.keySize)
-    var previous: [UInt8]? = nil
-    while true {
-        let rc = buffer.withUnsafeMutableBytes { next in
-            if var prev = previous {
-                return prev.withUnsafeMutableBytes { bpf_map_get_next_key(handle.fd, $0.baseAddress, next.baseAddress) }
-            }
-            return bpf_map_get_next_key(handle.fd, nil, next.baseAddress)
-        }
-        if rc != 0 {
-            if errno == ENOENT { return keys }
-            try check("walk keys of map \(handle.name)", rc)
-        }
-        keys.append(buffer.withUnsafeBytes { $0.loadUnaligned(as: Key.self) })
-        previous = buffer
-        // An array map never runs out of keys on its own.
-        if keys.count >= Int(handle.maxEntries) { return keys }
-    }
+    try RawMap(handle).keys().map { $0.withUnsafeBytes { $0.loadUnaligned(as: Key.self) } }
 }
 
 /// True when a batch call failed only because the map type has no batch support.

@@ -43,7 +43,20 @@ public struct RawMap: @unchecked Sendable {
             }
             keys.append(next)
             previous = next
+            // An array map never runs out of keys on its own.
+            if keys.count >= Int(handle.maxEntries) { return keys }
         }
+    }
+
+    /// Removes `key`; returns false when it was not there.
+    @discardableResult
+    public func delete(key: [UInt8]) throws -> Bool {
+        try checkSizes(key, nil)
+        if key.withUnsafeBytes({ bpf_map_delete_elem(handle.fd, $0.baseAddress) }) != 0 {
+            if errno == ENOENT { return false }
+            try check("delete from map \(handle.name)", -1)
+        }
+        return true
     }
 
     /// Makes the map hold exactly `entries`: they are written first, then the keys not
@@ -55,14 +68,7 @@ public struct RawMap: @unchecked Sendable {
         if handle.type == .array { return try replaceArray(with: entries) }
         for entry in entries { try update(key: entry.key, value: entry.value) }
         let keep = Set(entries.map(\.key))
-        for key in try keys() where !keep.contains(key) {
-            if handle.type == .array {
-                try update(key: key, value: [UInt8](repeating: 0, count: handle.valueSize))
-            } else {
-                let rc = key.withUnsafeBytes { bpf_map_delete_elem(handle.fd, $0.baseAddress) }
-                if rc != 0 && errno != ENOENT { try check("delete from map \(handle.name)", rc) }
-            }
-        }
+        for key in try keys() where !keep.contains(key) { try delete(key: key) }
     }
 
     /// An array holds every index: the whole image is written in batches, unnamed slots zeroed.

@@ -74,7 +74,7 @@ extension MizarBench {
 
         // Each built-in plugin alone in the chain: its own ns beyond the empty chain, against noop's.
         func own(_ name: String, _ plugin: String, _ frame: [UInt8], _ verdict: HarnessVerdict) throws -> Double {
-            try harness.chains.configure("restore", RawEntries(["restore_frame": [PluginMapEntry(key: [0, 0, 0, 0], value: Array(frame.prefix(54)))]]))
+            try harness.chains.configure("restore", RawPluginConfiguration(["restore_frame": [PluginMapEntry(key: [0, 0, 0, 0], value: Array(frame.prefix(54)))]]))
             let value = verdict == .forwarded
                 ? try alternate(["noop1", "restore"], [plugin, "restore"], frame, verdict) + noopOwn
                 : try alternate([], [plugin], frame, verdict)
@@ -149,11 +149,3 @@ extension MizarBench {
 
 /// The `i`th remote address of the benchmark's rules (none of them the traffic's).
 func aclBenchRemote(_ i: Int) -> IPv4Address { IPv4Address(10, 200, UInt8(i / 250), UInt8(i % 250 + 1)) }
-
-/// Map entries given as they are.
-struct RawEntries: PluginConfiguration {
-    let entries: [String: [PluginMapEntry]]
-    init(_ entries: [String: [PluginMapEntry]]) { self.entries = entries }
-    func validate() throws {}
-    func mapEntries() throws -> [String: [PluginMapEntry]] { entries }
-}

@@ -59,11 +59,23 @@ public struct IPv4Interface: Hashable, Sendable, CustomStringConvertible {
         self.init(address, prefixLength: n)
     }
 
+    /// Parses `A.B.C.D/N`, or a bare address as a /32.
+    public init?(cidrOrAddress text: String) {
+        guard let parsed = IPv4Interface(text) ?? IPv4Address(text).map({ IPv4Interface($0, prefixLength: 32) }) else { return nil }
+        self = parsed
+    }
+
+    /// The netmask as a host-order integer.
+    public var mask: UInt32 { prefixLength == 0 ? 0 : ~UInt32(0) << (32 - UInt32(prefixLength)) }
+
     /// The network this interface address belongs to (host bits cleared).
     public var network: IPv4Interface {
-        let mask: UInt32 = prefixLength == 0 ? 0 : ~UInt32(0) << (32 - UInt32(prefixLength))
-        let v = address.value & mask
-        return IPv4Interface(IPv4Address(UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)), prefixLength: prefixLength)
+        IPv4Interface(IPv4Address(value: address.value & mask), prefixLength: prefixLength)
+    }
+
+    /// True when `other` (an address with its prefix) lies inside this one's network.
+    public func contains(_ other: IPv4Interface) -> Bool {
+        other.prefixLength >= prefixLength && other.address.value & mask == address.value & mask
     }
 
     public var description: String { "\(address)/\(prefixLength)" }

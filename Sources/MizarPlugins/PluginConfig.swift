@@ -1,3 +1,32 @@
+import MizarNet
+
+/// The checks plugin configurations share, with errors that name the plugin.
+public struct ConfigCheck: Sendable {
+    public let plugin: String
+
+    public init(_ plugin: String) { self.plugin = plugin }
+
+    public func fail(_ why: String) -> PluginError { PluginError(.invalidConfig, plugin: plugin, why) }
+
+    /// A VPC's VNI: 24 bits, not 0.
+    public func vni(_ value: UInt32) throws -> UInt32 {
+        guard value > 0, value < 1 << 24 else { throw fail("VPC \(value) is not a 24-bit VNI") }
+        return value
+    }
+
+    /// An IPv4 address; `what` names it in the error.
+    public func address(_ text: String, _ what: String) throws -> IPv4Address {
+        guard let ip = IPv4Address(text) else { throw fail("\(what) \(text) is not an IPv4 address") }
+        return ip
+    }
+
+    /// A CIDR (or a bare address, as a /32) with its host bits cleared.
+    public func network(_ text: String) throws -> IPv4Interface {
+        guard let cidr = IPv4Interface(cidrOrAddress: text) else { throw fail("\(text) is not a CIDR") }
+        return cidr.network
+    }
+}
+
 /// One map entry as bytes: a key and a value encoded from their C types.
 public struct PluginMapEntry: Sendable, Hashable {
     public var key: [UInt8]
@@ -22,4 +51,15 @@ public protocol PluginConfiguration: Sendable {
     func validate() throws
     /// What each configured map must hold afterwards, by map name; maps not named are left alone.
     func mapEntries() throws -> [String: [PluginMapEntry]]
+}
+
+/// Map entries as they are: for plugins whose typed configuration lives elsewhere (a third
+/// party's own tool), and for tests and benchmarks.
+public struct RawPluginConfiguration: PluginConfiguration {
+    public var entries: [String: [PluginMapEntry]]
+
+    public init(_ entries: [String: [PluginMapEntry]]) { self.entries = entries }
+
+    public func validate() throws {}
+    public func mapEntries() throws -> [String: [PluginMapEntry]] { entries }
 }

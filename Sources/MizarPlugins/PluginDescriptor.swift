@@ -1,5 +1,6 @@
 import CMizarABI
 import Foundation
+import MizarBPF
 import Yams
 
 /// Where in the data plane a chain runs (DESIGN §5).
@@ -35,6 +36,11 @@ public struct PluginMapDescriptor: Codable, Sendable, Hashable {
         self.keySize = keySize
         self.valueSize = valueSize
         self.maxEntries = maxEntries
+    }
+
+    /// True when a map has this shape (libbpf's type name, sizes, capacity).
+    public func matches(type: BPFMapType, keySize: Int, valueSize: Int, maxEntries: UInt32) -> Bool {
+        self.type == type.description && self.keySize == keySize && self.valueSize == valueSize && self.maxEntries == maxEntries
     }
 
     /// The map of a C key and value type.

@@ -57,7 +57,7 @@ final class RegisteredPlugin: @unchecked Sendable {
             guard let want = descriptor.maps.first(where: { $0.name == spec.name }) else {
                 throw PluginError(.objectMismatch, plugin: name, "the object defines map \(spec) that the descriptor does not declare")
             }
-            guard want.type == spec.type.description, want.keySize == spec.keySize, want.valueSize == spec.valueSize, want.maxEntries == spec.maxEntries else {
+            guard want.matches(type: spec.type, keySize: spec.keySize, valueSize: spec.valueSize, maxEntries: spec.maxEntries) else {
                 throw PluginError(.objectMismatch, plugin: name, "map \(spec.name): the object has \(spec), the descriptor declares \(want.type), key \(want.keySize) B, value \(want.valueSize) B, \(want.maxEntries) entries")
             }
         }
@@ -97,8 +97,8 @@ final class RegisteredPlugin: @unchecked Sendable {
     /// Takes over the maps of an earlier version where they have the same shape (state survives upgrades).
     func inherit(from old: RegisteredPlugin) {
         for map in descriptor.maps {
-            if let handle = old.sharedMaps[map.name], handle.type.description == map.type, handle.keySize == map.keySize,
-               handle.valueSize == map.valueSize, handle.maxEntries == map.maxEntries {
+            if let handle = old.sharedMaps[map.name],
+               map.matches(type: handle.type, keySize: handle.keySize, valueSize: handle.valueSize, maxEntries: handle.maxEntries) {
                 sharedMaps[map.name] = handle
             }
         }

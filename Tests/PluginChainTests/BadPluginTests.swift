@@ -89,7 +89,7 @@ struct BadPluginTests {
         #expect(registered == ["port_guard"])
         #expect(errors.count == 1 && errors[0].code == .invalidDescriptor, "\(errors)")
         // Configured through raw entries (a third party's typed config lives in its own code).
-        try harness.chains.configure("port_guard", RawConfig(entries: ["port_guard_ports": [PluginMapEntry(UInt16(2000).bigEndian, UInt32(4))]]))
+        try harness.chains.configure("port_guard", RawPluginConfiguration(["port_guard_ports": [PluginMapEntry(UInt16(2000).bigEndian, UInt32(4))]]))
         try harness.chains.insert("port_guard", into: .egress)
         #expect(harness.chains.chain(.egress) == ["port_guard", "a", "b"], "priority 50 runs before 100")
         #expect(try harness.run(udpFrame, hook: .egress).verdict == .dropped)
@@ -97,8 +97,3 @@ struct BadPluginTests {
     }
 }
 
-struct RawConfig: PluginConfiguration {
-    var entries: [String: [PluginMapEntry]]
-    func validate() throws {}
-    func mapEntries() throws -> [String: [PluginMapEntry]] { entries }
-}

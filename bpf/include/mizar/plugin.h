@@ -176,6 +176,26 @@ static __always_inline void mz_pkt_reload(struct mz_pkt *pkt)
 	}
 }
 
+/*
+ * XDP: updates the L4 checksum at `l4` for a field changing from `from` to `to` (a 16-bit
+ * field zero-extended: ones' complement does not see the difference). A UDP checksum of 0
+ * means none and stays none; an update never leaves UDP with 0. Returns 0 or -1.
+ */
+static __always_inline int mz_l4_csum_update(const struct mz_pkt *pkt, __u32 l4, __u32 from, __u32 to)
+{
+	__sum16 *check = pkt->data + (l4 & 0xff);
+	int udp = pkt->ctx->l4_proto == IPPROTO_UDP;
+
+	if ((void *)(check + 1) > pkt->data_end)
+		return -1;
+	if (udp && !*check)
+		return 0;
+	mz_csum_replace4(check, from, to);
+	if (udp && !*check)
+		*check = 0xffff;
+	return 0;
+}
+
 /* Sets the IPv4 source (dst = 0) or destination (dst = 1) address. Returns 0 or -1. */
 static __always_inline int mz_set_ipv4_addr(struct mz_pkt *pkt, int dst, __be32 addr)
 {
@@ -184,7 +204,6 @@ static __always_inline int mz_set_ipv4_addr(struct mz_pkt *pkt, int dst, __be32 
 	__u32 l4 = mz_l4_csum_off(pkt);
 	int pseudo = pkt->ctx->l4_proto != IPPROTO_ICMP; /* ICMP's checksum has no pseudo-header */
 	__be32 old;
-	__sum16 *check;
 
 	if (!iph)
 		return -1;
@@ -207,18 +226,7 @@ static __always_inline int mz_set_ipv4_addr(struct mz_pkt *pkt, int dst, __be32 
 	else
 		iph->saddr = addr;
 	mz_csum_replace4(&iph->check, old, addr);
-	if (l4 && pseudo) {
-		check = pkt->data + (l4 & 0xff);
-		if ((void *)(check + 1) > pkt->data_end)
-			return -1;
-		/* A UDP checksum of 0 means none: it stays none. */
-		if (pkt->ctx->l4_proto != IPPROTO_UDP || *check) {
-			mz_csum_replace4(check, old, addr);
-			if (pkt->ctx->l4_proto == IPPROTO_UDP && !*check)
-				*check = 0xffff;
-		}
-	}
-	return 0;
+	return l4 && pseudo ? mz_l4_csum_update(pkt, l4, old, addr) : 0;
 }
 
 /*
@@ -229,7 +237,6 @@ static __always_inline int mz_set_l4_port(struct mz_pkt *pkt, int dst, __be16 po
 {
 	__u32 l4 = mz_l4_csum_off(pkt), field;
 	__be16 *at, old;
-	__sum16 *check;
 
 	if (!l4)
 		return -1;
@@ -248,15 +255,7 @@ static __always_inline int mz_set_l4_port(struct mz_pkt *pkt, int dst, __be16 po
 		return 0;
 	}
 	*at = port;
-	check = pkt->data + (l4 & 0xff);
-	if ((void *)(check + 1) > pkt->data_end)
-		return -1;
-	if (pkt->ctx->l4_proto != IPPROTO_UDP || *check) {
-		mz_csum_replace2(check, old, port);
-		if (pkt->ctx->l4_proto == IPPROTO_UDP && !*check)
-			*check = 0xffff;
-	}
-	return 0;
+	return mz_l4_csum_update(pkt, l4, old, port);
 }
 
 /* Chain plumbing below: plugins do not call it. */

@@ -129,7 +129,7 @@ public enum ACL {
                     let covering = (0...prefix.prefixLength).flatMap { n in byPrefix[IPv4Interface(prefix.address, prefixLength: n).network] ?? [] }
                         .sorted { ($0.priority, $0.number) < ($1.priority, $1.number) }
                     guard covering.count <= Int(ACL_MAX_RULES) else {
-                        throw PluginError(.invalidConfig, plugin: "acl", "\(covering.count) rules of VPC \(group.vpc) \(group.direction) cover \(prefix); at most \(ACL_MAX_RULES) may overlap one remote prefix")
+                        throw ConfigCheck("acl").fail("\(covering.count) rules of VPC \(group.vpc) \(group.direction) cover \(prefix); at most \(ACL_MAX_RULES) may overlap one remote prefix")
                     }
                     var key = acl_rules_key()
                     key.prefixlen = 64 + UInt32(prefix.prefixLength)
@@ -144,17 +144,18 @@ public enum ACL {
                     lists.append((key, list))
                 }
             }
+            let check = ConfigCheck("acl")
             guard lists.count <= Int(ACL_MAX_PREFIXES) else {
-                throw PluginError(.invalidConfig, plugin: "acl", "\(lists.count) distinct remote prefixes; the table holds \(ACL_MAX_PREFIXES)")
+                throw check.fail("\(lists.count) distinct remote prefixes; the table holds \(ACL_MAX_PREFIXES)")
             }
             var policies: [(key: acl_endpoint_key, value: acl_endpoint_policy)] = []
             var seen = Set<String>()
             for policy in endpoints {
-                guard let ip = IPv4Address(policy.ip) else { throw PluginError(.invalidConfig, plugin: "acl", "endpoint \(policy.ip) is not an IPv4 address") }
-                guard policy.vpc > 0, policy.vpc < 1 << 24 else { throw PluginError(.invalidConfig, plugin: "acl", "VPC \(policy.vpc) is not a 24-bit VNI") }
-                guard seen.insert("\(policy.vpc)/\(ip)").inserted else { throw PluginError(.invalidConfig, plugin: "acl", "endpoint \(ip) of VPC \(policy.vpc) has two policies") }
+                let ip = try check.address(policy.ip, "endpoint")
+                let vni = try check.vni(policy.vpc)
+                guard seen.insert("\(vni)/\(ip)").inserted else { throw check.fail("endpoint \(ip) of VPC \(vni) has two policies") }
                 var key = acl_endpoint_key()
-                key.vni = policy.vpc
+                key.vni = vni
                 key.ip = ip.networkOrder
                 var value = acl_endpoint_policy()
                 value.default_action = (policy.defaultEgress == .allow ? UInt8(ACL_ALLOW.rawValue) : 0, policy.defaultIngress == .allow ? UInt8(ACL_ALLOW.rawValue) : 0)
@@ -176,12 +177,12 @@ public enum ACL {
         let c: acl_rule
 
         init(_ rule: Rule, number: Int) throws {
-            func fail(_ why: String) -> PluginError { PluginError(.invalidConfig, plugin: "acl", "rule \(number + 1): \(why)") }
+            func fail(_ why: String) -> PluginError { ConfigCheck("acl").fail("rule \(number + 1): \(why)") }
             func cidr(_ text: String) throws -> IPv4Interface {
-                guard let parsed = IPv4Interface(text) ?? IPv4Address(text).map({ IPv4Interface($0, prefixLength: 32) }) else { throw fail("\(text) is not a CIDR") }
+                guard let parsed = IPv4Interface(cidrOrAddress: text) else { throw fail("\(text) is not a CIDR") }
                 return parsed.network
             }
-            guard rule.vpc > 0, rule.vpc < 1 << 24 else { throw fail("VPC \(rule.vpc) is not a 24-bit VNI") }
+            guard (try? ConfigCheck("acl").vni(rule.vpc)) != nil else { throw fail("VPC \(rule.vpc) is not a 24-bit VNI") }
             let source = try cidr(rule.source), destination = try cidr(rule.destination)
             var local = rule.direction == .egress ? source : destination
             remote = rule.direction == .egress ? destination : source
@@ -201,7 +202,7 @@ public enum ACL {
             self.local = local
             var c = acl_rule()
             c.local = local.address.networkOrder
-            c.local_mask = local.maskValue.bigEndian
+            c.local_mask = local.mask.bigEndian
             c.port_lo = rule.ports?.lowerBound ?? 0
             c.port_hi = rule.ports?.upperBound ?? UInt16.max
             c.protocol = rule.protocol.number
@@ -209,15 +210,5 @@ public enum ACL {
             c.id = UInt16(truncatingIfNeeded: number + 1)
             self.c = c
         }
-    }
-}
-
-extension IPv4Interface {
-    /// The netmask as a host-order integer.
-    var maskValue: UInt32 { prefixLength == 0 ? 0 : ~UInt32(0) << (32 - UInt32(prefixLength)) }
-
-    /// True when `other` (a network) lies inside this network.
-    func contains(_ other: IPv4Interface) -> Bool {
-        other.prefixLength >= prefixLength && other.address.value & maskValue == address.value & maskValue
     }
 }

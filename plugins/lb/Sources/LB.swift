@@ -73,7 +73,7 @@ public enum LB {
 
         public init(services: [Service]) { self.services = services }
 
-        func fail(_ why: String) -> PluginError { PluginError(.invalidConfig, plugin: "lb", why) }
+        func fail(_ why: String) -> PluginError { ConfigCheck("lb").fail(why) }
 
         public func validate() throws { _ = try compile() }
 
@@ -84,15 +84,17 @@ public enum LB {
             var serviceEntries: [PluginMapEntry] = [], slots: [PluginMapEntry] = [], current: [PluginMapEntry] = []
             var seen = Set<String>()
             for (id, service) in services.enumerated() {
-                guard let vip = IPv4Address(service.vip) else { throw fail("VIP \(service.vip) is not an IPv4 address") }
-                guard service.vpc > 0, service.vpc < 1 << 24 else { throw fail("VPC \(service.vpc) is not a 24-bit VNI") }
+                let check = ConfigCheck("lb")
+                let vip = try check.address(service.vip, "VIP")
+                _ = try check.vni(service.vpc)
                 guard service.port > 0 else { throw fail("service \(vip): port 0") }
                 guard seen.insert("\(service.vpc)/\(vip)/\(service.port)/\(service.protocol)").inserted else {
                     throw fail("service \(vip):\(service.port)/\(service.protocol) of VPC \(service.vpc) is defined twice")
                 }
                 var backends: [(ip: IPv4Address, port: UInt16, weight: Int)] = []
                 for b in service.backends {
-                    guard let ip = IPv4Address(b.ip), ip.value != 0 else { throw fail("backend \(b.ip) of \(vip) is not an IPv4 address") }
+                    let ip = try check.address(b.ip, "backend of \(vip)")
+                    guard ip.value != 0 else { throw fail("backend 0.0.0.0 of \(vip)") }
                     guard b.port > 0, (1...100).contains(b.weight) else { throw fail("backend \(ip):\(b.port) of \(vip): port must be set and weight 1-100") }
                     guard !backends.contains(where: { $0.ip == ip && $0.port == b.port }) else { throw fail("backend \(ip):\(b.port) is listed twice for \(vip)") }
                     guard service.mode == .nat || b.port == service.port else {

@@ -75,12 +75,14 @@ public enum NAT {
             self.forwards = forwards
         }
 
-        func fail(_ why: String) -> PluginError { PluginError(.invalidConfig, plugin: "nat", why) }
+        func fail(_ why: String) -> PluginError { ConfigCheck("nat").fail(why) }
 
         public func validate() throws { _ = try mapEntries() }
 
         public func mapEntries() throws -> [String: [PluginMapEntry]] {
-            guard let external = IPv4Address(externalIP), external.value != 0 else { throw fail("external IP \(externalIP) is not an IPv4 address") }
+            let check = ConfigCheck("nat")
+            let external = try check.address(externalIP, "external IP")
+            guard external.value != 0 else { throw fail("external IP 0.0.0.0 is not the droplet's address") }
             guard ports.lowerBound >= 1024 else { throw fail("SNAT ports \(ports) reach into the well-known ports; start at 1024 or above") }
             var config = nat_config()
             config.external_ip = external.networkOrder
@@ -89,12 +91,10 @@ public enum NAT {
 
             var prefixes: [PluginMapEntry] = [], seen = Set<String>()
             for m in masquerade {
-                guard m.vpc > 0, m.vpc < 1 << 24 else { throw fail("VPC \(m.vpc) is not a 24-bit VNI") }
+                _ = try check.vni(m.vpc)
                 for (list, value) in [(m.destinations, UInt32(1)), (m.except, UInt32(0))] {
                     for text in list {
-                        guard let cidr = IPv4Interface(text)?.network ?? IPv4Address(text).map({ IPv4Interface($0, prefixLength: 32) }) else {
-                            throw fail("\(text) is not a CIDR")
-                        }
+                        let cidr = try check.network(text)
                         guard seen.insert("\(m.vpc)/\(cidr)").inserted else { throw fail("\(cidr) is listed twice for VPC \(m.vpc)") }
                         var key = nat_external_key()
                         key.prefixlen = 32 + UInt32(cidr.prefixLength)
@@ -106,9 +106,9 @@ public enum NAT {
             }
             var forwardEntries: [PluginMapEntry] = [], listening = Set<String>()
             for f in forwards {
-                guard let ip = IPv4Address(f.endpoint) else { throw fail("endpoint \(f.endpoint) is not an IPv4 address") }
+                let ip = try check.address(f.endpoint, "endpoint")
                 guard f.port > 0, f.endpointPort > 0 else { throw fail("port 0 cannot be forwarded") }
-                guard f.vpc > 0, f.vpc < 1 << 24 else { throw fail("VPC \(f.vpc) is not a 24-bit VNI") }
+                _ = try check.vni(f.vpc)
                 guard !ports.contains(f.port) else { throw fail("forwarded port \(f.port) lies in the SNAT range \(ports)") }
                 guard listening.insert("\(f.protocol)/\(f.port)").inserted else { throw fail("\(f.protocol) port \(f.port) is forwarded twice") }
                 var key = nat_forward_key()

@@ -50,11 +50,12 @@ public enum Shaper {
         public func validate() throws { _ = try mapEntries() }
 
         public func mapEntries() throws -> [String: [PluginMapEntry]] {
-            func fail(_ why: String) -> PluginError { PluginError(.invalidConfig, plugin: "shaper", why) }
+            let check = ConfigCheck("shaper")
+            func fail(_ why: String) -> PluginError { check.fail(why) }
             var entries: [PluginMapEntry] = [], seen = Set<String>()
             for limit in limits {
-                guard let ip = IPv4Address(limit.endpoint) else { throw fail("endpoint \(limit.endpoint) is not an IPv4 address") }
-                guard limit.vpc > 0, limit.vpc < 1 << 24 else { throw fail("VPC \(limit.vpc) is not a 24-bit VNI") }
+                let ip = try check.address(limit.endpoint, "endpoint")
+                _ = try check.vni(limit.vpc)
                 guard limit.bitsPerSecond / 8 >= SHAPER_MIN_RATE, limit.bitsPerSecond / 8 <= SHAPER_MAX_RATE else {
                     throw fail("rate \(limit.bitsPerSecond) bit/s for \(ip): give 1 kbit/s to 100 Gbit/s")
                 }
