@@ -25,6 +25,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mizarctl", targets: ["mizarctl"]),
+        .executable(name: "transitd", targets: ["transitd"]),
         .executable(name: "mizar-demo", targets: ["MizarDemo"]),
         .executable(name: "mizar-bench", targets: ["MizarBench"]),
         .library(name: "MizarBPF", targets: ["MizarBPF"]),
@@ -35,16 +36,22 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Layer 1: the only targets that touch C.
         .target(name: "CLibBPF", linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]),
         .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0", providers: [.apt(["libnl-route-3-dev"])]),
         .systemLibrary(name: "CMizarABI"),
+        // Addresses, CIDRs, VNIs: value types with no C under them (the CNI plugin and the controller use them).
+        .target(name: "MizarAddresses", swiftSettings: swiftSettings),
         // Layer 2: libbpf.
         .target(name: "MizarBPF", dependencies: ["CLibBPF"], swiftSettings: swiftSettings),
         // Layer 3: netlink and namespaces.
-        .target(name: "MizarNet", dependencies: ["CNetlink"], swiftSettings: swiftSettings),
+        .target(name: "MizarNet", dependencies: ["CNetlink", "MizarAddresses"], swiftSettings: swiftSettings),
         // The wire format as bytes: builders for tests, benchmarks and the plugin SDK.
         .target(name: "MizarPacket", dependencies: ["CMizarABI", "MizarNet"], swiftSettings: swiftSettings),
         // Namespaces joined by veths, and tools run inside them: for tests, benchmarks and demos.
@@ -67,12 +74,36 @@ let package = Package(
         .testTarget(name: "PortGuardExampleTests", dependencies: ["PortGuardExample", "MizarPluginSDK"], path: "plugins/examples/port_guard/Tests",
                     swiftSettings: swiftSettings),
     ] + builtInPlugin("ACL", "acl") + builtInPlugin("NAT", "nat") + builtInPlugin("LB", "lb") + builtInPlugin("Shaper", "shaper") + [
+        // Layer 6: the API's resource types, shared by transitd, mizarctl, the CNI plugin and the controller. No C.
+        .target(name: "MizarAPI", dependencies: ["MizarAddresses"], swiftSettings: swiftSettings),
+        // The API's client over the Unix socket (or TLS): mizarctl, the demo and tests.
+        .target(
+            name: "MizarClient",
+            dependencies: ["MizarAPI", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings),
+        // transitd's parts: the desired-state store, the reconciler that drives a Droplet, the HTTP API.
+        .target(
+            name: "MizarDaemon",
+            dependencies: [
+                "MizarAPI", "MizarDataplane", "MizarPlugins", "MizarBPF", "MizarNet", "MizarACL", "MizarNAT", "MizarLB", "MizarShaper",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings),
         // Executables.
+        .executableTarget(
+            name: "transitd",
+            dependencies: [
+                "MizarDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings),
         .executableTarget(
             name: "mizarctl",
             dependencies: [
-                "MizarBPF", "MizarNet", "CMizarABI", "MizarPluginSDK",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MizarBPF", "MizarNet", "CMizarABI", "MizarPluginSDK", "MizarAPI", "MizarClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(

@@ -66,10 +66,14 @@ final class PluggedEndpoint: @unchecked Sendable {
 extension Droplet {
     /// Hosts an endpoint here: attaches the transit agent to its host-side veth, prepares the
     /// peer side, and enters it in the tables so traffic to it is delivered locally.
-    /// On failure nothing stays attached or entered.
+    /// On failure nothing stays attached or entered. Plugging an endpoint that is already
+    /// plugged the same way succeeds and changes nothing (runtimes retry).
     public func plug(_ endpoint: LocalEndpoint, mode: XDPMode = .auto) throws {
         try lock.withLock {
-            guard state.locals[endpoint.id] == nil else { throw DataplaneError(.conflict, "endpoint \(endpoint.id) is already plugged") }
+            if let plugged = state.locals[endpoint.id] {
+                guard plugged.spec == endpoint else { throw DataplaneError(.conflict, "endpoint \(endpoint.id) is already plugged differently") }
+                return
+            }
             guard let network = state.network(containing: endpoint.ip, in: endpoint.vni) else {
                 throw DataplaneError(.notFound, "endpoint \(endpoint.id): no network of VPC \(endpoint.vni) holds \(endpoint.ip)")
             }
@@ -114,9 +118,10 @@ extension Droplet {
 
     /// Stops hosting an endpoint: detaches its agent, removes its entries. Traffic to it is
     /// then dropped and counted here (or bounced, if a bouncer entry for it was programmed).
+    /// Unplugging an endpoint that is not plugged succeeds.
     public func unplug(_ id: EndpointID) throws {
         try lock.withLock {
-            guard let plugged = state.locals[id] else { throw DataplaneError(.notFound, "endpoint \(id) is not plugged here") }
+            guard let plugged = state.locals[id] else { return }
             try unplugLocked(plugged)
         }
     }

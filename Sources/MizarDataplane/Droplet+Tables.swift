@@ -84,7 +84,7 @@ extension Droplet {
         withDroplets(&value.bouncers, network.bouncers)
         try lock.withLock {
             guard state.vpcs[network.vni] != nil else { throw DataplaneError(.notFound, "network \(network.id): no VPC \(network.vni)") }
-            if let other = state.networks.values.first(where: { $0.vni == network.vni && $0.cidr != network.cidr && overlaps($0.cidr, network.cidr) }) {
+            if let other = state.networks.values.first(where: { $0.vni == network.vni && $0.cidr != network.cidr && $0.cidr.overlaps(network.cidr) }) {
                 throw DataplaneError(.conflict, "network \(network.id) overlaps \(other.cidr)")
             }
             try maps.networks.update(network.id.key, value)
@@ -150,7 +150,8 @@ extension Droplet {
 
     public func setEndpoint(_ endpoint: Endpoint) throws { try setEndpoints([endpoint]) }
 
-    /// Removes an endpoint from the bouncer table, and any path learned to it.
+    /// Removes an endpoint from the bouncer table, and any path learned to it. Removing one
+    /// that is not there succeeds.
     public func removeEndpoint(_ id: EndpointID) throws {
         try lock.withLock { try removeEndpointLocked(id) }
     }
@@ -164,10 +165,9 @@ extension Droplet {
 
     private func removeEndpointLocked(_ id: EndpointID) throws {
         if let plugged = state.locals[id] {
-            guard plugged.shadowed != nil else { throw DataplaneError(.notFound, "no bouncer entry for \(id); unplug a local endpoint instead") }
             plugged.shadowed = nil
         } else {
-            guard try maps.endpoints.delete(id.key) else { throw DataplaneError(.notFound, "no endpoint \(id)") }
+            try maps.endpoints.delete(id.key)
         }
         try maps.directPath.delete(id.key)
     }
@@ -200,9 +200,4 @@ private func concurrentMap<T>(_ count: Int, _ body: (Int) throws -> T) throws ->
         DispatchQueue.concurrentPerform(iterations: count) { i in out[i] = Result { try body(i) } }
     }
     return try results.map { try $0!.get() }
-}
-
-private func overlaps(_ a: IPv4Interface, _ b: IPv4Interface) -> Bool {
-    let shorter = min(a.prefixLength, b.prefixLength)
-    return IPv4Interface(a.address, prefixLength: shorter).network == IPv4Interface(b.address, prefixLength: shorter).network
 }

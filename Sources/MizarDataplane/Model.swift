@@ -1,25 +1,6 @@
 import CMizarABI
 import MizarNet
 
-/// A VPC's 24-bit Virtual Network Identifier (the Geneve VNI).
-public struct VNI: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible, ExpressibleByIntegerLiteral {
-    public let rawValue: UInt32
-
-    /// Fails for values above 2^24 - 1.
-    public init?(rawValue: UInt32) {
-        guard rawValue < 1 << 24 else { return nil }
-        self.rawValue = rawValue
-    }
-
-    public init(integerLiteral value: UInt32) {
-        precondition(value < 1 << 24, "a VNI has 24 bits")
-        rawValue = value
-    }
-
-    public var description: String { String(rawValue) }
-    public static func < (a: VNI, b: VNI) -> Bool { a.rawValue < b.rawValue }
-}
-
 /// A droplet's underlay address: where encapsulated packets for it are sent.
 public struct DropletAddress: Hashable, Sendable, CustomStringConvertible {
     public var ip: IPv4Address

@@ -79,10 +79,13 @@ final class DropletTablesTests {
             try self.bed.droplet.setEndpoints([Endpoint(vni: 100, ip: IPv4Address(10, 0, 1, 30), mac: Wire.bMAC, droplet: Wire.y),
                                                Endpoint(vni: 100, ip: IPv4Address(10, 7, 0, 1), mac: Wire.bMAC, droplet: Wire.y)])
         }
-        refused(.conflict) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: Wire.a, mac: Wire.aMAC, hostInterface: self.bed.prefix + "ah")) }
+        // Idempotent: the same plug again, and an unplug of what is not plugged, succeed and change nothing.
+        #expect(throws: Never.self) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: Wire.a, mac: Wire.aMAC, hostInterface: self.bed.prefix + "ah")) }
+        #expect(throws: Never.self) { try self.bed.droplet.unplug(EndpointID(vni: 100, ip: IPv4Address(10, 0, 1, 77))) }
+        #expect(throws: Never.self) { try self.bed.droplet.removeEndpoint(EndpointID(vni: 100, ip: IPv4Address(10, 0, 1, 78))) }
+        refused(.conflict) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: Wire.a, mac: Wire.bMAC, hostInterface: self.bed.prefix + "ah")) }
         refused(.conflict) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: IPv4Address(10, 0, 1, 40), mac: Wire.aMAC, hostInterface: self.bed.prefix + "ah")) }
         refused(.notFound) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: IPv4Address(10, 7, 0, 1), mac: Wire.aMAC, hostInterface: self.bed.prefix + "ah")) }
-        refused(.notFound) { try self.bed.droplet.unplug(EndpointID(vni: 100, ip: IPv4Address(10, 0, 1, 77))) }
         refused(.notFound) { try self.bed.droplet.removeVPC(999) }
         #expect(VNI(rawValue: 1 << 24) == nil)
         #expect(try counts == before)

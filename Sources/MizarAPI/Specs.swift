@@ -1,0 +1,169 @@
+import MizarAddresses
+
+/// A droplet: a host's substrate interface on the underlay. transitd creates its own at
+/// start (`status.local`); the others are the droplets its VPCs and networks name as
+/// dividers and bouncers, and that remote endpoints live on.
+public struct DropletSpec: ResourceSpec {
+    public static let kind = Kind.droplet
+    public var ip: IPv4Address
+    public var mac: MACAddress
+
+    public init(ip: IPv4Address, mac: MACAddress) {
+        self.ip = ip
+        self.mac = mac
+    }
+
+    public struct Status: Codable, Sendable, Hashable {
+        /// True for the droplet this transitd runs on (it cannot be changed or deleted).
+        public var local: Bool
+        public var interface: String?
+        public var mtu: UInt32?
+        /// How transit XDP is attached: `native` or `generic`.
+        public var xdpMode: String?
+        public init(local: Bool, interface: String? = nil, mtu: UInt32? = nil, xdpMode: String? = nil) {
+            self.local = local
+            self.interface = interface
+            self.mtu = mtu
+            self.xdpMode = xdpMode
+        }
+    }
+}
+
+/// A tenant network (VPC): its VNI and the droplets that divide it (route between its networks).
+public struct VPCSpec: ResourceSpec {
+    public static let kind = Kind.vpc
+    /// 1 to 16777215, unique among VPCs.
+    public var vni: VNI
+    /// Droplet names; omitted, this droplet divides the VPC. At most 16.
+    public var dividers: [String]?
+
+    public init(vni: VNI, dividers: [String]? = nil) {
+        self.vni = vni
+        self.dividers = dividers
+    }
+}
+
+/// A subnet of a VPC and the droplets that bounce it (hold its endpoint table).
+public struct NetworkSpec: ResourceSpec {
+    public static let kind = Kind.network
+    /// The VPC's name.
+    public var vpc: String
+    /// Host bits must be zero; /8 to /30; networks of one VPC may not overlap.
+    public var cidr: IPv4Interface
+    /// Droplet names; omitted, this droplet bounces the network. 1 to 16.
+    public var bouncers: [String]?
+
+    public init(vpc: String, cidr: IPv4Interface, bouncers: [String]? = nil) {
+        self.vpc = vpc
+        self.cidr = cidr
+        self.bouncers = bouncers
+    }
+
+    public struct Status: Codable, Sendable, Hashable {
+        public var vni: VNI
+        /// The address every endpoint of the network uses as its gateway (the first host address).
+        public var gateway: IPv4Address
+        public var endpoints: Int
+        public init(vni: VNI, gateway: IPv4Address, endpoints: Int) {
+            self.vni = vni
+            self.gateway = gateway
+            self.endpoints = endpoints
+        }
+    }
+}
+
+/// Where the transit agent of a local endpoint runs (docs/transit-agent.md).
+public enum AgentHook: String, Codable, Sendable, CaseIterable {
+    case tc, xdp
+}
+
+/// An endpoint: a VM or container interface in a network. A local one (on this droplet) is
+/// plugged: transitd gives it a veth (created with its peer inside `netns` when that is
+/// given), the transit agent and its table entries. A remote one is written only to the
+/// tables this droplet's roles need (it bounces the endpoint's network).
+public struct EndpointSpec: ResourceSpec {
+    public static let kind = Kind.endpoint
+    /// The network's name.
+    public var network: String
+    /// Omitted, transitd takes the lowest free address of the network (and keeps it).
+    public var ip: IPv4Address?
+    /// Omitted, a local endpoint gets a random locally administered address.
+    public var mac: MACAddress?
+    /// The droplet hosting it; omitted, this droplet.
+    public var droplet: String?
+    /// Local endpoints: the network namespace (a path such as `/proc/PID/ns/net` or
+    /// `/run/netns/NAME`) in which transitd creates the endpoint's side of the veth.
+    public var netns: String?
+    /// Local endpoints: the name of the endpoint's side inside `netns` (default `eth0`).
+    public var interface: String?
+    /// Local endpoints: the host-side veth. With `netns`, the name transitd gives it
+    /// (default `mz` + 10 hex digits of the endpoint's name); without, an existing veth to plug.
+    public var hostInterface: String?
+    /// Local endpoints: `tc` (default) or `xdp`.
+    public var agentHook: AgentHook?
+
+    public init(network: String, ip: IPv4Address? = nil, mac: MACAddress? = nil, droplet: String? = nil, netns: String? = nil,
+                interface: String? = nil, hostInterface: String? = nil, agentHook: AgentHook? = nil) {
+        self.network = network
+        self.ip = ip
+        self.mac = mac
+        self.droplet = droplet
+        self.netns = netns
+        self.interface = interface
+        self.hostInterface = hostInterface
+        self.agentHook = agentHook
+    }
+
+    /// True when every field this spec gives equals `other`'s: a request that repeats what
+    /// is stored (with the defaults transitd filled in) changes nothing.
+    public func isSatisfied(by other: EndpointSpec) -> Bool {
+        network == other.network && (ip == nil || ip == other.ip) && (mac == nil || mac == other.mac)
+            && (droplet == nil || droplet == other.droplet) && (netns == nil || netns == other.netns)
+            && (interface == nil || interface == other.interface) && (hostInterface == nil || hostInterface == other.hostInterface)
+            && (agentHook == nil || agentHook == other.agentHook)
+    }
+
+    public struct Status: Codable, Sendable, Hashable {
+        public var vni: VNI
+        public var local: Bool
+        /// The address and prefix the endpoint has inside its namespace, and its gateway.
+        public var address: IPv4Interface
+        public var gateway: IPv4Address
+        /// Local endpoints: the MTU of the veth (substrate MTU less the overlay's overhead).
+        public var mtu: UInt32?
+        /// Local endpoints: how the agent is attached (`tc`, `xdp native`, ...); nil while not plugged.
+        public var attachment: String?
+        public init(vni: VNI, local: Bool, address: IPv4Interface, gateway: IPv4Address, mtu: UInt32? = nil, attachment: String? = nil) {
+            self.vni = vni
+            self.local = local
+            self.address = address
+            self.gateway = gateway
+            self.mtu = mtu
+            self.attachment = attachment
+        }
+    }
+}
+
+/// The plugin chain of one hook: its name is the hook (`egress` or `ingress`).
+public struct PluginChainSpec: ResourceSpec {
+    public static let kind = Kind.pluginChain
+    /// Plugin names in the order frames cross them; empty for no chain.
+    public var plugins: [String]
+
+    public init(plugins: [String]) { self.plugins = plugins }
+}
+
+/// A plugin's configuration: its name is the plugin's, its spec the plugin's own document
+/// (the built-ins' are in docs/plugins.md), kept as it was given.
+public struct PluginConfigSpec: ResourceSpec {
+    public static let kind = Kind.pluginConfig
+    public var config: JSONValue
+
+    public init(config: JSONValue) { self.config = config }
+
+    public init(from decoder: any Decoder) throws { config = try JSONValue(from: decoder) }
+    public func encode(to encoder: any Encoder) throws { try config.encode(to: encoder) }
+}
+
+/// The hooks a chain may be set on.
+public let chainHooks = ["egress", "ingress"]

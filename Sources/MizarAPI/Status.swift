@@ -1,0 +1,128 @@
+import MizarAddresses
+
+/// `GET /v1/health`: whether the data plane is in place and the store is open.
+public struct Health: Codable, Sendable, Hashable {
+    /// True when every check passes.
+    public var healthy: Bool
+    /// Check name (`transitXDP`, `store`, `agents`, ...) to a short finding; "ok" when it passes.
+    public var checks: [String: String]
+
+    public init(healthy: Bool, checks: [String: String]) {
+        self.healthy = healthy
+        self.checks = checks
+    }
+}
+
+/// `GET /v1/status`: the daemon, its droplet and how much it holds.
+public struct DaemonStatus: Codable, Sendable, Hashable {
+    public var version: String
+    public var droplet: Droplet
+    /// Resources of each kind in the store, by kind name.
+    public var resources: [String: Int]
+    /// Endpoints plugged on this droplet.
+    public var localEndpoints: Int
+    /// The chain of each hook.
+    public var chains: [String: [String]]
+    public var health: Health
+
+    public init(version: String, droplet: Droplet, resources: [String: Int], localEndpoints: Int, chains: [String: [String]], health: Health) {
+        self.version = version
+        self.droplet = droplet
+        self.resources = resources
+        self.localEndpoints = localEndpoints
+        self.chains = chains
+        self.health = health
+    }
+}
+
+/// A plugin transitd knows: a built-in or one discovered in the plugin directory.
+public struct PluginInfo: Codable, Sendable, Hashable {
+    public var name: String
+    public var version: String
+    public var abi: UInt32
+    public var hooks: [String]
+    public var priority: Int
+    public var object: String
+    public var builtIn: Bool
+    /// The plugin's maps: name, type, key and value sizes, entries.
+    public var maps: [String]
+    /// Hooks whose chain holds the plugin now.
+    public var activeIn: [String]
+
+    public init(name: String, version: String, abi: UInt32, hooks: [String], priority: Int, object: String, builtIn: Bool, maps: [String],
+                activeIn: [String]) {
+        self.name = name
+        self.version = version
+        self.abi = abi
+        self.hooks = hooks
+        self.priority = priority
+        self.object = object
+        self.builtIn = builtIn
+        self.maps = maps
+        self.activeIn = activeIn
+    }
+}
+
+/// `POST /v1/plugins/discover`: what a scan of the plugin directory registered and refused.
+public struct DiscoverResult: Codable, Sendable, Hashable {
+    public var registered: [String]
+    public var errors: [String]
+
+    public init(registered: [String], errors: [String]) {
+        self.registered = registered
+        self.errors = errors
+    }
+}
+
+/// A packet and byte count.
+public struct CounterValue: Codable, Sendable, Hashable {
+    public var packets: UInt64
+    public var bytes: UInt64
+
+    public init(packets: UInt64, bytes: UInt64) {
+        self.packets = packets
+        self.bytes = bytes
+    }
+}
+
+/// `GET /v1/counters`: the data plane's counters, summed over CPUs; slots that are zero are left out.
+public struct Counters: Codable, Sendable, Hashable {
+    /// Transit XDP on the substrate interface, by slot name.
+    public var transit: [String: CounterValue]
+    /// The transit agents of every local endpoint, by slot name.
+    public var agent: [String: CounterValue]
+    /// Per hook, per plugin of its chain: verdict (and `reasonN`) to count.
+    public var plugins: [String: [String: [String: CounterValue]]]
+
+    public init(transit: [String: CounterValue], agent: [String: CounterValue], plugins: [String: [String: [String: CounterValue]]]) {
+        self.transit = transit
+        self.agent = agent
+        self.plugins = plugins
+    }
+}
+
+/// A bouncer role: a droplet holding the endpoint table of a network.
+public struct BouncerRole: Codable, Sendable, Hashable {
+    public var network: String
+    public var droplet: String
+    public var local: Bool
+
+    public init(network: String, droplet: String, local: Bool) {
+        self.network = network
+        self.droplet = droplet
+        self.local = local
+    }
+}
+
+/// A divider role: a droplet routing between the networks of a VPC.
+public struct DividerRole: Codable, Sendable, Hashable {
+    public var vpc: String
+    public var droplet: String
+    public var local: Bool
+
+    public init(vpc: String, droplet: String, local: Bool) {
+        self.vpc = vpc
+        self.droplet = droplet
+        self.local = local
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Hummingbird
+import MizarAPI
+import MizarDataplane
+import MizarNet
+import MizarPlugins
+
+/// The largest request body the API reads (docs/api.md): larger ones get 413 and change nothing.
+public let maxRequestBody = 1 << 20
+
+/// The routes of API v1 (docs/api.md, docs/openapi.yaml): handlers decode and check the
+/// request, hand it to the daemon and encode its answer; every error leaves as `APIError` JSON.
+public func makeAPIRouter(daemon: Daemon) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.add(middleware: APIErrorMiddleware())
+    let v1 = router.group("v1")
+
+    v1.get("health") { _, _ -> Response in
+        let health = await daemon.health()
+        return try json(health, status: health.healthy ? .ok : .serviceUnavailable)
+    }
+    v1.get("status") { _, _ in try json(await daemon.status()) }
+    v1.get("counters") { _, _ in try json(try await daemon.counters()) }
+    v1.get("bouncers") { _, _ in try json(await daemon.bouncers()) }
+    v1.get("dividers") { _, _ in try json(await daemon.dividers()) }
+    v1.get("plugins") { _, _ in try json(await daemon.plugins()) }
+    v1.get("plugins/:name") { _, context in try json(try await daemon.plugin(try context.parameters.require("name"))) }
+    v1.post("plugins/discover") { _, _ in try json(await daemon.discoverPlugins()) }
+
+    v1.post("apply") { request, _ in
+        let body = try await decode(ApplyRequest.self, from: request)
+        return try json(try await daemon.apply(body))
+    }
+
+    for kind in Kind.allCases {
+        v1.get(RouterPath(kind.path)) { _, _ in try json(await daemon.list(kind)) }
+        v1.get(RouterPath("\(kind.path)/:name")) { _, context in
+            try json(try await daemon.get(ResourceReference(kind: kind, name: try context.parameters.require("name"))))
+        }
+        v1.put(RouterPath("\(kind.path)/:name")) { request, context in
+            let name = try context.parameters.require("name")
+            let resource = try await decode(AnyResource.self, from: request, defaultKind: kind)
+            guard resource.kind == kind else { throw APIError(.badRequest, "a \(resource.kind.rawValue) sent to /v1/\(kind.path)") }
+            guard resource.name == name else { throw APIError(.badRequest, "metadata.name \(resource.name) differs from the path's \(name)") }
+            let result = try await daemon.apply(ApplyRequest(apply: [resource]))
+            let stored = try await daemon.get(resource.reference)
+            return try json(stored, status: result.items.first?.action == "created" ? .created : .ok)
+        }
+        v1.delete(RouterPath("\(kind.path)/:name")) { _, context in
+            let ref = ResourceReference(kind: kind, name: try context.parameters.require("name"))
+            return try json(try await daemon.apply(ApplyRequest(delete: [ref])))
+        }
+    }
+    return router
+}
+
+/// Reads and decodes a JSON body of at most `maxRequestBody` bytes. A resource body may
+/// leave out `kind` (the path gives it).
+private func decode<T: Decodable>(_ type: T.Type, from request: Request, defaultKind: Kind? = nil) async throws -> T {
+    var request = request
+    let buffer = try await request.collectBody(upTo: maxRequestBody)
+    var data = Data(buffer.readableBytesView)
+    if let defaultKind, var object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["kind"] == nil {
+        object["kind"] = defaultKind.rawValue
+        data = try JSONSerialization.data(withJSONObject: object)
+    }
+    do {
+        return try JSONDecoder().decode(T.self, from: data)
+    } catch let error as DecodingError {
+        throw APIError(.badRequest, error.summary)
+    }
+}
+
+private let encoder: JSONEncoder = {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return e
+}()
+
+/// A JSON response.
+func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+    let data = try encoder.encode(value)
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// Turns every error a handler throws into the API's error shape and status.
+struct APIErrorMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let apiError = APIError.from(error)
+            if apiError.code == APIError.Code.internal.rawValue || apiError.code == APIError.Code.dataplane.rawValue {
+                context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(apiError)"])
+            }
+            let status = APIError.Code(rawValue: apiError.code)?.httpStatus ?? 500
+            return try json(apiError, status: HTTPResponse.Status(code: status))
+        }
+    }
+}
+
+extension APIError {
+    /// The API's view of any error: library errors keep their message and get a fitting code.
+    static func from(_ error: any Error) -> APIError {
+        switch error {
+        case let e as APIError: return e
+        case let e as DataplaneError:
+            let code: Code = e.code == .invalidArgument ? .invalid : e.code == .conflict ? .conflict : e.code == .notFound ? .invalid : .dataplane
+            return APIError(code, e.message)
+        case let e as PluginError: return APIError(e.code == .invalidConfig ? .invalid : .dataplane, e.description)
+        case let e as NetError: return APIError(.dataplane, e.description)
+        case let e as HTTPError:
+            let code: Code = e.status == .notFound ? .notFound : e.status == .contentTooLarge ? .tooLarge : e.status.code < 500 ? .badRequest : .internal
+            return APIError(code, e.body ?? e.status.reasonPhrase)
+        case let e as any HTTPResponseError:
+            if e.status == .contentTooLarge { return APIError(.tooLarge, "the request body is over \(maxRequestBody) bytes") }
+            return APIError(e.status.code < 500 ? .badRequest : .internal, "\(e)")
+        default: return APIError(.internal, "\(error)")
+        }
+    }
+}

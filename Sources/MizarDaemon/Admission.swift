@@ -1,0 +1,177 @@
+import Foundation
+import MizarAPI
+
+/// What admission needs to know of the plugins: the hooks each runs at and whether a
+/// configuration is one it accepts.
+public protocol PluginCatalog: Sendable {
+    /// The hooks of a registered plugin; nil when none of that name is registered.
+    func hooks(of plugin: String) -> [String]?
+    /// Throws `APIError(.invalid, ...)` when `config` is not a configuration `plugin` accepts.
+    func check(config: JSONValue, of plugin: String) throws
+}
+
+/// Validates requests against the whole desired state and applies them to it: defaults are
+/// filled in (dividers, bouncers, addresses, MACs, veth names), references checked, and
+/// every change recorded so that a later failure can put back exactly what was there.
+struct Admission {
+    let localDroplet: String
+    let catalog: any PluginCatalog
+
+    /// What one admitted request changed: the resources before, in order, to undo it.
+    struct Changes {
+        var items: [ApplyResult.Item] = []
+        var previous: [(ResourceReference, AnyResource?)] = []
+        var upserts: [AnyResource] = []
+        var deletes: [ResourceReference] = []
+        var refs: [ResourceReference] { previous.map(\.0) }
+    }
+
+    /// Applies `request` to `state`: deletes first (dependents before what they use), then
+    /// upserts (what others use first). On the first problem `state` is restored and the
+    /// error thrown.
+    func admit(_ request: ApplyRequest, to state: inout DesiredState) throws -> Changes {
+        var changes = Changes()
+        do {
+            let names = request.apply.map(\.reference)
+            guard Set(names).count == names.count else {
+                let dup = Dictionary(grouping: names, by: { $0 }).first { $0.value.count > 1 }!.key
+                throw APIError(.invalid, "\(dup) is given twice in one request")
+            }
+            for ref in request.delete.sorted(by: { $0.kind > $1.kind }) {
+                guard let gone = try admitDelete(ref, in: state) else {
+                    changes.items.append(.init(reference: ref, action: "unchanged"))
+                    continue
+                }
+                changes.previous.append((ref, gone))
+                changes.deletes.append(ref)
+                state.remove(ref)
+                changes.items.append(.init(reference: ref, action: "deleted"))
+            }
+            for resource in request.apply.sorted(by: { $0.kind < $1.kind }) {
+                if let problem = ObjectMeta.problem(with: resource.name) { throw APIError(.invalid, "\(resource.reference): \(problem)") }
+                let existing = state.resource(resource.reference)
+                let admitted = try normalize(resource, existing: existing, in: state)
+                if admitted == existing {
+                    changes.items.append(.init(reference: resource.reference, action: "unchanged"))
+                    continue
+                }
+                changes.previous.append((resource.reference, state.put(admitted)))
+                changes.upserts.append(admitted)
+                changes.items.append(.init(reference: resource.reference, action: existing == nil ? "created" : "configured"))
+            }
+        } catch {
+            undo(changes, in: &state)
+            throw error
+        }
+        return changes
+    }
+
+    /// Puts back what `changes` replaced or removed, newest first.
+    func undo(_ changes: Changes, in state: inout DesiredState) {
+        for (ref, previous) in changes.previous.reversed() {
+            if let previous { state.put(previous) } else { state.remove(ref) }
+        }
+    }
+
+    // MARK: Deletes
+
+    /// The resource a delete removes (nil when already gone), or why it may not go.
+    private func admitDelete(_ ref: ResourceReference, in state: DesiredState) throws -> AnyResource? {
+        guard let existing = state.resource(ref) else { return nil }
+        switch ref.kind {
+        case .droplet:
+            guard ref.name != localDroplet else { throw APIError(.conflict, "droplet \(ref.name) is this transitd's own: it cannot be deleted") }
+            if let vpc = state.vpcs.values.first(where: { $0.spec.dividers?.contains(ref.name) == true }) {
+                throw APIError(.conflict, "droplet \(ref.name) divides VPC \(vpc.name)", details: ["referrer": "VPC/\(vpc.name)"])
+            }
+            if let net = state.networks.values.first(where: { $0.spec.bouncers?.contains(ref.name) == true }) {
+                throw APIError(.conflict, "droplet \(ref.name) bounces network \(net.name)", details: ["referrer": "Network/\(net.name)"])
+            }
+            if let ep = state.endpoints.values.first(where: { $0.spec.droplet == ref.name }) {
+                throw APIError(.conflict, "droplet \(ref.name) hosts endpoint \(ep.name)", details: ["referrer": "Endpoint/\(ep.name)"])
+            }
+        case .vpc:
+            if let net = state.networks.values.first(where: { $0.spec.vpc == ref.name }) {
+                throw APIError(.conflict, "VPC \(ref.name) still has network \(net.name): delete its networks first", details: ["referrer": "Network/\(net.name)"])
+            }
+        case .network:
+            if let ep = state.endpointsByNetwork[ref.name]?.first {
+                throw APIError(.conflict, "network \(ref.name) still has endpoint \(ep): delete its endpoints first", details: ["referrer": "Endpoint/\(ep)"])
+            }
+        case .endpoint, .pluginConfig, .pluginChain:
+            break
+        }
+        return existing
+    }
+
+    // MARK: Upserts
+
+    /// The resource as it will be stored (defaults filled in), or why it is refused.
+    private func normalize(_ resource: AnyResource, existing: AnyResource?, in state: DesiredState) throws -> AnyResource {
+        switch resource {
+        case .droplet(var r):
+            r.status = nil
+            if r.name == localDroplet, case .droplet(let mine)? = existing, mine.spec != r.spec {
+                throw APIError(.conflict, "droplet \(r.name) is this transitd's own: its address comes from its interface")
+            }
+            if let other = state.droplets.values.first(where: { $0.name != r.name && $0.spec.ip == r.spec.ip }) {
+                throw APIError(.conflict, "droplet \(other.name) already has IP \(r.spec.ip)")
+            }
+            if r.spec.mac.isMulticast { throw APIError(.invalid, "droplet \(r.name): \(r.spec.mac) is a group address") }
+            return .droplet(r)
+        case .vpc(var r):
+            r.status = nil
+            r.spec.dividers = r.spec.dividers ?? [localDroplet]
+            try checkDroplets(r.spec.dividers!, role: "dividers", of: "VPC \(r.name)", in: state, allowNone: true)
+            if let other = state.vpcs.values.first(where: { $0.name != r.name && $0.spec.vni == r.spec.vni }) {
+                throw APIError(.conflict, "VNI \(r.spec.vni) belongs to VPC \(other.name)")
+            }
+            if case .vpc(let old)? = existing, old.spec.vni != r.spec.vni, let net = state.networks.values.first(where: { $0.spec.vpc == r.name }) {
+                throw APIError(.conflict, "VPC \(r.name) has network \(net.name): its VNI cannot change")
+            }
+            return .vpc(r)
+        case .network(var r):
+            r.status = nil
+            r.spec.bouncers = r.spec.bouncers ?? [localDroplet]
+            guard state.vpcs[r.spec.vpc] != nil else { throw APIError(.invalid, "network \(r.name): no VPC \(r.spec.vpc)") }
+            let cidr = r.spec.cidr
+            guard (8...30).contains(cidr.prefixLength) else { throw APIError(.invalid, "network \(r.name): \(cidr) must be a /8 to /30") }
+            guard cidr == cidr.network else { throw APIError(.invalid, "network \(r.name): \(cidr) has host bits set; did you mean \(cidr.network)?") }
+            try checkDroplets(r.spec.bouncers!, role: "bouncers", of: "network \(r.name)", in: state, allowNone: false)
+            if let other = state.networks.values.first(where: { $0.name != r.name && $0.spec.vpc == r.spec.vpc && $0.spec.cidr.overlaps(cidr) }) {
+                throw APIError(.conflict, "network \(r.name): \(cidr) overlaps network \(other.name) (\(other.spec.cidr)) of VPC \(r.spec.vpc)",
+                               details: ["conflict": "Network/\(other.name)"])
+            }
+            if case .network(let old)? = existing, old.spec.vpc != r.spec.vpc || old.spec.cidr != cidr, state.endpointsByNetwork[r.name] != nil {
+                throw APIError(.conflict, "network \(r.name) has endpoints: its VPC and CIDR cannot change")
+            }
+            return .network(r)
+        case .endpoint(var r):
+            r.status = nil
+            if case .endpoint(let old)? = existing, r.spec.isSatisfied(by: old.spec) { return .endpoint(old) }
+            r.spec = try EndpointDefaults(localDroplet: localDroplet, state: state).fill(r.spec, name: r.name)
+            return .endpoint(r)
+        case .pluginConfig(var r):
+            r.status = nil
+            guard catalog.hooks(of: r.name) != nil else { throw APIError(.invalid, "no plugin \(r.name) is registered") }
+            try catalog.check(config: r.spec.config, of: r.name)
+            return .pluginConfig(r)
+        case .pluginChain(var r):
+            r.status = nil
+            guard chainHooks.contains(r.name) else { throw APIError(.invalid, "no hook \(r.name): a chain is named egress or ingress") }
+            guard Set(r.spec.plugins).count == r.spec.plugins.count else { throw APIError(.invalid, "chain \(r.name) names a plugin twice") }
+            for plugin in r.spec.plugins {
+                guard let hooks = catalog.hooks(of: plugin) else { throw APIError(.invalid, "chain \(r.name): no plugin \(plugin) is registered") }
+                guard hooks.contains(r.name) else { throw APIError(.invalid, "chain \(r.name): plugin \(plugin) runs only at \(hooks.joined(separator: ", "))") }
+            }
+            return .pluginChain(r)
+        }
+    }
+
+    private func checkDroplets(_ names: [String], role: String, of what: String, in state: DesiredState, allowNone: Bool) throws {
+        guard allowNone || !names.isEmpty else { throw APIError(.invalid, "\(what) needs at least one of \(role)") }
+        guard names.count <= 16 else { throw APIError(.invalid, "\(what) has \(names.count) \(role); at most 16") }
+        guard Set(names).count == names.count else { throw APIError(.invalid, "\(what) names a droplet twice among its \(role)") }
+        for name in names where state.droplets[name] == nil { throw APIError(.invalid, "\(what): no droplet \(name) (\(role))") }
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import Logging
+import MizarAPI
+import MizarBPF
+import MizarDataplane
+import MizarNet
+import MizarPlugins
+
+/// transitd's core: the desired state (store + memory), admission and the reconciler that
+/// owns the droplet. One actor, so requests are applied one at a time, in order.
+///
+/// A change is admitted (validated, defaults filled), applied to the data plane, then
+/// committed to the store; when the data plane refuses it, what was applied is put back
+/// and nothing is stored. A request is acknowledged only after its commit.
+public actor Daemon {
+    public static let version = "0.4.0"
+
+    public let config: DaemonConfig
+    public let localName: String
+    let store: Store
+    let dataplane: MizarDataplane.Droplet
+    let reconciler: Reconciler
+    let admission: Admission
+    let logger: Logger
+    private(set) var desired = DesiredState()
+    /// Resources the last full reconcile could not apply (retried by `retryFailures`).
+    private(set) var failures: [String] = []
+
+    /// Opens the store, loads and attaches the data plane on the configured interface and
+    /// registers the plugins; `start()` then reconciles. On the first start (an empty store) it creates VPC `vpc0` (VNI 1) and network
+    /// `net0` (10.20.0.0/16) with this droplet as divider and bouncer.
+    public init(config: DaemonConfig, logger: Logger) throws {
+        guard let interface = config.interface, !interface.isEmpty else {
+            throw APIError(.invalid, "no interface: give --interface IFNAME or `interface:` in the configuration file")
+        }
+        self.config = config
+        self.logger = logger
+        let name = config.name ?? ProcessInfo.processInfo.hostName.lowercased()
+        if let problem = ObjectMeta.problem(with: name) { throw APIError(.invalid, "droplet name: \(problem) (give --name)") }
+        localName = name
+        store = try Store(directory: config.stateDir)
+        let hook: MizarDataplane.AgentHook = config.agentHook == .xdp ? .xdp : .tc
+        dataplane = try MizarDataplane.Droplet(interface: interface, agentHook: hook, locator: BPFObjectLocator(explicit: config.bpfDir))
+        try dataplane.attach()
+        for builtIn in BuiltInPlugin.all.values.sorted(by: { $0.descriptor.name < $1.descriptor.name }) {
+            try dataplane.plugins.register(builtIn.descriptor)
+        }
+        let (registered, errors) = dataplane.plugins.discover(in: PluginDirectory(config.pluginDir))
+        for error in errors { logger.warning("plugin refused", metadata: ["error": "\(error)"]) }
+        if !registered.isEmpty { logger.info("third-party plugins registered", metadata: ["plugins": "\(registered)"]) }
+        reconciler = Reconciler(droplet: dataplane, localName: name, logger: logger)
+        admission = Admission(localDroplet: name, catalog: LivePluginCatalog(chains: dataplane.plugins))
+    }
+
+    /// Loads the stored desired state and brings the kernel in line with it.
+    public func start() throws {
+        for resource in try store.load().sorted(by: { $0.kind < $1.kind }) { desired.put(resource) }
+        try bootstrap()
+        failures = reconciler.syncAll(desired)
+        logger.info("transitd ready", metadata: [
+            "droplet": "\(localName)", "address": "\(dataplane.address)", "xdp": "\(dataplane.attachedMode.map { "\($0)" } ?? "-")",
+            "endpoints": "\(desired.count(.endpoint))", "unapplied": "\(failures.count)",
+        ])
+    }
+
+    /// Records this droplet (its address may have changed) and, on the first start, the default VPC and network.
+    private func bootstrap() throws {
+        let me = AnyResource.droplet(MizarAPI.Droplet(name: localName, spec: DropletSpec(ip: dataplane.address.ip, mac: dataplane.address.mac)))
+        var request = ApplyRequest()
+        if desired.resource(me.reference) != me {
+            desired.remove(me.reference)
+            request.apply.append(me)
+        }
+        let first = try store.meta("initialized") == nil
+        if first {
+            request.apply.append(.vpc(MizarAPI.VPC(name: "vpc0", spec: VPCSpec(vni: 1))))
+            request.apply.append(.network(MizarAPI.Network(name: "net0", spec: NetworkSpec(vpc: "vpc0", cidr: IPv4Interface("10.20.0.0/16")!))))
+        }
+        let changes = try admission.admit(request, to: &desired)
+        try store.commit(upserts: changes.upserts, deletes: changes.deletes)
+        if first { try store.setMeta("initialized", ISO8601DateFormatter().string(from: Date())) }
+    }
+
+    // MARK: Changes
+
+    /// Validates and applies a request: all of it or nothing.
+    public func apply(_ request: ApplyRequest) throws -> ApplyResult {
+        let changes = try admission.admit(request, to: &desired)
+        guard !changes.previous.isEmpty else { return ApplyResult(items: changes.items) }
+        do {
+            try reconciler.sync(changes.refs, desired)
+            try store.commit(upserts: changes.upserts, deletes: changes.deletes)
+        } catch {
+            admission.undo(changes, in: &desired)
+            do { try reconciler.sync(changes.refs, desired) } catch {
+                logger.error("could not put back the data plane after a refused change", metadata: ["error": "\(error)"])
+                failures.append("\(error)")
+            }
+            throw error as? APIError ?? APIError(.dataplane, "the data plane refused the change: \(error)")
+        }
+        return ApplyResult(items: changes.items)
+    }
+
+    /// Retries what the last full reconcile could not apply.
+    public func retryFailures() {
+        guard !failures.isEmpty else { return }
+        failures = reconciler.syncAll(desired)
+    }
+
+    // MARK: Reads
+
+    public func get(_ ref: ResourceReference) throws -> AnyResource {
+        guard let resource = desired.resource(ref) else { throw APIError(.notFound, "no \(ref.kind.rawValue) \(ref.name)") }
+        return withStatus(resource)
+    }
+
+    public func list(_ kind: Kind) -> [AnyResource] { desired.list(kind).map(withStatus) }
+
+    private func withStatus(_ resource: AnyResource) -> AnyResource {
+        switch resource {
+        case .droplet(var r):
+            let local = r.name == localName
+            r.status = DropletSpec.Status(local: local, interface: local ? dataplane.interface : nil, mtu: local ? dataplane.mtu : nil,
+                                          xdpMode: local ? dataplane.attachedMode.map { "\($0)" } : nil)
+            return .droplet(r)
+        case .network(var r):
+            if let vpc = desired.vpcs[r.spec.vpc] {
+                r.status = NetworkSpec.Status(vni: vpc.spec.vni, gateway: r.spec.cidr.gateway, endpoints: desired.endpointsByNetwork[r.name]?.count ?? 0)
+            }
+            return .network(r)
+        case .endpoint(var r):
+            if let net = desired.networks[r.spec.network], let vpc = desired.vpcs[net.spec.vpc], let ip = r.spec.ip {
+                let local = r.spec.droplet == localName
+                r.status = EndpointSpec.Status(vni: vpc.spec.vni, local: local, address: IPv4Interface(ip, prefixLength: net.spec.cidr.prefixLength),
+                                               gateway: net.spec.cidr.gateway, mtu: local ? dataplane.endpointMTU : nil,
+                                               attachment: local ? r.spec.hostInterface.flatMap { dataplane.attachments[$0] } : nil)
+            }
+            return .endpoint(r)
+        default:
+            return resource
+        }
+    }
+
+    public func bouncers() -> [BouncerRole] {
+        desired.networks.values.sorted { $0.name < $1.name }.flatMap { net in
+            (net.spec.bouncers ?? []).map { BouncerRole(network: net.name, droplet: $0, local: $0 == localName) }
+        }
+    }
+
+    public func dividers() -> [DividerRole] {
+        desired.vpcs.values.sorted { $0.name < $1.name }.flatMap { vpc in
+            (vpc.spec.dividers ?? []).map { DividerRole(vpc: vpc.name, droplet: $0, local: $0 == localName) }
+        }
+    }
+
+    public func health() -> Health {
+        var checks: [String: String] = [:]
+        checks["transitXDP"] = dataplane.attachedMode.map { "ok (\($0))" } ?? "not attached to \(dataplane.interface)"
+        do { _ = try store.count(); checks["store"] = "ok" } catch { checks["store"] = "\(error)" }
+        let plugged = Set(dataplane.localEndpoints.map(\.hostInterface))
+        let missing = desired.endpoints.values.filter { $0.spec.droplet == localName && !plugged.contains($0.spec.hostInterface ?? "") }
+        checks["endpoints"] = missing.isEmpty ? "ok" : "\(missing.count) not plugged: \(missing.prefix(5).map(\.name).joined(separator: ", "))"
+        checks["reconcile"] = failures.isEmpty ? "ok" : "\(failures.count) unapplied: \(failures.prefix(3).joined(separator: "; "))"
+        return Health(healthy: checks.values.allSatisfy { $0.hasPrefix("ok") }, checks: checks)
+    }
+
+    public func status() -> DaemonStatus {
+        let me = (try? get(ResourceReference(kind: .droplet, name: localName))).flatMap { if case .droplet(let d) = $0 { d } else { nil } }
+        var resources: [String: Int] = [:]
+        for kind in Kind.allCases { resources[kind.rawValue] = desired.count(kind) }
+        let chains = Dictionary(uniqueKeysWithValues: PluginHook.allCases.map { ($0.rawValue, dataplane.plugins.chain($0)) })
+        return DaemonStatus(version: Daemon.version, droplet: me!, resources: resources, localEndpoints: reconciler.localCount,
+                            chains: chains, health: health())
+    }
+
+    // MARK: Plugins and counters
+
+    public func plugins() -> [PluginInfo] {
+        dataplane.plugins.descriptors.sorted { $0.name < $1.name }.map { d in
+            PluginInfo(name: d.name, version: d.version, abi: d.abi, hooks: d.hooks.map(\.rawValue), priority: d.priority, object: d.object,
+                       builtIn: BuiltInPlugin.all[d.name] != nil,
+                       maps: d.maps.map { "\($0.name) \($0.type) key=\($0.keySize) value=\($0.valueSize) entries=\($0.maxEntries)" },
+                       activeIn: PluginHook.allCases.filter { dataplane.plugins.chain($0).contains(d.name) }.map(\.rawValue))
+        }
+    }
+
+    public func plugin(_ name: String) throws -> PluginInfo {
+        guard let info = plugins().first(where: { $0.name == name }) else { throw APIError(.notFound, "no plugin \(name) is registered") }
+        return info
+    }
+
+    /// Registers what the plugin directory holds that is not registered yet.
+    public func discoverPlugins() -> DiscoverResult {
+        let (registered, errors) = dataplane.plugins.discover(in: PluginDirectory(config.pluginDir))
+        return DiscoverResult(registered: registered, errors: errors.map { "\($0)" })
+    }
+
+    public func counters() throws -> Counters {
+        func values<S>(_ c: SlotCounters<S>) -> [String: CounterValue] {
+            var out: [String: CounterValue] = [:]
+            for slot in S.allCases where c[slot].packets > 0 { out["\(slot)"] = CounterValue(packets: c[slot].packets, bytes: c[slot].bytes) }
+            return out
+        }
+        var plugins: [String: [String: [String: CounterValue]]] = [:]
+        for hook in PluginHook.allCases {
+            for name in dataplane.plugins.chain(hook) {
+                let c = try dataplane.plugins.counters(name, at: hook)
+                var out: [String: CounterValue] = [:]
+                for v in PluginVerdict.allCases where c[v].packets > 0 { out["\(v)"] = CounterValue(packets: c[v].packets, bytes: c[v].bytes) }
+                for (i, r) in c.dropReasons.enumerated() where r.packets > 0 { out["reason\(i)"] = CounterValue(packets: r.packets, bytes: r.bytes) }
+                plugins[hook.rawValue, default: [:]][name] = out
+            }
+        }
+        return Counters(transit: values(try dataplane.transitCounters()), agent: values(try dataplane.agentCounters()), plugins: plugins)
+    }
+
+    // MARK: Exit
+
+    /// With `cleanup`, takes away every endpoint (and the veths transitd made) and detaches
+    /// the programs; the store keeps the desired state for the next start.
+    public func shutdown() {
+        guard config.cleanup else { return }
+        var empty = DesiredState()
+        if let me = desired.droplets[localName] { empty.put(.droplet(me)) }
+        let refs = Kind.allCases.flatMap { desired.list($0).map(\.reference) }
+        do { try reconciler.sync(refs, empty, expand: false) } catch { logger.error("cleanup incomplete", metadata: ["error": "\(error)"]) }
+        dataplane.detach()
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import MizarAPI
+import Yams
+
+/// transitd's settings: the YAML file's keys are these names; command-line flags override them.
+public struct DaemonConfig: Codable, Sendable, Equatable {
+    /// The substrate interface (required).
+    public var interface: String?
+    /// This droplet's name among droplets (default: the host name).
+    public var name: String?
+    public var socket: String = "/run/mizar/transitd.sock"
+    public var stateDir: String = "/var/lib/mizar"
+    /// Base of the pins on bpffs.
+    public var bpffs: String = "/sys/fs/bpf/mizar"
+    /// Where the BPF objects are; nil searches the usual places (docs/transitd.md).
+    public var bpfDir: String?
+    public var pluginDir: String = "/etc/mizar/plugins"
+    /// Where local endpoints' agents run unless an endpoint says otherwise: `tc` or `xdp`.
+    public var agentHook: AgentHook = .tc
+    /// Remove everything transitd made when it exits.
+    public var cleanup: Bool = false
+
+    public init() {}
+
+    public static let defaultPath = "/etc/mizar/transitd.yaml"
+
+    enum CodingKeys: String, CodingKey { case interface, name, socket, stateDir, bpffs, bpfDir, pluginDir, agentHook, cleanup }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = DaemonConfig()
+        interface = try c.decodeIfPresent(String.self, forKey: .interface)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? d.socket
+        stateDir = try c.decodeIfPresent(String.self, forKey: .stateDir) ?? d.stateDir
+        bpffs = try c.decodeIfPresent(String.self, forKey: .bpffs) ?? d.bpffs
+        bpfDir = try c.decodeIfPresent(String.self, forKey: .bpfDir)
+        pluginDir = try c.decodeIfPresent(String.self, forKey: .pluginDir) ?? d.pluginDir
+        agentHook = try c.decodeIfPresent(AgentHook.self, forKey: .agentHook) ?? d.agentHook
+        cleanup = try c.decodeIfPresent(Bool.self, forKey: .cleanup) ?? d.cleanup
+    }
+
+    /// Reads a YAML file; a missing file at the default path is an empty configuration.
+    public static func load(_ path: String?) throws -> DaemonConfig {
+        let file = path ?? defaultPath
+        guard FileManager.default.fileExists(atPath: file) else {
+            if path != nil { throw APIError(.invalid, "no configuration file at \(file)") }
+            return DaemonConfig()
+        }
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return DaemonConfig() }
+        do {
+            return try YAMLDecoder().decode(DaemonConfig.self, from: text)
+        } catch let error as DecodingError {
+            throw APIError(.invalid, "\(file): \(error.summary)")
+        }
+    }
+}

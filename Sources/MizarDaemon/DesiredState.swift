@@ -1,0 +1,102 @@
+import MizarAPI
+
+/// What the operator asked for, by kind and name, with the indexes validation needs.
+/// The store holds the same resources; this is its in-memory form.
+public struct DesiredState: Sendable {
+    public private(set) var droplets: [String: MizarAPI.Droplet] = [:]
+    public private(set) var vpcs: [String: MizarAPI.VPC] = [:]
+    public private(set) var networks: [String: MizarAPI.Network] = [:]
+    public private(set) var endpoints: [String: MizarAPI.Endpoint] = [:]
+    public private(set) var pluginConfigs: [String: PluginConfig] = [:]
+    public private(set) var chains: [String: PluginChain] = [:]
+
+    /// An endpoint address inside a VPC (by the VPC's name).
+    struct AddressKey: Hashable {
+        var vpc: String
+        var ip: IPv4Address
+    }
+    /// Which endpoint holds each address of each VPC.
+    private(set) var endpointByAddress: [AddressKey: String] = [:]
+    /// Endpoints of each network, by name.
+    private(set) var endpointsByNetwork: [String: Set<String>] = [:]
+
+    public init() {}
+
+    /// The resource stored under `ref`, if any.
+    public func resource(_ ref: ResourceReference) -> AnyResource? {
+        switch ref.kind {
+        case .droplet: droplets[ref.name].map(AnyResource.droplet)
+        case .vpc: vpcs[ref.name].map(AnyResource.vpc)
+        case .network: networks[ref.name].map(AnyResource.network)
+        case .endpoint: endpoints[ref.name].map(AnyResource.endpoint)
+        case .pluginConfig: pluginConfigs[ref.name].map(AnyResource.pluginConfig)
+        case .pluginChain: chains[ref.name].map(AnyResource.pluginChain)
+        }
+    }
+
+    /// Every resource of `kind`, sorted by name.
+    public func list(_ kind: Kind) -> [AnyResource] {
+        let names: [String]
+        switch kind {
+        case .droplet: names = Array(droplets.keys)
+        case .vpc: names = Array(vpcs.keys)
+        case .network: names = Array(networks.keys)
+        case .endpoint: names = Array(endpoints.keys)
+        case .pluginConfig: names = Array(pluginConfigs.keys)
+        case .pluginChain: names = Array(chains.keys)
+        }
+        return names.sorted().compactMap { resource(ResourceReference(kind: kind, name: $0)) }
+    }
+
+    public func count(_ kind: Kind) -> Int {
+        switch kind {
+        case .droplet: droplets.count
+        case .vpc: vpcs.count
+        case .network: networks.count
+        case .endpoint: endpoints.count
+        case .pluginConfig: pluginConfigs.count
+        case .pluginChain: chains.count
+        }
+    }
+
+    /// The VPC (by name) an endpoint's network belongs to.
+    func vpcName(ofNetwork network: String) -> String? { networks[network]?.spec.vpc }
+
+    /// Stores `resource`, replacing one of the same kind and name; returns what it replaced.
+    @discardableResult
+    public mutating func put(_ resource: AnyResource) -> AnyResource? {
+        let previous = remove(resource.reference)
+        switch resource {
+        case .droplet(let r): droplets[r.name] = r
+        case .vpc(let r): vpcs[r.name] = r
+        case .network(let r): networks[r.name] = r
+        case .endpoint(let r):
+            endpoints[r.name] = r
+            endpointsByNetwork[r.spec.network, default: []].insert(r.name)
+            if let vpc = vpcName(ofNetwork: r.spec.network), let ip = r.spec.ip { endpointByAddress[AddressKey(vpc: vpc, ip: ip)] = r.name }
+        case .pluginConfig(let r): pluginConfigs[r.name] = r
+        case .pluginChain(let r): chains[r.name] = r
+        }
+        return previous
+    }
+
+    /// Removes the resource under `ref`; returns it (nil when there was none).
+    @discardableResult
+    public mutating func remove(_ ref: ResourceReference) -> AnyResource? {
+        guard let previous = resource(ref) else { return nil }
+        switch ref.kind {
+        case .droplet: droplets[ref.name] = nil
+        case .vpc: vpcs[ref.name] = nil
+        case .network: networks[ref.name] = nil
+        case .endpoint:
+            if let r = endpoints.removeValue(forKey: ref.name) {
+                endpointsByNetwork[r.spec.network]?.remove(r.name)
+                if endpointsByNetwork[r.spec.network]?.isEmpty == true { endpointsByNetwork[r.spec.network] = nil }
+                if let vpc = vpcName(ofNetwork: r.spec.network), let ip = r.spec.ip { endpointByAddress[AddressKey(vpc: vpc, ip: ip)] = nil }
+            }
+        case .pluginConfig: pluginConfigs[ref.name] = nil
+        case .pluginChain: chains[ref.name] = nil
+        }
+        return previous
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import MizarAPI
+
+/// Fills in and checks an endpoint's spec against the desired state: its droplet, address,
+/// MAC and veth names.
+struct EndpointDefaults {
+    let localDroplet: String
+    let state: DesiredState
+
+    func fill(_ given: EndpointSpec, name: String) throws -> EndpointSpec {
+        var spec = given
+        guard let network = state.networks[spec.network] else { throw APIError(.invalid, "endpoint \(name): no network \(spec.network)") }
+        let cidr = network.spec.cidr
+        spec.droplet = spec.droplet ?? localDroplet
+        guard state.droplets[spec.droplet!] != nil else { throw APIError(.invalid, "endpoint \(name): no droplet \(spec.droplet!)") }
+        let local = spec.droplet == localDroplet
+
+        if let ip = spec.ip {
+            guard cidr.contains(IPv4Interface(ip, prefixLength: 32)) else {
+                throw APIError(.invalid, "endpoint \(name): \(ip) is outside network \(spec.network) (\(cidr))")
+            }
+            guard ip != cidr.address, ip != cidr.broadcast, ip != cidr.gateway else {
+                throw APIError(.invalid, "endpoint \(name): \(ip) is the network, gateway or broadcast address of \(cidr)")
+            }
+            if let holder = state.endpointByAddress[.init(vpc: network.spec.vpc, ip: ip)], holder != name {
+                throw APIError(.conflict, "endpoint \(name): \(ip) belongs to endpoint \(holder) in VPC \(network.spec.vpc)",
+                               details: ["conflict": "Endpoint/\(holder)"])
+            }
+        } else {
+            spec.ip = try allocate(in: network)
+        }
+
+        if let mac = spec.mac, mac.isMulticast || mac.value == 0 { throw APIError(.invalid, "endpoint \(name): \(mac) is not a unicast MAC") }
+        guard local else {
+            guard spec.mac != nil else { throw APIError(.invalid, "endpoint \(name): a remote endpoint needs its mac") }
+            guard spec.netns == nil, spec.hostInterface == nil, spec.interface == nil, spec.agentHook == nil else {
+                throw APIError(.invalid, "endpoint \(name): netns, interface, hostInterface and agentHook are for endpoints of this droplet")
+            }
+            return spec
+        }
+        spec.mac = spec.mac ?? .random()
+        spec.agentHook = spec.agentHook ?? .tc
+        if let netns = spec.netns {
+            guard netns.hasPrefix("/") else { throw APIError(.invalid, "endpoint \(name): netns must be an absolute path (/proc/PID/ns/net, /run/netns/NAME)") }
+            spec.interface = spec.interface ?? "eth0"
+            spec.hostInterface = spec.hostInterface ?? EndpointDefaults.hostInterface(for: name)
+        } else {
+            guard spec.hostInterface != nil else {
+                throw APIError(.invalid, "endpoint \(name): a local endpoint needs netns (transitd makes its veth) or hostInterface (an existing veth)")
+            }
+            guard spec.interface == nil else { throw APIError(.invalid, "endpoint \(name): interface goes with netns") }
+        }
+        for ifname in [spec.interface, spec.hostInterface].compactMap({ $0 }) {
+            guard ifname.utf8.count <= 15, !ifname.isEmpty, !ifname.contains("/"), ifname.allSatisfy({ !$0.isWhitespace }) else {
+                throw APIError(.invalid, "endpoint \(name): \"\(ifname)\" is not an interface name (1-15 characters, no '/' or spaces)")
+            }
+        }
+        if let other = state.endpoints.values.first(where: { $0.name != name && $0.spec.droplet == localDroplet && $0.spec.hostInterface == spec.hostInterface }) {
+            throw APIError(.conflict, "endpoint \(name): host interface \(spec.hostInterface!) serves endpoint \(other.name)")
+        }
+        return spec
+    }
+
+    /// The lowest free address of the network after its gateway.
+    private func allocate(in network: MizarAPI.Network) throws -> IPv4Address {
+        let cidr = network.spec.cidr
+        var candidate = cidr.gateway.value + 1
+        while candidate < cidr.broadcast.value {
+            let ip = IPv4Address(value: candidate)
+            if state.endpointByAddress[.init(vpc: network.spec.vpc, ip: ip)] == nil { return ip }
+            candidate += 1
+        }
+        throw APIError(.conflict, "network \(network.name) (\(cidr)) has no free address")
+    }
+
+    /// `mz` and 10 hex digits of a hash of the endpoint's name (FNV-1a): stable, 12 characters.
+    static func hostInterface(for name: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "mz" + String(String(hash, radix: 16).suffix(10)).leftPadded(to: 10)
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import MizarAPI
+import MizarDataplane
+import MizarNet
+import MizarPlugins
+
+/// Drives one `MizarDataplane.Droplet` towards the desired state. It remembers what it has
+/// applied, by resource name, so that a change is applied as the difference from that:
+/// `sync` for the resources one request touched, `syncAll` for everything (at start, and
+/// to retry after a failure). Every step is idempotent.
+final class Reconciler {
+    let droplet: MizarDataplane.Droplet
+    let localName: String
+    let wiring: EndpointWiring
+    let logger: Logger
+
+    private var vpcs: [String: MizarDataplane.VPC] = [:]
+    private var networks: [String: MizarDataplane.Network] = [:]
+    /// Local endpoints plugged, with the spec they were plugged with.
+    private var locals: [String: EndpointSpec] = [:]
+    /// Remote endpoints written to the bouncer table.
+    private var remotes: [String: EndpointID] = [:]
+    private var configs: [String: JSONValue] = [:]
+
+    init(droplet: MizarDataplane.Droplet, localName: String, logger: Logger) {
+        self.droplet = droplet
+        self.localName = localName
+        self.wiring = EndpointWiring(droplet: droplet)
+        self.logger = logger
+    }
+
+    /// How many endpoints are plugged here.
+    var localCount: Int { locals.count }
+
+    /// Brings every resource in line with `desired`; returns what could not be (and logs it).
+    @discardableResult
+    func syncAll(_ desired: DesiredState) -> [String] {
+        var refs = Set<ResourceReference>()
+        for kind in Kind.allCases { for r in desired.list(kind) { refs.insert(r.reference) } }
+        for name in vpcs.keys { refs.insert(.init(kind: .vpc, name: name)) }
+        for name in networks.keys { refs.insert(.init(kind: .network, name: name)) }
+        for name in locals.keys { refs.insert(.init(kind: .endpoint, name: name)) }
+        for name in remotes.keys { refs.insert(.init(kind: .endpoint, name: name)) }
+        for name in configs.keys { refs.insert(.init(kind: .pluginConfig, name: name)) }
+        for hook in chainHooks { refs.insert(.init(kind: .pluginChain, name: hook)) }
+        var failures: [String] = []
+        // One resource at a time, so that one failure does not hold back the others.
+        for ref in order(refs, desired) {
+            do { try sync([ref], desired, expand: false) } catch {
+                logger.error("cannot apply \(ref)", metadata: ["error": "\(error)"])
+                failures.append("\(ref): \(error)")
+            }
+        }
+        return failures
+    }
+
+    /// Applies the resources named (and those that depend on a droplet named) as `desired`
+    /// has them; a resource `desired` lacks is taken away.
+    func sync(_ refs: [ResourceReference], _ desired: DesiredState, expand: Bool = true) throws {
+        var all = Set(refs)
+        if expand {
+            for ref in refs where ref.kind == .droplet {
+                for r in desired.vpcs.values where r.spec.dividers?.contains(ref.name) == true { all.insert(r.reference) }
+                for r in desired.networks.values where r.spec.bouncers?.contains(ref.name) == true { all.insert(r.reference) }
+                for r in desired.endpoints.values where r.spec.droplet == ref.name { all.insert(r.reference) }
+            }
+            // A network whose bouncers changed changes which of its endpoints this droplet holds.
+            for ref in refs where ref.kind == .network {
+                for name in desired.endpointsByNetwork[ref.name] ?? [] { all.insert(.init(kind: .endpoint, name: name)) }
+            }
+        }
+        var remoteBatch: [MizarDataplane.Endpoint] = []
+        var remoteNames: [(String, EndpointID)] = []
+        for ref in order(all, desired) {
+            if ref.kind == .endpoint, let ep = desired.endpoints[ref.name], ep.spec.droplet != localName {
+                // Remote endpoints are written together (one batch) after the removals.
+                if let entry = try remoteEntry(ep, desired) {
+                    remoteBatch.append(entry)
+                    remoteNames.append((ep.name, entry.id))
+                } else {
+                    try removeRemote(ep.name)
+                }
+                try unplugLocal(ref.name)
+                continue
+            }
+            try syncOne(ref, desired)
+        }
+        if !remoteBatch.isEmpty {
+            for (name, id) in remoteNames where remotes[name] != nil && remotes[name] != id { try removeRemote(name) }
+            try droplet.setEndpoints(remoteBatch)
+            for (name, id) in remoteNames { remotes[name] = id }
+        }
+    }
+
+    /// Removals first (dependents before what they use), then additions in kind order.
+    private func order(_ refs: Set<ResourceReference>, _ desired: DesiredState) -> [ResourceReference] {
+        let gone = refs.filter { desired.resource($0) == nil }.sorted { ($0.kind, $0.name) > ($1.kind, $1.name) }
+        let present = refs.filter { desired.resource($0) != nil }.sorted { ($0.kind, $0.name) < ($1.kind, $1.name) }
+        return gone + present
+    }
+
+    private func address(of name: String, _ desired: DesiredState) throws -> DropletAddress {
+        guard let d = desired.droplets[name] else { throw APIError(.invalid, "no droplet \(name)") }
+        return DropletAddress(ip: d.spec.ip, mac: d.spec.mac)
+    }
+
+    private func syncOne(_ ref: ResourceReference, _ desired: DesiredState) throws {
+        switch ref.kind {
+        case .droplet:
+            break // Droplets are addresses others refer to; nothing of their own in the kernel.
+        case .vpc:
+            if let r = desired.vpcs[ref.name] {
+                let vpc = MizarDataplane.VPC(vni: r.spec.vni, dividers: try (r.spec.dividers ?? []).map { try address(of: $0, desired) })
+                if let old = vpcs[ref.name], old.vni != vpc.vni { try droplet.removeVPC(old.vni) }
+                if vpcs[ref.name] != vpc { try droplet.setVPC(vpc) }
+                vpcs[ref.name] = vpc
+            } else if let old = vpcs.removeValue(forKey: ref.name) {
+                try droplet.removeVPC(old.vni)
+            }
+        case .network:
+            if let r = desired.networks[ref.name], let vpc = desired.vpcs[r.spec.vpc] {
+                let net = MizarDataplane.Network(vni: vpc.spec.vni, cidr: r.spec.cidr, bouncers: try (r.spec.bouncers ?? []).map { try address(of: $0, desired) })
+                if let old = networks[ref.name], old.id != net.id { try droplet.removeNetwork(old.id) }
+                if networks[ref.name] != net { try droplet.setNetwork(net) }
+                networks[ref.name] = net
+            } else if let old = networks.removeValue(forKey: ref.name) {
+                try droplet.removeNetwork(old.id)
+            }
+        case .endpoint:
+            if let ep = desired.endpoints[ref.name] {
+                try removeRemote(ref.name)
+                try plugLocal(ep, desired)
+            } else {
+                try unplugLocal(ref.name)
+                try removeRemote(ref.name)
+            }
+        case .pluginConfig:
+            if let r = desired.pluginConfigs[ref.name] {
+                guard configs[ref.name] != r.spec.config else { return }
+                try droplet.plugins.configure(ref.name, try LivePluginCatalog.configuration(r.spec.config, of: ref.name))
+                configs[ref.name] = r.spec.config
+            } else if let old = configs.removeValue(forKey: ref.name) {
+                // Empty every map the configuration filled.
+                let maps = try LivePluginCatalog.configuration(old, of: ref.name).mapEntries().keys
+                try droplet.plugins.configure(ref.name, RawPluginConfiguration(Dictionary(uniqueKeysWithValues: maps.map { ($0, []) })))
+            }
+        case .pluginChain:
+            guard let hook = PluginHook(rawValue: ref.name) else { return }
+            let wanted = desired.chains[ref.name]?.spec.plugins ?? []
+            if droplet.plugins.chain(hook) != wanted { try droplet.plugins.setChain(hook, wanted) }
+        }
+    }
+
+    // MARK: Endpoints
+
+    /// The bouncer-table entry of a remote endpoint when this droplet bounces its network.
+    private func remoteEntry(_ ep: MizarAPI.Endpoint, _ desired: DesiredState) throws -> MizarDataplane.Endpoint? {
+        guard let net = desired.networks[ep.spec.network], net.spec.bouncers?.contains(localName) == true,
+              let vpc = desired.vpcs[net.spec.vpc], let ip = ep.spec.ip, let mac = ep.spec.mac, let host = ep.spec.droplet else { return nil }
+        return MizarDataplane.Endpoint(vni: vpc.spec.vni, ip: ip, mac: mac, droplet: try address(of: host, desired))
+    }
+
+    private func removeRemote(_ name: String) throws {
+        guard let id = remotes[name] else { return }
+        try droplet.removeEndpoint(id)
+        remotes[name] = nil
+    }
+
+    private func plugLocal(_ ep: MizarAPI.Endpoint, _ desired: DesiredState) throws {
+        if let old = locals[ep.name] {
+            guard old != ep.spec else { return }
+            try unplugLocal(ep.name)
+        }
+        guard let net = desired.networks[ep.spec.network], let vpc = desired.vpcs[net.spec.vpc] else {
+            throw APIError(.invalid, "endpoint \(ep.name): its network is not in place")
+        }
+        try wiring.plug(ep.spec, name: ep.name, vni: vpc.spec.vni, cidr: net.spec.cidr)
+        locals[ep.name] = ep.spec
+    }
+
+    private func unplugLocal(_ name: String) throws {
+        guard let old = locals[name] else { return }
+        try wiring.unplug(old, vni: vniOf(old))
+        locals[name] = nil
+    }
+
+    private func vniOf(_ spec: EndpointSpec) -> VNI? {
+        networks[spec.network]?.vni
+    }
+}

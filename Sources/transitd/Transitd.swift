@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import MizarAPI
+import MizarDaemon
+import ServiceLifecycle
+
+/// The per-host daemon: owns the droplet's data plane and serves the API on a Unix socket.
+@main
+struct Transitd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transitd",
+        abstract: "The Mizar per-host daemon: owns the data plane of one droplet and serves its API.",
+        discussion: """
+            Runs in the foreground. Flags override the configuration file (YAML, same names). \
+            On the first start it creates VPC vpc0 (VNI 1) and network net0 (10.20.0.0/16) with this droplet \
+            as divider and bouncer. SIGTERM or SIGINT stop it; see docs/transitd.md.
+            """,
+        version: Daemon.version)
+
+    @Option(name: .long, help: "The substrate interface (the droplet), e.g. eth0.")
+    var interface: String?
+    @Option(name: .long, help: "This droplet's name among droplets (default: the host name).")
+    var name: String?
+    @Option(name: .long, help: "Configuration file (default \(DaemonConfig.defaultPath); missing is fine).")
+    var config: String?
+    @Option(name: .long, help: "The API's Unix socket (default /run/mizar/transitd.sock).")
+    var socket: String?
+    @Option(name: .long, help: "Directory of the desired-state database (default /var/lib/mizar).")
+    var stateDir: String?
+    @Option(name: .long, help: "Base of the pins on bpffs (default /sys/fs/bpf/mizar).")
+    var bpffs: String?
+    @Option(name: .long, help: "Directory of the BPF objects (default: the installed ones, then build/bpf).")
+    var bpfDir: String?
+    @Option(name: .long, help: "Directory of third-party plugins (default /etc/mizar/plugins).")
+    var pluginDir: String?
+    @Option(name: .long, help: "Where endpoints' agents run unless they say: tc or xdp.")
+    var agentHook: AgentHook?
+    @Flag(name: .long, help: "On exit, unplug every endpoint and detach the programs (the store is kept).")
+    var cleanup = false
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        var settings: DaemonConfig
+        do { settings = try DaemonConfig.load(config) } catch { throw ValidationError("\(error)") }
+        settings.interface = interface ?? settings.interface
+        settings.name = name ?? settings.name
+        settings.socket = socket ?? settings.socket
+        settings.stateDir = stateDir ?? settings.stateDir
+        settings.bpffs = bpffs ?? settings.bpffs
+        settings.bpfDir = bpfDir ?? settings.bpfDir
+        settings.pluginDir = pluginDir ?? settings.pluginDir
+        settings.agentHook = agentHook ?? settings.agentHook
+        settings.cleanup = cleanup || settings.cleanup
+        guard settings.interface != nil else { throw ValidationError("give --interface IFNAME (or `interface:` in \(config ?? DaemonConfig.defaultPath))") }
+
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        let logger = Logger(label: "transitd")
+        // Files made from here on (socket, database) are the owner's only.
+        umask(0o077)
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(config: settings, logger: logger)
+            try await daemon.start()
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
+        let socketPath = settings.socket
+        try prepareSocket(socketPath)
+
+        let app = Application(router: makeAPIRouter(daemon: daemon),
+                              configuration: .init(address: .unixDomainSocket(path: settings.socket), serverName: "transitd"),
+                              onServerRunning: { _ in logger.info("API listening", metadata: ["socket": "\(socketPath)"]) },
+                              logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: app), .init(service: RetryService(daemon: daemon))],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await daemon.shutdown()
+        unlink(settings.socket)
+        logger.info("transitd stopped", metadata: ["cleanup": "\(settings.cleanup)"])
+    }
+
+    /// Makes the socket's directory and removes a socket left by a process that is gone;
+    /// refuses to start beside a transitd that still answers there.
+    private func prepareSocket(_ path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let fd = Foundation.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected != 0 else { throw ValidationError("another transitd answers on \(path)") }
+        unlink(path)
+    }
+}
+
+extension AgentHook: ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Retries, every 10 seconds, what the data plane could not take at start.
+struct RetryService: Service {
+    let daemon: Daemon
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: .seconds(10))
+            await daemon.retryFailures()
+        }
+    }
+}
