@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Layer 1: the only targets that touch C.
@@ -55,7 +56,7 @@ let package = Package(
         // The wire format as bytes: builders for tests, benchmarks and the plugin SDK.
         .target(name: "MizarPacket", dependencies: ["CMizarABI", "MizarNet"], swiftSettings: swiftSettings),
         // Namespaces joined by veths, and tools run inside them: for tests, benchmarks and demos.
-        .target(name: "MizarTopology", dependencies: ["MizarNet", "MizarBPF", "MizarDataplane"], swiftSettings: swiftSettings),
+        .target(name: "MizarTopology", dependencies: ["MizarNet", "MizarBPF", "MizarDataplane", "MizarClient"], swiftSettings: swiftSettings),
         // Layer 4: map layouts and programming of the data plane: droplets, VPCs, networks, endpoints.
         .target(
             name: "MizarDataplane",
@@ -79,7 +80,9 @@ let package = Package(
         // The API's client over the Unix socket (or TLS): mizarctl, the demo and tests.
         .target(
             name: "MizarClient",
-            dependencies: ["MizarAPI", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Yams", package: "Yams")],
+            dependencies: ["MizarAPI", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Yams", package: "Yams"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "NIOFoundationCompat", package: "swift-nio")],
             swiftSettings: swiftSettings),
         // transitd's parts: the desired-state store, the reconciler that drives a Droplet, the HTTP API.
         .target(
@@ -95,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "transitd",
             dependencies: [
-                "MizarDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MizarDaemon", "MizarClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings),
@@ -128,6 +131,7 @@ let package = Package(
         .testTarget(name: "MizarPacketTests", dependencies: ["MizarPacket", "MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginChainTests", dependencies: ["MizarPluginSDK", "MizarPlugins", "MizarDataplane", "MizarTopology", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TransitdTests", dependencies: ["MizarAPI", "MizarClient", "MizarTestSupport"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v5]
 )

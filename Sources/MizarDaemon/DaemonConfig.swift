@@ -47,7 +47,9 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
             if path != nil { throw APIError(.invalid, "no configuration file at \(file)") }
             return DaemonConfig()
         }
-        let text = try String(contentsOfFile: file, encoding: .utf8)
+        guard let handle = FileHandle(forReadingAtPath: file) else { throw APIError(.invalid, "cannot read \(file)") }
+        defer { try? handle.close() }
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
         if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return DaemonConfig() }
         do {
             return try YAMLDecoder().decode(DaemonConfig.self, from: text)

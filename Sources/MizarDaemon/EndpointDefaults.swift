@@ -42,6 +42,7 @@ struct EndpointDefaults {
         spec.agentHook = spec.agentHook ?? .tc
         if let netns = spec.netns {
             guard netns.hasPrefix("/") else { throw APIError(.invalid, "endpoint \(name): netns must be an absolute path (/proc/PID/ns/net, /run/netns/NAME)") }
+            guard FileManager.default.fileExists(atPath: netns) else { throw APIError(.invalid, "endpoint \(name): no network namespace at \(netns)") }
             spec.interface = spec.interface ?? "eth0"
             spec.hostInterface = spec.hostInterface ?? EndpointDefaults.hostInterface(for: name)
         } else {

@@ -64,6 +64,22 @@ public final class RunningCommand: @unchecked Sendable {
         try? FileManager.default.removeItem(at: dir)
     }
 
+    /// The process's id.
+    public var processID: pid_t { pid }
+
+    /// True until the process has ended.
+    public var isRunning: Bool { !reap(block: false) }
+
+    /// Sends `signal` (SIGKILL to test a crash, say) and waits for the end.
+    @discardableResult
+    public func stop(with signal: Int32, timeout: TimeInterval = 10) -> CommandResult {
+        if status == nil { kill(pid, signal) }
+        return wait(timeout: timeout)
+    }
+
+    /// What the command wrote to stdout so far.
+    public var output: String { read("out") }
+
     /// What the command wrote to stderr so far (tcpdump announces itself there).
     public var errorOutput: String { read("err") }
 

@@ -34,17 +34,15 @@ public final class OverlayLab: @unchecked Sendable {
     }
 
     public let prefix: String
-    public let fabric: Netns
+    public let underlay: Underlay
+    public var fabric: Netns { underlay.fabric }
     public let underlayMTU: UInt32
     public private(set) var hosts: [String: Host] = [:]
     public private(set) var guests: [String: Guest] = [:]
     private var networkList: [Network] = []
-    private var namespaces: [String] = []
-    private var fabricLinks: [BPFLink] = []
     private let locator: BPFObjectLocator
     private let directPathMaxAge: Duration
     private let agentHook: AgentHook
-    private let bridge: String
 
     /// Creates the fabric (a bridge in its own namespace) and one droplet per name, with
     /// underlay addresses 172.30.0.1, .2, ... in the order given.
@@ -55,13 +53,8 @@ public final class OverlayLab: @unchecked Sendable {
         self.underlayMTU = underlayMTU
         self.locator = locator
         self.directPathMaxAge = directPathMaxAge
-        bridge = prefix + "br"
-        fabric = try Netns.create(named: prefix + "-fabric")
-        namespaces.append(prefix + "-fabric")
+        underlay = try Underlay(prefix: prefix, mtu: underlayMTU)
         do {
-            let socket = try RouteSocket(in: fabric)
-            _ = try socket.createBridge(name: bridge)
-            try socket.setUp(bridge)
             for (i, name) in droplets.enumerated() { try addDroplet(name, index: i + 1) }
         } catch {
             teardown()
@@ -99,63 +92,27 @@ public final class OverlayLab: @unchecked Sendable {
     /// Removes every namespace the lab made (and with them every veth, bridge and attachment).
     public func teardown() {
         for host in hosts.values { host.dataplane.detach() }
-        fabricLinks.removeAll()
-        for name in namespaces.reversed() { _ = try? Netns.delete(named: name) }
-        namespaces.removeAll()
+        underlay.teardown()
     }
 
     public func host(_ name: String) -> Host { hosts[name]! }
     public func guest(_ name: String) -> Guest { guests[name]! }
 
     private func addDroplet(_ name: String, index: Int) throws {
-        let (netns, ip) = try addUnderlayNamespace("\(prefix)-\(name)", index: index)
+        let (netns, ip) = try underlay.addHost(name, index: index)
         let dataplane = try Droplet(interface: "eth0", in: netns, ip: ip, directPathMaxAge: directPathMaxAge, agentHook: agentHook, locator: locator)
         try dataplane.attach(mode: .native)
         // The fabric port stands in for the switch: frames sent into a veth need an XDP peer.
-        try attachFabricPeer(index: index, program: dataplane.vethPeerProgram)
+        try underlay.attachFabricPeer(index: index, program: dataplane.vethPeerProgram)
         hosts[name] = Host(name: name, netns: netns, interface: "eth0", address: dataplane.address, dataplane: dataplane)
-    }
-
-    /// A namespace on the fabric with `eth0` at 172.30.0.`index`/24, made wire-like.
-    private func addUnderlayNamespace(_ name: String, index: Int) throws -> (Netns, IPv4Address) {
-        let netns = try Netns.create(named: name)
-        namespaces.append(name)
-        let fabricSide = "\(prefix)f\(index)"
-        let fabricSocket = try RouteSocket(in: fabric)
-        _ = try fabricSocket.createVethPair(name: fabricSide, peerName: "eth0", peerNetns: netns, mtu: underlayMTU)
-        try fabricSocket.setMaster(of: fabricSide, to: bridge)
-        try fabricSocket.setUp(fabricSide)
-        let socket = try RouteSocket(in: netns)
-        let ip = IPv4Address(172, 30, 0, UInt8(index))
-        let link = try socket.link(named: "eth0")
-        try socket.addAddress(IPv4Interface(ip, prefixLength: 24), to: link.index)
-        try socket.setUp("eth0")
-        try socket.setUp("lo")
-        try emulateWire(fabricSide, in: fabric)
-        try emulateWire("eth0", in: netns)
-        return (netns, ip)
-    }
-
-    private func attachFabricPeer(index: Int, program: BPFProgram) throws {
-        let fabricIndex = try RouteSocket(in: fabric).link(named: "\(prefix)f\(index)").index
-        fabricLinks.append(try fabric.perform { try XDP.attach(program, ifindex: fabricIndex, mode: .native) })
     }
 
     /// A host outside the overlay on the substrate (no droplet): 172.30.0.`index`, for
     /// NAT tests. Returns its namespace; its interface is `eth0`.
     public func addExternalHost(_ name: String, index: Int = 100) throws -> (netns: Netns, ip: IPv4Address) {
-        let (netns, ip) = try addUnderlayNamespace("\(prefix)-\(name)", index: index)
-        try attachFabricPeer(index: index, program: hosts.values.first!.dataplane.vethPeerProgram)
+        let (netns, ip) = try underlay.addHost(name, index: index)
+        try underlay.attachFabricPeer(index: index, program: hosts.values.first!.dataplane.vethPeerProgram)
         return (netns, ip)
-    }
-
-    /// Makes a veth of the underlay behave like a wire: a NIC completes checksums and
-    /// segments tunnel GSO on transmit, whereas a veth would hand CHECKSUM_PARTIAL and
-    /// 64 KB UDP-tunnel skbs to the receiving droplet, whose XDP can keep neither.
-    /// (Lab scaffolding: `ethtool`, not product code.)
-    private func emulateWire(_ device: String, in netns: Netns) throws {
-        let result = try runCommand(["ethtool", "-K", device, "tx", "off", "tx-udp_tnl-segmentation", "off", "tx-udp_tnl-csum-segmentation", "off"], in: netns)
-        guard result.status == 0 else { throw NetError(.system, operation: "ethtool -K \(device)", message: result.error) }
     }
 
     private func addresses(_ names: [String]) -> [DropletAddress] { names.map { host($0).address } }
@@ -183,8 +140,7 @@ public final class OverlayLab: @unchecked Sendable {
     /// network's first address; plugs it and tells the network's bouncers.
     public func createEndpoint(_ name: String, vni: VNI, ip: String, on host: String) throws {
         guard let ip = IPv4Address(ip), let network = network(of: vni, ip) else { throw DataplaneError(.notFound, "no network of VNI \(vni) holds \(ip)") }
-        let netns = try Netns.create(named: "\(prefix)-\(name)")
-        namespaces.append("\(prefix)-\(name)")
+        let netns = try underlay.addNamespace(name)
         let guest = Guest(name: name, netns: netns, vni: vni, address: IPv4Interface(ip, prefixLength: network.cidr.prefixLength),
                           mac: MACAddress(bytes: [0x02, 0x00] + ip.bytes), host: host)
         try RouteSocket(in: netns).setUp("lo")

@@ -1,20 +1,45 @@
 import ArgumentParser
+import Foundation
 import MizarBPF
 
-/// The Mizar command-line tool.
+/// The Mizar command-line tool: transitd's API client, and local checks of the host and of plugins.
 @main
-struct Mizarctl: ParsableCommand {
+struct Mizarctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mizarctl",
         abstract: "Inspect and manage the Mizar XDP data plane on this host.",
+        discussion: """
+            Talks to transitd over its Unix socket (--socket, default /run/mizar/transitd.sock). \
+            Exit codes: 0 ok, 1 the API refused or failed (message printed), 2 usage, 3 transitd unreachable.
+            """,
         version: MizarVersion.current,
-        subcommands: [VersionCommand.self, BPFCommand.self, PluginCommand.self]
+        subcommands: [StatusCommand.self, GetCommand.self, DescribeCommand.self, ApplyCommand.self, DeleteCommand.self,
+                      ChainCommand.self, PluginCommand.self, CountersCommand.self, BPFCommand.self, VersionCommand.self]
     )
+
+    /// ArgumentParser's own exit code for usage errors is 64; mizarctl's is 2.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                printError(fullMessage(for: error))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// The version of this build.
 enum MizarVersion {
-    static let current = "0.1.0"
+    static let current = "0.4.0"
 }
 
 /// Where BPF objects are found.

@@ -1,10 +1,48 @@
 import ArgumentParser
 import Foundation
 import MizarPluginSDK
+import Yams
 
-struct PluginCommand: ParsableCommand {
+struct PluginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "plugin", abstract: "Plugins of the data plane's chains (docs/plugins.md).", subcommands: [PluginCheckCommand.self])
+        commandName: "plugin", abstract: "Plugins of the data plane's chains (docs/plugins.md).",
+        subcommands: [PluginListCommand.self, PluginDescribeCommand.self, PluginCheckCommand.self])
+}
+
+struct PluginListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "The plugins transitd has registered (built-in and discovered).")
+    @Option(name: .shortAndLong, help: "table, json or yaml.") var output: OutputFormat = .table
+    @Flag(name: .long, help: "First scan transitd's plugin directory for new third-party plugins.") var discover = false
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        try await withClient(connection) { client in
+            if discover {
+                let found = try await client.discoverPlugins()
+                for name in found.registered { print("registered \(name)") }
+                for error in found.errors { printError("refused: \(error)") }
+            }
+            let plugins = try await client.plugins()
+            switch output {
+            case .json: try printJSON(plugins)
+            case .yaml: print(try YAMLEncoder().encode(plugins), terminator: "")
+            case .table:
+                printTable(["NAME", "VERSION", "HOOKS", "PRIORITY", "BUILT-IN", "ACTIVE IN"],
+                           plugins.map { [$0.name, $0.version, $0.hooks.joined(separator: ","), "\($0.priority)", $0.builtIn ? "yes" : "no",
+                                          $0.activeIn.joined(separator: ",")] })
+            }
+        }
+    }
+}
+
+struct PluginDescribeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "describe", abstract: "One registered plugin: version, ABI, hooks, maps, where it is active.")
+    @Argument(help: "The plugin.") var name: String
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        try await withClient(connection) { client in print(try YAMLEncoder().encode(try await client.plugin(name)), terminator: "") }
+    }
 }
 
 /// Checks a third-party plugin the way a droplet would before enabling it.

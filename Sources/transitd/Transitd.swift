@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import MizarAPI
+import MizarClient
 import MizarDaemon
 import ServiceLifecycle
 
@@ -94,17 +95,7 @@ struct Transitd: AsyncParsableCommand {
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         guard FileManager.default.fileExists(atPath: path) else { return }
-        let fd = Foundation.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected != 0 else { throw ValidationError("another transitd answers on \(path)") }
+        guard !MizarClient.answers(socket: path) else { throw ValidationError("another transitd answers on \(path)") }
         unlink(path)
     }
 }

@@ -80,7 +80,10 @@ final class DropletTablesTests {
                                                Endpoint(vni: 100, ip: IPv4Address(10, 7, 0, 1), mac: Wire.bMAC, droplet: Wire.y)])
         }
         // Idempotent: the same plug again, and an unplug of what is not plugged, succeed and change nothing.
-        #expect(throws: Never.self) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: Wire.a, mac: Wire.aMAC, hostInterface: self.bed.prefix + "ah")) }
+        #expect(throws: Never.self) {
+            try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: Wire.a, mac: Wire.aMAC, hostInterface: self.bed.prefix + "ah",
+                                                    peer: EndpointPeer(netns: self.bed.netns, interface: self.bed.prefix + "ap")))
+        }
         #expect(throws: Never.self) { try self.bed.droplet.unplug(EndpointID(vni: 100, ip: IPv4Address(10, 0, 1, 77))) }
         #expect(throws: Never.self) { try self.bed.droplet.removeEndpoint(EndpointID(vni: 100, ip: IPv4Address(10, 0, 1, 78))) }
         refused(.conflict) { try self.bed.droplet.plug(LocalEndpoint(vni: 100, ip: Wire.a, mac: Wire.bMAC, hostInterface: self.bed.prefix + "ah")) }
