@@ -40,8 +40,9 @@ public actor Daemon {
         localName = name
         store = try Store(directory: config.stateDir)
         let hook: MizarDataplane.AgentHook = config.agentHook == .xdp ? .xdp : .tc
-        dataplane = try MizarDataplane.Droplet(interface: interface, agentHook: hook, locator: BPFObjectLocator(explicit: config.bpfDir))
-        try dataplane.attach()
+        let pins = try BPFPinDirectory(path: config.bpffs + "/" + interface)
+        dataplane = try MizarDataplane.Droplet(interface: interface, agentHook: hook, locator: BPFObjectLocator(explicit: config.bpfDir),
+                                               pins: pins, logger: logger)
         for builtIn in BuiltInPlugin.all.values.sorted(by: { $0.descriptor.name < $1.descriptor.name }) {
             try dataplane.plugins.register(builtIn.descriptor)
         }
@@ -56,8 +57,13 @@ public actor Daemon {
     public func start() throws {
         for resource in try store.load().sorted(by: { $0.kind < $1.kind }) { desired.put(resource) }
         try bootstrap()
+        // Tables first (taken over from pins, they already hold all of it), then the
+        // programs: the transit XDP link is updated in place, atomically.
         failures = reconciler.syncAll(desired)
+        let pruned = try reconciler.pruneStale()
+        try dataplane.attach()
         logger.info("transitd ready", metadata: [
+            "adopted": "\(dataplane.adoptedTables)", "written": "\(reconciler.writes)", "pruned": "\(pruned)",
             "droplet": "\(localName)", "address": "\(dataplane.address)", "xdp": "\(dataplane.attachedMode.map { "\($0)" } ?? "-")",
             "endpoints": "\(desired.count(.endpoint))", "unapplied": "\(failures.count)",
         ])
@@ -216,14 +222,19 @@ public actor Daemon {
 
     // MARK: Exit
 
-    /// With `cleanup`, takes away every endpoint (and the veths transitd made) and detaches
-    /// the programs; the store keeps the desired state for the next start.
+    /// Without `cleanup` nothing happens: maps, links and chains are pinned and the data
+    /// plane runs on. With it, every endpoint (and the veths transitd made), the chains, the
+    /// programs and the pins are taken away; the store keeps the desired state for the next start.
     public func shutdown() {
         guard config.cleanup else { return }
         var empty = DesiredState()
         if let me = desired.droplets[localName] { empty.put(.droplet(me)) }
         let refs = Kind.allCases.flatMap { desired.list($0).map(\.reference) }
-        do { try reconciler.sync(refs, empty, expand: false) } catch { logger.error("cleanup incomplete", metadata: ["error": "\(error)"]) }
-        dataplane.detach()
+        do {
+            try reconciler.sync(refs, empty, expand: false)
+            try dataplane.removeAll()
+        } catch {
+            logger.error("cleanup incomplete", metadata: ["error": "\(error)"])
+        }
     }
 }

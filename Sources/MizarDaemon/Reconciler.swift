@@ -22,6 +22,8 @@ final class Reconciler {
     /// Remote endpoints written to the bouncer table.
     private var remotes: [String: EndpointID] = [:]
     private var configs: [String: JSONValue] = [:]
+    /// Resources written to the data plane so far (for the log of a start).
+    private(set) var writes = 0
 
     init(droplet: MizarDataplane.Droplet, localName: String, logger: Logger) {
         self.droplet = droplet
@@ -89,6 +91,7 @@ final class Reconciler {
         if !remoteBatch.isEmpty {
             for (name, id) in remoteNames where remotes[name] != nil && remotes[name] != id { try removeRemote(name) }
             try droplet.setEndpoints(remoteBatch)
+            writes += remoteBatch.count
             for (name, id) in remoteNames { remotes[name] = id }
         }
     }
@@ -113,7 +116,10 @@ final class Reconciler {
             if let r = desired.vpcs[ref.name] {
                 let vpc = MizarDataplane.VPC(vni: r.spec.vni, dividers: try (r.spec.dividers ?? []).map { try address(of: $0, desired) })
                 if let old = vpcs[ref.name], old.vni != vpc.vni { try droplet.removeVPC(old.vni) }
-                if vpcs[ref.name] != vpc { try droplet.setVPC(vpc) }
+                if vpcs[ref.name] != vpc {
+                    try droplet.setVPC(vpc)
+                    writes += 1
+                }
                 vpcs[ref.name] = vpc
             } else if let old = vpcs.removeValue(forKey: ref.name) {
                 try droplet.removeVPC(old.vni)
@@ -122,7 +128,10 @@ final class Reconciler {
             if let r = desired.networks[ref.name], let vpc = desired.vpcs[r.spec.vpc] {
                 let net = MizarDataplane.Network(vni: vpc.spec.vni, cidr: r.spec.cidr, bouncers: try (r.spec.bouncers ?? []).map { try address(of: $0, desired) })
                 if let old = networks[ref.name], old.id != net.id { try droplet.removeNetwork(old.id) }
-                if networks[ref.name] != net { try droplet.setNetwork(net) }
+                if networks[ref.name] != net {
+                    try droplet.setNetwork(net)
+                    writes += 1
+                }
                 networks[ref.name] = net
             } else if let old = networks.removeValue(forKey: ref.name) {
                 try droplet.removeNetwork(old.id)
@@ -140,6 +149,7 @@ final class Reconciler {
                 guard configs[ref.name] != r.spec.config else { return }
                 try droplet.plugins.configure(ref.name, try LivePluginCatalog.configuration(r.spec.config, of: ref.name))
                 configs[ref.name] = r.spec.config
+                writes += 1
             } else if let old = configs.removeValue(forKey: ref.name) {
                 // Empty every map the configuration filled.
                 let maps = try LivePluginCatalog.configuration(old, of: ref.name).mapEntries().keys
@@ -148,7 +158,11 @@ final class Reconciler {
         case .pluginChain:
             guard let hook = PluginHook(rawValue: ref.name) else { return }
             let wanted = desired.chains[ref.name]?.spec.plugins ?? []
-            if droplet.plugins.chain(hook) != wanted { try droplet.plugins.setChain(hook, wanted) }
+            // A chain an earlier process pinned runs until it is replaced by one built here.
+            if droplet.plugins.chain(hook) != wanted || droplet.plugins.runsPinnedChain(hook) {
+                try droplet.plugins.setChain(hook, wanted)
+                writes += 1
+            }
         }
     }
 
@@ -177,12 +191,23 @@ final class Reconciler {
         }
         try wiring.plug(ep.spec, name: ep.name, vni: vpc.spec.vni, cidr: net.spec.cidr)
         locals[ep.name] = ep.spec
+        writes += 1
     }
 
     private func unplugLocal(_ name: String) throws {
         guard let old = locals[name] else { return }
         try wiring.unplug(old, vni: vniOf(old))
         locals[name] = nil
+    }
+
+    /// Deletes table entries nobody asked for (left in pinned tables by an earlier process
+    /// while the store changed); returns how many.
+    func pruneStale() throws -> Int {
+        var keep = Set(remotes.values)
+        for spec in locals.values {
+            if let vni = networks[spec.network]?.vni, let ip = spec.ip { keep.insert(EndpointID(vni: vni, ip: ip)) }
+        }
+        return try droplet.pruneTables(keepingEndpoints: keep)
     }
 
     private func vniOf(_ spec: EndpointSpec) -> VNI? {

@@ -85,7 +85,8 @@ extension Droplet {
             let plugged = PluggedEndpoint(spec: endpoint, ifindex: host.index)
             do {
                 // Read before anything is written, so that a failure puts back exactly this.
-                plugged.shadowed = try maps.endpoints.lookup(endpoint.id.key)
+                // A local entry found here was left by an earlier process (pinned tables): nothing to put back.
+                plugged.shadowed = try maps.endpoints.lookup(endpoint.id.key).flatMap { $0.flags & UInt8(MZ_ENDPOINT_LOCAL) == 0 ? $0 : nil }
                 if let peer = endpoint.peer { try preparePeer(peer, of: plugged, mode: mode) }
                 if host.mtu > endpointMTU { try RouteSocket(in: netns).setMTU(of: endpoint.hostInterface, to: endpointMTU) }
                 try attachAgent(to: host.index, of: plugged, mode: mode)
@@ -166,17 +167,25 @@ extension Droplet {
         if hook == .tc {
             try peer.netns.setGRO(of: peer.interface, true)
         } else {
-            let peerLink = try attachXDP(vethPeerProgram, ifindex: link.index, in: peer.netns, mode: mode, what: "veth peer of \(plugged.spec.id)").0
-            plugged.detachers.append { try? peerLink.detach() }
+            let pin = "peer-" + plugged.spec.hostInterface
+            let peerLink = try attachXDP(vethPeerProgram, ifindex: link.index, in: peer.netns, mode: mode, what: "veth peer of \(plugged.spec.id)", pin: pin).0
+            plugged.detachers.append { [pins] in
+                _ = try? pins?.subdirectory("links").unpin(pin)
+                try? peerLink.detach()
+            }
         }
     }
 
     private func attachAgent(to ifindex: Int32, of plugged: PluggedEndpoint, mode: XDPMode) throws {
         switch plugged.spec.agentHook ?? agentHook {
         case .xdp:
-            let (link, used) = try attachXDP(agentProgram, ifindex: ifindex, in: netns, mode: mode, what: "transit agent on \(plugged.spec.hostInterface)")
+            let pin = "agent-" + plugged.spec.hostInterface
+            let (link, used) = try attachXDP(agentProgram, ifindex: ifindex, in: netns, mode: mode, what: "transit agent on \(plugged.spec.hostInterface)", pin: pin)
             plugged.agentAttachment = "xdp \(used)"
-            plugged.detachers.append { try? link.detach() }
+            plugged.detachers.append { [pins] in
+                _ = try? pins?.subdirectory("links").unpin(pin)
+                try? link.detach()
+            }
         case .tc:
             plugged.agentAttachment = "tc"
             // NAPI on the host side: the endpoint's sends are batched (and may be sent from XDP).

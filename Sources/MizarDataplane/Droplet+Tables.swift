@@ -201,3 +201,35 @@ private func concurrentMap<T>(_ count: Int, _ body: (Int) throws -> T) throws ->
     }
     return try results.map { try $0!.get() }
 }
+
+extension Droplet {
+    /// Deletes what the tables hold beyond what this droplet has programmed since it was
+    /// made: VPCs, networks and plugged endpoints it does not know, and bouncer entries not
+    /// in `endpoints`. A restarted daemon calls it once it has programmed the desired state
+    /// into tables it took over from pins. Returns how many entries went.
+    @discardableResult
+    public func pruneTables(keepingEndpoints endpoints: Set<EndpointID>) throws -> Int {
+        try lock.withLock {
+            var removed = 0
+            for vni in try maps.vpcs.keys() where state.vpcs[VNI(rawValue: vni & 0xff_ffff)!] == nil {
+                if try maps.vpcs.delete(vni) { removed += 1 }
+            }
+            let networkKeys = Set(state.networks.keys.map { bytes($0.key) })
+            for key in try maps.networks.keys() where !networkKeys.contains(bytes(key)) {
+                if try maps.networks.delete(key) { removed += 1 }
+            }
+            let plugged = Set(state.locals.values.map { UInt32($0.ifindex) })
+            for ifindex in try maps.localEndpoints.keys() where !plugged.contains(ifindex) {
+                if try maps.localEndpoints.delete(ifindex) { removed += 1 }
+            }
+            for key in try maps.endpoints.keys() {
+                let id = EndpointID(key)
+                if state.locals[id] == nil, !endpoints.contains(id), try maps.endpoints.delete(key) { removed += 1 }
+            }
+            return removed
+        }
+    }
+}
+
+/// A C key's bytes: keys compare by content.
+private func bytes<T: BitwiseCopyable>(_ key: T) -> [UInt8] { withUnsafeBytes(of: key) { Array($0) } }

@@ -46,6 +46,11 @@ public final class Droplet: @unchecked Sendable {
     public let plugins: PluginChains
     /// Where transit XDP is attached, once `attach` succeeded.
     public private(set) var attachedMode: XDPMode?
+    /// Where maps, links and chains are pinned so that they outlive the process; nil keeps
+    /// everything in the process (the data plane goes with it).
+    public let pins: BPFPinDirectory?
+    /// True when the tables were taken over from pins left by an earlier process.
+    public let adoptedTables: Bool
 
     let transitObject: BPFObject
     let agentObject: BPFObject
@@ -65,9 +70,13 @@ public final class Droplet: @unchecked Sendable {
     /// - Parameters:
     ///   - directPathMaxAge: how long a learned direct path is used without being refreshed;
     ///     zero turns the direct path off (everything passes the bouncers).
+    ///   - pins: where to pin maps, links and chains (`/sys/fs/bpf/mizar/<interface>`): given, the
+    ///     data plane outlives this process and a later `Droplet` on the same pins takes over
+    ///     its tables, plugin state and attachments without a gap (docs/transitd.md).
     public init(address: DropletAddress, interface: String, ifindex: Int32, mtu: UInt32, netns: Netns = .host,
                 limits: DropletLimits = DropletLimits(), directPathMaxAge: Duration = .seconds(30), agentHook: AgentHook = .tc,
-                locator: BPFObjectLocator = BPFObjectLocator(), logger: Logger = Logger(label: "mizar.dataplane")) throws {
+                locator: BPFObjectLocator = BPFObjectLocator(), pins: BPFPinDirectory? = nil,
+                logger: Logger = Logger(label: "mizar.dataplane")) throws {
         guard mtu > UInt32(MZ_MTU_OVERHEAD) + 68 else {
             throw DataplaneError(.invalidArgument, "substrate MTU \(mtu) leaves no room for the \(MZ_MTU_OVERHEAD)-byte overlay overhead")
         }
@@ -79,14 +88,32 @@ public final class Droplet: @unchecked Sendable {
         self.logger = logger
         self.agentHook = agentHook
 
-        transitObject = try locator.open(MZ_TRANSIT_XDP_OBJECT)
-        for (map, size) in limits.byMap { try transitObject.setMaxEntries(size, ofMap: map) }
-        try transitObject.load()
-        agentObject = try locator.open(MZ_TRANSIT_AGENT_OBJECT)
-        for map in DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_CHAIN_ACTIVE_MAP] {
-            try agentObject.reuseMap(map, from: transitObject.map(named: map))
+        self.pins = pins
+        func openTransit() throws -> BPFObject {
+            let object = try locator.open(MZ_TRANSIT_XDP_OBJECT)
+            for (map, size) in limits.byMap { try object.setMaxEntries(size, ofMap: map) }
+            return object
         }
-        try agentObject.load()
+        let shared = DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_CHAIN_ACTIVE_MAP]
+        func openAgent(sharing transit: BPFObject) throws -> BPFObject {
+            let object = try locator.open(MZ_TRANSIT_AGENT_OBJECT)
+            for map in shared { try object.reuseMap(map, from: transit.map(named: map)) }
+            return object
+        }
+        if let pins {
+            // Tables, counters and chain roots live in pins: a restarted daemon takes them over as they are.
+            let maps = try pins.subdirectory("maps")
+            let (transit, reused) = try BPFObject.loadPinned(in: maps, open: openTransit)
+            transitObject = transit
+            agentObject = try BPFObject.loadPinned(in: maps, except: Set(shared)) { try openAgent(sharing: transit) }.object
+            adoptedTables = reused
+        } else {
+            transitObject = try openTransit()
+            try transitObject.load()
+            agentObject = try openAgent(sharing: transitObject)
+            try agentObject.load()
+            adoptedTables = false
+        }
 
         maps = try DataplaneMaps(transitObject)
         transitProgram = try transitObject.program(named: MZ_TRANSIT_XDP_PROG)
@@ -100,7 +127,7 @@ public final class Droplet: @unchecked Sendable {
             HookPoint(.egress, .tc, root: MZ_EGRESS_ROOT_TC_MAP, continuation: MZ_EGRESS_CONTINUE_TC_PROG, in: agentObject),
             HookPoint(.egress, .xdp, root: MZ_EGRESS_ROOT_MAP, continuation: MZ_EGRESS_CONTINUE_PROG, in: agentObject),
         ])
-        plugins = try PluginChains(host: host, locator: locator, logger: logger)
+        plugins = try PluginChains(host: host, locator: locator, pins: pins, logger: logger)
 
         var config = mz_droplet()
         config.`self` = address.c
@@ -114,7 +141,8 @@ public final class Droplet: @unchecked Sendable {
     /// Opens the droplet of `interface` in `netns`: its index, MAC, MTU and (unless given) first IPv4 address.
     public convenience init(interface: String, in netns: Netns = .host, ip: IPv4Address? = nil, limits: DropletLimits = DropletLimits(),
                             directPathMaxAge: Duration = .seconds(30), agentHook: AgentHook = .tc,
-                            locator: BPFObjectLocator = BPFObjectLocator()) throws {
+                            locator: BPFObjectLocator = BPFObjectLocator(), pins: BPFPinDirectory? = nil,
+                            logger: Logger = Logger(label: "mizar.dataplane")) throws {
         let socket = try RouteSocket(in: netns)
         let link = try socket.link(named: interface)
         guard let mac = link.mac else { throw DataplaneError(.invalidArgument, "\(interface) has no MAC address: not an Ethernet device") }
@@ -122,31 +150,47 @@ public final class Droplet: @unchecked Sendable {
             throw DataplaneError(.invalidArgument, "\(interface) has no IPv4 address; give the droplet's IP explicitly")
         }
         try self.init(address: DropletAddress(ip: ip, mac: mac), interface: interface, ifindex: link.index, mtu: link.mtu,
-                      netns: netns, limits: limits, directPathMaxAge: directPathMaxAge, agentHook: agentHook, locator: locator)
+                      netns: netns, limits: limits, directPathMaxAge: directPathMaxAge, agentHook: agentHook, locator: locator,
+                      pins: pins, logger: logger)
     }
 
     /// Attaches transit XDP to the substrate interface. `.native` is tried first; when the
     /// driver lacks native XDP the program runs in generic mode, which is logged and kept in
     /// `attachedMode` (mode `.native` given explicitly never falls back).
+    /// With pins, a transit XDP link pinned by an earlier process is taken over and its
+    /// program replaced in one atomic update (no frame sees the interface without one).
     public func attach(mode: XDPMode = .auto) throws {
         try lock.withLock {
             guard transitLink == nil else { throw DataplaneError(.invalidState, "transit XDP is already attached to \(interface)") }
-            let (link, used) = try attachXDP(transitProgram, ifindex: ifindex, in: netns, mode: mode, what: "transit XDP on \(interface)")
+            let (link, used) = try attachXDP(transitProgram, ifindex: ifindex, in: netns, mode: mode, what: "transit XDP on \(interface)",
+                                             pin: Droplet.transitLinkPin)
             transitLink = link
             attachedMode = used
         }
     }
 
-    /// Detaches every program this droplet attached (transit XDP and the agents of plugged endpoints).
-    /// Tables stay as they are.
+    /// Detaches every program this droplet attached (transit XDP and the agents of plugged
+    /// endpoints) and removes their pins. Tables stay as they are.
     public func detach() {
         lock.withLock {
             try? transitLink?.detach()
+            _ = try? pins?.subdirectory("links").unpin(Droplet.transitLinkPin)
             transitLink = nil
             attachedMode = nil
             for local in state.locals.values { local.detach() }
         }
     }
+
+    /// Detaches everything, takes the chains down and removes every pin: nothing of this
+    /// droplet is left in the kernel once the process ends.
+    public func removeAll() throws {
+        try plugins.setChain(.egress, [])
+        try plugins.setChain(.ingress, [])
+        detach()
+        try pins?.removeAll()
+    }
+
+    static let transitLinkPin = "transit_xdp"
 
     /// Transit XDP's counters, summed over CPUs.
     public func transitCounters() throws -> TransitCounters { try .read(transitStats) }
@@ -154,8 +198,23 @@ public final class Droplet: @unchecked Sendable {
     /// The transit agents' counters (all endpoints of the droplet), summed over CPUs.
     public func agentCounters() throws -> AgentCounters { try .read(agentStats) }
 
-    /// Attaches `program` in `netns`, native first unless a mode is forced.
-    func attachXDP(_ program: BPFProgram, ifindex: Int32, in netns: Netns, mode: XDPMode, what: String) throws -> (BPFLink, XDPMode) {
+    /// Attaches `program` in `netns`, native first unless a mode is forced. With pins, the
+    /// link is pinned as `links/<pin>`; a link already pinned there is taken over and
+    /// updated to `program` atomically.
+    func attachXDP(_ program: BPFProgram, ifindex: Int32, in netns: Netns, mode: XDPMode, what: String, pin: String?) throws -> (BPFLink, XDPMode) {
+        guard let pin, let links = try pins?.subdirectory("links") else { return try attachXDP(program, ifindex: ifindex, in: netns, mode: mode, what: what) }
+        if links.contains(pin) {
+            let link = try links.openLink(pin)
+            try link.update(to: program)
+            let used = try netns.perform { try XDP.query(ifindex: ifindex) }.mode ?? .native
+            return (link, used)
+        }
+        let (link, used) = try attachXDP(program, ifindex: ifindex, in: netns, mode: mode, what: what)
+        try links.pin(link, as: pin)
+        return (link, used)
+    }
+
+    private func attachXDP(_ program: BPFProgram, ifindex: Int32, in netns: Netns, mode: XDPMode, what: String) throws -> (BPFLink, XDPMode) {
         try netns.perform {
             guard mode == .auto else { return (try XDP.attach(program, ifindex: ifindex, mode: mode), mode) }
             do {

@@ -25,6 +25,11 @@ public final class PluginChains: @unchecked Sendable {
     private var slots: [SlotKey: UInt32] = [:]
     private let stats: PerCPUMap<UInt32, mz_plugin_stats>
     private let logger: Logger
+    /// Where plugin maps (`plugins/<plugin>/<map>`) and chain arrays (`chains/...`) are pinned.
+    private let pins: BPFPinDirectory?
+    /// Hooks whose roots hold a chain an earlier process built and pinned: live, but not
+    /// known here until the next `setChain` replaces it.
+    private var pinnedChains: Set<PluginHook> = []
 
     private struct SlotKey: Hashable {
         let hook: PluginHook
@@ -37,18 +42,31 @@ public final class PluginChains: @unchecked Sendable {
         var heads: [(point: HookPoint, program: BPFProgram)] = []
         var arrays: [ProgramArray] = []
         var objects: [BPFObject] = []
+        /// The arrays' pins: a chain outlives its process while pinned (an array nobody
+        /// holds is emptied by the kernel, which would cut every frame in the chain short).
+        var pinNames: [String] = []
 
         init(_ names: [String]) { self.names = names }
     }
 
-    public init(host: PluginHost, locator: BPFObjectLocator = BPFObjectLocator(), logger: Logger = Logger(label: "mizar.plugins")) throws {
+    /// - Parameter pins: where plugin maps and chains are pinned so that they outlive the
+    ///   process (configuration, conntrack, token buckets and the live chains survive a
+    ///   restart); a chain found pinned there stays live until `setChain` replaces it.
+    public init(host: PluginHost, locator: BPFObjectLocator = BPFObjectLocator(), pins: BPFPinDirectory? = nil,
+                logger: Logger = Logger(label: "mizar.plugins")) throws {
         self.host = host
         self.locator = locator
         self.logger = logger
+        self.pins = pins
         stats = try PerCPUMap(host.stats)
+        if pins != nil {
+            for hook in PluginHook.allCases where try host.active.lookup(hook.cValue) == 1 { pinnedChains.insert(hook) }
+        }
     }
 
     deinit {
+        // Pinned chains are meant to outlive the process.
+        guard pins == nil else { return }
         for (hook, _) in live {
             try? host.active.update(hook.cValue, 0)
             for point in host.points(of: hook) { _ = try? point.root.clear(0) }
@@ -112,6 +130,11 @@ public final class PluginChains: @unchecked Sendable {
     /// The plugins of `hook`'s live chain, in order.
     public func chain(_ hook: PluginHook) -> [String] {
         lock.withLock { live[hook]?.names ?? [] }
+    }
+
+    /// True while `hook` runs a chain an earlier process pinned (replace it with `setChain`).
+    public func runsPinnedChain(_ hook: PluginHook) -> Bool {
+        lock.withLock { pinnedChains.contains(hook) }
     }
 
     /// Makes `names` the chain of `hook`, in that order (empty: no plugins, the core's inline path).
@@ -187,7 +210,8 @@ public final class PluginChains: @unchecked Sendable {
         if let old { plugin.inherit(from: old) }
         for flavor in ProgramFlavor.allCases {
             let scratch = try ProgramArray.create(name: "probe_chain", capacity: UInt32(MZ_PLUGIN_CHAIN_SLOTS))
-            _ = try plugin.instance(flavor: flavor, position: 0, slot: 0, chain: scratch, host: host)
+            _ = try plugin.instance(flavor: flavor, position: 0, slot: 0, chain: scratch, host: host,
+                                    pins: old == nil ? try pinDirectory(of: descriptor.name) : nil)
         }
         return plugin
     }
@@ -216,12 +240,18 @@ public final class PluginChains: @unchecked Sendable {
             var head: BPFProgram?
             for (position, name) in names.enumerated() {
                 let (object, program) = try registry[name]!.instance(flavor: point.flavor, position: UInt32(position),
-                                                                     slot: try slot(hook, name), chain: array, host: host)
+                                                                     slot: try slot(hook, name), chain: array, host: host,
+                                                                     pins: try pinDirectory(of: name))
                 generation.objects.append(object)
                 try array.set(UInt32(position), to: program)
                 head = head ?? program
             }
             try array.set(UInt32(names.count), to: point.continuation)
+            if let chains = try pins?.subdirectory("chains") {
+                let pin = "\(hook.rawValue)-\(point.flavor.rawValue)-\(UUID().uuidString.prefix(8).lowercased())"
+                try chains.pin(array.handle, as: pin)
+                generation.pinNames.append(pin)
+            }
             generation.arrays.append(array)
             generation.heads.append((point, head!))
         }
@@ -252,10 +282,22 @@ public final class PluginChains: @unchecked Sendable {
         }
         live[hook] = generation
         logger.info("chain switched", metadata: ["hook": "\(hook)", "chain": "\(generation?.names ?? [])"])
+        if let chains = try? pins?.subdirectory("chains") {
+            // The old chain's pins go (frames in flight hold its programs); so do those of
+            // a chain an earlier process left.
+            let keep = Set(generation?.pinNames ?? [])
+            for name in (try? chains.names()) ?? [] where name.hasPrefix(hook.rawValue + "-") && !keep.contains(name) { _ = try? chains.unpin(name) }
+            pinnedChains.remove(hook)
+        }
         if old != nil {
             let (seconds, atto) = gracePeriod.components
             Thread.sleep(forTimeInterval: Double(seconds) + Double(atto) / 1e18)
         }
+    }
+
+    /// Where a plugin's maps are pinned: `plugins/<name>` below the host's pins.
+    private func pinDirectory(of plugin: String) throws -> BPFPinDirectory? {
+        try pins?.subdirectory("plugins").subdirectory(plugin)
     }
 
     /// The counter slot of (hook, plugin), allocated on first use and kept for good.

@@ -69,22 +69,37 @@ final class RegisteredPlugin: @unchecked Sendable {
 
     /// Loads one instance for `position` of a chain of `flavor` (only that flavour's program
     /// is loaded and verified). The first instance ever loaded creates the shared maps.
-    func instance(flavor: ProgramFlavor, position: UInt32, slot: UInt32, chain: ProgramArray, host: PluginHost) throws -> (BPFObject, BPFProgram) {
-        let object = try open()
+    /// With `pins`, the shared maps are pinned there when first created, and maps an earlier
+    /// process pinned are taken over (state survives restarts; a map of another shape is
+    /// replaced by a fresh one).
+    func instance(flavor: ProgramFlavor, position: UInt32, slot: UInt32, chain: ProgramArray, host: PluginHost,
+                  pins: BPFPinDirectory? = nil) throws -> (BPFObject, BPFProgram) {
         let entry = flavor.program(of: descriptor.entry)
-        do {
-            try object.setGlobal(MZ_PLUGIN_POSITION_VAR, to: position)
-            try object.setGlobal(MZ_PLUGIN_SLOT_VAR, to: slot)
-            for other in ProgramFlavor.allCases where other != flavor { try object.setAutoload(other.program(of: descriptor.entry), false) }
-            try object.reuseMap(MZ_PLUGIN_CHAIN_MAP, from: chain.handle)
-            try object.reuseMap(MZ_PLUGIN_CTX_MAP, from: host.context)
-            try object.reuseMap(MZ_PLUGIN_STATS_MAP, from: host.stats)
-            for (map, handle) in sharedMaps { try object.reuseMap(map, from: handle) }
-        } catch {
-            throw PluginError(.objectMismatch, plugin: name, "\(error)")
+        func configured() throws -> BPFObject {
+            let object = try open()
+            do {
+                try object.setGlobal(MZ_PLUGIN_POSITION_VAR, to: position)
+                try object.setGlobal(MZ_PLUGIN_SLOT_VAR, to: slot)
+                for other in ProgramFlavor.allCases where other != flavor { try object.setAutoload(other.program(of: descriptor.entry), false) }
+                try object.reuseMap(MZ_PLUGIN_CHAIN_MAP, from: chain.handle)
+                try object.reuseMap(MZ_PLUGIN_CTX_MAP, from: host.context)
+                try object.reuseMap(MZ_PLUGIN_STATS_MAP, from: host.stats)
+                for (map, handle) in sharedMaps { try object.reuseMap(map, from: handle) }
+            } catch {
+                throw PluginError(.objectMismatch, plugin: name, "\(error)")
+            }
+            return object
         }
+        let object: BPFObject
         do {
-            try object.load()
+            if let pins, sharedMaps.isEmpty {
+                object = try BPFObject.loadPinned(in: pins, except: chainMaps, open: configured).object
+            } else {
+                object = try configured()
+                try object.load()
+            }
+        } catch let error as PluginError {
+            throw error
         } catch let error as BPFError where error.code == .verifierRejected {
             throw PluginError(.verifierRejected, plugin: name, "the verifier rejected \(entry): \(error.message)", log: error.log)
         } catch {

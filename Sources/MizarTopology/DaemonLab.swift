@@ -1,4 +1,5 @@
 import Foundation
+import MizarBPF
 import MizarClient
 import MizarNet
 
@@ -70,7 +71,7 @@ public final class DaemonLab: @unchecked Sendable {
         let host = host(name)
         if let running = host.process, running.isRunning { throw NetError(.busy, operation: "start transitd on \(name)", message: "already running") }
         let process = try RunningCommand([transitd, "--interface", "eth0", "--name", name, "--socket", host.socket, "--state-dir", host.stateDir,
-                                          "--bpf-dir", bpfDir, "--plugin-dir", host.pluginDir, "--bpffs", "/sys/fs/bpf/\(underlay.prefix)/\(name)",
+                                          "--bpf-dir", bpfDir, "--plugin-dir", host.pluginDir, "--bpffs", "\(pinRoot)/\(name)",
                                           "--config", "/dev/null"] + extraArguments, in: host.netns)
         host.process = process
         let deadline = Date().addingTimeInterval(timeout)
@@ -94,8 +95,12 @@ public final class DaemonLab: @unchecked Sendable {
         for host in hosts.values { host.process?.stop(with: SIGKILL) }
         underlay.teardown()
         try? FileManager.default.removeItem(atPath: root)
-        if let pins = try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/bpf/\(underlay.prefix)"), pins.isEmpty {
-            rmdir("/sys/fs/bpf/\(underlay.prefix)")
-        }
+        if FileManager.default.fileExists(atPath: pinRoot) { try? BPFPinDirectory(path: pinRoot).removeAll() }
     }
+
+    /// Where the daemons pin (one directory per host below it).
+    public var pinRoot: String { "/sys/fs/bpf/\(underlay.prefix)" }
+
+    /// The pins of `host`'s droplet (`eth0`).
+    public func pins(_ host: String) -> String { "\(pinRoot)/\(host)/eth0" }
 }

@@ -111,4 +111,74 @@ struct TwoDropletTests {
                     "signal \(signal): a1 -> b1 after restart")
         }
     }
+
+    /// The entries of a pinned map, read with bpftool.
+    static func pinnedEntries(_ path: String) throws -> Int {
+        let dump = try runCommand(["bpftool", "-j", "map", "dump", "pinned", path])
+        return ((try JSONSerialization.jsonObject(with: Data(dump.output.utf8))) as? [Any])?.count ?? -1
+    }
+
+    @Test func killAndRestartLoseNoPacketAndKeepPluginState() async throws {
+        let lab = try DaemonLab.running(["hosta", "hostb"])
+        defer { lab.teardown() }
+        let a1 = try lab.endpointNamespace("a1"), b1 = try lab.endpointNamespace("b1")
+        for host in ["hosta", "hostb"] {
+            _ = try await lab.host(host).client.applyInChunks(try Manifests.parse(TwoDropletTests.manifest(lab, for: host, a1: a1, b1: b1), source: host))
+        }
+        let configs = """
+            apiVersion: mizar.com/v1
+            kind: PluginConfig
+            metadata: {name: acl}
+            spec:
+              rules: [{priority: 10, vpc: 100, direction: egress, source: 0.0.0.0/0, destination: 0.0.0.0/0, protocol: icmp, action: allow}]
+              endpoints: [{vpc: 100, ip: 10.1.0.2, defaultEgress: deny, defaultIngress: allow}]
+              conntrackTimeoutSeconds: 300
+            ---
+            apiVersion: mizar.com/v1
+            kind: PluginConfig
+            metadata: {name: shaper}
+            spec:
+              limits: [{vpc: 100, endpoint: 10.1.0.2, direction: egress, bitsPerSecond: 100000000, burstBytes: 262144}]
+            ---
+            apiVersion: mizar.com/v1
+            kind: PluginChain
+            metadata: {name: egress}
+            spec: {plugins: [acl, shaper]}
+            """
+        _ = try await lab.host("hosta").client.applyInChunks(try Manifests.parse(configs, source: "configs"))
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output.contains("3 received"))
+        let conntrack = lab.pins("hosta") + "/plugins/acl/acl_conntrack", buckets = lab.pins("hosta") + "/plugins/shaper/shaper_buckets"
+        let state = (try TwoDropletTests.pinnedEntries(conntrack), try TwoDropletTests.pinnedEntries(buckets))
+        #expect(state.0 > 0 && state.1 > 0, "conntrack \(state.0), buckets \(state.1)")
+        let tables = try KernelTables(lab.host("hostb").netns)
+
+        // A ping every 10 ms across kill -9 and restart of both daemons, one after the other.
+        let ping = try RunningCommand(["ping", "-i", "0.01", "-c", "500", "-W", "1", "10.1.0.3"], in: a1)
+        usleep(500_000)
+        for host in ["hosta", "hostb"] {
+            lab.stop(host, signal: SIGKILL)
+            usleep(300_000)
+            try lab.start(host)
+        }
+        let result = ping.wait(timeout: 30)
+        #expect(result.output.contains("500 packets transmitted, 500 received"), "\(result.output.split(separator: "\n").suffix(3))")
+
+        #expect(try await lab.host("hosta").client.status().chains["egress"] == ["acl", "shaper"])
+        #expect(try TwoDropletTests.pinnedEntries(conntrack) >= state.0, "the ACL's conntrack was lost")
+        #expect(try TwoDropletTests.pinnedEntries(buckets) == state.1, "the shaper's buckets were lost")
+        #expect(try KernelTables(lab.host("hostb").netns) == tables)
+        #expect(lab.host("hosta").log.contains("adopted=true"), "\(lab.host("hosta").log)")
+
+        // --cleanup on exit takes everything away; the store keeps the desired state.
+        lab.stop("hosta")
+        lab.extraArguments = ["--cleanup"]
+        try lab.start("hosta")
+        lab.stop("hosta")
+        #expect(!FileManager.default.fileExists(atPath: lab.pins("hosta")), "pins left after --cleanup")
+        #expect(throws: (any Error).self) { try RouteSocket(in: a1).link(named: "eth0") }
+        #expect(try runCommand(["bpftool", "-j", "net", "show", "dev", "eth0"], in: lab.host("hosta").netns).output.contains("\"xdp\":[]"))
+        lab.extraArguments = []
+        try lab.start("hosta")
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output.contains("3 received"), "\(lab.host("hosta").log)")
+    }
 }
