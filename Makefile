@@ -14,7 +14,7 @@ BPF_CFLAGS  := -O2 -g -target bpf -Wall -Werror -Ibpf/include -I$(ARCH_INC)
 
 # Debian packages the project needs to build, test and demo.
 APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libjson-c-dev \
-	pkg-config bpftool iproute2 iperf3 tcpdump iputils-ping util-linux ethtool netsniff-ng nftables python3 curl
+	pkg-config bpftool iproute2 iperf3 tcpdump iputils-ping util-linux ethtool netsniff-ng nftables python3 curl openssl
 
 PLUGIN_SRCS := $(wildcard plugins/*/*.bpf.c) $(wildcard plugins/examples/*/*.bpf.c)
 BPF_SRCS  := $(wildcard bpf/*.bpf.c) $(PLUGIN_SRCS)
@@ -69,23 +69,32 @@ test: deps bpf
 ## bench: benchmarks into build/bench/results.json (release build).
 bench: deps bpf
 	$(SWIFT) build -c release --product mizar-bench
+	$(SWIFT) build -c release --product transitd
+	$(SWIFT) build -c release --product mizarctl
 	$$($(SWIFT) build -c release --show-bin-path)/mizar-bench --bpf-dir $(BPF_OUT) --output $(BUILD)/bench/results.json
 
-## demo: a small overlay (2 hosts, bouncer, divider, 2 networks) with ping and iperf3 across.
+## demo: one transitd per namespaced droplet (2 hosts, bouncer, divider), the overlay applied with mizarctl; ping, iperf3, counters, plugin chain.
 demo: deps bpf
 	$(SWIFT) build --product mizar-demo
+	$(SWIFT) build --product transitd
+	$(SWIFT) build --product mizarctl
 	$$($(SWIFT) build --show-bin-path)/mizar-demo --bpf-dir $(BPF_OUT)
 
-## install: binaries to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf.
+## install: transitd and mizarctl to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf,
+## the systemd unit to $(PREFIX)/lib/systemd/system, the CNI plugin to $(CNI_BIN_DIR) once it exists.
 install: bpf
 	$(SWIFT) build -c release --product mizarctl
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mizar/bpf
+	$(SWIFT) build -c release --product transitd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mizar/bpf $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/mizarctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/transitd $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/mizar/bpf/
+	sed 's|@PREFIX@|$(PREFIX)|g' packaging/systemd/transitd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/transitd.service
 	@if [ -x "$$($(SWIFT) build -c release --show-bin-path)/mizar" ]; then \
 		install -d $(DESTDIR)$(CNI_BIN_DIR); \
 		install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/mizar" $(DESTDIR)$(CNI_BIN_DIR)/; \
 	fi
+	@echo "installed; configure /etc/mizar/transitd.yaml (docs/examples/transitd.yaml), then: systemctl enable --now transitd"
 
 clean:
 	rm -rf $(BUILD)

@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Layer 1: the only targets that touch C.
@@ -82,7 +83,7 @@ let package = Package(
             name: "MizarClient",
             dependencies: ["MizarAPI", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Yams", package: "Yams"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
-                           .product(name: "NIOFoundationCompat", package: "swift-nio")],
+                           .product(name: "NIOFoundationCompat", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
             swiftSettings: swiftSettings),
         // transitd's parts: the desired-state store, the reconciler that drives a Droplet, the HTTP API.
         .target(
@@ -90,7 +91,7 @@ let package = Package(
             dependencies: [
                 "MizarAPI", "MizarDataplane", "MizarPlugins", "MizarBPF", "MizarNet", "MizarACL", "MizarNAT", "MizarLB", "MizarShaper",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings),
@@ -99,6 +100,7 @@ let package = Package(
             name: "transitd",
             dependencies: [
                 "MizarDaemon", "MizarClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings),
@@ -111,15 +113,13 @@ let package = Package(
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "MizarDemo",
-            dependencies: [
-                "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "MizarPluginSDK", "MizarACL", "MizarShaper",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["MizarNet", "MizarTopology", "MizarAPI", "MizarClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "MizarBench",
             dependencies: [
                 "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "CMizarABI", "MizarPluginSDK", "MizarACL", "MizarNAT", "MizarLB", "MizarShaper",
+                "MizarAPI", "MizarClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -131,7 +131,8 @@ let package = Package(
         .testTarget(name: "MizarPacketTests", dependencies: ["MizarPacket", "MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginChainTests", dependencies: ["MizarPluginSDK", "MizarPlugins", "MizarDataplane", "MizarTopology", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TransitdTests", dependencies: ["MizarAPI", "MizarClient", "MizarTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TransitdTests", dependencies: ["MizarAPI", "MizarClient", "MizarTestSupport", .product(name: "Yams", package: "Yams")],
+                    swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -89,6 +89,15 @@ public struct ApplyRequest: Codable, Sendable, Hashable {
         self.apply = apply
         self.delete = delete
     }
+
+    enum CodingKeys: String, CodingKey { case apply, delete }
+
+    /// Either list may be left out.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        apply = try c.decodeIfPresent([AnyResource].self, forKey: .apply) ?? []
+        delete = try c.decodeIfPresent([ResourceReference].self, forKey: .delete) ?? []
+    }
 }
 
 /// What an apply did, per resource: `created`, `configured`, `unchanged` or `deleted`

@@ -55,12 +55,13 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
 
     /// Nil when `name` is acceptable, else why not.
     public static func problem(with name: String) -> String? {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-._")
-        guard !name.isEmpty, name.count <= 253 else { return "a name has 1 to 253 characters" }
-        guard name.allSatisfy(allowed.contains) else { return "name \"\(name)\" may hold only a-z, 0-9, '-', '.' and '_'" }
-        guard let first = name.first, let last = name.last, first.isLetter || first.isNumber, last.isLetter || last.isNumber else {
-            return "name \"\(name)\" must start and end with a letter or digit"
+        let utf8 = name.utf8
+        guard !utf8.isEmpty, utf8.count <= 253 else { return "a name has 1 to 253 characters" }
+        func alphanumeric(_ c: UInt8) -> Bool { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) }
+        guard utf8.allSatisfy({ alphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") }) else {
+            return "name \"\(name)\" may hold only a-z, 0-9, '-', '.' and '_'"
         }
+        guard alphanumeric(utf8.first!), alphanumeric(utf8.last!) else { return "name \"\(name)\" must start and end with a letter or digit" }
         return nil
     }
 }

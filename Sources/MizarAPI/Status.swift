@@ -4,7 +4,7 @@ import MizarAddresses
 public struct Health: Codable, Sendable, Hashable {
     /// True when every check passes.
     public var healthy: Bool
-    /// Check name (`transitXDP`, `store`, `agents`, ...) to a short finding; "ok" when it passes.
+    /// Check name (`transitXDP`, `store`, `endpoints`, `reconcile`) to a short finding, starting "ok" when it passes.
     public var checks: [String: String]
 
     public init(healthy: Bool, checks: [String: String]) {

@@ -20,9 +20,17 @@ struct BenchMetric: Codable {
     }
 }
 
+/// A section that failed on its retry too.
+struct BenchFailure: Codable {
+    var section: String
+    var error: String
+}
+
 /// `build/bench/results.json`: the format every benchmark of the project reports in.
 struct BenchReport: Codable {
     var metrics: [BenchMetric] = []
+    /// Sections that failed twice: what they would have measured is missing from `metrics`.
+    var failures: [BenchFailure] = []
 
     func write(to path: String) throws {
         let encoder = JSONEncoder()
@@ -41,6 +49,7 @@ struct BenchReport: Codable {
             print(pad(m.name, nameWidth) + "  " + pad(String(format: "%.2f", m.value), 12) + pad(m.unit, 8) + pad(m.baseline_name, baseWidth) + "  "
                   + pad(String(format: "%.2f", m.baseline_value), 16) + String(format: "%.3f", m.ratio))
         }
+        for f in failures { print("FAILED section \(f.section): \(f.error)") }
     }
 }
 

@@ -7,6 +7,7 @@ import MizarAPI
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NIOSSL
 
 /// A client of transitd's API: over its Unix socket (the default) or, for remote
 /// management, over HTTPS with a bearer token.
@@ -14,8 +15,9 @@ public struct MizarClient: Sendable {
     /// Where transitd listens.
     public enum Server: Sendable, Hashable {
         case unixSocket(String)
-        /// `https://HOST:PORT` with the token sent as `Authorization: Bearer`.
-        case https(String, token: String)
+        /// `https://HOST:PORT` with the token sent as `Authorization: Bearer`; the server's
+        /// certificate is checked against `caFile` (PEM) when given, else the system's roots.
+        case https(String, token: String, caFile: String? = nil)
     }
 
     /// transitd could not be reached (no socket, refused, timed out): `mizarctl` exits 3.
@@ -101,19 +103,22 @@ public struct MizarClient: Sendable {
         var request = HTTPClientRequest(url: url(path))
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
-        if case .https(_, let token) = server { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if case .https(_, let token, _) = server { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
         }
         let response: HTTPClientResponse
         var data: Data
+        let http = try httpClient()
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            response = try await http.execute(request, timeout: timeout)
             data = Data(buffer: try await response.body.collect(upTo: 256 << 20))
         } catch {
+            if http !== HTTPClient.shared { try? await http.shutdown() }
             throw Unreachable(server: describe(server), reason: "\(error)")
         }
+        if http !== HTTPClient.shared { try await http.shutdown() }
         guard accept.contains(Int(response.status.code)) else {
             if let apiError = try? JSONDecoder().decode(APIError.self, from: data) { throw apiError }
             throw APIError(.internal, "HTTP \(response.status.code) from transitd: \(String(decoding: data, as: UTF8.self))")
@@ -122,17 +127,27 @@ public struct MizarClient: Sendable {
         return try JSONDecoder().decode(T.self, from: data)
     }
 
+    /// The shared client for the socket; for HTTPS one that trusts `caFile` (shut down after the call).
+    private func httpClient() throws -> HTTPClient {
+        guard case .https(_, _, let caFile?) = server else { return HTTPClient.shared }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(caFile)
+        var configuration = HTTPClient.Configuration()
+        configuration.tlsConfiguration = tls
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
     private func url(_ path: String) -> String {
         switch server {
         case .unixSocket(let socket): URL(httpURLWithSocketPath: socket, uri: path)!.absoluteString
-        case .https(let base, _): base.hasSuffix("/") ? String(base.dropLast()) + path : base + path
+        case .https(let base, _, _): base.hasSuffix("/") ? String(base.dropLast()) + path : base + path
         }
     }
 
     private func describe(_ server: Server) -> String {
         switch server {
         case .unixSocket(let path): path
-        case .https(let base, _): base
+        case .https(let base, _, _): base
         }
     }
 

@@ -10,9 +10,11 @@ public let maxRequestBody = 1 << 20
 
 /// The routes of API v1 (docs/api.md, docs/openapi.yaml): handlers decode and check the
 /// request, hand it to the daemon and encode its answer; every error leaves as `APIError` JSON.
-public func makeAPIRouter(daemon: Daemon) -> Router<BasicRequestContext> {
+/// With `remote`, every request must carry its bearer token (the TCP listener's router).
+public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: APIErrorMiddleware())
+    if let remote { router.add(middleware: BearerTokenMiddleware(access: remote)) }
     let v1 = router.group("v1")
 
     v1.get("health") { _, _ -> Response in

@@ -149,7 +149,9 @@ struct Admission {
         case .endpoint(var r):
             r.status = nil
             if case .endpoint(let old)? = existing, r.spec.isSatisfied(by: old.spec) { return .endpoint(old) }
-            r.spec = try EndpointDefaults(localDroplet: localDroplet, state: state).fill(r.spec, name: r.name)
+            var old: EndpointSpec?
+            if case .endpoint(let e)? = existing { old = e.spec }
+            r.spec = try EndpointDefaults(localDroplet: localDroplet, state: state).fill(r.spec, name: r.name, existing: old)
             return .endpoint(r)
         case .pluginConfig(var r):
             r.status = nil

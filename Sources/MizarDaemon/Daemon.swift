@@ -102,7 +102,7 @@ public actor Daemon {
                 logger.error("could not put back the data plane after a refused change", metadata: ["error": "\(error)"])
                 failures.append("\(error)")
             }
-            throw error as? APIError ?? APIError(.dataplane, "the data plane refused the change: \(error)")
+            throw APIError.from(error)
         }
         return ApplyResult(items: changes.items)
     }

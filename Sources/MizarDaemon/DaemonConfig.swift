@@ -19,12 +19,20 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
     public var agentHook: AgentHook = .tc
     /// Remove everything transitd made when it exits.
     public var cleanup: Bool = false
+    /// `HOST:PORT` of the remote API (TLS and a bearer token); nil: the Unix socket only.
+    public var listen: String?
+    public var tokenFile: String?
+    /// PEM certificate chain and private key of the remote listener.
+    public var tlsCert: String?
+    public var tlsKey: String?
 
     public init() {}
 
     public static let defaultPath = "/etc/mizar/transitd.yaml"
 
-    enum CodingKeys: String, CodingKey { case interface, name, socket, stateDir, bpffs, bpfDir, pluginDir, agentHook, cleanup }
+    enum CodingKeys: String, CodingKey {
+        case interface, name, socket, stateDir, bpffs, bpfDir, pluginDir, agentHook, cleanup, listen, tokenFile, tlsCert, tlsKey
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -38,6 +46,10 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
         pluginDir = try c.decodeIfPresent(String.self, forKey: .pluginDir) ?? d.pluginDir
         agentHook = try c.decodeIfPresent(AgentHook.self, forKey: .agentHook) ?? d.agentHook
         cleanup = try c.decodeIfPresent(Bool.self, forKey: .cleanup) ?? d.cleanup
+        listen = try c.decodeIfPresent(String.self, forKey: .listen)
+        tokenFile = try c.decodeIfPresent(String.self, forKey: .tokenFile)
+        tlsCert = try c.decodeIfPresent(String.self, forKey: .tlsCert)
+        tlsKey = try c.decodeIfPresent(String.self, forKey: .tlsKey)
     }
 
     /// Reads a YAML file; a missing file at the default path is an empty configuration.

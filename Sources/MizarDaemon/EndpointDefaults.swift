@@ -7,8 +7,20 @@ struct EndpointDefaults {
     let localDroplet: String
     let state: DesiredState
 
-    func fill(_ given: EndpointSpec, name: String) throws -> EndpointSpec {
+    /// `existing` is the endpoint's stored spec: what a change leaves out (its address, MAC,
+    /// veth names) stays as it was, unless the endpoint moves to another network.
+    func fill(_ given: EndpointSpec, name: String, existing: EndpointSpec? = nil) throws -> EndpointSpec {
         var spec = given
+        if let old = existing {
+            if spec.network == old.network { spec.ip = spec.ip ?? old.ip }
+            if spec.droplet ?? localDroplet == old.droplet {
+                spec.mac = spec.mac ?? old.mac
+                if spec.netns == nil || spec.netns == old.netns {
+                    spec.interface = spec.interface ?? old.interface
+                    spec.hostInterface = spec.hostInterface ?? old.hostInterface
+                }
+            }
+        }
         guard let network = state.networks[spec.network] else { throw APIError(.invalid, "endpoint \(name): no network \(spec.network)") }
         let cidr = network.spec.cidr
         spec.droplet = spec.droplet ?? localDroplet
@@ -32,9 +44,11 @@ struct EndpointDefaults {
 
         if let mac = spec.mac, mac.isMulticast || mac.value == 0 { throw APIError(.invalid, "endpoint \(name): \(mac) is not a unicast MAC") }
         guard local else {
-            guard spec.mac != nil else { throw APIError(.invalid, "endpoint \(name): a remote endpoint needs its mac") }
-            guard spec.netns == nil, spec.hostInterface == nil, spec.interface == nil, spec.agentHook == nil else {
-                throw APIError(.invalid, "endpoint \(name): netns, interface, hostInterface and agentHook are for endpoints of this droplet")
+            // netns, interface, hostInterface and agentHook concern the hosting droplet only: one
+            // manifest serves every droplet, each takes what is its own.
+            // Its address is the hosting droplet's to allocate: another droplet cannot pick it.
+            guard given.ip != nil || existing?.ip != nil, spec.mac != nil else {
+                throw APIError(.invalid, "endpoint \(name): an endpoint of droplet \(spec.droplet!) needs its ip and mac")
             }
             return spec
         }

@@ -46,8 +46,15 @@ final class Reconciler {
         for name in remotes.keys { refs.insert(.init(kind: .endpoint, name: name)) }
         for name in configs.keys { refs.insert(.init(kind: .pluginConfig, name: name)) }
         for hook in chainHooks { refs.insert(.init(kind: .pluginChain, name: hook)) }
+        // All at once (remote endpoints go in one batch); should that fail, one resource at a
+        // time, so that one failure does not hold back the others.
+        do {
+            try sync(Array(refs), desired, expand: false)
+            return []
+        } catch {
+            logger.warning("reconcile of everything failed; retrying resource by resource", metadata: ["error": "\(error)"])
+        }
         var failures: [String] = []
-        // One resource at a time, so that one failure does not hold back the others.
         for ref in order(refs, desired) {
             do { try sync([ref], desired, expand: false) } catch {
                 logger.error("cannot apply \(ref)", metadata: ["error": "\(error)"])

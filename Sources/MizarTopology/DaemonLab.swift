@@ -66,6 +66,9 @@ public final class DaemonLab: @unchecked Sendable {
 
     public func host(_ name: String) -> Host { hosts[name]! }
 
+    /// An endpoint's namespace `<prefix>-<name>` (removed by `teardown`); its path goes in `netns:`.
+    public func endpointNamespace(_ name: String) throws -> Netns { try underlay.addNamespace(name) }
+
     /// Starts (or restarts) transitd on `name` and waits until its socket answers.
     public func start(_ name: String, timeout: TimeInterval = 30) throws {
         let host = host(name)

@@ -41,6 +41,8 @@ public final class Underlay: @unchecked Sendable {
         try fabricSocket.setUp(fabricSide)
         let socket = try RouteSocket(in: netns)
         let ip = IPv4Address(172, 30, 0, UInt8(index))
+        // A fixed MAC (02:00 and the IP) lets manifests name the droplet.
+        try socket.setMAC(of: "eth0", to: Underlay.mac(index: index))
         let link = try socket.link(named: "eth0")
         try socket.addAddress(IPv4Interface(ip, prefixLength: 24), to: link.index)
         try socket.setUp("eth0")
@@ -49,6 +51,9 @@ public final class Underlay: @unchecked Sendable {
         try emulateWire("eth0", in: netns)
         return (netns, ip)
     }
+
+    /// The MAC of host `index`'s `eth0`: 02:00:ac:1e:00:`index`.
+    public static func mac(index: Int) -> MACAddress { MACAddress(bytes: [0x02, 0x00] + IPv4Address(172, 30, 0, UInt8(index)).bytes) }
 
     /// An empty namespace `<prefix>-<name>` (an endpoint's, say), removed by `teardown()`.
     public func addNamespace(_ name: String) throws -> Netns {

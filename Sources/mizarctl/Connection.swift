@@ -11,6 +11,8 @@ struct ConnectionOptions: ParsableArguments {
     var server: String?
     @Option(name: .long, help: "File holding the bearer token for --server.")
     var tokenFile: String?
+    @Option(name: .long, help: "PEM file of the CA (or self-signed certificate) to trust for --server; default: the system's roots.")
+    var cacert: String?
 
     func validate() throws {
         if server != nil, tokenFile == nil { throw ValidationError("--server needs --token-file") }
@@ -20,7 +22,7 @@ struct ConnectionOptions: ParsableArguments {
     func client() throws -> MizarClient {
         guard let server, let tokenFile else { return MizarClient(server: .unixSocket(socket)) }
         let token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        return MizarClient(server: .https(server, token: token))
+        return MizarClient(server: .https(server, token: token, caFile: cacert))
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import MizarAPI
 import MizarClient
@@ -40,6 +41,14 @@ struct Transitd: AsyncParsableCommand {
     var agentHook: AgentHook?
     @Flag(name: .long, help: "On exit, unplug every endpoint and detach the programs (the store is kept).")
     var cleanup = false
+    @Option(name: .long, help: "Also serve the API on HOST:PORT for remote management: always TLS, always a bearer token (off by default).")
+    var listen: String?
+    @Option(name: .long, help: "File holding the bearer token of --listen (at least 16 characters).")
+    var tokenFile: String?
+    @Option(name: .long, help: "PEM certificate chain of --listen.")
+    var tlsCert: String?
+    @Option(name: .long, help: "PEM private key of --listen.")
+    var tlsKey: String?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
@@ -55,6 +64,16 @@ struct Transitd: AsyncParsableCommand {
         settings.pluginDir = pluginDir ?? settings.pluginDir
         settings.agentHook = agentHook ?? settings.agentHook
         settings.cleanup = cleanup || settings.cleanup
+        settings.listen = listen ?? settings.listen
+        settings.tokenFile = tokenFile ?? settings.tokenFile
+        settings.tlsCert = tlsCert ?? settings.tlsCert
+        settings.tlsKey = tlsKey ?? settings.tlsKey
+        var remote: RemoteAccess?
+        if let address = settings.listen {
+            do { remote = try RemoteAccess(listen: address, tokenFile: settings.tokenFile, certificate: settings.tlsCert, key: settings.tlsKey) } catch {
+                throw ValidationError("\(error)")
+            }
+        }
         guard settings.interface != nil else { throw ValidationError("give --interface IFNAME (or `interface:` in \(config ?? DaemonConfig.defaultPath))") }
 
         LoggingSystem.bootstrap { label in
@@ -78,10 +97,22 @@ struct Transitd: AsyncParsableCommand {
 
         let app = Application(router: makeAPIRouter(daemon: daemon),
                               configuration: .init(address: .unixDomainSocket(path: settings.socket), serverName: "transitd"),
-                              onServerRunning: { _ in logger.info("API listening", metadata: ["socket": "\(socketPath)"]) },
+                              onServerRunning: { _ in
+                                  // Root only: the API can rewire every endpoint of the host.
+                                  chmod(socketPath, 0o600)
+                                  logger.info("API listening", metadata: ["socket": "\(socketPath)"])
+                              },
                               logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: RetryService(daemon: daemon))]
+        if let remote {
+            let tcp = Application(router: makeAPIRouter(daemon: daemon, remote: remote), server: try .tls(.http1(), tlsConfiguration: remote.tls),
+                                  configuration: .init(address: .hostname(remote.host, port: remote.port), serverName: "transitd"),
+                                  onServerRunning: { _ in logger.info("remote API listening (TLS, bearer token)", metadata: ["address": "\(remote.host):\(remote.port)"]) },
+                                  logger: logger)
+            services.append(.init(service: tcp))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: app), .init(service: RetryService(daemon: daemon))],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await daemon.shutdown()

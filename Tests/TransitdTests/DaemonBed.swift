@@ -33,9 +33,6 @@ extension DaemonLab {
         }
         return try runCommand(args)
     }
-
-    /// An endpoint namespace on the lab (removed by teardown); its path for `netns:`.
-    func endpointNamespace(_ name: String) throws -> Netns { try underlay.addNamespace(name) }
 }
 
 /// The data plane tables of a droplet as the kernel holds them, read with bpftool through
