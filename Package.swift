@@ -57,7 +57,7 @@ let package = Package(
         // The wire format as bytes: builders for tests, benchmarks and the plugin SDK.
         .target(name: "MizarPacket", dependencies: ["CMizarABI", "MizarNet"], swiftSettings: swiftSettings),
         // Namespaces joined by veths, and tools run inside them: for tests, benchmarks and demos.
-        .target(name: "MizarTopology", dependencies: ["MizarNet", "MizarBPF", "MizarDataplane", "MizarClient"], swiftSettings: swiftSettings),
+        .target(name: "MizarTopology", dependencies: ["MizarNet", "MizarBPF", "MizarDataplane", "MizarClient", "CMizarABI"], swiftSettings: swiftSettings),
         // Layer 4: map layouts and programming of the data plane: droplets, VPCs, networks, endpoints.
         .target(
             name: "MizarDataplane",

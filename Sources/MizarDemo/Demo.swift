@@ -52,7 +52,7 @@ struct Demo {
     /// then a shaper switched into hosta's egress chain.
     func pluginSteps(examples: String) async throws {
         print("\nplugins: acl on hostb's ingress chain; b1 admits ICMP echo from 10.0.1.0/24 only")
-        try mizarctl("hostb", ["chain", "config", "acl", "-f", examples + "/acl.yaml"])
+        try mizarctl("hostb", ["chain", "config", "acl", "-f", examples + "/plugins/acl.yaml"])
         try mizarctl("hostb", ["chain", "set", "ingress", "acl"])
         let pings = pingReplies(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.0.1.3"], in: netns("a1")).output)
         let tcp = try runCommand(["iperf3", "-c", "10.0.1.3", "-t", "1", "--connect-timeout", "1000"], in: netns("a1"), timeout: 10)
@@ -61,7 +61,7 @@ struct Demo {
 
         print("\nplugins: shaper on hosta's egress chain, a1 limited to 20 Mbit/s; chain switched live")
         try mizarctl("hostb", ["chain", "set", "ingress", ""])
-        try mizarctl("hosta", ["chain", "config", "shaper", "-f", examples + "/shaper.yaml"])
+        try mizarctl("hosta", ["chain", "config", "shaper", "-f", examples + "/plugins/shaper.yaml"])
         try mizarctl("hosta", ["chain", "set", "egress", "shaper"])
         let end = try iperf3(from: netns("a1"), to: netns("b1"), server: IPv4Address(10, 0, 1, 3), seconds: 2, extra: ["-u", "-b", "60M", "-l", "1400"])
         let bps = ((end["sum"] as? [String: Any])?["bits_per_second"] as? Double) ?? 0

@@ -1,4 +1,5 @@
 import Foundation
+import CMizarABI
 import MizarBPF
 import MizarClient
 import MizarNet
@@ -50,10 +51,14 @@ public final class DaemonLab: @unchecked Sendable {
         root = FileManager.default.temporaryDirectory.appendingPathComponent(prefix).path
         underlay = try Underlay(prefix: prefix)
         do {
+            // The fabric ports stand in for the switch: frames droplets send back out with
+            // XDP_TX reach a veth peer only through an XDP program there (as in OverlayLab).
+            let pass = try BPFObjectLocator(explicit: bpfDir).open(MZ_PROBE_OBJECT)
+            try pass.load()
+            let program = try pass.program(named: MZ_PROBE_VERDICT_PROG)
             for (i, name) in droplets.enumerated() {
                 let (netns, ip) = try underlay.addHost(name, index: i + 1)
-                // The fabric port must take frames droplets send back out with XDP_TX.
-                try underlay.enableGRO(index: i + 1)
+                try underlay.attachFabricPeer(index: i + 1, program: program)
                 let host = Host(name: name, netns: netns, ip: ip, root: root + "/" + name)
                 try FileManager.default.createDirectory(atPath: host.pluginDir, withIntermediateDirectories: true)
                 hosts[name] = host

@@ -72,11 +72,6 @@ public final class Underlay: @unchecked Sendable {
         fabricLinks.append(try fabric.perform { try XDP.attach(program, ifindex: fabricIndex, mode: .native) })
     }
 
-    /// The same without a program: GRO on the fabric port also makes the veth take XDP_TX frames.
-    public func enableGRO(index: Int) throws {
-        try fabric.setGRO(of: fabricPort(index), true)
-    }
-
     /// Removes every namespace made (and with them every veth, bridge and attachment).
     public func teardown() {
         fabricLinks.removeAll()
