@@ -36,7 +36,16 @@ public enum Kind: String, Codable, Sendable, CaseIterable, Comparable {
     }
 
     /// The order in which an apply writes kinds: what others refer to comes first.
-    public var order: Int { Kind.allCases.firstIndex(of: self)! }
+    public var order: Int {
+        switch self {
+        case .droplet: 0
+        case .vpc: 1
+        case .network: 2
+        case .endpoint: 3
+        case .pluginConfig: 4
+        case .pluginChain: 5
+        }
+    }
     public static func < (a: Kind, b: Kind) -> Bool { a.order < b.order }
 }
 

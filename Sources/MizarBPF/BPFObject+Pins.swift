@@ -13,7 +13,7 @@ extension BPFObject {
     /// Opens (with `open`, which also sets globals, sizes and shared maps) and loads an
     /// object whose maps are pinned in `directory`: a map already pinned there is reused as
     /// it is (its entries survive the process that made it), a missing one is created and
-    /// pinned. Maps named in `except` (shared from another object with `reuseMap`) and
+    /// pinned. Maps shared from another object (`reuseMap`), maps named in `except` and
     /// internal ones (`.rodata`, `.bss`) are left alone.
     ///
     /// When a pinned map no longer fits the object (another key, value, type or size: the
@@ -23,7 +23,7 @@ extension BPFObject {
                                   open: () throws -> BPFObject) throws -> (object: BPFObject, reused: Bool) {
         func attempt() throws -> (BPFObject, [String]) {
             let object = try open()
-            let names = object.mapNames.filter { !$0.contains(".") && !except.contains($0) }
+            let names = object.ownMapNames.filter { !except.contains($0) }
             for map in names { try object.setPinPath(directory.pathFor(map), ofMap: map) }
             return (object, names)
         }
@@ -40,5 +40,20 @@ extension BPFObject {
             try fresh.load()
             return (fresh, false)
         }
+    }
+}
+
+extension BPFObject {
+    /// The maps this object will create itself on load: neither internal (`.rodata`, `.bss`)
+    /// nor taken from another object with `reuseMap` (those already have a descriptor).
+    public var ownMapNames: [String] {
+        var names: [String] = []
+        var m = bpf_object__next_map(raw, nil)
+        while let map = m {
+            let name = String(cString: bpf_map__name(map))
+            if !name.contains("."), bpf_map__fd(map) < 0 { names.append(name) }
+            m = bpf_object__next_map(raw, map)
+        }
+        return names
     }
 }

@@ -71,6 +71,7 @@ extension MizarBench {
         _ = try await client.applyInChunks((0..<100_000).map(endpoint))
         let warm = try restartSeconds(lab, emptyState: false)
         let rss = try rssMiB(lab)
+        for line in lab.host("hosta").log.split(separator: "\n") where line.contains("transitd ready") { print("daemon: \(line)") }
         guard try await client.list(.endpoint).count == 100_000 else { throw BenchError("endpoints lost across the restart") }
         print(String(format: "daemon: restart with 100,000 endpoints %.2f s (empty %.2f s), RSS %.1f MiB (empty %.1f MiB)", warm, cold, rss, coldRSS))
         metrics += [

@@ -7,6 +7,11 @@ import Yams
 public enum Manifests {
     /// The resources of one file's text; `source` names it in errors.
     public static func parse(_ text: String, source: String) throws -> [AnyResource] {
+        // JSON is YAML, but JSONDecoder reads a large one many times faster.
+        if let first = text.first(where: { !$0.isWhitespace }), first == "[" || first == "{",
+           let parsed = try? JSONDecoder().decode(OneOrMany.self, from: Data(text.utf8)) {
+            return parsed.resources
+        }
         var resources: [AnyResource] = []
         let nodes: [Node]
         do { nodes = Array(try Yams.compose_all(yaml: text)) } catch {
@@ -57,5 +62,14 @@ extension Manifests {
         do { return try YAMLDecoder().decode(JSONValue.self, from: text) } catch let error as DecodingError {
             throw APIError(.badRequest, "\(source): \(error.summary)")
         }
+    }
+}
+
+/// A JSON manifest: one resource or a list of them.
+private struct OneOrMany: Decodable {
+    let resources: [AnyResource]
+
+    init(from decoder: any Decoder) throws {
+        if let list = try? [AnyResource](from: decoder) { resources = list } else { resources = [try AnyResource(from: decoder)] }
     }
 }

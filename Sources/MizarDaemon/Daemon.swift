@@ -55,14 +55,20 @@ public actor Daemon {
 
     /// Loads the stored desired state and brings the kernel in line with it.
     public func start() throws {
-        for resource in try store.load().sorted(by: { $0.kind < $1.kind }) { desired.put(resource) }
+        let clock = ContinuousClock(), began = clock.now
+        let stored = try store.load()
+        let decoded = clock.now
+        for resource in stored.sorted(by: { $0.kind < $1.kind }) { desired.put(resource) }
         try bootstrap()
+        let loaded = clock.now
+        logger.debug("store loaded", metadata: ["decode": "\(decoded - began)", "index": "\(loaded - decoded)"])
         // Tables first (taken over from pins, they already hold all of it), then the
         // programs: the transit XDP link is updated in place, atomically.
         failures = reconciler.syncAll(desired)
         let pruned = try reconciler.pruneStale()
         try dataplane.attach()
         logger.info("transitd ready", metadata: [
+            "store": "\(loaded - began)", "reconcile": "\(clock.now - loaded)",
             "adopted": "\(dataplane.adoptedTables)", "written": "\(reconciler.writes)", "pruned": "\(pruned)",
             "droplet": "\(localName)", "address": "\(dataplane.address)", "xdp": "\(dataplane.attachedMode.map { "\($0)" } ?? "-")",
             "endpoints": "\(desired.count(.endpoint))", "unapplied": "\(failures.count)",

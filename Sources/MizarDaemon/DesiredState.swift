@@ -34,6 +34,30 @@ public struct DesiredState: Sendable {
         }
     }
 
+    /// True when a resource is stored under `ref` (cheaper than `resource(_:)`).
+    public func contains(_ ref: ResourceReference) -> Bool {
+        switch ref.kind {
+        case .droplet: droplets[ref.name] != nil
+        case .vpc: vpcs[ref.name] != nil
+        case .network: networks[ref.name] != nil
+        case .endpoint: endpoints[ref.name] != nil
+        case .pluginConfig: pluginConfigs[ref.name] != nil
+        case .pluginChain: chains[ref.name] != nil
+        }
+    }
+
+    /// The references of every resource of `kind`, in no order.
+    public func references(_ kind: Kind) -> [ResourceReference] {
+        switch kind {
+        case .droplet: return droplets.keys.map { .init(kind: kind, name: $0) }
+        case .vpc: return vpcs.keys.map { .init(kind: kind, name: $0) }
+        case .network: return networks.keys.map { .init(kind: kind, name: $0) }
+        case .endpoint: return endpoints.keys.map { .init(kind: kind, name: $0) }
+        case .pluginConfig: return pluginConfigs.keys.map { .init(kind: kind, name: $0) }
+        case .pluginChain: return chains.keys.map { .init(kind: kind, name: $0) }
+        }
+    }
+
     /// Every resource of `kind`, sorted by name.
     public func list(_ kind: Kind) -> [AnyResource] {
         let names: [String]

@@ -39,7 +39,7 @@ final class Reconciler {
     @discardableResult
     func syncAll(_ desired: DesiredState) -> [String] {
         var refs = Set<ResourceReference>()
-        for kind in Kind.allCases { for r in desired.list(kind) { refs.insert(r.reference) } }
+        for kind in Kind.allCases { refs.formUnion(desired.references(kind)) }
         for name in vpcs.keys { refs.insert(.init(kind: .vpc, name: name)) }
         for name in networks.keys { refs.insert(.init(kind: .network, name: name)) }
         for name in locals.keys { refs.insert(.init(kind: .endpoint, name: name)) }
@@ -105,9 +105,12 @@ final class Reconciler {
 
     /// Removals first (dependents before what they use), then additions in kind order.
     private func order(_ refs: Set<ResourceReference>, _ desired: DesiredState) -> [ResourceReference] {
-        let gone = refs.filter { desired.resource($0) == nil }.sorted { ($0.kind, $0.name) > ($1.kind, $1.name) }
-        let present = refs.filter { desired.resource($0) != nil }.sorted { ($0.kind, $0.name) < ($1.kind, $1.name) }
-        return gone + present
+        // Only the kind order matters (dependents go before what they use, and come after it).
+        var gone = Array(repeating: [ResourceReference](), count: Kind.allCases.count), present = gone
+        for ref in refs {
+            if desired.contains(ref) { present[ref.kind.order].append(ref) } else { gone[ref.kind.order].append(ref) }
+        }
+        return Array(gone.reversed().joined()) + Array(present.joined())
     }
 
     private func address(of name: String, _ desired: DesiredState) throws -> DropletAddress {

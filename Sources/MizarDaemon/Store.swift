@@ -2,9 +2,10 @@ import Foundation
 import GRDB
 import MizarAPI
 
-/// transitd's desired state on disk: SQLite through GRDB, one row per resource (its JSON as
-/// given, with the defaults transitd filled in), written in one transaction per API change.
-/// Kernel maps are derived from it, never the other way round.
+/// transitd's desired state on disk: SQLite through GRDB, written in one transaction per API
+/// change. Endpoints, the kind there are 100,000s of, have a table with a column per field
+/// (a start reads them without parsing JSON); every other kind is one row of JSON as given,
+/// with the defaults transitd filled in. Kernel maps are derived from it, never the other way round.
 public final class Store: Sendable {
     public let path: String
     private let pool: DatabasePool
@@ -34,16 +35,43 @@ public final class Store: Sendable {
                 t.column("value", .text).notNull()
             }
         }
+        migrator.registerMigration("v2-endpoint-columns") { db in
+            try db.create(table: "endpoint") { t in
+                t.primaryKey("name", .text)
+                t.column("labels", .text)
+                t.column("network", .text).notNull()
+                t.column("ip", .integer)
+                t.column("mac", .integer)
+                t.column("droplet", .text)
+                t.column("netns", .text)
+                t.column("interface", .text)
+                t.column("hostInterface", .text)
+                t.column("agentHook", .text)
+            }
+            let decoder = JSONDecoder()
+            for body in try Data.fetchAll(db, sql: "SELECT body FROM resource WHERE kind = 'Endpoint'") {
+                if case .endpoint(let e) = try decoder.decode(AnyResource.self, from: body) { try insert(e, db) }
+            }
+            try db.execute(sql: "DELETE FROM resource WHERE kind = 'Endpoint'")
+        }
         return migrator
     }
 
-    /// Every stored resource, decoded.
+    /// Every stored resource.
     public func load() throws -> [AnyResource] {
-        let decoder = JSONDecoder()
-        return try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT body FROM resource").map { row in
-                try decoder.decode(AnyResource.self, from: row["body"] as Data)
+        try pool.read { db in
+            let decoder = JSONDecoder()
+            var resources = try Data.fetchAll(db, sql: "SELECT body FROM resource").map { try decoder.decode(AnyResource.self, from: $0) }
+            let rows = try Row.fetchCursor(db, sql: "SELECT name, labels, network, ip, mac, droplet, netns, interface, hostInterface, agentHook FROM endpoint")
+            while let row = try rows.next() {
+                let labels: String? = row[1]
+                let spec = EndpointSpec(network: row[2], ip: (row[3] as Int64?).map { IPv4Address(value: UInt32(truncatingIfNeeded: $0)) },
+                                        mac: (row[4] as Int64?).map { MACAddress(value: UInt64(bitPattern: $0)) }, droplet: row[5],
+                                        netns: row[6], interface: row[7], hostInterface: row[8], agentHook: (row[9] as String?).flatMap(AgentHook.init))
+                resources.append(.endpoint(Endpoint(name: row[0], labels: try labels.map { try decoder.decode([String: String].self, from: Data($0.utf8)) },
+                                                    spec: spec)))
             }
+            return resources
         }
     }
 
@@ -51,14 +79,34 @@ public final class Store: Sendable {
     public func commit(upserts: [AnyResource], deletes: [ResourceReference]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let rows = try upserts.map { ($0.kind.rawValue, $0.name, try encoder.encode($0)) }
         try pool.write { db in
             for ref in deletes {
-                try db.execute(sql: "DELETE FROM resource WHERE kind = ? AND name = ?", arguments: [ref.kind.rawValue, ref.name])
+                if ref.kind == .endpoint {
+                    try db.execute(sql: "DELETE FROM endpoint WHERE name = ?", arguments: [ref.name])
+                } else {
+                    try db.execute(sql: "DELETE FROM resource WHERE kind = ? AND name = ?", arguments: [ref.kind.rawValue, ref.name])
+                }
             }
-            let statement = try db.makeStatement(sql: "INSERT OR REPLACE INTO resource (kind, name, body) VALUES (?, ?, ?)")
-            for (kind, name, body) in rows { try statement.execute(arguments: [kind, name, body]) }
+            let statement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO resource (kind, name, body) VALUES (?, ?, ?)")
+            for resource in upserts {
+                if case .endpoint(let e) = resource {
+                    try Store.insert(e, db)
+                } else {
+                    try statement.execute(arguments: [resource.kind.rawValue, resource.name, try encoder.encode(resource)])
+                }
+            }
         }
+    }
+
+    private static func insert(_ e: Endpoint, _ db: Database) throws {
+        let labels = try e.metadata.labels.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        let statement = try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO endpoint (name, labels, network, ip, mac, droplet, netns, interface, hostInterface, agentHook)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let s = e.spec
+        try statement.execute(arguments: [e.name, labels, s.network, s.ip.map { Int64($0.value) }, s.mac.map { Int64(bitPattern: $0.value) }, s.droplet,
+                                          s.netns, s.interface, s.hostInterface, s.agentHook?.rawValue])
     }
 
     /// A bookkeeping value (`initialized`, ...), nil when never set.
@@ -75,6 +123,7 @@ public final class Store: Sendable {
         try pool.read { db in
             var result: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT kind, COUNT(*) AS n FROM resource GROUP BY kind") { result[row["kind"]] = row["n"] }
+            result[Kind.endpoint.rawValue] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM endpoint")
             return result
         }
     }

@@ -46,6 +46,8 @@ struct MizarctlClientTests {
         for flag in ["--interface", "--socket", "--state-dir", "--bpffs", "--bpf-dir", "--plugin-dir", "--cleanup", "--config"] {
             #expect(transitd.output.contains(flag), "transitd --help lacks \(flag)")
         }
+        let completion = try runCommand([Binaries.mizarctl, "--generate-completion-script", "bash"])
+        #expect(completion.status == 0 && completion.output.contains("_mizarctl") && completion.output.contains("apply"))
         let noInterface = try runCommand([Binaries.transitd, "--config", "/dev/null"])
         #expect(noInterface.status != 0 && noInterface.error.contains("--interface"), "\(noInterface.error)")
     }
