@@ -69,7 +69,7 @@ public actor Daemon {
         try dataplane.attach()
         logger.info("transitd ready", metadata: [
             "store": "\(loaded - began)", "reconcile": "\(clock.now - loaded)",
-            "adopted": "\(dataplane.adoptedTables)", "written": "\(reconciler.writes)", "pruned": "\(pruned)",
+            "adopted": "\(dataplane.adoptedTables)", "programs": dataplane.adoptedPrograms ? "adopted" : "loaded", "written": "\(reconciler.writes)", "pruned": "\(pruned)",
             "droplet": "\(localName)", "address": "\(dataplane.address)", "xdp": "\(dataplane.attachedMode.map { "\($0)" } ?? "-")",
             "endpoints": "\(desired.count(.endpoint))", "unapplied": "\(failures.count)",
         ])

@@ -34,13 +34,13 @@ public struct DataplaneMaps: @unchecked Sendable {
     /// Every shared map, by name.
     static let names = [MZ_DROPLET_MAP, MZ_ENDPOINTS_MAP, MZ_LOCAL_ENDPOINTS_MAP, MZ_NETWORKS_MAP, MZ_VPCS_MAP, MZ_DIRECT_PATH_MAP]
 
-    init(_ object: BPFObject) throws {
-        droplet = try BPFMap(object.map(named: MZ_DROPLET_MAP))
-        endpoints = try BPFMap(object.map(named: MZ_ENDPOINTS_MAP))
-        localEndpoints = try BPFMap(object.map(named: MZ_LOCAL_ENDPOINTS_MAP))
-        networks = try BPFMap(object.map(named: MZ_NETWORKS_MAP))
-        vpcs = try BPFMap(object.map(named: MZ_VPCS_MAP))
-        directPath = try BPFMap(object.map(named: MZ_DIRECT_PATH_MAP))
+    init(_ map: (String) throws -> BPFMapHandle) throws {
+        droplet = try BPFMap(map(MZ_DROPLET_MAP))
+        endpoints = try BPFMap(map(MZ_ENDPOINTS_MAP))
+        localEndpoints = try BPFMap(map(MZ_LOCAL_ENDPOINTS_MAP))
+        networks = try BPFMap(map(MZ_NETWORKS_MAP))
+        vpcs = try BPFMap(map(MZ_VPCS_MAP))
+        directPath = try BPFMap(map(MZ_DIRECT_PATH_MAP))
     }
 
     /// Entries per table, for status output and for tests proving removals leave nothing behind.

@@ -51,9 +51,11 @@ public final class Droplet: @unchecked Sendable {
     public let pins: BPFPinDirectory?
     /// True when the tables were taken over from pins left by an earlier process.
     public let adoptedTables: Bool
+    /// True when the programs too were taken over (the same objects as before): nothing was
+    /// loaded, the attached programs keep running as they are.
+    public let adoptedPrograms: Bool
 
-    let transitObject: BPFObject
-    let agentObject: BPFObject
+    let objects: DropletObjects
     let transitStats: PerCPUMap<UInt32, mz_transit_stats>
     let agentStats: PerCPUMap<UInt32, mz_agent_stats>
     let logger: Logger
@@ -89,43 +91,21 @@ public final class Droplet: @unchecked Sendable {
         self.agentHook = agentHook
 
         self.pins = pins
-        func openTransit() throws -> BPFObject {
-            let object = try locator.open(MZ_TRANSIT_XDP_OBJECT)
-            for (map, size) in limits.byMap { try object.setMaxEntries(size, ofMap: map) }
-            return object
-        }
-        let shared = DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_CHAIN_ACTIVE_MAP]
-        func openAgent(sharing transit: BPFObject) throws -> BPFObject {
-            let object = try locator.open(MZ_TRANSIT_AGENT_OBJECT)
-            for map in shared { try object.reuseMap(map, from: transit.map(named: map)) }
-            return object
-        }
-        if let pins {
-            // Tables, counters and chain roots live in pins: a restarted daemon takes them over as they are.
-            let maps = try pins.subdirectory("maps")
-            let (transit, reused) = try BPFObject.loadPinned(in: maps, open: openTransit)
-            transitObject = transit
-            agentObject = try BPFObject.loadPinned(in: maps, except: Set(shared)) { try openAgent(sharing: transit) }.object
-            adoptedTables = reused
-        } else {
-            transitObject = try openTransit()
-            try transitObject.load()
-            agentObject = try openAgent(sharing: transitObject)
-            try agentObject.load()
-            adoptedTables = false
-        }
-
-        maps = try DataplaneMaps(transitObject)
-        transitProgram = try transitObject.program(named: MZ_TRANSIT_XDP_PROG)
-        agentProgram = try agentObject.program(named: MZ_TRANSIT_AGENT_PROG)
-        agentTCProgram = try agentObject.program(named: MZ_TRANSIT_AGENT_TC_PROG)
-        vethPeerProgram = try agentObject.program(named: MZ_VETH_PEER_PROG)
-        transitStats = try PerCPUMap(transitObject.map(named: MZ_TRANSIT_STATS_MAP))
-        agentStats = try PerCPUMap(agentObject.map(named: MZ_AGENT_STATS_MAP))
-        let host = try PluginHost(sharingMapsOf: transitObject, points: [
-            HookPoint(.ingress, .xdp, root: MZ_INGRESS_ROOT_MAP, continuation: MZ_INGRESS_CONTINUE_PROG, in: transitObject),
-            HookPoint(.egress, .tc, root: MZ_EGRESS_ROOT_TC_MAP, continuation: MZ_EGRESS_CONTINUE_TC_PROG, in: agentObject),
-            HookPoint(.egress, .xdp, root: MZ_EGRESS_ROOT_MAP, continuation: MZ_EGRESS_CONTINUE_PROG, in: agentObject),
+        objects = try DropletObjects(locator: locator, limits: limits, pins: pins)
+        adoptedTables = objects.adoptedTables
+        adoptedPrograms = objects.adoptedPrograms
+        maps = try DataplaneMaps(objects.map)
+        transitProgram = objects.program(MZ_TRANSIT_XDP_PROG)
+        agentProgram = objects.program(MZ_TRANSIT_AGENT_PROG)
+        agentTCProgram = objects.program(MZ_TRANSIT_AGENT_TC_PROG)
+        vethPeerProgram = objects.program(MZ_VETH_PEER_PROG)
+        transitStats = try PerCPUMap(objects.map(MZ_TRANSIT_STATS_MAP))
+        agentStats = try PerCPUMap(objects.map(MZ_AGENT_STATS_MAP))
+        let host = try PluginHost(context: objects.map(MZ_PLUGIN_CTX_MAP), stats: objects.map(MZ_PLUGIN_STATS_MAP),
+                                  active: objects.map(MZ_CHAIN_ACTIVE_MAP), points: [
+            HookPoint(hook: .ingress, flavor: .xdp, root: try ProgramArray(objects.map(MZ_INGRESS_ROOT_MAP)), continuation: objects.program(MZ_INGRESS_CONTINUE_PROG)),
+            HookPoint(hook: .egress, flavor: .tc, root: try ProgramArray(objects.map(MZ_EGRESS_ROOT_TC_MAP)), continuation: objects.program(MZ_EGRESS_CONTINUE_TC_PROG)),
+            HookPoint(hook: .egress, flavor: .xdp, root: try ProgramArray(objects.map(MZ_EGRESS_ROOT_MAP)), continuation: objects.program(MZ_EGRESS_CONTINUE_PROG)),
         ])
         plugins = try PluginChains(host: host, locator: locator, pins: pins, logger: logger)
 

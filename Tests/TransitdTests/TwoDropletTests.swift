@@ -112,6 +112,13 @@ struct TwoDropletTests {
         }
     }
 
+    /// The id of the XDP program on `eth0` in `netns`.
+    static func xdpProgramID(_ netns: Netns) throws -> Int {
+        let net = try runCommand(["bpftool", "-j", "net", "show", "dev", "eth0"], in: netns)
+        let list = try JSONSerialization.jsonObject(with: Data(net.output.utf8)) as? [[String: Any]]
+        return ((list?.first?["xdp"] as? [[String: Any]])?.first?["id"] as? Int) ?? -1
+    }
+
     /// The entries of a pinned map, read with bpftool.
     static func pinnedEntries(_ path: String) throws -> Int {
         let dump = try runCommand(["bpftool", "-j", "map", "dump", "pinned", path])
@@ -152,6 +159,7 @@ struct TwoDropletTests {
         #expect(state.0 > 0 && state.1 > 0, "conntrack \(state.0), buckets \(state.1)")
         let tables = try KernelTables(lab.host("hostb").netns)
 
+        let programs = try TwoDropletTests.xdpProgramID(lab.host("hosta").netns)
         // A ping every 10 ms across kill -9 and restart of both daemons, one after the other.
         let ping = try RunningCommand(["ping", "-i", "0.01", "-c", "500", "-W", "1", "10.1.0.3"], in: a1)
         usleep(500_000)
@@ -167,7 +175,8 @@ struct TwoDropletTests {
         #expect(try TwoDropletTests.pinnedEntries(conntrack) >= state.0, "the ACL's conntrack was lost")
         #expect(try TwoDropletTests.pinnedEntries(buckets) == state.1, "the shaper's buckets were lost")
         #expect(try KernelTables(lab.host("hostb").netns) == tables)
-        #expect(lab.host("hosta").log.contains("adopted=true"), "\(lab.host("hosta").log)")
+        #expect(lab.host("hosta").log.contains("adopted=true") && lab.host("hosta").log.contains("programs=adopted"), "\(lab.host("hosta").log)")
+        #expect(try TwoDropletTests.xdpProgramID(lab.host("hosta").netns) == programs, "the same objects were loaded again instead of adopted")
 
         // --cleanup on exit takes everything away; the store keeps the desired state.
         lab.stop("hosta")
