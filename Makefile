@@ -94,7 +94,7 @@ install: bpf
 		install -d $(DESTDIR)$(CNI_BIN_DIR); \
 		install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/mizar" $(DESTDIR)$(CNI_BIN_DIR)/; \
 	fi
-	@echo "installed; configure /etc/mizar/transitd.yaml (docs/examples/transitd.yaml), then: systemctl enable --now transitd"
+	@echo "installed; configure /etc/mizar/transitd.yaml (packaging/transitd.yaml), then: systemctl enable --now transitd"
 
 clean:
 	rm -rf $(BUILD)

@@ -66,9 +66,22 @@ public struct RawMap: @unchecked Sendable {
             throw BPFError(.typeMismatch, operation: "replace entries of map \(handle.name)", message: "per-CPU maps take a value per CPU")
         }
         if handle.type == .array { return try replaceArray(with: entries) }
-        for entry in entries { try update(key: entry.key, value: entry.value) }
         let keep = Set(entries.map(\.key))
-        for key in try keys() where !keep.contains(key) { try delete(key: key) }
+        guard keep.count <= Int(handle.maxEntries) else {
+            throw BPFError(.invalidState, operation: "replace entries of map \(handle.name)",
+                           message: "\(keep.count) entries; the map holds \(handle.maxEntries)")
+        }
+        // New entries are written before stale ones go (no gap in what the map says), unless
+        // both together would not fit: then the stale ones go first.
+        let current = Set(try keys())
+        let stale = current.subtracting(keep)
+        if current.count + keep.subtracting(current).count > Int(handle.maxEntries) {
+            for key in stale { try delete(key: key) }
+            for entry in entries { try update(key: entry.key, value: entry.value) }
+        } else {
+            for entry in entries { try update(key: entry.key, value: entry.value) }
+            for key in stale { try delete(key: key) }
+        }
     }
 
     /// An array holds every index: the whole image is written in batches, unnamed slots zeroed.

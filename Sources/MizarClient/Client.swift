@@ -62,26 +62,42 @@ public struct MizarClient: Sendable {
     /// Applies and deletes in one transaction (at most 1 MiB of request: see `applyInChunks`).
     public func apply(_ request: ApplyRequest) async throws -> ApplyResult { try await call(.POST, "/v1/apply", body: request) }
 
-    /// Applies many resources as consecutive requests of at most `limit` bytes each, in kind
-    /// order (what others refer to first). Each request is all or nothing; a failure stops
-    /// the rest and says how far it got.
+    /// Applies many resources (and deletes many) as consecutive requests of at most `limit`
+    /// bytes each: deletes first, then resources in kind order (what others refer to first).
+    /// Each request is all or nothing; a failure stops the rest and throws `PartialApply`,
+    /// which says what the requests before it did.
     public func applyInChunks(_ resources: [AnyResource], deleting: [ResourceReference] = [], limit: Int = 900_000) async throws -> ApplyResult {
         var items: [ApplyResult.Item] = []
-        if !deleting.isEmpty { items += try await apply(ApplyRequest(delete: deleting)).items }
-        var chunk: [AnyResource] = [], size = 0
         let encoder = JSONEncoder()
-        for resource in resources.sorted(by: { $0.kind < $1.kind }) {
-            let bytes = try encoder.encode(resource).count + 1
-            if size + bytes > limit, !chunk.isEmpty {
-                items += try await apply(ApplyRequest(apply: chunk)).items
-                chunk = []
+        var requests: [ApplyRequest] = [], current = ApplyRequest(), size = 0
+        func add(_ bytes: Int, _ put: (inout ApplyRequest) -> Void) {
+            if size + bytes > limit, !(current.apply.isEmpty && current.delete.isEmpty) {
+                requests.append(current)
+                current = ApplyRequest()
                 size = 0
             }
-            chunk.append(resource)
+            put(&current)
             size += bytes
         }
-        if !chunk.isEmpty { items += try await apply(ApplyRequest(apply: chunk)).items }
+        for ref in deleting.sorted(by: { $0.kind > $1.kind }) { add(try encoder.encode(ref).count + 1) { $0.delete.append(ref) } }
+        if !current.delete.isEmpty { requests.append(current); current = ApplyRequest(); size = 0 }
+        for resource in resources.sorted(by: { $0.kind < $1.kind }) { add(try encoder.encode(resource).count + 1) { $0.apply.append(resource) } }
+        if !(current.apply.isEmpty && current.delete.isEmpty) { requests.append(current) }
+        for request in requests {
+            do { items += try await apply(request).items } catch {
+                guard !items.isEmpty else { throw error }
+                throw PartialApply(done: ApplyResult(items: items), error: error)
+            }
+        }
         return ApplyResult(items: items)
+    }
+
+    /// An apply split into several requests failed after some of them were applied.
+    public struct PartialApply: Error, CustomStringConvertible {
+        /// What the requests before the failing one did (they stay applied).
+        public let done: ApplyResult
+        public let error: any Error
+        public var description: String { "\(error) (after \(done.items.count) resources were applied)" }
     }
 
     /// Discovers third-party plugins in transitd's plugin directory.

@@ -17,14 +17,13 @@ public enum Manifests {
         do { nodes = Array(try Yams.compose_all(yaml: text)) } catch {
             throw APIError(.badRequest, "\(source): not YAML or JSON: \(error)")
         }
+        let decoder = YAMLDecoder()
         for (index, node) in nodes.enumerated() {
-            let document = try Yams.serialize(node: node)
-            let decoder = YAMLDecoder()
             do {
                 if case .sequence = node {
-                    resources += try decoder.decode([AnyResource].self, from: document)
+                    resources += try decoder.decode([AnyResource].self, from: node)
                 } else {
-                    resources.append(try decoder.decode(AnyResource.self, from: document))
+                    resources.append(try decoder.decode(AnyResource.self, from: node))
                 }
             } catch let error as DecodingError {
                 throw APIError(.badRequest, "\(source), document \(index + 1): \(error.summary)")

@@ -44,9 +44,8 @@ public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil) -> Router
             let resource = try await decode(AnyResource.self, from: request, defaultKind: kind)
             guard resource.kind == kind else { throw APIError(.badRequest, "a \(resource.kind.rawValue) sent to /v1/\(kind.path)") }
             guard resource.name == name else { throw APIError(.badRequest, "metadata.name \(resource.name) differs from the path's \(name)") }
-            let result = try await daemon.apply(ApplyRequest(apply: [resource]))
-            let stored = try await daemon.get(resource.reference)
-            return try json(stored, status: result.items.first?.action == "created" ? .created : .ok)
+            let (stored, created) = try await daemon.put(resource)
+            return try json(stored, status: created ? .created : .ok)
         }
         v1.delete(RouterPath("\(kind.path)/:name")) { _, context in
             let ref = ResourceReference(kind: kind, name: try context.parameters.require("name"))
@@ -112,7 +111,10 @@ extension APIError {
             let code: Code = e.code == .invalidArgument ? .invalid : e.code == .conflict ? .conflict : e.code == .notFound ? .invalid : .dataplane
             return APIError(code, e.message)
         case let e as PluginError: return APIError(e.code == .invalidConfig ? .invalid : .dataplane, e.description)
-        case let e as NetError: return APIError(.dataplane, e.description)
+        case let e as NetError:
+            // What a request named that the system lacks or already has is the request's fault.
+            let code: Code = e.code == .notFound || e.code == .invalidArgument ? .invalid : e.code == .exists ? .conflict : .dataplane
+            return APIError(code, e.description)
         case let e as HTTPError:
             let code: Code = e.status == .notFound ? .notFound : e.status == .contentTooLarge ? .tooLarge : e.status.code < 500 ? .badRequest : .internal
             return APIError(code, e.body ?? e.status.reasonPhrase)

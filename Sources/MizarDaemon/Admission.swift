@@ -15,6 +15,8 @@ public protocol PluginCatalog: Sendable {
 /// every change recorded so that a later failure can put back exactly what was there.
 struct Admission {
     let localDroplet: String
+    /// The droplet's substrate interface (no endpoint may claim it).
+    let substrate: String
     let catalog: any PluginCatalog
 
     /// What one admitted request changed: the resources before, in order, to undo it.
@@ -117,7 +119,8 @@ struct Admission {
             if let other = state.droplets.values.first(where: { $0.name != r.name && $0.spec.ip == r.spec.ip }) {
                 throw APIError(.conflict, "droplet \(other.name) already has IP \(r.spec.ip)")
             }
-            if r.spec.mac.isMulticast { throw APIError(.invalid, "droplet \(r.name): \(r.spec.mac) is a group address") }
+            if r.spec.mac.isMulticast || r.spec.mac.value == 0 { throw APIError(.invalid, "droplet \(r.name): \(r.spec.mac) is not a unicast MAC") }
+            if let why = unusable(r.spec.ip) { throw APIError(.invalid, "droplet \(r.name): \(r.spec.ip) is \(why)") }
             return .droplet(r)
         case .vpc(var r):
             r.status = nil
@@ -137,6 +140,7 @@ struct Admission {
             let cidr = r.spec.cidr
             guard (8...30).contains(cidr.prefixLength) else { throw APIError(.invalid, "network \(r.name): \(cidr) must be a /8 to /30") }
             guard cidr == cidr.network else { throw APIError(.invalid, "network \(r.name): \(cidr) has host bits set; did you mean \(cidr.network)?") }
+            if let why = unusable(cidr.address) { throw APIError(.invalid, "network \(r.name): \(cidr) is \(why)") }
             try checkDroplets(r.spec.bouncers!, role: "bouncers", of: "network \(r.name)", in: state, allowNone: false)
             if let other = state.networks.values.first(where: { $0.name != r.name && $0.spec.vpc == r.spec.vpc && $0.spec.cidr.overlaps(cidr) }) {
                 throw APIError(.conflict, "network \(r.name): \(cidr) overlaps network \(other.name) (\(other.spec.cidr)) of VPC \(r.spec.vpc)",
@@ -151,7 +155,7 @@ struct Admission {
             if case .endpoint(let old)? = existing, r.spec.isSatisfied(by: old.spec) { return .endpoint(old) }
             var old: EndpointSpec?
             if case .endpoint(let e)? = existing { old = e.spec }
-            r.spec = try EndpointDefaults(localDroplet: localDroplet, state: state).fill(r.spec, name: r.name, existing: old)
+            r.spec = try EndpointDefaults(localDroplet: localDroplet, substrate: substrate, state: state).fill(r.spec, name: r.name, existing: old)
             return .endpoint(r)
         case .pluginConfig(var r):
             r.status = nil
@@ -167,6 +171,16 @@ struct Admission {
                 guard hooks.contains(r.name) else { throw APIError(.invalid, "chain \(r.name): plugin \(plugin) runs only at \(hooks.joined(separator: ", "))") }
             }
             return .pluginChain(r)
+        }
+    }
+
+    /// Why an address can be no droplet's and in no network: nil when it can.
+    private func unusable(_ ip: IPv4Address) -> String? {
+        switch ip.value >> 24 {
+        case 0: "in 0.0.0.0/8 (this host)"
+        case 127: "a loopback address"
+        case 224...255: "a multicast or reserved address"
+        default: nil
         }
     }
 

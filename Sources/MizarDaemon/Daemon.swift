@@ -18,13 +18,15 @@ public actor Daemon {
     public let config: DaemonConfig
     public let localName: String
     let store: Store
+    /// Held for the daemon's life: one transitd per state directory.
+    let lock: StateLock
     let dataplane: MizarDataplane.Droplet
     let reconciler: Reconciler
     let admission: Admission
     let logger: Logger
     private(set) var desired = DesiredState()
-    /// Resources the last full reconcile could not apply (retried by `retryFailures`).
-    private(set) var failures: [String] = []
+    /// Resources the data plane could not take, and why (retried by `retryFailures`).
+    private(set) var failures: [ResourceReference: String] = [:]
 
     /// Opens the store, loads and attaches the data plane on the configured interface and
     /// registers the plugins; `start()` then reconciles. On the first start (an empty store) it creates VPC `vpc0` (VNI 1) and network
@@ -38,7 +40,12 @@ public actor Daemon {
         let name = config.name ?? ProcessInfo.processInfo.hostName.lowercased()
         if let problem = ObjectMeta.problem(with: name) { throw APIError(.invalid, "droplet name: \(problem) (give --name)") }
         localName = name
+        lock = try StateLock(directory: config.stateDir)
         store = try Store(directory: config.stateDir)
+        if let owner = try store.meta("droplet"), owner != name {
+            throw APIError(.conflict, "\(config.stateDir) holds the state of droplet \(owner): start with --name \(owner), or give another --state-dir")
+        }
+        try store.setMeta("droplet", name)
         let hook: MizarDataplane.AgentHook = config.agentHook == .xdp ? .xdp : .tc
         let pins = try BPFPinDirectory(path: config.bpffs + "/" + interface)
         dataplane = try MizarDataplane.Droplet(interface: interface, agentHook: hook, locator: BPFObjectLocator(explicit: config.bpfDir),
@@ -50,7 +57,7 @@ public actor Daemon {
         for error in errors { logger.warning("plugin refused", metadata: ["error": "\(error)"]) }
         if !registered.isEmpty { logger.info("third-party plugins registered", metadata: ["plugins": "\(registered)"]) }
         reconciler = Reconciler(droplet: dataplane, localName: name, logger: logger)
-        admission = Admission(localDroplet: name, catalog: LivePluginCatalog(chains: dataplane.plugins))
+        admission = Admission(localDroplet: name, substrate: interface, catalog: LivePluginCatalog(chains: dataplane.plugins))
     }
 
     /// Loads the stored desired state and brings the kernel in line with it.
@@ -106,17 +113,24 @@ public actor Daemon {
             admission.undo(changes, in: &desired)
             do { try reconciler.sync(changes.refs, desired) } catch {
                 logger.error("could not put back the data plane after a refused change", metadata: ["error": "\(error)"])
-                failures.append("\(error)")
+                for ref in changes.refs { failures[ref] = "\(error)" }
             }
             throw APIError.from(error)
         }
+        for ref in changes.refs { failures[ref] = nil }
         return ApplyResult(items: changes.items)
     }
 
-    /// Retries what the last full reconcile could not apply.
+    /// Creates or replaces one resource; returns it as stored, with its status, and whether it was created.
+    public func put(_ resource: AnyResource) throws -> (AnyResource, created: Bool) {
+        let result = try apply(ApplyRequest(apply: [resource]))
+        return (try get(resource.reference), result.items.first?.action == "created")
+    }
+
+    /// Retries, one by one, what the data plane could not take.
     public func retryFailures() {
         guard !failures.isEmpty else { return }
-        failures = reconciler.syncAll(desired)
+        failures = reconciler.retry(reconciler.ordered(failures.keys, desired), desired)
     }
 
     // MARK: Reads
@@ -167,12 +181,20 @@ public actor Daemon {
 
     public func health() -> Health {
         var checks: [String: String] = [:]
-        checks["transitXDP"] = dataplane.attachedMode.map { "ok (\($0))" } ?? "not attached to \(dataplane.interface)"
+        // Asked of the kernel, not remembered: the interface or the program may be gone.
+        let attached = try? dataplane.netns.perform { try XDP.query(ifindex: dataplane.ifindex) }
+        if let attached, attached.programID != 0, attached.programID == (try? dataplane.transitProgram.id) {
+            checks["transitXDP"] = "ok (\(attached.mode.map { "\($0)" } ?? "?"))"
+        } else {
+            checks["transitXDP"] = "transit XDP is not attached to \(dataplane.interface)"
+        }
         do { _ = try store.count(); checks["store"] = "ok" } catch { checks["store"] = "\(error)" }
-        let plugged = Set(dataplane.localEndpoints.map(\.hostInterface))
+        let links = Set(((try? RouteSocket(in: dataplane.netns).links()) ?? []).map(\.name))
+        let plugged = Set(dataplane.localEndpoints.map(\.hostInterface)).intersection(links)
         let missing = desired.endpoints.values.filter { $0.spec.droplet == localName && !plugged.contains($0.spec.hostInterface ?? "") }
         checks["endpoints"] = missing.isEmpty ? "ok" : "\(missing.count) not plugged: \(missing.prefix(5).map(\.name).joined(separator: ", "))"
-        checks["reconcile"] = failures.isEmpty ? "ok" : "\(failures.count) unapplied: \(failures.prefix(3).joined(separator: "; "))"
+        checks["reconcile"] = failures.isEmpty ? "ok"
+            : "\(failures.count) unapplied: " + failures.sorted { $0.key.description < $1.key.description }.prefix(3).map { "\($0.key): \($0.value)" }.joined(separator: "; ")
         return Health(healthy: checks.values.allSatisfy { $0.hasPrefix("ok") }, checks: checks)
     }
 
@@ -243,4 +265,22 @@ public actor Daemon {
             logger.error("cleanup incomplete", metadata: ["error": "\(error)"])
         }
     }
+}
+
+/// An exclusive `flock` on `<state-dir>/transitd.lock`, held while the process lives: a second
+/// transitd on the same state refuses to start before it touches anything.
+final class StateLock: Sendable {
+    private let fd: Int32
+
+    init(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        fd = open(directory + "/transitd.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw APIError(.internal, "cannot open \(directory)/transitd.lock: \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw APIError(.conflict, "another transitd runs on \(directory) (its transitd.lock is held)")
+        }
+    }
+
+    deinit { close(fd) }
 }

@@ -1,10 +1,13 @@
 import Foundation
 import MizarAPI
+import MizarNet
 
 /// Fills in and checks an endpoint's spec against the desired state: its droplet, address,
 /// MAC and veth names.
 struct EndpointDefaults {
     let localDroplet: String
+    /// The droplet's own interface: never an endpoint's.
+    let substrate: String
     let state: DesiredState
 
     /// `existing` is the endpoint's stored spec: what a change leaves out (its address, MAC,
@@ -56,7 +59,7 @@ struct EndpointDefaults {
         spec.agentHook = spec.agentHook ?? .tc
         if let netns = spec.netns {
             guard netns.hasPrefix("/") else { throw APIError(.invalid, "endpoint \(name): netns must be an absolute path (/proc/PID/ns/net, /run/netns/NAME)") }
-            guard FileManager.default.fileExists(atPath: netns) else { throw APIError(.invalid, "endpoint \(name): no network namespace at \(netns)") }
+            do { _ = try Netns(netns) } catch { throw APIError(.invalid, "endpoint \(name): no network namespace at \(netns)") }
             spec.interface = spec.interface ?? "eth0"
             spec.hostInterface = spec.hostInterface ?? EndpointDefaults.hostInterface(for: name)
         } else {
@@ -69,6 +72,9 @@ struct EndpointDefaults {
             guard ifname.utf8.count <= 15, !ifname.isEmpty, !ifname.contains("/"), ifname.allSatisfy({ !$0.isWhitespace }) else {
                 throw APIError(.invalid, "endpoint \(name): \"\(ifname)\" is not an interface name (1-15 characters, no '/' or spaces)")
             }
+        }
+        guard spec.hostInterface != substrate, spec.hostInterface != "lo" else {
+            throw APIError(.invalid, "endpoint \(name): \(spec.hostInterface!) is the droplet's own interface")
         }
         if let other = state.endpoints.values.first(where: { $0.name != name && $0.spec.droplet == localDroplet && $0.spec.hostInterface == spec.hostInterface }) {
             throw APIError(.conflict, "endpoint \(name): host interface \(spec.hostInterface!) serves endpoint \(other.name)")

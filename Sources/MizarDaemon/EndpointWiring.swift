@@ -7,23 +7,36 @@ import MizarNet
 /// its peer directly inside that namespace, which gets the endpoint's MAC, address and a
 /// default route via the network's gateway (what a CNI plugin would otherwise do); without,
 /// an existing host-side veth is plugged as it is.
+///
+/// A veth transitd creates carries the alias `mizar:<endpoint>`: only such a veth is ever
+/// taken over (after a restart) or deleted, so a request naming someone else's interface can
+/// neither rewire nor remove it.
 struct EndpointWiring {
     let droplet: MizarDataplane.Droplet
+
+    static let aliasPrefix = "mizar:"
+    static func alias(of endpoint: String) -> String { aliasPrefix + String(endpoint.utf8.prefix(240))! }
 
     func plug(_ spec: EndpointSpec, name: String, vni: VNI, cidr: IPv4Interface) throws {
         guard let ip = spec.ip, let mac = spec.mac, let host = spec.hostInterface else {
             throw APIError(.internal, "endpoint \(name) was admitted without its address, MAC or host interface")
         }
+        let socket = try RouteSocket(in: droplet.netns)
+        let existing = try? socket.link(named: host)
         var peer: EndpointPeer?
         var created = false
         if let path = spec.netns {
             let netns = try Netns(path)
             let interface = spec.interface ?? "eth0"
-            let socket = try RouteSocket(in: droplet.netns)
-            // A veth left by an earlier run (or a retried request) is taken over, not made twice.
-            if (try? socket.link(named: host)) == nil {
+            if let existing {
+                // A veth left by an earlier run (or a retried request) is taken over, not made twice.
+                guard existing.kind == "veth", existing.alias == EndpointWiring.alias(of: name) else {
+                    throw APIError(.conflict, "endpoint \(name): interface \(host) exists and is not this endpoint's veth")
+                }
+            } else {
                 _ = try socket.createVethPair(name: host, peerName: interface, peerNetns: netns, mtu: droplet.endpointMTU)
                 created = true
+                try socket.setAlias(of: host, to: EndpointWiring.alias(of: name))
             }
             do {
                 let inside = try RouteSocket(in: netns)
@@ -41,22 +54,38 @@ struct EndpointWiring {
                 throw error
             }
             peer = EndpointPeer(netns: netns, interface: interface)
+        } else {
+            guard let existing else { throw APIError(.invalid, "endpoint \(name): no interface \(host) on this droplet") }
+            guard existing.kind == "veth" else { throw APIError(.invalid, "endpoint \(name): \(host) is not a veth") }
         }
         let hook: MizarDataplane.AgentHook = spec.agentHook == .xdp ? .xdp : .tc
         do {
             try droplet.plug(LocalEndpoint(vni: vni, ip: ip, mac: mac, hostInterface: host, peer: peer, agentHook: hook))
         } catch {
-            if created { _ = try? RouteSocket(in: droplet.netns).deleteLink(named: host) }
+            if created { _ = try? socket.deleteLink(named: host) }
             throw error
         }
     }
 
-    /// Unplugs the endpoint and, when transitd made its veth, deletes it (the peer goes with it).
-    /// Either may be gone already.
-    func unplug(_ spec: EndpointSpec, vni: VNI?) throws {
+    /// Unplugs the endpoint and deletes the veth transitd made for it (the peer goes with it).
+    /// Either may be gone already; a veth transitd did not make is left alone.
+    func unplug(_ spec: EndpointSpec, name: String, vni: VNI?) throws {
         if let vni, let ip = spec.ip { try droplet.unplug(EndpointID(vni: vni, ip: ip)) }
-        if spec.netns != nil, let host = spec.hostInterface {
-            _ = try RouteSocket(in: droplet.netns).deleteLink(named: host)
+        guard spec.netns != nil, let host = spec.hostInterface else { return }
+        let socket = try RouteSocket(in: droplet.netns)
+        if let link = try? socket.link(named: host), link.alias == EndpointWiring.alias(of: name) { try socket.deleteLink(named: host) }
+    }
+
+    /// Deletes veths transitd made for endpoints that are no longer wanted (left by a process
+    /// killed between creating one and storing its endpoint). Returns their names.
+    func pruneVeths(keeping endpoints: Set<String>) throws -> [String] {
+        let socket = try RouteSocket(in: droplet.netns)
+        let wanted = Set(endpoints.map(EndpointWiring.alias(of:)))
+        var removed: [String] = []
+        for link in try socket.links() where link.kind == "veth" {
+            guard let alias = link.alias, alias.hasPrefix(EndpointWiring.aliasPrefix), !wanted.contains(alias) else { continue }
+            if try socket.deleteLink(named: link.name) { removed.append(link.name) }
         }
+        return removed
     }
 }

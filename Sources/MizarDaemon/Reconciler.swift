@@ -35,9 +35,9 @@ final class Reconciler {
     /// How many endpoints are plugged here.
     var localCount: Int { locals.count }
 
-    /// Brings every resource in line with `desired`; returns what could not be (and logs it).
+    /// Brings every resource in line with `desired`; returns what could not be, and why (and logs it).
     @discardableResult
-    func syncAll(_ desired: DesiredState) -> [String] {
+    func syncAll(_ desired: DesiredState) -> [ResourceReference: String] {
         var refs = Set<ResourceReference>()
         for kind in Kind.allCases { refs.formUnion(desired.references(kind)) }
         for name in vpcs.keys { refs.insert(.init(kind: .vpc, name: name)) }
@@ -50,19 +50,27 @@ final class Reconciler {
         // time, so that one failure does not hold back the others.
         do {
             try sync(Array(refs), desired, expand: false)
-            return []
+            return [:]
         } catch {
             logger.warning("reconcile of everything failed; retrying resource by resource", metadata: ["error": "\(error)"])
         }
-        var failures: [String] = []
-        for ref in order(refs, desired) {
+        return retry(order(refs, desired), desired)
+    }
+
+    /// Applies each resource on its own; returns those that still fail, and why.
+    func retry(_ refs: [ResourceReference], _ desired: DesiredState) -> [ResourceReference: String] {
+        var failures: [ResourceReference: String] = [:]
+        for ref in refs {
             do { try sync([ref], desired, expand: false) } catch {
                 logger.error("cannot apply \(ref)", metadata: ["error": "\(error)"])
-                failures.append("\(ref): \(error)")
+                failures[ref] = "\(error)"
             }
         }
         return failures
     }
+
+    /// `refs` in the order they must be applied (removals first).
+    func ordered(_ refs: some Sequence<ResourceReference>, _ desired: DesiredState) -> [ResourceReference] { order(Set(refs), desired) }
 
     /// Applies the resources named (and those that depend on a droplet named) as `desired`
     /// has them; a resource `desired` lacks is taken away.
@@ -157,6 +165,9 @@ final class Reconciler {
         case .pluginConfig:
             if let r = desired.pluginConfigs[ref.name] {
                 guard configs[ref.name] != r.spec.config else { return }
+                // A configure that fails may have written part of its maps: forget what was
+                // there, so that putting the old configuration back rewrites it whole.
+                configs[ref.name] = nil
                 try droplet.plugins.configure(ref.name, try LivePluginCatalog.configuration(r.spec.config, of: ref.name))
                 configs[ref.name] = r.spec.config
                 writes += 1
@@ -206,7 +217,7 @@ final class Reconciler {
 
     private func unplugLocal(_ name: String) throws {
         guard let old = locals[name] else { return }
-        try wiring.unplug(old, vni: vniOf(old))
+        try wiring.unplug(old, name: name, vni: vniOf(old))
         locals[name] = nil
     }
 
@@ -217,7 +228,9 @@ final class Reconciler {
         for spec in locals.values {
             if let vni = networks[spec.network]?.vni, let ip = spec.ip { keep.insert(EndpointID(vni: vni, ip: ip)) }
         }
-        return try droplet.pruneTables(keepingEndpoints: keep)
+        let veths = try wiring.pruneVeths(keeping: Set(locals.keys))
+        if !veths.isEmpty { logger.info("removed veths of endpoints no longer wanted", metadata: ["veths": "\(veths)"]) }
+        return try droplet.pruneTables(keepingEndpoints: keep) + veths.count
     }
 
     private func vniOf(_ spec: EndpointSpec) -> VNI? {

@@ -226,6 +226,16 @@ extension Droplet {
                 let id = EndpointID(key)
                 if state.locals[id] == nil, !endpoints.contains(id), try maps.endpoints.delete(key) { removed += 1 }
             }
+            // XDP agents (and their peers' programs) of endpoints no longer plugged: detach and unpin.
+            if let links = try pins?.subdirectory("links") {
+                let hosts = Set(state.locals.values.map(\.spec.hostInterface))
+                for pin in try links.names() {
+                    guard let dash = pin.firstIndex(of: "-"), ["agent", "peer"].contains(pin[..<dash]),
+                          !hosts.contains(String(pin[pin.index(after: dash)...])) else { continue }
+                    try? links.openLink(pin).detach()
+                    if try links.unpin(pin) { removed += 1 }
+                }
+            }
             return removed
         }
     }

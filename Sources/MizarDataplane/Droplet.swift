@@ -184,10 +184,16 @@ public final class Droplet: @unchecked Sendable {
     func attachXDP(_ program: BPFProgram, ifindex: Int32, in netns: Netns, mode: XDPMode, what: String, pin: String?) throws -> (BPFLink, XDPMode) {
         guard let pin, let links = try pins?.subdirectory("links") else { return try attachXDP(program, ifindex: ifindex, in: netns, mode: mode, what: what) }
         if links.contains(pin) {
-            let link = try links.openLink(pin)
-            try link.update(to: program)
-            let used = try netns.perform { try XDP.query(ifindex: ifindex) }.mode ?? .native
-            return (link, used)
+            do {
+                let link = try links.openLink(pin)
+                try link.update(to: program)
+                let used = try netns.perform { try XDP.query(ifindex: ifindex) }.mode ?? .native
+                return (link, used)
+            } catch {
+                // The device went away since (its link is severed): attach afresh.
+                logger.warning("pinned XDP link unusable; attaching anew", metadata: ["what": "\(what)", "error": "\(error)"])
+                try links.unpin(pin)
+            }
         }
         let (link, used) = try attachXDP(program, ifindex: ifindex, in: netns, mode: mode, what: what)
         try links.pin(link, as: pin)

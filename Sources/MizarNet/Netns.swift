@@ -14,7 +14,8 @@ public struct Netns: Sendable, Hashable, CustomStringConvertible {
     /// Resolves and checks `pathOrName`; throws `.notFound` when no namespace is there.
     public init(_ pathOrName: String) throws {
         let path = pathOrName.contains("/") ? pathOrName : Netns.namedDirectory + "/" + pathOrName
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO named as a namespace must not hang the caller.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw NetError.system("open network namespace \(path)", errno: errno) }
         defer { close(fd) }
         var fs = statfs()

@@ -12,6 +12,8 @@ public struct Link: Sendable, Hashable {
     public var kind: String?
     /// The index of the bridge this device is enslaved to, or 0.
     public var masterIndex: Int32
+    /// The device's alias (`ip link set ... alias`), nil when unset. Mizar marks what it creates with one.
+    public var alias: String?
 }
 
 extension RouteSocket {
@@ -97,6 +99,11 @@ extension RouteSocket {
         try change(name, "set MAC of \(name) to \(mac)") { rtnl_link_set_addr($0, addr) }
     }
 
+    /// Sets the device's alias: a free-form label the kernel keeps with it.
+    public func setAlias(of name: String, to alias: String) throws {
+        try change(name, "set alias of \(name)") { rtnl_link_set_ifalias($0, alias) }
+    }
+
     public func setMTU(of name: String, to mtu: UInt32) throws {
         try change(name, "set MTU of \(name) to \(mtu)") { rtnl_link_set_mtu($0, mtu) }
     }
@@ -157,5 +164,6 @@ extension Link {
         isUp = rtnl_link_get_flags(raw) & IFF_UP.rawValue != 0
         kind = rtnl_link_get_type(raw).map { String(cString: $0) }
         masterIndex = rtnl_link_get_master(raw)
+        alias = rtnl_link_get_ifalias(raw).map { String(cString: $0) }
     }
 }

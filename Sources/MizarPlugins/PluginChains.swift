@@ -178,6 +178,9 @@ public final class PluginChains: @unchecked Sendable {
                 for entry in entries where entry.key.count != handle.keySize || entry.value.count != handle.valueSize {
                     throw PluginError(.invalidConfig, plugin: name, "an entry for \(mapName) has a \(entry.key.count)-byte key and \(entry.value.count)-byte value; the map takes \(handle.keySize) and \(handle.valueSize)")
                 }
+                guard entries.count <= Int(handle.maxEntries) else {
+                    throw PluginError(.invalidConfig, plugin: name, "\(entries.count) entries for \(mapName), which holds \(handle.maxEntries)")
+                }
             }
             for (mapName, entries) in wanted {
                 let raw = RawMap(try plugin.map(mapName))

@@ -36,11 +36,18 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 func withClient(_ connection: ConnectionOptions, _ body: (MizarClient) async throws -> Void) async throws {
     do {
         try await body(try connection.client())
+    } catch let error as MizarClient.PartialApply {
+        for item in error.done.items { print("\(item.reference.kind.rawValue.lowercased())/\(item.reference.name) \(item.action)") }
+        let message = (error.error as? APIError).map { "\($0.message) (\($0.code))" } ?? "\(error.error)"
+        printError("error: \(message); the \(error.done.items.count) resources above were applied, the rest was not")
+        throw ExitCode(error.error is MizarClient.Unreachable ? 3 : 1)
     } catch let error as APIError {
         printError("error: \(error.message) (\(error.code))")
         throw ExitCode(1)
     } catch let error as MizarClient.Unreachable {
-        printError("error: \(error)\nIs transitd running? Start it with: transitd --interface IFNAME (docs/transitd.md)")
+        let hint = connection.server == nil ? "\nIs transitd running? Start it with: transitd --interface IFNAME (docs/transitd.md)"
+            : "\nIs transitd listening there (--listen), and does --cacert name the CA of its certificate?"
+        printError("error: \(error)\(hint)")
         throw ExitCode(3)
     }
 }

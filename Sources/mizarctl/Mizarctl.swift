@@ -9,7 +9,8 @@ struct Mizarctl: AsyncParsableCommand {
         commandName: "mizarctl",
         abstract: "Inspect and manage the Mizar XDP data plane on this host.",
         discussion: """
-            Talks to transitd over its Unix socket (--socket, default /run/mizar/transitd.sock). \
+            Talks to transitd over its Unix socket (default /run/mizar/transitd.sock; give another with \
+            `mizarctl COMMAND --socket PATH`, or a remote transitd with --server, --token-file and --cacert). \
             Exit codes: 0 ok, 1 the API refused or failed (message printed), 2 usage, 3 transitd unreachable.
             """,
         version: MizarVersion.current,

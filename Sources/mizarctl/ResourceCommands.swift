@@ -11,7 +11,7 @@ extension Kind: ExpressibleByArgument {
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get", abstract: "List resources of a kind, or show one.",
-        discussion: "Kinds: droplet, vpc, network, endpoint, pluginconfig, chain (plurals and short forms such as ep, net work too).")
+        discussion: "Kinds: droplet, vpc, network, endpoint, pluginconfig, chain (plurals and short forms such as ep and net work too).")
 
     @Argument(help: "The kind.") var kind: Kind
     @Argument(help: "A name; omitted, every resource of the kind.") var name: String?
@@ -85,7 +85,7 @@ struct DeleteCommand: AsyncParsableCommand {
                 report(try await client.delete(kind, name), output)
             } else {
                 let refs = try filename.flatMap { try Manifests.load($0) }.map(\.reference)
-                report(try await client.apply(ApplyRequest(delete: refs)), output)
+                report(try await client.applyInChunks([], deleting: refs), output)
             }
         }
     }

@@ -84,16 +84,17 @@ struct Transitd: AsyncParsableCommand {
         let logger = Logger(label: "transitd")
         // Files made from here on (socket, database) are the owner's only.
         umask(0o077)
+        let socketPath = settings.socket
         let daemon: Daemon
         do {
+            // Before anything is touched: another transitd on this socket or state refuses this one.
+            try prepareSocket(socketPath)
             daemon = try Daemon(config: settings, logger: logger)
             try await daemon.start()
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode.failure
         }
-        let socketPath = settings.socket
-        try prepareSocket(socketPath)
 
         let app = Application(router: makeAPIRouter(daemon: daemon),
                               configuration: .init(address: .unixDomainSocket(path: settings.socket), serverName: "transitd"),
@@ -126,7 +127,7 @@ struct Transitd: AsyncParsableCommand {
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         guard FileManager.default.fileExists(atPath: path) else { return }
-        guard !MizarClient.answers(socket: path) else { throw ValidationError("another transitd answers on \(path)") }
+        guard !MizarClient.answers(socket: path) else { throw APIError(.conflict, "another transitd answers on \(path)") }
         unlink(path)
     }
 }
@@ -140,7 +141,9 @@ struct RetryService: Service {
 
     func run() async throws {
         while !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: .seconds(10))
+            // Woken at once by a SIGTERM, not after the rest of its sleep.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) }
+            if Task.isShuttingDownGracefully { return }
             await daemon.retryFailures()
         }
     }

@@ -56,6 +56,14 @@ struct APIValidationTests {
             #"{"metadata":{"name":"\#(name)"},"spec":{"network":"\#(network)","ip":"\#(ip)","netns":"\#(ns.path)"}}"#
         }
         let big = #"{"metadata":{"name":"big"},"spec":{"vni":7},"pad":""# + String(repeating: "x", count: 1_100_000) + #""}"#
+        let fifo = lab.root + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // Someone else's interfaces: a veth made here by hand, and the droplet's own.
+        let hostSocket = try RouteSocket(in: lab.host("hosta").netns)
+        let other = try lab.endpointNamespace("other")
+        try hostSocket.createVethPair(name: "theirs0", peerName: "eth0", peerNetns: other)
+        let prefixes = (0..<4097).map { #""10.\#($0 / 256).\#($0 % 256).0/24""# }.joined(separator: ",")
+        let natBody = #"{"metadata":{"name":"nat"},"spec":{"externalIP":"172.30.0.1","ports":[20000,30000],"masquerade":[{"vpc":100,"destinations":[\#(prefixes)],"except":[]}],"forwards":[]}}"#
         let cases: [(String, String, String, String?, Int, String)] = [
             ("bad JSON", "PUT", "/v1/vpcs/v2", #"{"metadata":{"name":"v2""#, 400, "badRequest"),
             ("unknown kind", "POST", "/v1/apply", #"{"apply":[{"kind":"Pod","metadata":{"name":"p"},"spec":{}}],"delete":[]}"#, 400, "badRequest"),
@@ -71,6 +79,20 @@ struct APIValidationTests {
             ("duplicate IP", "PUT", "/v1/endpoints/e2", endpoint("e2", "n1", "10.1.0.5"), 409, "conflict"),
             ("endpoint of no network", "PUT", "/v1/endpoints/e2", endpoint("e2", "nope", "10.1.0.6"), 422, "invalid"),
             ("missing netns", "PUT", "/v1/endpoints/e2", #"{"metadata":{"name":"e2"},"spec":{"network":"n1","netns":"/run/netns/no-such-ns-\#(lab.underlay.prefix)"}}"#, 422, "invalid"),
+            ("netns is a FIFO", "PUT", "/v1/endpoints/e2", #"{"metadata":{"name":"e2"},"spec":{"network":"n1","netns":"\#(fifo)"}}"#, 422, "invalid"),
+            ("netns is a plain file", "PUT", "/v1/endpoints/e2", #"{"metadata":{"name":"e2"},"spec":{"network":"n1","netns":"/etc/hostname"}}"#, 422, "invalid"),
+            ("someone else's veth", "PUT", "/v1/endpoints/e2",
+             #"{"metadata":{"name":"e2"},"spec":{"network":"n1","netns":"\#(ns.path)","interface":"eth9","hostInterface":"theirs0"}}"#, 409, "conflict"),
+            ("the substrate", "PUT", "/v1/endpoints/e2", #"{"metadata":{"name":"e2"},"spec":{"network":"n1","hostInterface":"eth0"}}"#, 422, "invalid"),
+            ("loopback", "PUT", "/v1/endpoints/e2", #"{"metadata":{"name":"e2"},"spec":{"network":"n1","hostInterface":"lo"}}"#, 422, "invalid"),
+            ("no such veth", "PUT", "/v1/endpoints/e2", #"{"metadata":{"name":"e2"},"spec":{"network":"n1","hostInterface":"nope0"}}"#, 422, "invalid"),
+            ("loopback droplet", "PUT", "/v1/droplets/lo", #"{"metadata":{"name":"lo"},"spec":{"ip":"127.0.0.1","mac":"02:00:00:00:00:99"}}"#, 422, "invalid"),
+            ("zero MAC droplet", "PUT", "/v1/droplets/z", #"{"metadata":{"name":"z"},"spec":{"ip":"172.30.0.99","mac":"00:00:00:00:00:00"}}"#, 422, "invalid"),
+            ("multicast network", "PUT", "/v1/networks/n2", #"{"metadata":{"name":"n2"},"spec":{"vpc":"v1","cidr":"224.0.0.0/24"}}"#, 422, "invalid"),
+            ("shaper burst beyond any rate", "PUT", "/v1/pluginconfigs/shaper",
+             #"{"metadata":{"name":"shaper"},"spec":{"limits":[{"vpc":1,"endpoint":"10.20.0.2","direction":"egress","bitsPerSecond":8000,"burstBytes":100000000000000}]}}"#,
+             422, "invalid"),
+            ("more NAT prefixes than the map holds", "PUT", "/v1/pluginconfigs/nat", natBody, 422, "invalid"),
             ("bad MAC", "PUT", "/v1/endpoints/e2", #"{"metadata":{"name":"e2"},"spec":{"network":"n1","mac":"zz:00:00:00:00:01","netns":"\#(ns.path)"}}"#, 400, "badRequest"),
             ("bad name", "PUT", "/v1/vpcs/Bad_Name!", #"{"metadata":{"name":"Bad_Name!"},"spec":{"vni":9}}"#, 422, "invalid"),
             ("name differs from path", "PUT", "/v1/vpcs/v3", #"{"metadata":{"name":"v4"},"spec":{"vni":9}}"#, 400, "badRequest"),
@@ -96,6 +118,8 @@ struct APIValidationTests {
         }
         let (notFound, _, _) = try raw(lab, "GET", "/v1/nothing")
         #expect(notFound == 404)
+        #expect(try hostSocket.link(named: "theirs0").alias == nil, "a refused request marked someone else's veth")
+        _ = try hostSocket.deleteLink(named: "theirs0")
         let after = try await snapshot(lab)
         #expect(after.store == before.store, "a refused request changed the store")
         #expect(after.kernel == before.kernel, "a refused request changed the kernel tables: \(before) -> \(after.kernel)")
@@ -138,5 +162,15 @@ struct APIValidationTests {
         _ = try await client.delete(.pluginChain, "egress")
         #expect(try await client.status().chains["egress"] == [])
         #expect(try await client.health().healthy)
+
+        // One transitd per state directory, and a state directory belongs to one droplet.
+        let host = lab.host("hosta")
+        let another = try runCommand([Binaries.transitd, "--interface", "eth0", "--name", "hosta", "--socket", lab.root + "/second.sock",
+                                     "--state-dir", host.stateDir, "--bpf-dir", TestPaths.bpfDir, "--config", "/dev/null"], in: host.netns, timeout: 20)
+        #expect(another.status != 0 && another.error.contains("another transitd"), "\(another.error)")
+        lab.stop("hosta")
+        let renamed = try runCommand([Binaries.transitd, "--interface", "eth0", "--name", "other", "--socket", host.socket,
+                                      "--state-dir", host.stateDir, "--bpf-dir", TestPaths.bpfDir, "--config", "/dev/null"], in: host.netns, timeout: 20)
+        #expect(renamed.status != 0 && renamed.error.contains("--name hosta"), "\(renamed.error)")
     }
 }

@@ -212,3 +212,36 @@ public enum ACL {
         }
     }
 }
+
+// What a configuration document may leave out takes the same defaults as the Swift initialisers
+// (docs/plugins.md), so YAML and the API need only what matters.
+
+extension ACL.Rule {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(priority: try c.decodeIfPresent(Int.self, forKey: .priority) ?? 100, vpc: try c.decode(UInt32.self, forKey: .vpc),
+                  network: try c.decodeIfPresent(String.self, forKey: .network), direction: try c.decode(ACL.Direction.self, forKey: .direction),
+                  source: try c.decodeIfPresent(String.self, forKey: .source) ?? "0.0.0.0/0",
+                  destination: try c.decodeIfPresent(String.self, forKey: .destination) ?? "0.0.0.0/0",
+                  protocol: try c.decodeIfPresent(ACL.IPProtocol.self, forKey: .protocol) ?? .any,
+                  ports: try c.decodeIfPresent(ClosedRange<UInt16>.self, forKey: .ports), action: try c.decode(ACL.Action.self, forKey: .action))
+    }
+}
+
+extension ACL.EndpointPolicy {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vpc: try c.decode(UInt32.self, forKey: .vpc), ip: try c.decode(String.self, forKey: .ip),
+                  defaultEgress: try c.decodeIfPresent(ACL.Action.self, forKey: .defaultEgress) ?? .allow,
+                  defaultIngress: try c.decodeIfPresent(ACL.Action.self, forKey: .defaultIngress) ?? .deny)
+    }
+}
+
+extension ACL.Config {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(rules: try c.decodeIfPresent([ACL.Rule].self, forKey: .rules) ?? [],
+                  endpoints: try c.decodeIfPresent([ACL.EndpointPolicy].self, forKey: .endpoints) ?? [],
+                  conntrackTimeoutSeconds: try c.decodeIfPresent(UInt32.self, forKey: .conntrackTimeoutSeconds) ?? 300)
+    }
+}

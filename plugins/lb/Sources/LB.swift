@@ -133,3 +133,23 @@ public enum LB {
         }
     }
 }
+
+// What a configuration document may leave out takes the same defaults as the Swift initialisers
+// (docs/plugins.md), so YAML and the API need only what matters.
+
+extension LB.Backend {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(ip: try c.decode(String.self, forKey: .ip), port: try c.decode(UInt16.self, forKey: .port),
+                  weight: try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1)
+    }
+}
+
+extension LB.Service {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vpc: try c.decode(UInt32.self, forKey: .vpc), vip: try c.decode(String.self, forKey: .vip), port: try c.decode(UInt16.self, forKey: .port),
+                  protocol: try c.decodeIfPresent(LB.IPProtocol.self, forKey: .protocol) ?? .tcp, mode: try c.decodeIfPresent(LB.Mode.self, forKey: .mode) ?? .nat,
+                  backends: try c.decode([LB.Backend].self, forKey: .backends))
+    }
+}

@@ -124,3 +124,24 @@ public enum NAT {
         }
     }
 }
+
+// What a configuration document may leave out takes the same defaults as the Swift initialisers
+// (docs/plugins.md), so YAML and the API need only what matters.
+
+extension NAT.Masquerade {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vpc: try c.decode(UInt32.self, forKey: .vpc), destinations: try c.decodeIfPresent([String].self, forKey: .destinations) ?? ["0.0.0.0/0"],
+                  except: try c.decodeIfPresent([String].self, forKey: .except) ?? [])
+    }
+}
+
+extension NAT.Config {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(externalIP: try c.decode(String.self, forKey: .externalIP),
+                  ports: try c.decodeIfPresent(ClosedRange<UInt16>.self, forKey: .ports) ?? 20000...59999,
+                  masquerade: try c.decodeIfPresent([NAT.Masquerade].self, forKey: .masquerade) ?? [],
+                  forwards: try c.decodeIfPresent([NAT.Forward].self, forKey: .forwards) ?? [])
+    }
+}

@@ -22,6 +22,8 @@ public enum Shaper {
 
     /// The smallest burst: a TSO/GSO frame of 64 KiB must fit, or TCP stalls at the TC agent.
     public static let minimumBurst: UInt64 = 65536
+    /// 1 GiB: at the lowest rate its time still fits the bucket's 64-bit nanoseconds.
+    public static let maximumBurst: UInt64 = 1 << 30
 
     public struct Limit: Codable, Sendable, Hashable {
         public var vpc: UInt32
@@ -62,6 +64,7 @@ public enum Shaper {
                 guard limit.burstBytes >= Shaper.minimumBurst else {
                     throw fail("burst \(limit.burstBytes) B for \(ip): at least \(Shaper.minimumBurst) B, or 64 KiB GSO frames never pass")
                 }
+                guard limit.burstBytes <= Shaper.maximumBurst else { throw fail("burst \(limit.burstBytes) B for \(ip): at most \(Shaper.maximumBurst) B") }
                 guard seen.insert("\(limit.vpc)/\(ip)/\(limit.direction)").inserted else { throw fail("\(ip) \(limit.direction) is limited twice") }
                 var key = shaper_key()
                 key.vni = limit.vpc
@@ -77,5 +80,18 @@ public enum Shaper {
             }
             return [SHAPER_BUCKETS_MAP: entries]
         }
+    }
+}
+
+// What a configuration document may leave out takes the same defaults as the Swift initialisers
+// (docs/plugins.md), so YAML and the API need only what matters.
+
+extension Shaper.Limit {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vpc: try c.decode(UInt32.self, forKey: .vpc), endpoint: try c.decode(String.self, forKey: .endpoint),
+                  direction: try c.decodeIfPresent(Shaper.Direction.self, forKey: .direction) ?? .egress,
+                  bitsPerSecond: try c.decode(UInt64.self, forKey: .bitsPerSecond),
+                  burstBytes: try c.decodeIfPresent(UInt64.self, forKey: .burstBytes) ?? 262_144)
     }
 }
