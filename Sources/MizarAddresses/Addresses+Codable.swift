@@ -2,39 +2,38 @@
 // VNI as a number, so that manifests and API bodies read like what an operator types. A value
 // that does not parse fails decoding with a message that names it.
 
-/// Decodes a single text value through a failable parser.
-private func decodeText<T>(_ decoder: any Decoder, _ what: String, _ parse: (String) -> T?) throws -> T {
-    let container = try decoder.singleValueContainer()
-    let text = try container.decode(String.self)
-    guard let value = parse(text) else {
-        throw DecodingError.dataCorruptedError(in: container, debugDescription: "\"\(text)\" is not \(what)")
-    }
-    return value
+/// A value whose Codable form is its text: what `description` prints, `init?(_:)` parses.
+public protocol TextCodable: Codable, CustomStringConvertible {
+    init?(_ text: String)
+    /// What the text must be, for the error when it is not ("an IPv4 address").
+    static var expected: String { get }
 }
 
-extension IPv4Address: Codable {
-    public init(from decoder: any Decoder) throws { self = try decodeText(decoder, "an IPv4 address") { IPv4Address($0) } }
+extension TextCodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let value = Self(text) else { throw DecodingError.dataCorruptedError(in: container, debugDescription: "\"\(text)\" is not \(Self.expected)") }
+        self = value
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(description)
     }
 }
 
-extension IPv4Interface: Codable {
-    /// Accepts `A.B.C.D/N`; a bare address is not a CIDR.
-    public init(from decoder: any Decoder) throws { self = try decodeText(decoder, "an IPv4 CIDR (A.B.C.D/N)") { IPv4Interface($0) } }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
-    }
+extension IPv4Address: TextCodable {
+    public static var expected: String { "an IPv4 address" }
 }
 
-extension MACAddress: Codable {
-    public init(from decoder: any Decoder) throws { self = try decodeText(decoder, "a MAC address (aa:bb:cc:dd:ee:ff)") { MACAddress($0) } }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
-    }
+/// Accepts `A.B.C.D/N`; a bare address is not a CIDR.
+extension IPv4Interface: TextCodable {
+    public static var expected: String { "an IPv4 CIDR (A.B.C.D/N)" }
+}
+
+extension MACAddress: TextCodable {
+    public static var expected: String { "a MAC address (aa:bb:cc:dd:ee:ff)" }
 }
 
 extension VNI: Codable {

@@ -36,7 +36,8 @@ public final class DaemonLab: @unchecked Sendable {
 
     public let underlay: Underlay
     public let transitd: String
-    public let bpfDir: String
+    /// The BPF objects daemons start with (point it elsewhere to start one on other objects).
+    public var bpfDir: String
     /// Where every host's files live (removed by `teardown`).
     public let root: String
     public private(set) var hosts: [String: Host] = [:]

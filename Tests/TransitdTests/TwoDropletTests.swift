@@ -178,6 +178,26 @@ struct TwoDropletTests {
         #expect(lab.host("hosta").log.contains("adopted=true") && lab.host("hosta").log.contains("programs=adopted"), "\(lab.host("hosta").log)")
         #expect(try TwoDropletTests.xdpProgramID(lab.host("hosta").netns) == programs, "the same objects were loaded again instead of adopted")
 
+        // An upgrade: other objects (the same programs, one byte appended to the file) are
+        // loaded over the pinned maps and swapped in, under the same 10 ms ping.
+        let upgraded = lab.root + "/bpf-upgraded"
+        try FileManager.default.copyItem(atPath: TestPaths.bpfDir, toPath: upgraded)
+        let object = FileHandle(forWritingAtPath: upgraded + "/transit_xdp.bpf.o")!
+        object.seekToEndOfFile()
+        object.write(Data([0]))
+        try object.close()
+        let upgradePing = try RunningCommand(["ping", "-i", "0.01", "-c", "300", "-W", "1", "10.1.0.3"], in: a1)
+        usleep(500_000)
+        lab.stop("hosta")
+        lab.bpfDir = upgraded
+        try lab.start("hosta")
+        lab.bpfDir = TestPaths.bpfDir
+        let upgradeResult = upgradePing.wait(timeout: 30)
+        #expect(upgradeResult.output.contains("300 packets transmitted, 300 received"), "\(upgradeResult.output.split(separator: "\n").suffix(3))")
+        #expect(lab.host("hosta").log.contains("programs=loaded") && lab.host("hosta").log.contains("adopted=true"), "\(lab.host("hosta").log)")
+        #expect(try TwoDropletTests.xdpProgramID(lab.host("hosta").netns) != programs, "the upgraded program is not the one attached")
+        #expect(try TwoDropletTests.pinnedEntries(conntrack) >= state.0, "the ACL's conntrack was lost in the upgrade")
+
         // --cleanup on exit takes everything away; the store keeps the desired state.
         lab.stop("hosta")
         lab.extraArguments = ["--cleanup"]
