@@ -22,8 +22,6 @@ public enum Shaper {
 
     /// The smallest burst: a TSO/GSO frame of 64 KiB must fit, or TCP stalls at the TC agent.
     public static let minimumBurst: UInt64 = 65536
-    /// 1 GiB: at the lowest rate its time still fits the bucket's 64-bit nanoseconds.
-    public static let maximumBurst: UInt64 = 1 << 30
 
     public struct Limit: Codable, Sendable, Hashable {
         public var vpc: UInt32
@@ -64,7 +62,6 @@ public enum Shaper {
                 guard limit.burstBytes >= Shaper.minimumBurst else {
                     throw fail("burst \(limit.burstBytes) B for \(ip): at least \(Shaper.minimumBurst) B, or 64 KiB GSO frames never pass")
                 }
-                guard limit.burstBytes <= Shaper.maximumBurst else { throw fail("burst \(limit.burstBytes) B for \(ip): at most \(Shaper.maximumBurst) B") }
                 guard seen.insert("\(limit.vpc)/\(ip)/\(limit.direction)").inserted else { throw fail("\(ip) \(limit.direction) is limited twice") }
                 var key = shaper_key()
                 key.vni = limit.vpc
@@ -74,7 +71,10 @@ public enum Shaper {
                 let bytesPerSecond = Double(limit.bitsPerSecond) / 8
                 bucket.rate = UInt64(bytesPerSecond)
                 bucket.ns_per_byte_q20 = UInt64((1e9 / bytesPerSecond * Double(1 << 20)).rounded())
-                bucket.burst_ns = UInt64((Double(limit.burstBytes) * 1e9 / bytesPerSecond).rounded())
+                // The bucket counts in 64-bit nanoseconds: a burst that lasts longer at this rate cannot be kept.
+                let burstNs = (Double(limit.burstBytes) * 1e9 / bytesPerSecond).rounded()
+                guard burstNs < Double(1 << 62) else { throw fail("burst \(limit.burstBytes) B for \(ip) lasts too long at \(limit.bitsPerSecond) bit/s") }
+                bucket.burst_ns = UInt64(burstNs)
                 bucket.tat = 0 // full
                 entries.append(PluginMapEntry(key, bucket))
             }
