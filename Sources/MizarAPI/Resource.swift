@@ -3,6 +3,9 @@ import MizarAddresses
 /// The API group and version of every resource: manifests, API bodies and `mizarctl get -o yaml` share it.
 public let apiVersion = "mizar.com/v1"
 
+/// The release of Mizar's tools (transitd, mizarctl) built from this tree.
+public let mizarVersion = "0.4.0"
+
 /// The kinds of resource transitd keeps as desired state.
 public enum Kind: String, Codable, Sendable, CaseIterable, Comparable {
     case droplet = "Droplet"

@@ -13,7 +13,7 @@ import MizarPlugins
 /// committed to the store; when the data plane refuses it, what was applied is put back
 /// and nothing is stored. A request is acknowledged only after its commit.
 public actor Daemon {
-    public static let version = "0.4.0"
+    public static let version = mizarVersion
 
     public let config: DaemonConfig
     public let localName: String

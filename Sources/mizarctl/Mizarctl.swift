@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MizarAPI
 import MizarBPF
 
 /// The Mizar command-line tool: transitd's API client, and local checks of the host and of plugins.
@@ -40,7 +41,7 @@ struct Mizarctl: AsyncParsableCommand {
 
 /// The version of this build.
 enum MizarVersion {
-    static let current = "0.4.0"
+    static let current = mizarVersion
 }
 
 /// Where BPF objects are found.
