@@ -1,3 +1,5 @@
+import Foundation
+
 /// A resource of any kind: one document of a manifest, one item of an apply.
 public enum AnyResource: Codable, Sendable, Hashable {
     case droplet(Droplet)
@@ -47,6 +49,19 @@ public enum AnyResource: Codable, Sendable, Hashable {
         case .endpoint: self = .endpoint(try Endpoint(from: decoder))
         case .pluginConfig: self = .pluginConfig(try PluginConfig(from: decoder))
         case .pluginChain: self = .pluginChain(try PluginChain(from: decoder))
+        }
+    }
+
+    /// A resource of `kind` whose document may leave `kind` out (an API path gives it); a
+    /// document of another kind fails to decode.
+    public static func decode(_ kind: Kind, from data: Data, with decoder: JSONDecoder = JSONDecoder()) throws -> AnyResource {
+        switch kind {
+        case .droplet: .droplet(try decoder.decode(Droplet.self, from: data))
+        case .vpc: .vpc(try decoder.decode(VPC.self, from: data))
+        case .network: .network(try decoder.decode(Network.self, from: data))
+        case .endpoint: .endpoint(try decoder.decode(Endpoint.self, from: data))
+        case .pluginConfig: .pluginConfig(try decoder.decode(PluginConfig.self, from: data))
+        case .pluginChain: .pluginChain(try decoder.decode(PluginChain.self, from: data))
         }
     }
 

@@ -41,8 +41,7 @@ public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil) -> Router
         }
         v1.put(RouterPath("\(kind.path)/:name")) { request, context in
             let name = try context.parameters.require("name")
-            let resource = try await decode(AnyResource.self, from: request, defaultKind: kind)
-            guard resource.kind == kind else { throw APIError(.badRequest, "a \(resource.kind.rawValue) sent to /v1/\(kind.path)") }
+            let resource = try await decodingErrorsAsBadRequest { try AnyResource.decode(kind, from: try await body(of: request)) }
             guard resource.name == name else { throw APIError(.badRequest, "metadata.name \(resource.name) differs from the path's \(name)") }
             let (stored, created) = try await daemon.put(resource)
             return try json(stored, status: created ? .created : .ok)
@@ -55,21 +54,21 @@ public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil) -> Router
     return router
 }
 
-/// Reads and decodes a JSON body of at most `maxRequestBody` bytes. A resource body may
-/// leave out `kind` (the path gives it).
-private func decode<T: Decodable>(_ type: T.Type, from request: Request, defaultKind: Kind? = nil) async throws -> T {
+/// A request's body, at most `maxRequestBody` bytes (413 beyond).
+private func body(of request: Request) async throws -> Data {
     var request = request
-    let buffer = try await request.collectBody(upTo: maxRequestBody)
-    var data = Data(buffer.readableBytesView)
-    if let defaultKind, var object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["kind"] == nil {
-        object["kind"] = defaultKind.rawValue
-        data = try JSONSerialization.data(withJSONObject: object)
-    }
-    do {
-        return try JSONDecoder().decode(T.self, from: data)
-    } catch let error as DecodingError {
-        throw APIError(.badRequest, error.summary)
-    }
+    return Data(try await request.collectBody(upTo: maxRequestBody).readableBytesView)
+}
+
+/// Reads and decodes a JSON body.
+private func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+    let data = try await body(of: request)
+    return try await decodingErrorsAsBadRequest { try JSONDecoder().decode(T.self, from: data) }
+}
+
+/// A body that does not decode is the client's error (400), said where in the document.
+private func decodingErrorsAsBadRequest<T>(_ body: () async throws -> T) async throws -> T {
+    do { return try await body() } catch let error as DecodingError { throw APIError(.badRequest, error.summary) }
 }
 
 private let encoder: JSONEncoder = {

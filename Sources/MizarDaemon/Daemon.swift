@@ -257,7 +257,7 @@ public actor Daemon {
         guard config.cleanup else { return }
         var empty = DesiredState()
         if let me = desired.droplets[localName] { empty.put(.droplet(me)) }
-        let refs = Kind.allCases.flatMap { desired.list($0).map(\.reference) }
+        let refs = Kind.allCases.flatMap(desired.references)
         do {
             try reconciler.sync(refs, empty, expand: false)
             try dataplane.removeAll()

@@ -60,16 +60,7 @@ public struct DesiredState: Sendable {
 
     /// Every resource of `kind`, sorted by name.
     public func list(_ kind: Kind) -> [AnyResource] {
-        let names: [String]
-        switch kind {
-        case .droplet: names = Array(droplets.keys)
-        case .vpc: names = Array(vpcs.keys)
-        case .network: names = Array(networks.keys)
-        case .endpoint: names = Array(endpoints.keys)
-        case .pluginConfig: names = Array(pluginConfigs.keys)
-        case .pluginChain: names = Array(chains.keys)
-        }
-        return names.sorted().compactMap { resource(ResourceReference(kind: kind, name: $0)) }
+        references(kind).sorted { $0.name < $1.name }.compactMap(resource)
     }
 
     public func count(_ kind: Kind) -> Int {
