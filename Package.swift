@@ -20,12 +20,22 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// Links the Swift runtime and Foundation into an executable (the CNI plugin runs on hosts
+/// without Swift). The modules are compiled as for every target, so Foundation's static
+/// archives and the C libraries under them are named here.
+let staticSwiftRuntime: [LinkerSetting] = [
+    .unsafeFlags(["-static-stdlib", "-Xlinker", "--start-group", "-lFoundation", "-lFoundationEssentials", "-lFoundationInternationalization",
+                  "-lCoreFoundation", "-l_FoundationICU", "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization",
+                  "-Xlinker", "--end-group"], .when(platforms: [.linux])),
+]
+
 let package = Package(
     name: "mizar",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mizarctl", targets: ["mizarctl"]),
         .executable(name: "transitd", targets: ["transitd"]),
+        .executable(name: "mizar", targets: ["mizar"]),
         .executable(name: "mizar-demo", targets: ["MizarDemo"]),
         .executable(name: "mizar-bench", targets: ["MizarBench"]),
         .library(name: "MizarBPF", targets: ["MizarBPF"]),
@@ -95,6 +105,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings),
+        // The CNI plugin (cni/): the spec's commands over transitd's API, and the `mizar` binary,
+        // linked with the Swift runtime inside so that it runs on hosts without Swift.
+        .target(name: "MizarCNI", dependencies: ["MizarAPI", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")], path: "cni/Sources/MizarCNI", swiftSettings: swiftSettings),
+        .executableTarget(name: "mizar", dependencies: ["MizarCNI", "MizarAPI"], path: "cni/Sources/mizar", swiftSettings: swiftSettings,
+                          linkerSettings: staticSwiftRuntime),
         // Executables.
         .executableTarget(
             name: "transitd",
@@ -131,6 +146,8 @@ let package = Package(
         .testTarget(name: "MizarPacketTests", dependencies: ["MizarPacket", "MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginChainTests", dependencies: ["MizarPluginSDK", "MizarPlugins", "MizarDataplane", "MizarTopology", "MizarTestSupport", "CMizarABI"], swiftSettings: swiftSettings),
         .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CNITests", dependencies: ["MizarCNI", "MizarAPI", "MizarClient", "MizarTestSupport"], path: "cni/Tests/CNITests",
+                    swiftSettings: swiftSettings),
         .testTarget(name: "TransitdTests", dependencies: ["MizarAPI", "MizarClient", "MizarTestSupport", .product(name: "Yams", package: "Yams")],
                     swiftSettings: swiftSettings),
     ],

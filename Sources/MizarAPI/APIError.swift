@@ -25,6 +25,8 @@ public struct APIError: Error, Codable, Sendable, Hashable, CustomStringConverti
         case notFound
         /// Refers to or collides with another resource (409).
         case conflict
+        /// A pool has nothing left to give, such as a network with no free address (409).
+        case exhausted
         /// Body over the limit (413).
         case tooLarge
         /// No or wrong bearer token (401).
@@ -39,7 +41,7 @@ public struct APIError: Error, Codable, Sendable, Hashable, CustomStringConverti
             case .badRequest: 400
             case .invalid: 422
             case .notFound: 404
-            case .conflict: 409
+            case .conflict, .exhausted: 409
             case .tooLarge: 413
             case .unauthorized: 401
             case .dataplane, .internal: 500

@@ -126,3 +126,21 @@ public struct DividerRole: Codable, Sendable, Hashable {
         self.local = local
     }
 }
+
+/// `GET /v1/endpoints/{name}/check`: transitd's look at a local endpoint as the kernel holds
+/// it (what CNI CHECK asks): its veth, the interface inside its namespace with the MAC,
+/// address and default route, and the transit agent.
+public struct EndpointCheck: Codable, Sendable, Hashable {
+    /// True when nothing is missing.
+    public var healthy: Bool
+    /// What is missing or different, for a person; empty when healthy.
+    public var problems: [String]
+    /// True when the endpoint's namespace (or, without one, its veth) is gone: the container is.
+    public var gone: Bool
+
+    public init(healthy: Bool, problems: [String], gone: Bool = false) {
+        self.healthy = healthy
+        self.problems = problems
+        self.gone = gone
+    }
+}

@@ -1,4 +1,6 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An IPv4 address. Stored as one integer (no allocation): tables of millions stay cheap.
 public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Comparable {
@@ -119,7 +121,10 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
         return MACAddress(bytes: b)
     }
 
-    public var description: String { bytes.map { String(format: "%02x", $0) }.joined(separator: ":") }
+    public var description: String {
+        let hex = Array("0123456789abcdef".utf8)
+        return String(decoding: bytes.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] }.enumerated().flatMap { $0.offset > 0 && $0.offset % 2 == 0 ? [UInt8(ascii: ":"), $0.element] : [$0.element] }, as: UTF8.self)
+    }
 }
 
 /// An IPv6 address: 16 bytes in network order.

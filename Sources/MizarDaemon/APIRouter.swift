@@ -29,6 +29,8 @@ public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil) -> Router
     v1.get("plugins/:name") { _, context in try json(try await daemon.plugin(try context.parameters.require("name"))) }
     v1.post("plugins/discover") { _, _ in try json(await daemon.discoverPlugins()) }
 
+    v1.get("endpoints/:name/check") { _, context in try json(try await daemon.check(endpoint: try context.parameters.require("name"))) }
+
     v1.post("apply") { request, _ in
         let body = try await decode(ApplyRequest.self, from: request)
         return try json(try await daemon.apply(body))

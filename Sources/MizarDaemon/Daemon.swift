@@ -142,6 +142,15 @@ public actor Daemon {
 
     public func list(_ kind: Kind) -> [AnyResource] { desired.list(kind).map(withStatus) }
 
+    /// The kernel's view of a local endpoint against its spec (CNI CHECK).
+    public func check(endpoint name: String) throws -> EndpointCheck {
+        guard let endpoint = desired.endpoints[name] else { throw APIError(.notFound, "no endpoint \(name)") }
+        guard endpoint.spec.droplet == localName, let net = desired.networks[endpoint.spec.network] else {
+            throw APIError(.invalid, "endpoint \(name) is not on this droplet")
+        }
+        return EndpointWiring(droplet: dataplane).inspect(endpoint.spec, name: name, cidr: net.spec.cidr)
+    }
+
     private func withStatus(_ resource: AnyResource) -> AnyResource {
         switch resource {
         case .droplet(var r):

@@ -91,7 +91,7 @@ struct EndpointDefaults {
             if state.endpointByAddress[.init(vpc: network.spec.vpc, ip: ip)] == nil { return ip }
             candidate += 1
         }
-        throw APIError(.conflict, "network \(network.name) (\(cidr)) has no free address")
+        throw APIError(.exhausted, "network \(network.name) (\(cidr)) has no free address")
     }
 
     /// `mz` and 10 hex digits of a hash of the endpoint's name (FNV-1a): stable, 12 characters.

@@ -11,8 +11,9 @@ public struct CommandResult: Sendable {
 /// Runs a command to completion, optionally inside `netns` through nsenter.
 /// For tests, benchmarks and demos: real tools observe and drive traffic; product code never shells out.
 @discardableResult
-public func runCommand(_ arguments: [String], in netns: Netns? = nil, timeout: TimeInterval = 60) throws -> CommandResult {
-    try RunningCommand(arguments, in: netns).wait(timeout: timeout)
+public func runCommand(_ arguments: [String], in netns: Netns? = nil, environment: [String: String]? = nil, input: String? = nil,
+                       timeout: TimeInterval = 60) throws -> CommandResult {
+    try RunningCommand(arguments, in: netns, environment: environment, input: input).wait(timeout: timeout)
 }
 
 /// A command running in the background (a capture, a server, a long ping).
@@ -24,16 +25,19 @@ public final class RunningCommand: @unchecked Sendable {
     private var status: Int32?
     private let dir: URL
 
-    /// Starts `arguments`, optionally inside `netns` through nsenter.
-    public init(_ arguments: [String], in netns: Netns? = nil) throws {
+    /// Starts `arguments`, optionally inside `netns` through nsenter, with `environment` added
+    /// to this process's and `input` on stdin (else /dev/null).
+    public init(_ arguments: [String], in netns: Netns? = nil, environment: [String: String]? = nil, input: String? = nil) throws {
         let argv = (netns.map { ["nsenter", "--net=\($0.path)"] } ?? []) + arguments
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("mizar-cmd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let stdin = input == nil ? "/dev/null" : dir.appendingPathComponent("in").path
+        if let input { try input.write(toFile: stdin, atomically: false, encoding: .utf8) }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, dir.appendingPathComponent("out").path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, dir.appendingPathComponent("err").path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         var attributes = posix_spawnattr_t()
@@ -49,7 +53,11 @@ public final class RunningCommand: @unchecked Sendable {
 
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
-        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, environ)
+        var variables = ProcessInfo.processInfo.environment
+        variables.merge(environment ?? [:]) { $1 }
+        let cEnv = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cEnv.forEach { free($0) } }
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
         guard rc == 0 else {
             try? FileManager.default.removeItem(at: dir)
             throw NetError(.system, operation: "run \(argv.joined(separator: " "))", message: String(cString: strerror(rc)))

@@ -3,26 +3,7 @@ import MizarAPI
 import MizarClient
 import MizarTestSupport
 
-/// The binaries of this build.
-enum Binaries {
-    static let transitd = TestPaths.root + "/.build/debug/transitd"
-    static let mizarctl = TestPaths.root + "/.build/debug/mizarctl"
-}
-
 extension DaemonLab {
-    /// A lab of `droplets` with transitd started on each (torn down when start fails).
-    static func running(_ droplets: [String], extra: [String] = []) throws -> DaemonLab {
-        let lab = try DaemonLab(droplets: droplets, transitd: Binaries.transitd, bpfDir: TestPaths.bpfDir)
-        lab.extraArguments = extra
-        do {
-            for name in droplets { try lab.start(name) }
-        } catch {
-            lab.teardown()
-            throw error
-        }
-        return lab
-    }
-
     /// Runs mizarctl against `host`'s transitd.
     func mizarctl(_ host: String, _ arguments: [String], stdin: String? = nil) throws -> CommandResult {
         var args = [Binaries.mizarctl] + arguments + ["--socket", self.host(host).socket]

@@ -1,0 +1,190 @@
+import MizarAPI
+
+/// The `mizar` plugin's commands (CNI 1.1.0). Thin by design: transitd owns the veths, maps
+/// and agents; an attachment is one transitd endpoint named after it (`Attachment.endpointName`)
+/// and labelled with the CNI network, container ID and interface, which DEL and GC go by.
+public struct CNIPlugin {
+    let environment: CNIEnvironment
+    let config: NetConf
+    let service: any EndpointService
+
+    public init(environment: CNIEnvironment, config: NetConf, service: any EndpointService) {
+        self.environment = environment
+        self.config = config
+        self.service = service
+    }
+
+    /// Runs the command; returns what goes to stdout (nil for nothing).
+    public func run() throws(CNIError) -> JSONValue? {
+        switch environment.command {
+        case .version: return Self.versionInfo
+        case .add: return try add().json(config.cniVersion)
+        case .del: try del()
+        case .check: try check()
+        case .status: try status()
+        case .gc: try gc()
+        }
+        return nil
+    }
+
+    public static var versionInfo: JSONValue {
+        .object(["cniVersion": .string(CNIVersion.latest.rawValue), "supportedVersions": .array(CNIVersion.allCases.map { .string($0.rawValue) })])
+    }
+
+    var attachment: Attachment { Attachment(containerID: environment.containerID, ifName: environment.ifName) }
+    var ipam: DelegatedIPAM? {
+        config.ipam.map { DelegatedIPAM(type: { if case .string(let t)? = $0["type"] { t } else { "" } }($0), environment: environment, config: config.raw) }
+    }
+
+    // MARK: ADD
+
+    func add() throws(CNIError) -> CNIResult {
+        let network = try chooseNetwork()
+        var requested = try requestedAddress()
+        var ipamResult: CNIResult?
+        if requested == nil, let ipam {
+            let result = try ipam.add(version: config.cniVersion)
+            guard let first = result.firstIPv4 else {
+                try? ipam.call(.del)
+                throw CNIError(.invalidConfig, "ipam plugin \(ipam.type) gave no IPv4 address")
+            }
+            ipamResult = result
+            requested = first.address.address
+        }
+        do {
+            let endpoint = try plug(network: network, ip: requested)
+            return result(for: endpoint, ipam: ipamResult)
+        } catch {
+            // Nothing of a failed ADD stays: the address goes back to the delegated plugin
+            // (transitd has already undone its own part).
+            if ipamResult != nil { try? ipam?.call(.del) }
+            throw error
+        }
+    }
+
+    /// The network: runtimeConfig's, else CNI_ARGS', else the configuration's, else the only
+    /// network of the chosen VPC, else transitd's default `net0`.
+    func chooseNetwork() throws(CNIError) -> String {
+        let vpc = config.runtimeConfig.vpc ?? environment.args["MIZAR_VPC"] ?? config.vpc
+        let named = config.runtimeConfig.network ?? environment.args["MIZAR_NETWORK"] ?? config.network
+        if let named {
+            if let vpc {
+                guard let network = try service.network(named: named) else { throw CNIError(.invalidConfig, "transitd has no network \(named)") }
+                guard network.spec.vpc == vpc else { throw CNIError(.invalidConfig, "network \(named) belongs to VPC \(network.spec.vpc), not \(vpc)") }
+            }
+            return named
+        }
+        guard let vpc else { return "net0" }
+        let inVPC = try service.networks().filter { $0.spec.vpc == vpc }
+        guard inVPC.count == 1 else {
+            throw CNIError(.invalidConfig, inVPC.isEmpty ? "VPC \(vpc) has no network" : "VPC \(vpc) has \(inVPC.count) networks: name one (network, MIZAR_NETWORK)")
+        }
+        return inVPC[0].name
+    }
+
+    /// Capability `ips` (or `args.cni.ips`), else `CNI_ARGS` `IP`.
+    func requestedAddress() throws(CNIError) -> IPv4Address? {
+        for text in config.runtimeConfig.ips + [environment.args["IP"]].compactMap({ $0 }) {
+            if let address = IPv4Interface(cidrOrAddress: text)?.address { return address }
+            guard text.contains(":") else { throw CNIError(.invalidConfig, "requested IP \"\(text)\" is not an address") }
+        }
+        return nil
+    }
+
+    func plug(network: String, ip: IPv4Address?) throws(CNIError) -> Endpoint {
+        var mac: MACAddress?
+        if let text = config.runtimeConfig.mac ?? environment.args["MAC"] {
+            guard let parsed = MACAddress(text) else { throw CNIError(.invalidConfig, "requested MAC \"\(text)\" is not a MAC address") }
+            mac = parsed
+        }
+        var labels = [CNILabel.network: config.name, CNILabel.containerID: environment.containerID, CNILabel.ifName: environment.ifName]
+        labels[CNILabel.podNamespace] = environment.args["K8S_POD_NAMESPACE"]
+        labels[CNILabel.podName] = environment.args["K8S_POD_NAME"]
+        let spec = EndpointSpec(network: network, ip: ip, mac: mac, netns: environment.netns, interface: environment.ifName, agentHook: config.agentHook)
+        return try service.put(Endpoint(name: attachment.endpointName(network: config.name), labels: labels, spec: spec))
+    }
+
+    /// The result: the host veth, the container's interface, its address and default route,
+    /// after what earlier plugins of a chain reported.
+    func result(for endpoint: Endpoint, ipam: CNIResult?) -> CNIResult {
+        var result = config.prevResult ?? CNIResult()
+        let first = result.interfaces.count
+        result.interfaces.append(["name": .string(endpoint.spec.hostInterface ?? "")])
+        var inside: [String: JSONValue] = ["name": .string(environment.ifName), "sandbox": .string(environment.netns)]
+        if let mac = endpoint.spec.mac { inside["mac"] = .string(mac.description) }
+        if let mtu = endpoint.status?.mtu { inside["mtu"] = .number(Double(mtu)) }
+        result.interfaces.append(inside)
+        if let status = endpoint.status {
+            result.ips.append(["address": .string(status.address.description), "gateway": .string(status.gateway.description),
+                               "interface": .number(Double(first + 1))])
+            result.routes.append(["dst": .string("0.0.0.0/0"), "gw": .string(status.gateway.description)])
+        }
+        if let dns = config.dns ?? ipam?.dns { result.dns = dns }
+        return result
+    }
+
+    // MARK: DEL, CHECK
+
+    /// Idempotent: an attachment transitd never saw, a namespace or interface already gone
+    /// all succeed.
+    func del() throws(CNIError) {
+        try service.deleteEndpoint(named: attachment.endpointName(network: config.name))
+        try ipam?.call(.del)
+    }
+
+    func check() throws(CNIError) {
+        let name = attachment.endpointName(network: config.name)
+        guard let endpoint = try service.endpoint(named: name), endpoint.metadata.labels?[CNILabel.containerID] == environment.containerID else {
+            throw CNIError(.unknownContainer, "transitd holds no attachment of container \(environment.containerID) (\(environment.ifName)) on network \(config.name)")
+        }
+        guard let status = endpoint.status else { throw CNIError(.internal, "transitd reported no status for endpoint \(name)") }
+        guard status.attachment != nil else { throw CNIError(.internal, "endpoint \(name) has no transit agent attached") }
+        if let prev = config.prevResult, let reported = prev.firstIPv4, reported.address != status.address {
+            throw CNIError(.internal, "prevResult says \(reported.address) but transitd holds \(status.address) for endpoint \(name)")
+        }
+        guard endpoint.spec.netns == environment.netns, endpoint.spec.interface == environment.ifName else {
+            throw CNIError(.unknownContainer, "endpoint \(name) serves \(endpoint.spec.interface ?? "?") in \(endpoint.spec.netns ?? "?"), not \(environment.ifName) in \(environment.netns)")
+        }
+        let look = try service.check(endpoint: name)
+        guard look.healthy else {
+            throw CNIError(look.gone ? .unknownContainer : .internal, "endpoint \(name) is not as ADD left it", details: look.problems.joined(separator: "; "))
+        }
+        try ipam?.call(.check)
+    }
+
+    // MARK: STATUS, GC
+
+    /// Code 50 when transitd cannot be reached or its store is not open; 51 when it answers
+    /// but its data plane is not in place (existing containers may be cut off).
+    func status() throws(CNIError) {
+        let health: Health
+        do { health = try service.health() } catch {
+            throw CNIError(.notAvailable, "transitd is not available", details: error.message)
+        }
+        guard !health.healthy else { return }
+        let failing = health.checks.filter { !$0.value.hasPrefix("ok") }.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+        let dataplane = ["transitXDP", "endpoints"]
+        if dataplane.contains(where: { health.checks[$0].map { !$0.hasPrefix("ok") } ?? false }) {
+            throw CNIError(.limitedConnectivity, "transitd's data plane is not in place", details: failing)
+        }
+        throw CNIError(.notAvailable, "transitd is not ready", details: failing)
+    }
+
+    /// Removes this network's attachments on this droplet that the runtime no longer names,
+    /// with their veths and addresses.
+    func gc() throws(CNIError) {
+        let valid = Set(config.validAttachments)
+        var firstError: CNIError?
+        for endpoint in try service.endpoints() {
+            guard endpoint.status?.local ?? true, let labels = endpoint.metadata.labels, labels[CNILabel.network] == config.name,
+                  let id = labels[CNILabel.containerID], let ifName = labels[CNILabel.ifName] else { continue }
+            let attachment = Attachment(containerID: id, ifName: ifName)
+            guard !valid.contains(attachment) else { continue }
+            do {
+                try service.deleteEndpoint(named: endpoint.name)
+                try ipam?.call(.del, attachment: attachment)
+            } catch { firstError = firstError ?? error }
+        }
+        if let firstError { throw firstError }
+    }
+}

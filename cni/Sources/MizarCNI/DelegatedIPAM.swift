@@ -1,0 +1,93 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import MizarAPI
+
+/// Runs the configuration's `ipam` plugin (e.g. Debian's `host-local`) the way the spec
+/// delegates: the same configuration on stdin, the same variables but `CNI_COMMAND`.
+struct DelegatedIPAM {
+    let type: String
+    let environment: CNIEnvironment
+    let config: [String: JSONValue]
+
+    /// ADD: the allocation's result.
+    func add(version: CNIVersion) throws(CNIError) -> CNIResult {
+        let output = try run(.add, attachment: nil)
+        let value: JSONValue
+        do { value = try JSONDecoder().decode(JSONValue.self, from: Data(output)) } catch {
+            throw CNIError(.decodingFailure, "ipam plugin \(type) printed no JSON result", details: String(decoding: output, as: UTF8.self))
+        }
+        return try CNIResult(value, cniVersion: version)
+    }
+
+    /// DEL (also CHECK) for `attachment`, this invocation's own when nil.
+    func call(_ command: CNICommand, attachment: Attachment? = nil) throws(CNIError) { _ = try run(command, attachment: attachment) }
+
+    private func run(_ command: CNICommand, attachment: Attachment?) throws(CNIError) -> [UInt8] {
+        guard let binary = environment.path.map({ $0 + "/" + type }).first(where: { access($0, X_OK) == 0 }) else {
+            throw CNIError(.ioFailure, "ipam plugin \(type) not found in CNI_PATH", details: environment.path.isEmpty ? "CNI_PATH is empty" : environment.path.joined(separator: ":"))
+        }
+        var env = ProcessInfo.processInfo.environment
+        env["CNI_COMMAND"] = command.rawValue
+        if let attachment {
+            env["CNI_CONTAINERID"] = attachment.containerID
+            env["CNI_IFNAME"] = attachment.ifName
+        }
+        let input: [UInt8]
+        do { input = [UInt8](try JSONEncoder().encode(JSONValue.object(config))) } catch { throw CNIError(.internal, "cannot encode the ipam configuration: \(error)") }
+        let (status, output) = try Subprocess.run(binary, environment: env, input: input)
+        guard status == 0 else {
+            // Pass the plugin's own error on (its code and message), named as its.
+            if case .object(let o)? = try? JSONDecoder().decode(JSONValue.self, from: Data(output)), case .number(let n)? = o["code"],
+               case .string(let msg)? = o["msg"] {
+                var details = ""
+                if case .string(let d)? = o["details"] { details = d }
+                throw CNIError(CNIError.Code(rawValue: UInt(n)) ?? .internal, "ipam plugin \(type): \(msg)", details: details)
+            }
+            throw CNIError(.ioFailure, "ipam plugin \(type) failed (exit status \(status))", details: String(decoding: output, as: UTF8.self))
+        }
+        return output
+    }
+}
+
+/// posix_spawn with stdin and stdout piped (Foundation's Process would pull CoreFoundation
+/// into a binary whose start time is its latency).
+enum Subprocess {
+    static func run(_ path: String, environment: [String: String], input: [UInt8]) throws(CNIError) -> (status: Int32, output: [UInt8]) {
+        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw CNIError(.ioFailure, "pipe: \(String(cString: strerror(errno)))") }
+        // Only the dup2'd copies (stdin, stdout) reach the child.
+        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        close(toChild[0])
+        close(fromChild[1])
+        guard spawned == 0 else {
+            close(toChild[1])
+            close(fromChild[0])
+            throw CNIError(.ioFailure, "cannot run \(path): \(String(cString: strerror(spawned)))")
+        }
+        // The plugins' configurations are small: the pipe holds them whole before the child reads.
+        _ = input.withUnsafeBytes { write(toChild[1], $0.baseAddress, $0.count) }
+        close(toChild[1])
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fromChild[0], &buffer, buffer.count)
+            if n > 0 { output += buffer[0..<n] } else if n < 0, errno == EINTR { continue } else { break }
+        }
+        close(fromChild[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+    }
+}

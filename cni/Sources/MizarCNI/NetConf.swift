@@ -1,0 +1,188 @@
+import Foundation
+import MizarAPI
+
+/// The network configuration `mizar` reads from stdin: the spec's common keys, `mizar`'s own
+/// and what the runtime adds (`runtimeConfig`, `prevResult`, `cni.dev/valid-attachments`).
+/// docs/cni.md describes every key.
+public struct NetConf: Sendable {
+    public var cniVersion: CNIVersion
+    /// The CNI network's name (the conflist's): part of every attachment's identity.
+    public var name: String
+    /// transitd's Unix socket.
+    public var socket: String
+    /// transitd's VPC and network the attachment joins (defaults: transitd's first-start `vpc0`/`net0`).
+    public var vpc: String?
+    public var network: String?
+    /// `tc` (default) or `xdp`.
+    public var agentHook: AgentHook?
+    /// A delegated IPAM plugin's section; nil for transitd's built-in allocation.
+    public var ipam: [String: JSONValue]?
+    /// The `dns` object, passed into the result as it is.
+    public var dns: JSONValue?
+    /// What the runtime asked for through capabilities.
+    public var runtimeConfig: RuntimeConfig
+    /// The previous plugin's result in a chain.
+    public var prevResult: CNIResult?
+    /// GC: the attachments to keep.
+    public var validAttachments: [Attachment]
+    /// The whole document, for delegated plugins.
+    public var raw: [String: JSONValue]
+
+    /// Keys `mizar` reads; any other top-level key is refused as an unsupported field (code 2)
+    /// so that a misspelt key is not silently ignored. `cni.dev/` keys are the runtime's.
+    static let knownKeys: Set<String> = [
+        "cniVersion", "name", "type", "capabilities", "ipam", "dns", "args", "runtimeConfig", "prevResult",
+        "socket", "vpc", "network", "agentHook",
+    ]
+
+    public struct RuntimeConfig: Sendable, Hashable {
+        /// Capability `ips`: addresses the runtime wants (the first IPv4 one is used).
+        public var ips: [String] = []
+        /// Capability `mac`.
+        public var mac: String?
+        /// Capability `mizar`: `{"vpc": ..., "network": ...}` per pod.
+        public var vpc: String?
+        public var network: String?
+    }
+
+    public static let defaultSocket = "/run/mizar/transitd.sock"
+
+    /// Parses stdin for `command`.
+    public init(json data: [UInt8], for command: CNICommand) throws(CNIError) {
+        let document: JSONValue
+        do { document = try JSONDecoder().decode(JSONValue.self, from: Data(data)) } catch {
+            throw CNIError(.decodingFailure, "the network configuration on stdin is not JSON", details: "\(error)")
+        }
+        guard case .object(let object) = document else { throw CNIError(.decodingFailure, "the network configuration on stdin is not a JSON object") }
+        raw = object
+        guard let version = object["cniVersion"] else { throw CNIError(.decodingFailure, "the network configuration has no cniVersion") }
+        cniVersion = try CNIVersion.parse(try Self.string(version, "cniVersion"))
+        if let introduced = CNIVersion.introducing(command), cniVersion < introduced {
+            throw CNIError(.incompatibleVersion, "\(command.rawValue) needs cniVersion \(introduced.rawValue) or later; the configuration says \(cniVersion.rawValue)")
+        }
+        guard command != .version else {
+            name = ""
+            socket = Self.defaultSocket
+            runtimeConfig = RuntimeConfig()
+            validAttachments = []
+            return
+        }
+        for key in object.keys where !Self.knownKeys.contains(key) && !key.hasPrefix("cni.dev/") {
+            throw CNIError(.unsupportedField, "unsupported field \"\(key)\" in the network configuration", details: "\(key): \(Self.text(object[key]!))")
+        }
+        guard let nameValue = object["name"] else { throw CNIError(.invalidConfig, "the network configuration has no name") }
+        name = try Self.string(nameValue, "name")
+        guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "/") }) else {
+            throw CNIError(.invalidConfig, "network name \"\(name)\" must be printable, without spaces or '/'")
+        }
+        socket = try object["socket"].map { v throws(CNIError) in try Self.string(v, "socket") } ?? Self.defaultSocket
+        vpc = try object["vpc"].map { v throws(CNIError) in try Self.string(v, "vpc") }
+        network = try object["network"].map { v throws(CNIError) in try Self.string(v, "network") }
+        if let hook = object["agentHook"] {
+            let text = try Self.string(hook, "agentHook")
+            guard let parsed = AgentHook(rawValue: text) else { throw CNIError(.invalidConfig, "agentHook \"\(text)\" is neither tc nor xdp") }
+            agentHook = parsed
+        }
+        switch object["ipam"] {
+        case nil, .null?: ipam = nil
+        case .object(let section)?:
+            guard case .string(let type)? = section["type"], !type.isEmpty else { throw CNIError(.invalidConfig, "the ipam section has no type") }
+            guard !type.contains("/") else { throw CNIError(.invalidConfig, "ipam type \"\(type)\" must be a plugin name, not a path") }
+            ipam = section
+        default: throw CNIError(.decodingFailure, "ipam must be an object")
+        }
+        dns = object["dns"]
+        runtimeConfig = try Self.runtimeConfig(object["runtimeConfig"], args: object["args"])
+        switch object["prevResult"] {
+        case nil, .null?: prevResult = nil
+        case let value?: prevResult = try CNIResult(value, cniVersion: cniVersion)
+        }
+        validAttachments = try Self.attachments(object["cni.dev/valid-attachments"], required: command == .gc)
+    }
+
+    private static func runtimeConfig(_ value: JSONValue?, args: JSONValue?) throws(CNIError) -> RuntimeConfig {
+        var config = RuntimeConfig()
+        // The `args.cni` convention (ips, mac) first; runtimeConfig wins.
+        if case .object(let args)? = args, case .object(let cni)? = args["cni"] {
+            config.ips = try strings(cni["ips"], "args.cni.ips")
+            config.mac = try cni["mac"].map { v throws(CNIError) in try string(v, "args.cni.mac") }
+        }
+        guard let value, value != .null else { return config }
+        guard case .object(let object) = value else { throw CNIError(.decodingFailure, "runtimeConfig must be an object") }
+        if let ips = object["ips"] { config.ips = try strings(ips, "runtimeConfig.ips") }
+        if let mac = object["mac"] { config.mac = try string(mac, "runtimeConfig.mac") }
+        for unsupported in ["bandwidth", "portMappings"] {
+            if let v = object[unsupported], v != .null, v != .object([:]), v != .array([]) {
+                throw CNIError(.unsupportedField, "runtimeConfig.\(unsupported) is not supported by mizar yet: chain Debian's \(unsupported == "bandwidth" ? "bandwidth" : "portmap") plugin after it",
+                               details: "\(unsupported): \(text(v))")
+            }
+        }
+        if case .object(let mizar)? = object["mizar"] {
+            config.vpc = try mizar["vpc"].map { v throws(CNIError) in try string(v, "runtimeConfig.mizar.vpc") }
+            config.network = try mizar["network"].map { v throws(CNIError) in try string(v, "runtimeConfig.mizar.network") }
+        }
+        return config
+    }
+
+    private static func attachments(_ value: JSONValue?, required: Bool) throws(CNIError) -> [Attachment] {
+        guard let value, value != .null else {
+            if required { throw CNIError(.invalidConfig, "GC needs cni.dev/valid-attachments (an empty list to remove every attachment)") }
+            return []
+        }
+        guard case .array(let items) = value else { throw CNIError(.decodingFailure, "cni.dev/valid-attachments must be a list") }
+        var result: [Attachment] = []
+        for item in items {
+            guard case .object(let o) = item, case .string(let id)? = o["containerID"], case .string(let ifname)? = o["ifname"] else {
+                throw CNIError(.decodingFailure, "each of cni.dev/valid-attachments has a containerID and an ifname", details: text(item))
+            }
+            result.append(Attachment(containerID: id, ifName: ifname))
+        }
+        return result
+    }
+
+    static func string(_ value: JSONValue, _ field: String) throws(CNIError) -> String {
+        guard case .string(let s) = value else { throw CNIError(.decodingFailure, "\(field) must be a string", details: text(value)) }
+        return s
+    }
+
+    static func strings(_ value: JSONValue?, _ field: String) throws(CNIError) -> [String] {
+        guard let value, value != .null else { return [] }
+        guard case .array(let items) = value else { throw CNIError(.decodingFailure, "\(field) must be a list of strings") }
+        var out: [String] = []
+        for item in items { out.append(try string(item, field)) }
+        return out
+    }
+
+    static func text(_ value: JSONValue) -> String {
+        (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
+    }
+}
+
+/// One container interface on a CNI network: the identity the spec gives an attachment.
+public struct Attachment: Sendable, Hashable {
+    public var containerID: String
+    public var ifName: String
+    public init(containerID: String, ifName: String) {
+        self.containerID = containerID
+        self.ifName = ifName
+    }
+
+    /// The transitd endpoint that serves it on CNI network `network`: `cni-` and 16 hex digits
+    /// of a hash (FNV-1a 64) of the three, always a valid resource name; the labels keep the
+    /// full values, and are what DEL and GC check.
+    public func endpointName(network: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in network.utf8 + [0] + containerID.utf8 + [0] + ifName.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let hex = String(hash, radix: 16)
+        return "cni-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// The labels `mizar` puts on the endpoints it creates.
+public enum CNILabel {
+    public static let network = "cni.mizar.com/network"
+    public static let containerID = "cni.mizar.com/container-id"
+    public static let ifName = "cni.mizar.com/ifname"
+    public static let podNamespace = "k8s.io/pod-namespace"
+    public static let podName = "k8s.io/pod-name"
+}

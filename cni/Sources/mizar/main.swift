@@ -1,0 +1,57 @@
+// `mizar`: the CNI plugin (spec 1.1.0). The runtime runs it with CNI_* variables and the
+// network configuration on stdin; it asks the local transitd to plug or unplug the endpoint.
+// See docs/cni.md.
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
+import MizarAPI
+import MizarCNI
+
+/// Reads stdin, runs the command, prints its result or the spec's error JSON; the exit status.
+func run() -> Int32 {
+    var version = CNIVersion.latest.rawValue
+    do {
+        let cni = try CNIEnvironment(ProcessInfo.processInfo.environment)
+        // VERSION answers whatever stdin holds (the runtime asks before it knows what we speak).
+        if cni.command == .version {
+            emit(CNIPlugin.versionInfo)
+            return 0
+        }
+        let config = try NetConf(json: try readStandardInput(), for: cni.command)
+        version = config.cniVersion.rawValue
+        let plugin = CNIPlugin(environment: cni, config: config, service: TransitdEndpoints(socket: config.socket))
+        if let output = try plugin.run() { emit(output) }
+        return 0
+    } catch {
+        emit(error.json(cniVersion: version))
+        return 1
+    }
+}
+
+func readStandardInput() throws(CNIError) -> [UInt8] {
+    var input: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(0, &buffer, buffer.count)
+        if n > 0 {
+            input += buffer[0..<n]
+            guard input.count <= 16 << 20 else { throw CNIError(.ioFailure, "the network configuration on stdin is over 16 MiB") }
+        } else if n == 0 {
+            return input
+        } else if errno != EINTR {
+            throw CNIError(.ioFailure, "cannot read the network configuration from stdin: \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+func emit(_ value: JSONValue) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    let text = (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    print(text)
+}
+
+// A delegated IPAM plugin that exits before reading its stdin must not kill us.
+signal(SIGPIPE, SIG_IGN)
+exit(run())
