@@ -71,6 +71,7 @@ bench: deps bpf
 	$(SWIFT) build -c release --product mizar-bench
 	$(SWIFT) build -c release --product transitd
 	$(SWIFT) build -c release --product mizarctl
+	$(SWIFT) build -c release --product mizar
 	$$($(SWIFT) build -c release --show-bin-path)/mizar-bench --bpf-dir $(BPF_OUT) --output $(BUILD)/bench/results.json
 
 ## demo: one transitd per namespaced droplet (2 hosts, bouncer, divider), the overlay applied with mizarctl; ping, iperf3, counters, plugin chain.
@@ -84,6 +85,7 @@ demo: deps bpf
 ## the systemd unit to $(PREFIX)/lib/systemd/system, the CNI plugin to $(CNI_BIN_DIR) once it exists.
 install: bpf
 	$(SWIFT) build -c release --product mizarctl
+	$(SWIFT) build -c release --product mizar
 	$(SWIFT) build -c release --product transitd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mizar/bpf $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/mizarctl $(DESTDIR)$(PREFIX)/bin/

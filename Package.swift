@@ -134,7 +134,7 @@ let package = Package(
             name: "MizarBench",
             dependencies: [
                 "MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "CMizarABI", "MizarPluginSDK", "MizarACL", "MizarNAT", "MizarLB", "MizarShaper",
-                "MizarAPI", "MizarClient",
+                "MizarAPI", "MizarClient", "MizarCNI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A resource of any kind: one document of a manifest, one item of an apply.
 public enum AnyResource: Codable, Sendable, Hashable {

@@ -28,7 +28,7 @@ struct MizarBench: AsyncParsableCommand {
     )
 
     enum Section: String, ExpressibleByArgument, CaseIterable {
-        case testrun, overlay, scale, plugins, daemon
+        case testrun, overlay, scale, plugins, daemon, cni
     }
 
     @Option(name: .customLong("bpf-dir"), help: "Directory of compiled BPF objects.")
@@ -67,6 +67,7 @@ struct MizarBench: AsyncParsableCommand {
                     case .plugins: report.metrics += try pluginMetrics(locator)
                     case .scale: report.metrics += try scaleMetrics(locator, bpfDir: objects)
                     case .daemon: report.metrics += try await daemonMetrics(locator, bpfDir: objects)
+                    case .cni: report.metrics += try cniMetrics(bpfDir: objects)
                     }
                     break
                 } catch {

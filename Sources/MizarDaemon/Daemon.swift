@@ -263,6 +263,8 @@ public actor Daemon {
     /// plane runs on. With it, every endpoint (and the veths transitd made), the chains, the
     /// programs and the pins are taken away; the store keeps the desired state for the next start.
     public func shutdown() {
+        // Veths retired by recent deletes go before the process does.
+        defer { VethReaper.shared.drain() }
         guard config.cleanup else { return }
         var empty = DesiredState()
         if let me = desired.droplets[localName] { empty.put(.droplet(me)) }

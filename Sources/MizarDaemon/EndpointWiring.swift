@@ -67,13 +67,28 @@ struct EndpointWiring {
         }
     }
 
-    /// Unplugs the endpoint and deletes the veth transitd made for it (the peer goes with it).
-    /// Either may be gone already; a veth transitd did not make is left alone.
+    /// The alias of a veth being deleted: no endpoint's, so a start prunes it if the process died first.
+    static let retiredAlias = aliasPrefix + "-retired"
+
+    /// Unplugs the endpoint and retires the veth transitd made for it: down, renamed out of
+    /// the way and deleted in the background, peer and all. The kernel takes 15-30 ms to
+    /// delete a veth (RCU grace periods); the endpoint is gone from the tables and its name is
+    /// free at once. Either may be gone already; a veth transitd did not make is left alone.
     func unplug(_ spec: EndpointSpec, name: String, vni: VNI?) throws {
         if let vni, let ip = spec.ip { try droplet.unplug(EndpointID(vni: vni, ip: ip)) }
         guard spec.netns != nil, let host = spec.hostInterface else { return }
         let socket = try RouteSocket(in: droplet.netns)
-        if let link = try? socket.link(named: host), link.alias == EndpointWiring.alias(of: name) { try socket.deleteLink(named: host) }
+        guard let link = try? socket.link(named: host), link.alias == EndpointWiring.alias(of: name) else { return }
+        let retired = "mzx" + String(UInt64.random(in: 0..<(1 << 40)), radix: 16)
+        do {
+            try socket.setUp(host, false)
+            try socket.rename(host, to: retired)
+            try socket.setAlias(of: retired, to: EndpointWiring.retiredAlias)
+        } catch {
+            _ = try socket.deleteLink(named: (try? socket.link(named: retired)) != nil ? retired : host)
+            return
+        }
+        VethReaper.shared.delete(retired, in: droplet.netns)
     }
 
     /// Deletes veths transitd made for endpoints that are no longer wanted (left by a process
@@ -88,4 +103,18 @@ struct EndpointWiring {
         }
         return removed
     }
+}
+
+/// Deletes retired veths one after another, off the request path.
+final class VethReaper: @unchecked Sendable {
+    static let shared = VethReaper()
+    private let queue = DispatchQueue(label: "mizar.veth-reaper")
+    private let group = DispatchGroup()
+
+    func delete(_ name: String, in netns: Netns) {
+        queue.async(group: group) { _ = try? RouteSocket(in: netns).deleteLink(named: name) }
+    }
+
+    /// Waits until every deletion asked for so far is done (shutdown, tests).
+    func drain() { group.wait() }
 }

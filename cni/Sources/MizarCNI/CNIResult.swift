@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MizarAPI
 
 /// A plugin result (spec: "Success"), kept as its JSON objects so that what an earlier

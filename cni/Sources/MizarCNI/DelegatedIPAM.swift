@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,8 +57,8 @@ struct DelegatedIPAM {
 
 /// posix_spawn with stdin and stdout piped (Foundation's Process would pull CoreFoundation
 /// into a binary whose start time is its latency).
-enum Subprocess {
-    static func run(_ path: String, environment: [String: String], input: [UInt8]) throws(CNIError) -> (status: Int32, output: [UInt8]) {
+public enum Subprocess {
+    public static func run(_ path: String, environment: [String: String], input: [UInt8]) throws(CNIError) -> (status: Int32, output: [UInt8]) {
         var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
         guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw CNIError(.ioFailure, "pipe: \(String(cString: strerror(errno)))") }
         // Only the dup2'd copies (stdin, stdout) reach the child.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MizarAPI
 
 /// The network configuration `mizar` reads from stdin: the spec's common keys, `mizar`'s own

@@ -16,7 +16,8 @@ final class TransitdHTTP {
         self.timeout = timeout
     }
 
-    deinit { try? group.syncShutdownGracefully() }
+    // No shutdown of the loop: the process ends right after its one call, and a graceful
+    // shutdown costs threads of its own.
 
     /// transitd did not answer: nothing listens, the socket is missing, or the call timed out.
     struct Unreachable: Error, CustomStringConvertible {

@@ -54,9 +54,16 @@ final class CNIBed {
         try await client.list(.endpoint).compactMap { if case .endpoint(let e) = $0 { e } else { nil } }
     }
 
-    /// veths transitd made (alias `mizar:`) in the droplet's namespace.
+    /// veths transitd made (alias `mizar:`) in the droplet's namespace, once those a DEL
+    /// retired are deleted (transitd does that in the background, in tens of milliseconds).
     func endpointVeths() throws -> [String] {
-        try RouteSocket(in: lab.host(host).netns).links().filter { $0.alias?.hasPrefix("mizar:") == true }.map(\.name).sorted()
+        let socket = try RouteSocket(in: lab.host(host).netns)
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            let veths = try socket.links().filter { $0.alias?.hasPrefix("mizar:") == true }
+            if !veths.contains(where: { $0.alias == "mizar:-retired" }) || Date() > deadline { return veths.map(\.name).sorted() }
+            usleep(20_000)
+        }
     }
 
     /// Endpoint entries in the droplet's kernel table (bpftool).

@@ -1,0 +1,83 @@
+import Foundation
+import MizarCNI
+import MizarNet
+import MizarTopology
+
+/// The CNI section: `mizar` (release, static) plugging containers through a running transitd,
+/// against Debian's `ptp` + `host-local` driven the same way in the same run: each plugin
+/// spawned by this process with the CNI variables and its configuration, from spawn to exit.
+extension MizarBench {
+    func cniMetrics(bpfDir: String) throws -> [BenchMetric] {
+        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        let lab = try DaemonLab(prefix: "mzc\(getpid() % 100000)", droplets: ["hosta"], transitd: bin + "/transitd", bpfDir: bpfDir)
+        defer { lab.teardown() }
+        try lab.start("hosta")
+        let count = 200, parallel = 50
+        let containers = try (0..<count).map { try lab.endpointNamespace("c\($0)") }
+        // ptp puts its host side where it runs: a namespace of the bench's own, not the host's.
+        let runtime = try lab.endpointNamespace("runtime")
+        let mizar = Plugin(path: bin + "/mizar", config: #"{"cniVersion":"1.1.0","name":"bench","type":"mizar","socket":"\#(lab.host("hosta").socket)"}"#)
+        let ptp = Plugin(path: "/usr/lib/cni/ptp", config: #"{"cniVersion":"1.0.0","name":"benchptp","type":"ptp","ipam":{"type":"host-local","subnet":"10.99.0.0/16","dataDir":"\#(lab.root)/ipam"}}"#)
+
+        var figures: [String: (add: [Double], del: [Double], parallelAddPerS: Double)] = [:]
+        for (name, plugin) in [("mizar", mizar), ("ptp", ptp)] {
+            let add = try containers.enumerated().map { try plugin.time("ADD", container: "c\($0.offset)", netns: $0.element, in: runtime) }
+            let del = try containers.enumerated().map { try plugin.time("DEL", container: "c\($0.offset)", netns: $0.element, in: runtime) }
+            // 50 ADDs at once (then their DELs, untimed).
+            let start = DispatchTime.now().uptimeNanoseconds
+            try concurrently(parallel) { i in _ = try plugin.time("ADD", container: "p\(i)", netns: containers[i], in: runtime) }
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            try concurrently(parallel) { i in _ = try plugin.time("DEL", container: "p\(i)", netns: containers[i], in: runtime) }
+            figures[name] = (add, del, Double(parallel) / wall)
+            print(String(format: "cni: %@ ADD p50 %.2f ms p99 %.2f ms, DEL p50 %.2f ms, %d parallel ADDs %.0f/s", name, percentile(add, 50),
+                         percentile(add, 99), percentile(del, 50), parallel, Double(parallel) / wall))
+        }
+        let m = figures["mizar"]!, p = figures["ptp"]!
+        return [
+            BenchMetric(name: "cni_add_p50_ms", value: percentile(m.add, 50), unit: "ms", baselineName: "ptp_add_p50_ms", baselineValue: percentile(p.add, 50)),
+            BenchMetric(name: "cni_add_p99_ms", value: percentile(m.add, 99), unit: "ms", baselineName: "ptp_add_p99_ms", baselineValue: percentile(p.add, 99)),
+            BenchMetric(name: "cni_del_p50_ms", value: percentile(m.del, 50), unit: "ms", baselineName: "ptp_del_p50_ms", baselineValue: percentile(p.del, 50)),
+            BenchMetric(name: "cni_parallel_add_per_s", value: m.parallelAddPerS, unit: "1/s", baselineName: "ptp_parallel_add_per_s",
+                        baselineValue: p.parallelAddPerS),
+        ]
+    }
+
+    /// A CNI plugin and its configuration, run as a runtime runs it.
+    private struct Plugin {
+        let path: String
+        let config: String
+
+        /// Milliseconds from spawn to exit of one call, made from inside `runtime`.
+        func time(_ command: String, container: String, netns: Netns, in runtime: Netns) throws -> Double {
+            let env = ["CNI_COMMAND": command, "CNI_CONTAINERID": container, "CNI_NETNS": netns.path, "CNI_IFNAME": "eth0",
+                       "CNI_PATH": "/usr/lib/cni", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
+            let (ms, status, output) = try runtime.perform { () throws -> (Double, Int32, [UInt8]) in
+                let start = DispatchTime.now().uptimeNanoseconds
+                let (status, output) = try Subprocess.run(path, environment: env, input: Array(config.utf8))
+                return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6, status, output)
+            }
+            guard status == 0 else { throw BenchError("\(path) \(command) \(container) failed: \(String(decoding: output, as: UTF8.self))") }
+            return ms
+        }
+    }
+
+    /// Runs `body(0..<n)` on n threads at once; rethrows the first error.
+    private func concurrently(_ n: Int, _ body: @escaping @Sendable (Int) throws -> Void) throws {
+        let group = DispatchGroup()
+        let errors = NSLock()
+        nonisolated(unsafe) var first: (any Error)?
+        for i in 0..<n {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                do { try body(i) } catch {
+                    errors.lock()
+                    if first == nil { first = error }
+                    errors.unlock()
+                }
+            }.start()
+        }
+        group.wait()
+        if let first { throw first }
+    }
+}
