@@ -43,7 +43,7 @@ public struct CNIPlugin {
         var requested = try requestedAddress()
         var ipamResult: CNIResult?
         if requested == nil, let ipam {
-            let result = try ipam.add(version: config.cniVersion)
+            let result = try ipam.add()
             guard let first = result.firstIPv4 else {
                 try? ipam.call(.del)
                 throw CNIError(.invalidConfig, "ipam plugin \(ipam.type) gave no IPv4 address")

@@ -16,10 +16,11 @@ public struct CNIResult: Sendable, Hashable {
 
     public init() {}
 
-    /// Reads a result of any supported version (a chain's `prevResult`, a delegated IPAM's output).
-    public init(_ value: JSONValue, cniVersion: CNIVersion) throws(CNIError) {
+    /// Reads a result of any supported version (a chain's `prevResult`, a delegated IPAM's
+    /// output); with `cniVersion`, the result must say that version.
+    public init(_ value: JSONValue, cniVersion: CNIVersion?) throws(CNIError) {
         guard case .object(let object) = value else { throw CNIError(.decodingFailure, "a result must be a JSON object") }
-        if case .string(let version)? = object["cniVersion"] {
+        if case .string(let version)? = object["cniVersion"], let cniVersion {
             let parsed = try CNIVersion.parse(version, field: "the result's cniVersion")
             // Spec: prevResult is in the configuration's version.
             guard parsed == cniVersion else {

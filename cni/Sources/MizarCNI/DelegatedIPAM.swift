@@ -10,19 +10,21 @@ import MizarAPI
 
 /// Runs the configuration's `ipam` plugin (e.g. Debian's `host-local`) the way the spec
 /// delegates: the same configuration on stdin, the same variables but `CNI_COMMAND`.
+/// A 1.1.0 configuration reaches it as 1.0.0: 1.1.0 changed nothing of ADD, CHECK and DEL
+/// for IPAM, and the IPAM plugins of Debian 12 (CNI plugins 1.1) stop at 1.0.0.
 struct DelegatedIPAM {
     let type: String
     let environment: CNIEnvironment
     let config: [String: JSONValue]
 
     /// ADD: the allocation's result.
-    func add(version: CNIVersion) throws(CNIError) -> CNIResult {
+    func add() throws(CNIError) -> CNIResult {
         let output = try run(.add, attachment: nil)
         let value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: Data(output)) } catch {
             throw CNIError(.decodingFailure, "ipam plugin \(type) printed no JSON result", details: String(decoding: output, as: UTF8.self))
         }
-        return try CNIResult(value, cniVersion: version)
+        return try CNIResult(value, cniVersion: nil)
     }
 
     /// DEL (also CHECK) for `attachment`, this invocation's own when nil.
@@ -39,6 +41,14 @@ struct DelegatedIPAM {
             env["CNI_IFNAME"] = attachment.ifName
         }
         let input: [UInt8]
+        var config = config
+        if case .string(let v)? = config["cniVersion"], v == CNIVersion.v1_1_0.rawValue {
+            config["cniVersion"] = .string(CNIVersion.v1_0_0.rawValue)
+            if case .object(var prev)? = config["prevResult"] {
+                prev["cniVersion"] = .string(CNIVersion.v1_0_0.rawValue)
+                config["prevResult"] = .object(prev)
+            }
+        }
         do { input = [UInt8](try JSONEncoder().encode(JSONValue.object(config))) } catch { throw CNIError(.internal, "cannot encode the ipam configuration: \(error)") }
         let (status, output) = try Subprocess.run(binary, environment: env, input: input)
         guard status == 0 else {
