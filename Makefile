@@ -7,6 +7,7 @@ CLANG       ?= clang
 CONFIG      ?= debug
 PREFIX      ?= /usr/local
 CNI_BIN_DIR ?= /opt/cni/bin
+CNI_CONF_DIR ?= /etc/cni/net.d
 BUILD       := build
 BPF_OUT     := $(BUILD)/bpf
 ARCH_INC    := /usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
@@ -14,7 +15,8 @@ BPF_CFLAGS  := -O2 -g -target bpf -Wall -Werror -Ibpf/include -I$(ARCH_INC)
 
 # Debian packages the project needs to build, test and demo.
 APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libjson-c-dev \
-	pkg-config bpftool iproute2 iperf3 tcpdump iputils-ping util-linux ethtool netsniff-ng nftables python3 curl openssl
+	pkg-config bpftool iproute2 iperf3 tcpdump iputils-ping util-linux ethtool netsniff-ng nftables python3 curl openssl \
+	containerd runc containernetworking-plugins iptables busybox-static golang-go golang-github-appc-cni-dev
 
 PLUGIN_SRCS := $(wildcard plugins/*/*.bpf.c) $(wildcard plugins/examples/*/*.bpf.c)
 BPF_SRCS  := $(wildcard bpf/*.bpf.c) $(PLUGIN_SRCS)
@@ -23,7 +25,7 @@ TEST_BPF_SRCS := $(wildcard Tests/bpf/*.bpf.c)
 TEST_BPF_OBJS := $(patsubst %.c,$(BPF_OUT)/tests/%.o,$(notdir $(TEST_BPF_SRCS)))
 BIN_DIR    = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: all deps bpf build test bench demo install clean
+.PHONY: all deps bpf build test bench demo install clean cnidriver
 
 all: build
 
@@ -58,8 +60,14 @@ $(BPF_OUT)/tests/%.bpf.o: Tests/bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
 build: bpf
 	$(SWIFT) build -c $(CONFIG)
 
+## cnidriver: the libcni driver the CNI tests run chains through (Debian's libcni, built offline).
+cnidriver: $(BUILD)/cnidriver
+$(BUILD)/cnidriver: cni/driver/main.go
+	@mkdir -p $(BUILD)
+	cd cni/driver && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOCACHE=$(CURDIR)/$(BUILD)/gocache go build -o $(CURDIR)/$@ .
+
 ## test: everything a clean machine needs, then every test (root required).
-test: deps bpf
+test: deps bpf cnidriver
 	$(SWIFT) build --build-tests
 	@mkdir -p $(BUILD)
 	set -o pipefail; $(SWIFT) test --skip-build --no-parallel 2>&1 | tee $(BUILD)/test.log
@@ -82,7 +90,8 @@ demo: deps bpf
 	$$($(SWIFT) build --show-bin-path)/mizar-demo --bpf-dir $(BPF_OUT)
 
 ## install: transitd and mizarctl to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf,
-## the systemd unit to $(PREFIX)/lib/systemd/system, the CNI plugin to $(CNI_BIN_DIR) once it exists.
+## the systemd unit to $(PREFIX)/lib/systemd/system, the CNI plugin `mizar` to $(CNI_BIN_DIR) and
+## cni/10-mizar.conflist to $(CNI_CONF_DIR) (an existing one is kept).
 install: bpf
 	$(SWIFT) build -c release --product mizarctl
 	$(SWIFT) build -c release --product mizar
@@ -92,10 +101,10 @@ install: bpf
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/transitd $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/mizar/bpf/
 	sed 's|@PREFIX@|$(PREFIX)|g' packaging/systemd/transitd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/transitd.service
-	@if [ -x "$$($(SWIFT) build -c release --show-bin-path)/mizar" ]; then \
-		install -d $(DESTDIR)$(CNI_BIN_DIR); \
-		install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/mizar" $(DESTDIR)$(CNI_BIN_DIR)/; \
-	fi
+	install -d $(DESTDIR)$(CNI_BIN_DIR) $(DESTDIR)$(CNI_CONF_DIR)
+	install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/mizar" $(DESTDIR)$(CNI_BIN_DIR)/
+	@if [ -e $(DESTDIR)$(CNI_CONF_DIR)/10-mizar.conflist ]; then echo "kept $(DESTDIR)$(CNI_CONF_DIR)/10-mizar.conflist"; \
+	else install -m 0644 cni/10-mizar.conflist $(DESTDIR)$(CNI_CONF_DIR)/; fi
 	@echo "installed; configure /etc/mizar/transitd.yaml (packaging/transitd.yaml), then: systemctl enable --now transitd"
 
 clean:
