@@ -47,6 +47,7 @@ struct OpenAPITests {
         var routes: Set<String> = [
             "GET /v1/health", "GET /v1/status", "GET /v1/counters", "GET /v1/bouncers", "GET /v1/dividers",
             "GET /v1/plugins", "GET /v1/plugins/{name}", "POST /v1/plugins/discover", "POST /v1/apply",
+            "GET /v1/endpoints/{name}/check",
         ]
         for kind in Kind.allCases {
             routes.insert("GET /v1/\(kind.path)")
@@ -166,6 +167,7 @@ struct OpenAPITests {
             Call(method: "GET", template: "/v1/plugins/{name}", name: "acl", expect: 200),
             Call(method: "GET", template: "/v1/plugins/{name}", name: missing, expect: 404),
             Call(method: "POST", template: "/v1/plugins/discover", expect: 200),
+            Call(method: "GET", template: "/v1/endpoints/{name}/check", name: missing, expect: 404),
             Call(method: "POST", template: "/v1/apply", body: #"{"apply":[],"delete":[]}"#, expect: 200),
             Call(method: "POST", template: "/v1/apply", body: #"{"apply":["#, expect: 400),
             Call(method: "POST", template: "/v1/apply", body: #"{"apply":[]}"#, expect: 200),

@@ -52,6 +52,33 @@ func emit(_ value: JSONValue) {
     print(text)
 }
 
+let usage = """
+    mizar \(mizarVersion): the Mizar CNI plugin (CNI spec 0.3.0 to 1.1.0).
+
+    A container runtime runs it, not a person: CNI_COMMAND (ADD, DEL, CHECK, STATUS, GC,
+    VERSION), CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS and CNI_PATH in the
+    environment, the network configuration on stdin, the result or an error as JSON on
+    stdout. It asks the local transitd (socket /run/mizar/transitd.sock unless the
+    configuration says "socket") to plug the container into a Mizar network.
+
+    Install: make install (puts mizar in /opt/cni/bin and cni/10-mizar.conflist in
+    /etc/cni/net.d). Configuration keys, runtimes and error codes: docs/cni.md.
+
+    By hand:
+      echo '{"cniVersion":"1.0.0","name":"mizar","type":"mizar"}' |
+        CNI_COMMAND=ADD CNI_CONTAINERID=demo CNI_NETNS=/run/netns/demo CNI_IFNAME=eth0 mizar
+
+    """
+
+// The protocol is the environment and stdin; these two flags are for people.
+if CommandLine.arguments.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
+    print(usage, terminator: "")
+    exit(0)
+}
+if CommandLine.arguments.dropFirst().contains("--version") {
+    print("mizar \(mizarVersion) (CNI \(CNIVersion.allCases.map(\.rawValue).joined(separator: ", ")))")
+    exit(0)
+}
 // A delegated IPAM plugin that exits before reading its stdin must not kill us.
 signal(SIGPIPE, SIG_IGN)
 exit(run())

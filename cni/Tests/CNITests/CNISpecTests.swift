@@ -19,6 +19,15 @@ struct CNISpecTests {
         }
     }
 
+    /// The binary runs where Swift is not installed, and says what it is when a person runs it.
+    @Test func staticBinaryWithHelp() throws {
+        let ldd = try runCommand(["ldd", Binaries.mizar])
+        #expect(ldd.status == 0 && !ldd.output.contains("libswift") && !ldd.output.contains("libFoundation"), "\(ldd.output)")
+        let help = try runCommand([Binaries.mizar, "--help"])
+        #expect(help.status == 0 && help.output.contains("CNI_COMMAND") && help.output.contains("docs/cni.md"))
+        #expect(try runCommand([Binaries.mizar, "--version"]).output.hasPrefix("mizar \(mizarVersion)"))
+    }
+
     /// ADD gives a result shaped for the version, the two containers reach each other, CHECK
     /// (from 0.4.0) passes, DEL removes everything and a second DEL succeeds.
     @Test(arguments: versions) func addCheckDel(version: String) async throws {

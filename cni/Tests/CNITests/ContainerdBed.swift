@@ -1,0 +1,110 @@
+import Foundation
+import MizarTestSupport
+
+/// A containerd of the test's own (root, state and socket under `dir`, the CRI service on or
+/// off), a busybox image built from Debian's busybox-static, and `ctr`. Stopped, its shims
+/// killed and its mounts removed by `stop()`.
+final class Containerd {
+    let dir: String
+    var socket: String { dir + "/containerd.sock" }
+    let namespace = "mizar-test"
+    private var process: RunningCommand?
+    /// The image every test container runs: busybox, `sleep 3600` by default.
+    static let image = "mizar.test/busybox:1"
+
+    /// `cri`: the CRI section to add (nil: the CRI service off, as `ctr` needs no more).
+    init(dir: String, cri: String? = nil) throws {
+        self.dir = dir
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let config = """
+            version = 2
+            root = "\(dir)/root"
+            state = "\(dir)/state"
+            \(cri == nil ? #"disabled_plugins = ["io.containerd.grpc.v1.cri"]"# : "")
+            [grpc]
+              address = "\(socket)"
+            [ttrpc]
+              address = "\(socket).ttrpc"
+            \(cri ?? "")
+            """
+        try config.write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
+        process = try RunningCommand(["containerd", "--config", dir + "/config.toml"])
+        let deadline = Date().addingTimeInterval(30)
+        while try runCommand(["ctr", "-a", socket, "version"]).status != 0 {
+            guard process?.isRunning == true, Date() < deadline else {
+                let log = stop()
+                throw BedError("containerd did not start: \(log)")
+            }
+            usleep(50_000)
+        }
+        let imported = try ctr(["images", "import", try Containerd.buildImage(in: dir + "/image")])
+        guard imported.status == 0 else { throw BedError("ctr images import: \(imported.output)\(imported.error)") }
+    }
+
+    /// Runs `ctr` against this containerd, in its namespace.
+    func ctr(_ arguments: [String], timeout: TimeInterval = 60) throws -> CommandResult {
+        try runCommand(["ctr", "-a", socket, "-n", namespace] + arguments, timeout: timeout)
+    }
+
+    /// `ctr run --cni`: ctr reads /etc/cni/net.d and /opt/cni/bin, so it runs in a mount
+    /// namespace of its own where `confDir` and `binDir` are mounted there (the host's stay untouched).
+    func runWithCNI(confDir: String, binDir: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> CommandResult {
+        let ctr = (["ctr", "-a", socket, "-n", namespace, "run", "--cni"] + arguments).map { "'\($0)'" }.joined(separator: " ")
+        let script = "mount -t tmpfs tmpfs /opt && mkdir -p /opt/cni/bin /etc/cni/net.d && mount --bind '\(binDir)' /opt/cni/bin"
+            + " && mount -t tmpfs tmpfs /etc/cni && mkdir -p /etc/cni/net.d && mount --bind '\(confDir)' /etc/cni/net.d && exec \(ctr)"
+        return try runCommand(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], timeout: timeout)
+    }
+
+    /// Stops containerd, kills the shims it left, unmounts and removes its files; returns its log.
+    @discardableResult
+    func stop() -> String {
+        let log = process?.stop(with: SIGTERM).error ?? ""
+        process = nil
+        if let shims = try? runCommand(["pgrep", "-f", "containerd-shim.*\(socket)"]) {
+            for pid in shims.output.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
+        }
+        let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+        for line in mounts.split(separator: "\n").reversed() {
+            let point = line.split(separator: " ")[1]
+            if point.hasPrefix(dir) { _ = umount2(String(point), Int32(MNT_DETACH)) }
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+        return log
+    }
+
+    /// An OCI image archive of busybox (Debian's busybox-static) whose command sleeps: the
+    /// test containers' and the CRI sandbox's image. Returns its path.
+    static func buildImage(in dir: String) throws -> String {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/rootfs/bin", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/layout/blobs/sha256", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: "/bin/busybox", toPath: dir + "/rootfs/bin/busybox")
+        for applet in ["sh", "sleep", "ping", "ip", "cat", "ifconfig", "nc", "wget"] {
+            try fm.createSymbolicLink(atPath: dir + "/rootfs/bin/" + applet, withDestinationPath: "busybox")
+        }
+        guard try runCommand(["tar", "-C", dir + "/rootfs", "-cf", dir + "/layer.tar", "."]).status == 0 else { throw BedError("tar of the rootfs failed") }
+        func blob(_ data: Data) throws -> (digest: String, size: Int) {
+            let path = dir + "/blob"
+            try data.write(to: URL(fileURLWithPath: path))
+            let hex = String(try runCommand(["sha256sum", path]).output.prefix(64))
+            try fm.moveItem(atPath: path, toPath: dir + "/layout/blobs/sha256/" + hex)
+            return ("sha256:" + hex, data.count)
+        }
+        let layer = try blob(try Data(contentsOf: URL(fileURLWithPath: dir + "/layer.tar")))
+        let config = try blob(Data(#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sleep","3600"]},"rootfs":{"type":"layers","diff_ids":["\#(layer.digest)"]}}"#.utf8))
+        let manifest = try blob(Data(#"""
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(config.digest)","size":\#(config.size)},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\#(layer.digest)","size":\#(layer.size)}]}
+            """#.utf8))
+        try #"""
+            {"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(manifest.digest)","size":\#(manifest.size),"annotations":{"io.containerd.image.name":"\#(image)","org.opencontainers.image.ref.name":"1"}}]}
+            """#.write(toFile: dir + "/layout/index.json", atomically: true, encoding: .utf8)
+        try #"{"imageLayoutVersion":"1.0.0"}"#.write(toFile: dir + "/layout/oci-layout", atomically: true, encoding: .utf8)
+        guard try runCommand(["tar", "-C", dir + "/layout", "-cf", dir + "/image.tar", "."]).status == 0 else { throw BedError("tar of the image failed") }
+        return dir + "/image.tar"
+    }
+}
+
+struct BedError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
