@@ -16,7 +16,8 @@ BPF_CFLAGS  := -O2 -g -target bpf -Wall -Werror -Ibpf/include -I$(ARCH_INC)
 # Debian packages the project needs to build, test and demo.
 APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libjson-c-dev \
 	pkg-config bpftool iproute2 iperf3 tcpdump iputils-ping util-linux ethtool netsniff-ng nftables python3 curl openssl \
-	containerd runc containernetworking-plugins iptables busybox-static golang-go golang-github-appc-cni-dev
+	containerd runc containernetworking-plugins iptables busybox-static golang-go golang-github-appc-cni-dev \
+	python3-grpcio python3-grpc-tools podman
 
 PLUGIN_SRCS := $(wildcard plugins/*/*.bpf.c) $(wildcard plugins/examples/*/*.bpf.c)
 BPF_SRCS  := $(wildcard bpf/*.bpf.c) $(PLUGIN_SRCS)

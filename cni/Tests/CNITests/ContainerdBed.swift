@@ -7,7 +7,8 @@ import MizarTestSupport
 final class Containerd {
     let dir: String
     var socket: String { dir + "/containerd.sock" }
-    let namespace = "mizar-test"
+    /// The containerd namespace images and containers go in: CRI's is `k8s.io`.
+    let namespace: String
     private var process: RunningCommand?
     /// The image every test container runs: busybox, `sleep 3600` by default.
     static let image = "mizar.test/busybox:1"
@@ -15,6 +16,7 @@ final class Containerd {
     /// `cri`: the CRI section to add (nil: the CRI service off, as `ctr` needs no more).
     init(dir: String, cri: String? = nil) throws {
         self.dir = dir
+        namespace = cri == nil ? "mizar-test" : "k8s.io"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let config = """
             version = 2
@@ -55,6 +57,59 @@ final class Containerd {
         return try runCommand(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], timeout: timeout)
     }
 
+    /// The CRI section for a containerd whose pods use the CNI configuration in `confDir`
+    /// and plugins in `binDir`; the sandbox ("pause") image is the busybox one, which sleeps.
+    static func criSection(confDir: String, binDir: String) -> String {
+        """
+        [plugins."io.containerd.grpc.v1.cri"]
+          sandbox_image = "\(image)"
+          restrict_oom_score_adj = true
+          [plugins."io.containerd.grpc.v1.cri".cni]
+            bin_dir = "\(binDir)"
+            conf_dir = "\(confDir)"
+            max_conf_num = 1
+        """
+    }
+
+    /// Runs the CRI client (cni/Tests/cri/cri.py, Debian's python3-grpcio) against this containerd.
+    func cri(_ arguments: [String], timeout: TimeInterval = 120) throws -> CommandResult {
+        try runCommand(["/usr/bin/python3", TestPaths.root + "/cni/Tests/cri/cri.py", socket] + arguments, timeout: timeout)
+    }
+
+    /// A pod sandbox as kubelet starts one (RunPodSandbox), and what PodSandboxStatus says of it.
+    struct Pod {
+        var id: String
+        var ip: String
+        var netns: String
+        var state: String
+    }
+
+    /// The network namespaces of the pods run here (CRI makes them in /var/run/netns): removed
+    /// by `stop()` should a test end before it removes its pods.
+    private var podNamespaces: [String] = []
+
+    func runPod(_ name: String, namespace: String) throws -> Pod {
+        let run = try cri(["run", name, namespace])
+        guard run.status == 0, let id = run.output.split(separator: " ").first.map(String.init) else {
+            throw BedError("RunPodSandbox \(name): \(run.output)\(run.error)")
+        }
+        let status = try cri(["status", id])
+        guard let json = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any] else {
+            throw BedError("PodSandboxStatus \(id): \(status.output)\(status.error)")
+        }
+        let pod = Pod(id: id, ip: json["ip"] as? String ?? "", netns: json["netns"] as? String ?? "", state: json["state"] as? String ?? "")
+        if !pod.netns.isEmpty { podNamespaces.append(pod.netns) }
+        return pod
+    }
+
+    /// StopPodSandbox then RemovePodSandbox (kubelet's order): DEL runs on the stop.
+    func removePod(_ pod: Pod) throws {
+        for step in ["stop", "remove"] {
+            let result = try cri([step, pod.id])
+            guard result.status == 0 else { throw BedError("\(step) \(pod.id): \(result.output)\(result.error)") }
+        }
+    }
+
     /// Stops containerd, kills the shims it left, unmounts and removes its files; returns its log.
     @discardableResult
     func stop() -> String {
@@ -67,6 +122,10 @@ final class Containerd {
         for line in mounts.split(separator: "\n").reversed() {
             let point = line.split(separator: " ")[1]
             if point.hasPrefix(dir) { _ = umount2(String(point), Int32(MNT_DETACH)) }
+        }
+        for path in podNamespaces where FileManager.default.fileExists(atPath: path) {
+            _ = umount2(path, Int32(MNT_DETACH))
+            unlink(path)
         }
         try? FileManager.default.removeItem(atPath: dir)
         return log
