@@ -111,3 +111,24 @@ struct CNICRITests {
         #expect(!FileManager.default.fileExists(atPath: web.netns) && !FileManager.default.fileExists(atPath: db.netns))
     }
 }
+
+/// podman with its CNI network backend: `podman run --network mizar`.
+@Suite("CNI with podman", .serialized)
+struct CNIPodmanTests {
+    @Test func podmanRunOnTheMizarNetwork() async throws {
+        let bed = try CNIBed()
+        defer { bed.teardown() }
+        let dirs = try CNIRuntimeTests.cniDirs(bed)
+        let peer = try bed.container("peer")
+        let peerIP = try #require(CNIBed.address(try bed.cni("ADD", container: "peer", netns: peer.path, config: bed.config()).json))
+        let podman = try Podman(dir: bed.lab.root + "/podman", confDir: dirs.conf, binDirs: [dirs.bin])
+        defer { podman.stop() }
+
+        let run = try podman.podman(["run", "--rm", "--network", "mizar", Containerd.image, "sh", "-c", "ip -4 addr show eth0 && ping -c 3 -W 2 \(peerIP)"])
+        #expect(run.status == 0, "\(run.output)\(run.error)")
+        #expect(run.output.contains("inet 10.20.0.") && run.output.contains("mtu 1434"), "\(run.output)")
+        #expect(run.output.contains("3 packets received"), "\(run.output)")
+        #expect(try await bed.endpoints().count == 1, "podman's DEL left an endpoint")
+        #expect(try bed.endpointVeths().count == 1)
+    }
+}
