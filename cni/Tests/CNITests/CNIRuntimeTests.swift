@@ -78,7 +78,8 @@ struct CNICRITests {
                 {"cniVersion":"1.0.0","name":"mizar","plugins":[{"type":"mizar","socket":"\#(lab.host(host).socket)","network":"n1",
                  "ipam":{"type":"host-local","dataDir":"\#(lab.root)/\#(host)-ipam","ranges":[[\#(range)]]}}]}
                 """#.write(toFile: conf + "/10-mizar.conflist", atomically: true, encoding: .utf8)
-            runtimes[host] = try Containerd(dir: lab.root + "/\(host)-containerd", cri: Containerd.criSection(confDir: conf, binDir: bin))
+            runtimes[host] = try Containerd(dir: lab.root + "/\(host)-containerd", cri: Containerd.criSection(confDir: conf, binDir: bin),
+                                            criClient: TestPaths.root + "/cni/cri/cri.py")
         }
         let web = try #require(runtimes["hosta"]).runPod("web", namespace: "shop")
         let db = try #require(runtimes["hostb"]).runPod("db", namespace: "shop")

@@ -26,7 +26,7 @@ final class Podman {
         try conf.write(toFile: dir + "/containers.conf", atomically: true, encoding: .utf8)
         self.confDir = confDir
         let loaded = try podman(["load", "-i", try Containerd.buildImage(in: dir + "/image")])
-        guard loaded.status == 0 else { throw BedError("podman load: \(loaded.output)\(loaded.error)") }
+        guard loaded.status == 0 else { throw NetError(.system, operation: "podman load", message: loaded.output + loaded.error) }
     }
 
     private let confDir: String
