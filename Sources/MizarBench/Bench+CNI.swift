@@ -32,14 +32,51 @@ extension MizarBench {
             print(String(format: "cni: %@ ADD p50 %.2f ms p99 %.2f ms, DEL p50 %.2f ms, %d parallel ADDs %.0f/s", name, percentile(add, 50),
                          percentile(add, 99), percentile(del, 50), parallel, Double(parallel) / wall))
         }
+        let (criMizar, criPTP) = try criPodStarts(lab, mizarBinary: bin + "/mizar")
         let m = figures["mizar"]!, p = figures["ptp"]!
         return [
+            BenchMetric(name: "cri_pod_start_p50_ms", value: percentile(criMizar, 50), unit: "ms", baselineName: "cri_pod_start_ptp_p50_ms",
+                        baselineValue: percentile(criPTP, 50)),
             BenchMetric(name: "cni_add_p50_ms", value: percentile(m.add, 50), unit: "ms", baselineName: "ptp_add_p50_ms", baselineValue: percentile(p.add, 50)),
             BenchMetric(name: "cni_add_p99_ms", value: percentile(m.add, 99), unit: "ms", baselineName: "ptp_add_p99_ms", baselineValue: percentile(p.add, 99)),
             BenchMetric(name: "cni_del_p50_ms", value: percentile(m.del, 50), unit: "ms", baselineName: "ptp_del_p50_ms", baselineValue: percentile(p.del, 50)),
             BenchMetric(name: "cni_parallel_add_per_s", value: m.parallelAddPerS, unit: "1/s", baselineName: "ptp_parallel_add_per_s",
                         baselineValue: p.parallelAddPerS),
         ]
+    }
+
+    /// Pod starts through containerd's CRI service (RunPodSandbox, which returns once the
+    /// sandbox runs with its network): `mizar` against `ptp` + `host-local`, each with a
+    /// containerd of its own in a namespace of the bench's. Milliseconds per pod.
+    private func criPodStarts(_ lab: DaemonLab, mizarBinary: String, pods: Int = 20) throws -> (mizar: [Double], ptp: [Double]) {
+        let client = FileManager.default.currentDirectoryPath + "/cni/cri/cri.py"
+        guard FileManager.default.fileExists(atPath: client) else { throw BenchError("no \(client): run the bench from the source tree") }
+        let runtime = try lab.endpointNamespace("cri-runtime")
+        let plugins = [
+            "mizar": #"{"type":"mizar","socket":"\#(lab.host("hosta").socket)"}"#,
+            "ptp": #"{"type":"ptp","ipMasq":false,"ipam":{"type":"host-local","subnet":"10.98.0.0/16","dataDir":"\#(lab.root)/cri-ipam"}}"#,
+        ]
+        var times: [String: [Double]] = [:]
+        for name in ["mizar", "ptp"] {
+            let conf = lab.root + "/cri-\(name)-net.d", bin = lab.root + "/cri-\(name)-bin"
+            for dir in [conf, bin] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            for plugin in ["loopback", "ptp", "host-local"] {
+                try FileManager.default.createSymbolicLink(atPath: bin + "/" + plugin, withDestinationPath: "/usr/lib/cni/" + plugin)
+            }
+            try FileManager.default.createSymbolicLink(atPath: bin + "/mizar", withDestinationPath: mizarBinary)
+            try #"{"cniVersion":"1.0.0","name":"bench","plugins":[\#(plugins[name]!)]}"#.write(toFile: conf + "/10-bench.conflist", atomically: true, encoding: .utf8)
+            let containerd = try Containerd(dir: lab.root + "/cri-\(name)", cri: Containerd.criSection(confDir: conf, binDir: bin), criClient: client, in: runtime)
+            defer { containerd.stop() }
+            // One pod first: the sandbox image's snapshot is made on the first start.
+            try containerd.removePod(try containerd.runPod("warmup", namespace: "bench"))
+            let run = try containerd.cri(["run", "pod", "bench", "\(pods)"], timeout: 600)
+            let lines = run.output.split(separator: "\n").map { $0.split(separator: " ") }.filter { $0.count == 2 }
+            guard run.status == 0, lines.count == pods else { throw BenchError("CRI pod starts with \(name): \(run.output)\(run.error)") }
+            times[name] = lines.compactMap { Double($0[1]).map { $0 * 1000 } }
+            for line in lines { _ = try? containerd.cri(["stop", String(line[0])]); _ = try? containerd.cri(["remove", String(line[0])]) }
+            print(String(format: "cni: CRI pod start with %@: p50 %.1f ms over %d pods", name, percentile(times[name]!, 50), pods))
+        }
+        return (times["mizar"]!, times["ptp"]!)
     }
 
     /// A CNI plugin and its configuration, run as a runtime runs it.

@@ -17,8 +17,9 @@ public final class Containerd: @unchecked Sendable {
     public static let image = "mizar.test/busybox:1"
 
     /// `cri`: the CRI section to add (nil: the CRI service off, as `ctr` needs no more);
-    /// `criClient`: the path of `cni/cri/cri.py`, for `cri(_:)`.
-    public init(dir: String, cri: String? = nil, criClient: String? = nil) throws {
+    /// `criClient`: the path of `cni/cri/cri.py`, for `cri(_:)`; `netns`: where containerd
+    /// (and so the CNI plugins it runs) lives, this process's namespace when nil.
+    public init(dir: String, cri: String? = nil, criClient: String? = nil, in netns: Netns? = nil) throws {
         self.dir = dir
         self.criClient = criClient
         namespace = cri == nil ? "mizar-test" : "k8s.io"
@@ -35,7 +36,7 @@ public final class Containerd: @unchecked Sendable {
             \(cri ?? "")
             """
         try config.write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
-        process = try RunningCommand(["containerd", "--config", dir + "/config.toml"])
+        process = try RunningCommand(["containerd", "--config", dir + "/config.toml"], in: netns)
         let deadline = Date().addingTimeInterval(30)
         while try runCommand(["ctr", "-a", socket, "version"]).status != 0 {
             guard process?.isRunning == true, Date() < deadline else {
