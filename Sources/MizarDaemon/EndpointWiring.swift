@@ -81,6 +81,13 @@ struct EndpointWiring {
         guard let link = try? socket.link(named: host), link.alias == EndpointWiring.alias(of: name) else { return }
         let retired = "mzx" + String(UInt64.random(in: 0..<(1 << 40)), radix: 16)
         do {
+            // Both names are free when this returns: the container's side too, so that an ADD
+            // right after a DEL (a runtime's retry) can make CNI_IFNAME again.
+            if let path = spec.netns, let interface = spec.interface, let netns = try? Netns(path),
+               let inside = try? RouteSocket(in: netns), (try? inside.link(named: interface))?.linkIndex == link.index {
+                try inside.setUp(interface, false)
+                try inside.rename(interface, to: retired)
+            }
             try socket.setUp(host, false)
             try socket.rename(host, to: retired)
             try socket.setAlias(of: retired, to: EndpointWiring.retiredAlias)

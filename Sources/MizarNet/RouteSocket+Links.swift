@@ -14,6 +14,8 @@ public struct Link: Sendable, Hashable {
     public var masterIndex: Int32
     /// The device's alias (`ip link set ... alias`), nil when unset. Mizar marks what it creates with one.
     public var alias: String?
+    /// For a veth, its peer's index (in the peer's namespace); 0 when the kernel gives none.
+    public var linkIndex: Int32
 }
 
 extension RouteSocket {
@@ -165,5 +167,6 @@ extension Link {
         kind = rtnl_link_get_type(raw).map { String(cString: $0) }
         masterIndex = rtnl_link_get_master(raw)
         alias = rtnl_link_get_ifalias(raw).map { String(cString: $0) }
+        linkIndex = rtnl_link_get_link(raw)
     }
 }

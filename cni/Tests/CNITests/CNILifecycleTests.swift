@@ -59,6 +59,24 @@ struct CNILifecycleTests {
         #expect(try bed.kernelEndpointEntries() == 0)
     }
 
+    /// A runtime retrying a sandbox sends DEL then ADD at once: the interface name is free the
+    /// moment DEL returns (transitd deletes the old veth in the background).
+    @Test func addRightAfterDel() async throws {
+        let bed = try CNIBed()
+        defer { bed.teardown() }
+        let config = bed.config()
+        let ns = try bed.container("retry")
+        for round in 0..<5 {
+            let add = try bed.cni("ADD", container: "retry", netns: ns.path, config: config)
+            #expect(add.status == 0, "round \(round): \(add)")
+            let del = try bed.cni("DEL", container: "retry", netns: ns.path, config: config)
+            #expect(del.status == 0, "round \(round): \(del)")
+            #expect(try runCommand(["ip", "link", "show", "eth0"], in: ns).status != 0, "eth0 is still there after DEL")
+        }
+        #expect(try await bed.endpoints().isEmpty)
+        #expect(try bed.endpointVeths().isEmpty)
+    }
+
     @Test func fiftyParallelAddsThenDels() async throws {
         let bed = try CNIBed()
         defer { bed.teardown() }
