@@ -24,6 +24,11 @@ public enum AnyResource: Codable, Sendable, Hashable {
         }
     }
 
+    /// The spec when this is an endpoint.
+    public var endpointSpec: EndpointSpec? {
+        if case .endpoint(let e) = self { e.spec } else { nil }
+    }
+
     public var name: String {
         switch self {
         case .droplet(let r): r.name

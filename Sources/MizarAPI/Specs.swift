@@ -101,9 +101,17 @@ public struct EndpointSpec: ResourceSpec {
     public var hostInterface: String?
     /// Local endpoints: `tc` (default) or `xdp`.
     public var agentHook: AgentHook?
+    /// Local endpoints: rate limits the `shaper` plugin keeps for this endpoint (the CNI
+    /// capability `bandwidth`). transitd adds them to the shaper's configuration and the
+    /// shaper to the chains that need it.
+    public var bandwidth: EndpointBandwidth?
+    /// Local endpoints: ports of this droplet the `nat` plugin forwards to the endpoint (the
+    /// CNI capability `portMappings`); transitd adds them to nat's forwards and nat to both chains.
+    public var portMappings: [EndpointPortMapping]?
 
     public init(network: String, ip: IPv4Address? = nil, mac: MACAddress? = nil, droplet: String? = nil, netns: String? = nil,
-                interface: String? = nil, hostInterface: String? = nil, agentHook: AgentHook? = nil) {
+                interface: String? = nil, hostInterface: String? = nil, agentHook: AgentHook? = nil, bandwidth: EndpointBandwidth? = nil,
+                portMappings: [EndpointPortMapping]? = nil) {
         self.network = network
         self.ip = ip
         self.mac = mac
@@ -112,6 +120,8 @@ public struct EndpointSpec: ResourceSpec {
         self.interface = interface
         self.hostInterface = hostInterface
         self.agentHook = agentHook
+        self.bandwidth = bandwidth
+        self.portMappings = portMappings
     }
 
     /// True when every field this spec gives equals `other`'s: a request that repeats what
@@ -120,7 +130,8 @@ public struct EndpointSpec: ResourceSpec {
         network == other.network && (ip == nil || ip == other.ip) && (mac == nil || mac == other.mac)
             && (droplet == nil || droplet == other.droplet) && (netns == nil || netns == other.netns)
             && (interface == nil || interface == other.interface) && (hostInterface == nil || hostInterface == other.hostInterface)
-            && (agentHook == nil || agentHook == other.agentHook)
+            && (agentHook == nil || agentHook == other.agentHook) && (bandwidth == nil || bandwidth == other.bandwidth)
+            && (portMappings == nil || portMappings == other.portMappings)
     }
 
     public struct Status: Codable, Sendable, Hashable {
@@ -141,6 +152,42 @@ public struct EndpointSpec: ResourceSpec {
             self.mtu = mtu
             self.attachment = attachment
         }
+    }
+}
+
+/// Rate limits of an endpoint, in the CNI `bandwidth` capability's units: rates in bits per
+/// second, bursts in bits. `ingress` is what the endpoint receives from other droplets,
+/// `egress` what it sends. A direction without a rate is not limited.
+public struct EndpointBandwidth: Codable, Sendable, Hashable {
+    public var ingressRate: UInt64?
+    public var ingressBurst: UInt64?
+    public var egressRate: UInt64?
+    public var egressBurst: UInt64?
+
+    public init(ingressRate: UInt64? = nil, ingressBurst: UInt64? = nil, egressRate: UInt64? = nil, egressBurst: UInt64? = nil) {
+        self.ingressRate = ingressRate
+        self.ingressBurst = ingressBurst
+        self.egressRate = egressRate
+        self.egressBurst = egressBurst
+    }
+}
+
+/// A port of the droplet forwarded to an endpoint (the CNI `portMappings` capability).
+public struct EndpointPortMapping: Codable, Sendable, Hashable {
+    /// The droplet's port (1-65535), unique per protocol among the droplet's mappings.
+    public var hostPort: UInt16
+    /// The endpoint's port.
+    public var containerPort: UInt16
+    /// `tcp` (default) or `udp`.
+    public var `protocol`: String?
+    /// Empty, `0.0.0.0` or the droplet's address: the nat plugin forwards on the droplet's address.
+    public var hostIP: String?
+
+    public init(hostPort: UInt16, containerPort: UInt16, protocol: String? = nil, hostIP: String? = nil) {
+        self.hostPort = hostPort
+        self.containerPort = containerPort
+        self.protocol = `protocol`
+        self.hostIP = hostIP
     }
 }
 

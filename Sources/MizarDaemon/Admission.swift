@@ -61,6 +61,13 @@ struct Admission {
                 changes.upserts.append(admitted)
                 changes.items.append(.init(reference: resource.reference, action: existing == nil ? "created" : "configured"))
             }
+            // What endpoints ask of plugins is checked on the state as the request leaves it.
+            if changes.previous.contains(where: { ref, old in
+                (ref.kind == .endpoint && (EndpointPluginRequests.asks(state.endpoints[ref.name]?.spec) || EndpointPluginRequests.asks(old.flatMap(\.endpointSpec))))
+                    || (ref.kind == .pluginConfig && EndpointPluginRequests.plugins.contains(ref.name))
+            }) {
+                try EndpointPluginRequests(localDroplet: localDroplet).check(state, catalog: catalog)
+            }
         } catch {
             undo(changes, in: &state)
             throw error

@@ -18,6 +18,8 @@ struct EndpointDefaults {
             if spec.network == old.network { spec.ip = spec.ip ?? old.ip }
             if spec.droplet ?? localDroplet == old.droplet {
                 spec.mac = spec.mac ?? old.mac
+                spec.bandwidth = spec.bandwidth ?? old.bandwidth
+                spec.portMappings = spec.portMappings ?? old.portMappings
                 if spec.netns == nil || spec.netns == old.netns {
                     spec.interface = spec.interface ?? old.interface
                     spec.hostInterface = spec.hostInterface ?? old.hostInterface

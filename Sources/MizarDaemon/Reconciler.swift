@@ -14,6 +14,8 @@ final class Reconciler {
     let localName: String
     let wiring: EndpointWiring
     let logger: Logger
+    /// What local endpoints ask of shaper and nat, folded into their configurations and the chains.
+    let requests: EndpointPluginRequests
 
     private var vpcs: [String: MizarDataplane.VPC] = [:]
     private var networks: [String: MizarDataplane.Network] = [:]
@@ -30,6 +32,7 @@ final class Reconciler {
         self.localName = localName
         self.wiring = EndpointWiring(droplet: droplet)
         self.logger = logger
+        self.requests = EndpointPluginRequests(localDroplet: localName)
     }
 
     /// How many endpoints are plugged here.
@@ -44,7 +47,7 @@ final class Reconciler {
         for name in networks.keys { refs.insert(.init(kind: .network, name: name)) }
         for name in locals.keys { refs.insert(.init(kind: .endpoint, name: name)) }
         for name in remotes.keys { refs.insert(.init(kind: .endpoint, name: name)) }
-        for name in configs.keys { refs.insert(.init(kind: .pluginConfig, name: name)) }
+        for name in configs.keys.map({ $0 }) + EndpointPluginRequests.plugins { refs.insert(.init(kind: .pluginConfig, name: name)) }
         for hook in chainHooks { refs.insert(.init(kind: .pluginChain, name: hook)) }
         // All at once (remote endpoints go in one batch); should that fail, one resource at a
         // time, so that one failure does not hold back the others.
@@ -86,6 +89,11 @@ final class Reconciler {
             for ref in refs where ref.kind == .network {
                 for name in desired.endpointsByNetwork[ref.name] ?? [] { all.insert(.init(kind: .endpoint, name: name)) }
             }
+        }
+        // An endpoint that asks (or asked) something of shaper or nat changes their configuration and the chains.
+        if all.contains(where: { $0.kind == .endpoint && (EndpointPluginRequests.asks(desired.endpoints[$0.name]?.spec) || EndpointPluginRequests.asks(locals[$0.name])) }) {
+            for plugin in EndpointPluginRequests.plugins { all.insert(.init(kind: .pluginConfig, name: plugin)) }
+            for hook in chainHooks { all.insert(.init(kind: .pluginChain, name: hook)) }
         }
         var remoteBatch: [MizarDataplane.Endpoint] = []
         var remoteNames: [(String, EndpointID)] = []
@@ -163,13 +171,13 @@ final class Reconciler {
                 try removeRemote(ref.name)
             }
         case .pluginConfig:
-            if let r = desired.pluginConfigs[ref.name] {
-                guard configs[ref.name] != r.spec.config else { return }
+            if let config = try requests.configuration(of: ref.name, in: desired) {
+                guard configs[ref.name] != config else { return }
                 // A configure that fails may have written part of its maps: forget what was
                 // there, so that putting the old configuration back rewrites it whole.
                 configs[ref.name] = nil
-                try droplet.plugins.configure(ref.name, try LivePluginCatalog.configuration(r.spec.config, of: ref.name))
-                configs[ref.name] = r.spec.config
+                try droplet.plugins.configure(ref.name, try LivePluginCatalog.configuration(config, of: ref.name))
+                configs[ref.name] = config
                 writes += 1
             } else if let old = configs.removeValue(forKey: ref.name) {
                 // Empty every map the configuration filled.
@@ -178,7 +186,7 @@ final class Reconciler {
             }
         case .pluginChain:
             guard let hook = PluginHook(rawValue: ref.name) else { return }
-            let wanted = desired.chains[ref.name]?.spec.plugins ?? []
+            let wanted = try requests.chain(ref.name, in: desired)
             // A chain an earlier process pinned runs until it is replaced by one built here.
             if droplet.plugins.chain(hook) != wanted || droplet.plugins.runsPinnedChain(hook) {
                 try droplet.plugins.setChain(hook, wanted)

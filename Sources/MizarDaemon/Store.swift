@@ -50,9 +50,13 @@ public final class Store: Sendable {
             }
             let decoder = JSONDecoder()
             for body in try Data.fetchAll(db, sql: "SELECT body FROM resource WHERE kind = 'Endpoint'") {
-                if case .endpoint(let e) = try decoder.decode(AnyResource.self, from: body) { try insert(e, db) }
+                if case .endpoint(let e) = try decoder.decode(AnyResource.self, from: body) { try insert(e, db, schema: 2) }
             }
             try db.execute(sql: "DELETE FROM resource WHERE kind = 'Endpoint'")
+        }
+        // What an endpoint asks of plugins (bandwidth, port mappings): one JSON column, NULL for most.
+        migrator.registerMigration("v3-endpoint-plugins") { db in
+            try db.alter(table: "endpoint") { t in t.add(column: "plugins", .text) }
         }
         return migrator
     }
@@ -62,12 +66,17 @@ public final class Store: Sendable {
         try pool.read { db in
             let decoder = JSONDecoder()
             var resources = try Data.fetchAll(db, sql: "SELECT body FROM resource").map { try decoder.decode(AnyResource.self, from: $0) }
-            let rows = try Row.fetchCursor(db, sql: "SELECT name, labels, network, ip, mac, droplet, netns, interface, hostInterface, agentHook FROM endpoint")
+            let rows = try Row.fetchCursor(db, sql: "SELECT name, labels, network, ip, mac, droplet, netns, interface, hostInterface, agentHook, plugins FROM endpoint")
             while let row = try rows.next() {
                 let labels: String? = row[1]
-                let spec = EndpointSpec(network: row[2], ip: (row[3] as Int64?).map { IPv4Address(value: UInt32(truncatingIfNeeded: $0)) },
+                var spec = EndpointSpec(network: row[2], ip: (row[3] as Int64?).map { IPv4Address(value: UInt32(truncatingIfNeeded: $0)) },
                                         mac: (row[4] as Int64?).map { MACAddress(value: UInt64(bitPattern: $0)) }, droplet: row[5],
                                         netns: row[6], interface: row[7], hostInterface: row[8], agentHook: (row[9] as String?).flatMap(AgentHook.init))
+                if let plugins = row[10] as String? {
+                    let asked = try decoder.decode(EndpointPlugins.self, from: Data(plugins.utf8))
+                    spec.bandwidth = asked.bandwidth
+                    spec.portMappings = asked.portMappings
+                }
                 resources.append(.endpoint(Endpoint(name: row[0], labels: try labels.map { try decoder.decode([String: String].self, from: Data($0.utf8)) },
                                                     spec: spec)))
             }
@@ -98,15 +107,33 @@ public final class Store: Sendable {
         }
     }
 
-    private static func insert(_ e: Endpoint, _ db: Database) throws {
+    /// Writes an endpoint's row; `schema` 2 is the table before v3 added `plugins` (v2's own migration).
+    private static func insert(_ e: Endpoint, _ db: Database, schema: Int = 3) throws {
         let labels = try e.metadata.labels.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
-        let statement = try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO endpoint (name, labels, network, ip, mac, droplet, netns, interface, hostInterface, agentHook)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
         let s = e.spec
-        try statement.execute(arguments: [e.name, labels, s.network, s.ip.map { Int64($0.value) }, s.mac.map { Int64(bitPattern: $0.value) }, s.droplet,
-                                          s.netns, s.interface, s.hostInterface, s.agentHook?.rawValue])
+        var arguments: StatementArguments = [e.name, labels, s.network, s.ip.map { Int64($0.value) }, s.mac.map { Int64(bitPattern: $0.value) }, s.droplet,
+                                             s.netns, s.interface, s.hostInterface, s.agentHook?.rawValue]
+        guard schema >= 3 else {
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO endpoint (name, labels, network, ip, mac, droplet, netns, interface, hostInterface, agentHook)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: arguments)
+            return
+        }
+        let plugins = s.bandwidth == nil && s.portMappings == nil ? nil
+            : String(decoding: try JSONEncoder().encode(EndpointPlugins(bandwidth: s.bandwidth, portMappings: s.portMappings)), as: UTF8.self)
+        arguments += [plugins]
+        let statement = try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO endpoint (name, labels, network, ip, mac, droplet, netns, interface, hostInterface, agentHook, plugins)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        try statement.execute(arguments: arguments)
+    }
+
+    /// The `plugins` column: what an endpoint asks of plugins.
+    private struct EndpointPlugins: Codable {
+        var bandwidth: EndpointBandwidth?
+        var portMappings: [EndpointPortMapping]?
     }
 
     /// A bookkeeping value (`initialized`, ...), nil when never set.

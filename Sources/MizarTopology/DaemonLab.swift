@@ -43,6 +43,8 @@ public final class DaemonLab: @unchecked Sendable {
     public private(set) var hosts: [String: Host] = [:]
     /// Extra flags for every transitd (`--agent-hook xdp`, ...).
     public var extraArguments: [String] = []
+    /// The XDP_PASS program on the fabric's ports (frames a droplet sends with XDP_TX need one there).
+    private var fabricProgram: BPFProgram?
 
     /// Makes the underlay and one namespace per droplet (172.30.0.1, .2, ... in order);
     /// `start` runs their daemons.
@@ -57,6 +59,7 @@ public final class DaemonLab: @unchecked Sendable {
             let pass = try BPFObjectLocator(explicit: bpfDir).open(MZ_PROBE_OBJECT)
             try pass.load()
             let program = try pass.program(named: MZ_PROBE_VERDICT_PROG)
+            fabricProgram = program
             for (i, name) in droplets.enumerated() {
                 let (netns, ip) = try underlay.addHost(name, index: i + 1)
                 try underlay.attachFabricPeer(index: i + 1, program: program)
@@ -74,6 +77,13 @@ public final class DaemonLab: @unchecked Sendable {
 
     /// An endpoint's namespace `<prefix>-<name>` (removed by `teardown`); its path goes in `netns:`.
     public func endpointNamespace(_ name: String) throws -> Netns { try underlay.addNamespace(name) }
+
+    /// A host on the underlay that runs no transitd (172.30.0.`index`): a client outside the overlay.
+    public func addExternalHost(_ name: String, index: Int = 100) throws -> (netns: Netns, ip: IPv4Address) {
+        let (netns, ip) = try underlay.addHost(name, index: index)
+        if let fabricProgram { try underlay.attachFabricPeer(index: index, program: fabricProgram) }
+        return (netns, ip)
+    }
 
     /// Starts (or restarts) transitd on `name` and waits until its socket answers.
     public func start(_ name: String, timeout: TimeInterval = 30) throws {

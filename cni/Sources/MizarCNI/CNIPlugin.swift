@@ -100,7 +100,12 @@ public struct CNIPlugin {
         var labels = [CNILabel.network: config.name, CNILabel.containerID: environment.containerID, CNILabel.ifName: environment.ifName]
         labels[CNILabel.podNamespace] = environment.args["K8S_POD_NAMESPACE"]
         labels[CNILabel.podName] = environment.args["K8S_POD_NAME"]
-        let spec = EndpointSpec(network: network, ip: ip, mac: mac, netns: environment.netns, interface: environment.ifName, agentHook: config.agentHook)
+        // Capabilities the runtime filled in: shaper limits and nat forwards, kept by transitd for this endpoint.
+        let mappings = config.runtimeConfig.portMappings.map { m in
+            EndpointPortMapping(hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol?.lowercased(), hostIP: m.hostIP)
+        }
+        let spec = EndpointSpec(network: network, ip: ip, mac: mac, netns: environment.netns, interface: environment.ifName, agentHook: config.agentHook,
+                                bandwidth: config.runtimeConfig.bandwidth, portMappings: mappings.isEmpty ? nil : mappings)
         return try service.put(Endpoint(name: attachment.endpointName(network: config.name), labels: labels, spec: spec))
     }
 

@@ -47,6 +47,10 @@ public struct NetConf: Sendable {
         /// Capability `mizar`: `{"vpc": ..., "network": ...}` per pod.
         public var vpc: String?
         public var network: String?
+        /// Capability `bandwidth`: the endpoint's limits, kept by the shaper plugin.
+        public var bandwidth: EndpointBandwidth?
+        /// Capability `portMappings`: droplet ports the nat plugin forwards to the endpoint.
+        public var portMappings: [EndpointPortMapping] = []
     }
 
     public static let defaultSocket = "/run/mizar/transitd.sock"
@@ -115,11 +119,11 @@ public struct NetConf: Sendable {
         guard case .object(let object) = value else { throw CNIError(.decodingFailure, "runtimeConfig must be an object") }
         if let ips = object["ips"] { config.ips = try strings(ips, "runtimeConfig.ips") }
         if let mac = object["mac"] { config.mac = try string(mac, "runtimeConfig.mac") }
-        for unsupported in ["bandwidth", "portMappings"] {
-            if let v = object[unsupported], v != .null, v != .object([:]), v != .array([]) {
-                throw CNIError(.unsupportedField, "runtimeConfig.\(unsupported) is not supported by mizar yet: chain Debian's \(unsupported == "bandwidth" ? "bandwidth" : "portmap") plugin after it",
-                               details: "\(unsupported): \(text(v))")
-            }
+        if let v = object["bandwidth"], v != .null, v != .object([:]) {
+            config.bandwidth = try decode(EndpointBandwidth.self, v, "runtimeConfig.bandwidth")
+        }
+        if let v = object["portMappings"], v != .null {
+            config.portMappings = try decode([EndpointPortMapping].self, v, "runtimeConfig.portMappings")
         }
         if case .object(let mizar)? = object["mizar"] {
             config.vpc = try mizar["vpc"].map { v throws(CNIError) in try string(v, "runtimeConfig.mizar.vpc") }
@@ -142,6 +146,13 @@ public struct NetConf: Sendable {
             result.append(Attachment(containerID: id, ifName: ifname))
         }
         return result
+    }
+
+    /// A capability's value as its typed form (CNI's field names are the API's).
+    static func decode<T: Decodable>(_ type: T.Type, _ value: JSONValue, _ field: String) throws(CNIError) -> T {
+        do { return try JSONDecoder().decode(T.self, from: try JSONEncoder().encode(value)) } catch {
+            throw CNIError(.decodingFailure, "\(field) is not what the CNI conventions describe", details: "\(text(value)): \(error)")
+        }
     }
 
     static func string(_ value: JSONValue, _ field: String) throws(CNIError) -> String {

@@ -51,10 +51,14 @@ struct CNIErrorTests {
         expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["runtimeConfig": ["ips": ["192.168.1.5/24"]]])),
                    "address outside the network")
         expectCode(7, try bed.cni("ADD", container: "c1", netns: "/run/netns/\(bed.lab.underlay.prefix)-gone", config: good), "namespace that does not exist")
-        // 2 again: capabilities mizar does not map yet are refused, not ignored.
-        expectCode(2, try bed.cni("ADD", container: "c1", netns: ns.path,
-                                  config: bed.config("1.1.0", ["runtimeConfig": ["portMappings": [["hostPort": 8080, "containerPort": 80, "protocol": "tcp"]]]])),
-                   "portMappings")
+        // 6 and 7: capabilities of the wrong shape, or that the plugins refuse.
+        expectCode(6, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["runtimeConfig": ["portMappings": [["hostPort": "x"]]]])),
+                   "portMappings of the wrong shape")
+        expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path,
+                                  config: bed.config("1.1.0", ["runtimeConfig": ["portMappings": [["hostPort": 8080, "containerPort": 80, "protocol": "sctp"]]]])),
+                   "portMappings with sctp")
+        expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["runtimeConfig": ["bandwidth": ["egressRate": 10, "egressBurst": 10]]])),
+                   "a rate below the shaper's 1 kbit/s")
         #expect(try await bed.endpoints().isEmpty)
         #expect(try bed.endpointVeths().isEmpty)
 
