@@ -85,11 +85,17 @@ public struct Netns: Sendable, Hashable, CustomStringConvertible {
     /// Runs `body` on a dedicated thread inside this namespace and returns its result.
     ///
     /// The thread is created for the call and ends with it, so the switch never
-    /// leaks into other threads. `body` must not `await`.
+    /// leaks into other threads; when the calling thread is in this namespace already,
+    /// `body` runs right there. `body` must not `await`.
     public func perform<T>(_ body: () throws -> T) throws -> T {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw NetError.system("open network namespace \(path)", errno: errno) }
         defer { close(fd) }
+        // Already in it (a daemon working in its own namespace): no thread to start.
+        var target = stat(), current = stat()
+        if fstat(fd, &target) == 0, stat("/proc/thread-self/ns/net", &current) == 0, target.st_dev == current.st_dev, target.st_ino == current.st_ino {
+            return try body()
+        }
         return try Netns.onFreshThread {
             guard cnl_setns_net(fd) == 0 else { throw NetError.system("enter network namespace \(path)", errno: errno) }
             return try body()
