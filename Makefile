@@ -8,6 +8,7 @@ CONFIG      ?= debug
 PREFIX      ?= /usr/local
 CNI_BIN_DIR ?= /opt/cni/bin
 CNI_CONF_DIR ?= /etc/cni/net.d
+MIZAR_CONF_DIR ?= /etc/mizar
 BUILD       := build
 BPF_OUT     := $(BUILD)/bpf
 ARCH_INC    := /usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
@@ -92,7 +93,7 @@ demo: deps bpf
 
 ## install: transitd and mizarctl to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf,
 ## the systemd unit to $(PREFIX)/lib/systemd/system, the CNI plugin `mizar` to $(CNI_BIN_DIR) and
-## cni/10-mizar.conflist to $(CNI_CONF_DIR) (an existing one is kept).
+## cni/10-mizar.conflist to $(CNI_CONF_DIR) and packaging/transitd.yaml to $(MIZAR_CONF_DIR) (existing ones are kept).
 install: bpf
 	$(SWIFT) build -c release --product mizarctl
 	$(SWIFT) build -c release --product mizar
@@ -102,11 +103,14 @@ install: bpf
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/transitd $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/mizar/bpf/
 	sed 's|@PREFIX@|$(PREFIX)|g' packaging/systemd/transitd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/transitd.service
+	install -d $(DESTDIR)$(MIZAR_CONF_DIR)
+	@if [ -e $(DESTDIR)$(MIZAR_CONF_DIR)/transitd.yaml ]; then echo "kept $(DESTDIR)$(MIZAR_CONF_DIR)/transitd.yaml"; \
+	else sed 's|^# bpfDir: .*|bpfDir: $(PREFIX)/lib/mizar/bpf|' packaging/transitd.yaml > $(DESTDIR)$(MIZAR_CONF_DIR)/transitd.yaml; fi
 	install -d $(DESTDIR)$(CNI_BIN_DIR) $(DESTDIR)$(CNI_CONF_DIR)
 	install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/mizar" $(DESTDIR)$(CNI_BIN_DIR)/
 	@if [ -e $(DESTDIR)$(CNI_CONF_DIR)/10-mizar.conflist ]; then echo "kept $(DESTDIR)$(CNI_CONF_DIR)/10-mizar.conflist"; \
 	else install -m 0644 cni/10-mizar.conflist $(DESTDIR)$(CNI_CONF_DIR)/; fi
-	@echo "installed; configure /etc/mizar/transitd.yaml (packaging/transitd.yaml), then: systemctl enable --now transitd"
+	@echo "installed; set the substrate interface in $(MIZAR_CONF_DIR)/transitd.yaml (interface: eth0), then: systemctl enable --now transitd"
 
 clean:
 	rm -rf $(BUILD)

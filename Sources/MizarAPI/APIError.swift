@@ -27,6 +27,8 @@ public struct APIError: Error, Codable, Sendable, Hashable, CustomStringConverti
         case conflict
         /// A pool has nothing left to give, such as a network with no free address (409).
         case exhausted
+        /// A create-only request (`If-None-Match: *`) found the resource there (412).
+        case exists
         /// Body over the limit (413).
         case tooLarge
         /// No or wrong bearer token (401).
@@ -42,6 +44,7 @@ public struct APIError: Error, Codable, Sendable, Hashable, CustomStringConverti
             case .invalid: 422
             case .notFound: 404
             case .conflict, .exhausted: 409
+            case .exists: 412
             case .tooLarge: 413
             case .unauthorized: 401
             case .dataplane, .internal: 500

@@ -45,7 +45,9 @@ public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil) -> Router
             let name = try context.parameters.require("name")
             let resource = try await decodingErrorsAsBadRequest { try AnyResource.decode(kind, from: try await body(of: request)) }
             guard resource.name == name else { throw APIError(.badRequest, "metadata.name \(resource.name) differs from the path's \(name)") }
-            let (stored, created) = try await daemon.put(resource)
+            // `If-None-Match: *`: create only (what the CNI plugin asks, so as never to re-plug a live attachment).
+            let onlyIfAbsent = request.headers[.ifNoneMatch].map { $0.trimmingCharacters(in: .whitespaces) == "*" } ?? false
+            let (stored, created) = try await daemon.put(resource, onlyIfAbsent: onlyIfAbsent)
             return try json(stored, status: created ? .created : .ok)
         }
         v1.delete(RouterPath("\(kind.path)/:name")) { _, context in

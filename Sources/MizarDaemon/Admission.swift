@@ -1,5 +1,6 @@
 import Foundation
 import MizarAPI
+import MizarNet
 
 /// What admission needs to know of the plugins: the hooks each runs at and whether a
 /// configuration is one it accepts.
@@ -17,6 +18,8 @@ struct Admission {
     let localDroplet: String
     /// The droplet's substrate interface (no endpoint may claim it).
     let substrate: String
+    /// The droplet's own namespace (no endpoint may be plugged into it).
+    let dropletNetns: Netns
     let catalog: any PluginCatalog
 
     /// What one admitted request changed: the resources before, in order, to undo it.
@@ -162,7 +165,7 @@ struct Admission {
             if case .endpoint(let old)? = existing, r.spec.isSatisfied(by: old.spec) { return .endpoint(old) }
             var old: EndpointSpec?
             if case .endpoint(let e)? = existing { old = e.spec }
-            r.spec = try EndpointDefaults(localDroplet: localDroplet, substrate: substrate, state: state).fill(r.spec, name: r.name, existing: old)
+            r.spec = try EndpointDefaults(localDroplet: localDroplet, substrate: substrate, dropletNetns: dropletNetns, state: state).fill(r.spec, name: r.name, existing: old)
             return .endpoint(r)
         case .pluginConfig(var r):
             r.status = nil

@@ -57,7 +57,7 @@ public actor Daemon {
         for error in errors { logger.warning("plugin refused", metadata: ["error": "\(error)"]) }
         if !registered.isEmpty { logger.info("third-party plugins registered", metadata: ["plugins": "\(registered)"]) }
         reconciler = Reconciler(droplet: dataplane, localName: name, logger: logger)
-        admission = Admission(localDroplet: name, substrate: interface, catalog: LivePluginCatalog(chains: dataplane.plugins))
+        admission = Admission(localDroplet: name, substrate: interface, dropletNetns: dataplane.netns, catalog: LivePluginCatalog(chains: dataplane.plugins))
     }
 
     /// Loads the stored desired state and brings the kernel in line with it.
@@ -121,8 +121,13 @@ public actor Daemon {
         return ApplyResult(items: changes.items)
     }
 
-    /// Creates or replaces one resource; returns it as stored, with its status, and whether it was created.
-    public func put(_ resource: AnyResource) throws -> (AnyResource, created: Bool) {
+    /// Creates or replaces one resource; returns it as stored, with its status, and whether it
+    /// was created. With `onlyIfAbsent` (HTTP `If-None-Match: *`), one that exists is left as
+    /// it is: 412 `exists`.
+    public func put(_ resource: AnyResource, onlyIfAbsent: Bool = false) throws -> (AnyResource, created: Bool) {
+        if onlyIfAbsent, desired.resource(resource.reference) != nil {
+            throw APIError(.exists, "\(resource.reference) exists", details: ["exists": "\(resource.kind.rawValue)/\(resource.name)"])
+        }
         let result = try apply(ApplyRequest(apply: [resource]))
         return (try get(resource.reference), result.items.first?.action == "created")
     }

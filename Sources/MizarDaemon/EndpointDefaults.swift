@@ -8,6 +8,8 @@ struct EndpointDefaults {
     let localDroplet: String
     /// The droplet's own interface: never an endpoint's.
     let substrate: String
+    /// The droplet's own namespace: never an endpoint's.
+    let dropletNetns: Netns
     let state: DesiredState
 
     /// `existing` is the endpoint's stored spec: what a change leaves out (its address, MAC,
@@ -61,7 +63,11 @@ struct EndpointDefaults {
         spec.agentHook = spec.agentHook ?? .tc
         if let netns = spec.netns {
             guard netns.hasPrefix("/") else { throw APIError(.invalid, "endpoint \(name): netns must be an absolute path (/proc/PID/ns/net, /run/netns/NAME)") }
-            do { _ = try Netns(netns) } catch { throw APIError(.invalid, "endpoint \(name): no network namespace at \(netns)") }
+            let namespace: Netns
+            do { namespace = try Netns(netns) } catch { throw APIError(.invalid, "endpoint \(name): no network namespace at \(netns)") }
+            if let here = try? dropletNetns.identity, let there = try? namespace.identity, here == there {
+                throw APIError(.invalid, "endpoint \(name): \(netns) is the droplet's own namespace, not a container's")
+            }
             spec.interface = spec.interface ?? "eth0"
             spec.hostInterface = spec.hostInterface ?? EndpointDefaults.hostInterface(for: name)
         } else {

@@ -107,6 +107,9 @@ struct EndpointPluginRequests {
                 if let hostIP = mapping.hostIP, !["", "0.0.0.0", dropletIP].contains(hostIP) {
                     throw APIError(.invalid, "endpoint \(endpoint.name): port mappings forward on the droplet's address \(dropletIP ?? "?"), not \(hostIP)")
                 }
+                if proto == .udp, mapping.hostPort == 6081 {
+                    throw APIError(.invalid, "endpoint \(endpoint.name): udp 6081 is the overlay's Geneve port, never forwarded")
+                }
                 return NAT.Forward(protocol: proto, port: mapping.hostPort, vpc: vni.rawValue, endpoint: ip.description, endpointPort: mapping.containerPort)
             }
         }

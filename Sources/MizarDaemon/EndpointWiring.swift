@@ -15,6 +15,8 @@ struct EndpointWiring {
     let droplet: MizarDataplane.Droplet
 
     static let aliasPrefix = "mizar:"
+    /// The name a veth has between its creation and its marking.
+    static let scratchPrefix = "mzt"
     static func alias(of endpoint: String) -> String { aliasPrefix + String(endpoint.utf8.prefix(240))! }
 
     func plug(_ spec: EndpointSpec, name: String, vni: VNI, cidr: IPv4Interface) throws {
@@ -34,20 +36,36 @@ struct EndpointWiring {
                     throw APIError(.conflict, "endpoint \(name): interface \(host) exists and is not this endpoint's veth")
                 }
             } else {
-                _ = try socket.createVethPair(name: host, peerName: interface, peerNetns: netns, mtu: droplet.endpointMTU)
+                // Made under a scratch name and marked before it takes its own: a process killed
+                // in between leaves a `mzt…` veth, which the next start prunes (no name is blocked).
+                let scratch = EndpointWiring.scratchPrefix + String(UInt64.random(in: (1 << 36)..<(1 << 40)), radix: 16)  // 10 hex digits
+                _ = try socket.createVethPair(name: scratch, peerName: interface, peerNetns: netns, mtu: droplet.endpointMTU)
+                do {
+                    try socket.setAlias(of: scratch, to: EndpointWiring.alias(of: name))
+                    try socket.rename(scratch, to: host)
+                } catch {
+                    _ = try? socket.deleteLink(named: scratch)
+                    throw error
+                }
                 created = true
-                try socket.setAlias(of: host, to: EndpointWiring.alias(of: name))
             }
             do {
                 let inside = try RouteSocket(in: netns)
                 let link = try inside.link(named: interface)
+                // Taking over: the interface of that name must be this veth's other end.
+                if let existing, link.linkIndex != existing.index {
+                    throw APIError(.conflict, "endpoint \(name): \(interface) in \(path) is not the other end of \(host)")
+                }
                 if link.mac != mac { try inside.setMAC(of: interface, to: mac) }
                 try inside.setUp(interface)
                 try inside.setUp("lo")
                 let address = IPv4Interface(ip, prefixLength: cidr.prefixLength)
                 if try !inside.addresses(of: link.index).contains(address) { try inside.addAddress(address, to: link.index) }
-                let route = Route.defaultRoute(via: cidr.gateway, ifindex: link.index)
-                if try !inside.routes().contains(where: { $0.destination.prefixLength == 0 && $0.gateway == cidr.gateway }) { try inside.addRoute(route) }
+                // The first interface gives the namespace its default route; a second one (on
+                // another network) keeps to its subnet.
+                if try !inside.routes().contains(where: { $0.destination.prefixLength == 0 }) {
+                    try inside.addRoute(Route.defaultRoute(via: cidr.gateway, ifindex: link.index))
+                }
                 try socket.setUp(host)
             } catch {
                 if created { _ = try? socket.deleteLink(named: host) }
@@ -105,7 +123,9 @@ struct EndpointWiring {
         let wanted = Set(endpoints.map(EndpointWiring.alias(of:)))
         var removed: [String] = []
         for link in try socket.links() where link.kind == "veth" {
-            guard let alias = link.alias, alias.hasPrefix(EndpointWiring.aliasPrefix), !wanted.contains(alias) else { continue }
+            // Marked as an endpoint's that is no longer wanted, or still unmarked under a scratch name.
+            let scratch = link.alias == nil && link.name.hasPrefix(EndpointWiring.scratchPrefix) && link.name.count == 13
+            guard scratch || (link.alias.map { $0.hasPrefix(EndpointWiring.aliasPrefix) && !wanted.contains($0) } ?? false) else { continue }
             if try socket.deleteLink(named: link.name) { removed.append(link.name) }
         }
         return removed

@@ -131,6 +131,8 @@ struct OpenAPITests {
         var name: String? = nil
         var body: String? = nil
         var expect: Int
+        /// Extra request headers (`If-None-Match: *`).
+        var headers: [String] = []
 
         var path: String { name.map { template.replacingOccurrences(of: "{name}", with: $0) } ?? template }
         var operation: String { "\(method) \(template)" }
@@ -141,7 +143,7 @@ struct OpenAPITests {
     func send(_ lab: DaemonLab, _ call: Call) throws -> (status: Int, contentType: String, body: String) {
         let bodyFile = lab.root + "/openapi-\(UUID().uuidString)"
         var args = ["curl", "-s", "-o", bodyFile, "-w", "%{http_code}\n%{content_type}", "--unix-socket", lab.host("hosta").socket,
-                    "-X", call.method, "-H", "Content-Type: application/json"]
+                    "-X", call.method, "-H", "Content-Type: application/json"] + call.headers.flatMap { ["-H", $0] }
         if let body = call.body {
             try body.write(toFile: bodyFile + ".in", atomically: true, encoding: .utf8)
             args += ["--data-binary", "@" + bodyFile + ".in"]
@@ -198,6 +200,8 @@ struct OpenAPITests {
                     Call(method: "PUT", template: item, name: "vpc0", body: #"{"metadata":{"name":"vpc0"},"spec":{"vni":1}}"#, expect: 200),
                     Call(method: "PUT", template: item, name: "oa-vpc", body: #"{"metadata":{"name":"oa-vpc"},"spec":{"vni":4242}}"#, expect: 201),
                     Call(method: "PUT", template: item, name: "oa-vpc", body: #"{"metadata":{"name":"oa-vpc"},"spec":{"vni":4242}}"#, expect: 200),
+                    Call(method: "PUT", template: item, name: "oa-vpc", body: #"{"metadata":{"name":"oa-vpc"},"spec":{"vni":4242}}"#, expect: 412,
+                         headers: ["If-None-Match: *"]),
                     Call(method: "PUT", template: item, name: "oa-vpc2", body: #"{"metadata":{"name":"oa-vpc2"},"spec":{"vni":1}}"#, expect: 409),
                     Call(method: "PUT", template: item, name: "oa-vpc3", body: #"{"metadata":{"name":"oa-other"},"spec":{"vni":4243}}"#, expect: 400),
                     Call(method: "PUT", template: item, name: "Bad_Name", body: #"{"metadata":{"name":"Bad_Name"},"spec":{"vni":4244}}"#, expect: 422),

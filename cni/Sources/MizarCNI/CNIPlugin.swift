@@ -40,9 +40,12 @@ public struct CNIPlugin {
 
     func add() throws(CNIError) -> CNIResult {
         let network = try chooseNetwork()
+        let name = attachment.endpointName(network: config.name)
         var requested = try requestedAddress()
         var ipamResult: CNIResult?
         if requested == nil, let ipam {
+            // A repeated ADD must not take a second address from the delegated plugin.
+            if let existing = try service.endpoint(named: name) { return try repeated(existing, network: network) }
             let result = try ipam.add()
             guard let first = result.firstIPv4 else {
                 try? ipam.call(.del)
@@ -51,15 +54,40 @@ public struct CNIPlugin {
             ipamResult = result
             requested = first.address.address
         }
+        let created: Endpoint?
         do {
-            let endpoint = try plug(network: network, ip: requested)
-            return result(for: endpoint, ipam: ipamResult)
+            created = try plug(network: network, ip: requested)
         } catch {
             // Nothing of a failed ADD stays: the address goes back to the delegated plugin
             // (transitd has already undone its own part).
             if ipamResult != nil { try? ipam?.call(.del) }
             throw error
         }
+        guard let created else {
+            // transitd holds this attachment already: answer for it, never re-plug it blindly.
+            if ipamResult != nil { try? ipam?.call(.del) }
+            guard let existing = try service.endpoint(named: name) else { throw CNIError(.tryAgainLater, "endpoint \(name) came and went during ADD") }
+            return try repeated(existing, network: network)
+        }
+        return result(for: created, ipam: ipamResult)
+    }
+
+    /// ADD of an attachment transitd holds (a runtime's retry): the same container, interface,
+    /// namespace and network get the result again, re-plugged only if the kernel lost it; any
+    /// other holder of the name is refused.
+    func repeated(_ existing: Endpoint, network: String) throws(CNIError) -> CNIResult {
+        let labels = existing.metadata.labels ?? [:]
+        guard labels[CNILabel.network] == config.name, labels[CNILabel.containerID] == environment.containerID, labels[CNILabel.ifName] == environment.ifName,
+              existing.spec.netns == environment.netns, existing.spec.interface == environment.ifName, existing.spec.network == network else {
+            throw CNIError(.invalidConfig, "container \(environment.containerID)'s \(environment.ifName) on \(config.name) is attached already "
+                           + "(in \(existing.spec.netns ?? "?"), network \(existing.spec.network)): DEL it first")
+        }
+        if try service.check(endpoint: existing.name).healthy { return result(for: existing, ipam: nil) }
+        try service.deleteEndpoint(named: existing.name)
+        guard let replugged = try plug(network: network, ip: existing.spec.ip, mac: existing.spec.mac) else {
+            throw CNIError(.tryAgainLater, "endpoint \(existing.name) was re-created by someone else during ADD")
+        }
+        return result(for: replugged, ipam: nil)
     }
 
     /// The network: runtimeConfig's, else CNI_ARGS', else the configuration's, else the only
@@ -91,8 +119,9 @@ public struct CNIPlugin {
         return nil
     }
 
-    func plug(network: String, ip: IPv4Address?) throws(CNIError) -> Endpoint {
-        var mac: MACAddress?
+    /// Creates the endpoint (create only: nil when transitd holds one of that name).
+    func plug(network: String, ip: IPv4Address?, mac given: MACAddress? = nil) throws(CNIError) -> Endpoint? {
+        var mac = given
         if let text = config.runtimeConfig.mac ?? environment.args["MAC"] {
             guard let parsed = MACAddress(text) else { throw CNIError(.invalidConfig, "requested MAC \"\(text)\" is not a MAC address") }
             mac = parsed
@@ -106,7 +135,7 @@ public struct CNIPlugin {
         }
         let spec = EndpointSpec(network: network, ip: ip, mac: mac, netns: environment.netns, interface: environment.ifName, agentHook: config.agentHook,
                                 bandwidth: config.runtimeConfig.bandwidth, portMappings: mappings.isEmpty ? nil : mappings)
-        return try service.put(Endpoint(name: attachment.endpointName(network: config.name), labels: labels, spec: spec))
+        return try service.create(Endpoint(name: attachment.endpointName(network: config.name), labels: labels, spec: spec))
     }
 
     /// The result: the host veth, the container's interface, its address and default route,
@@ -160,19 +189,20 @@ public struct CNIPlugin {
     // MARK: STATUS, GC
 
     /// Code 50 when transitd cannot be reached or its store is not open; 51 when it answers
-    /// but its data plane is not in place (existing containers may be cut off).
+    /// but transit XDP is gone (existing containers are cut off). An endpoint of its own in
+    /// trouble does not stop ADDs: CHECK reports that one.
     func status() throws(CNIError) {
         let health: Health
         do { health = try service.health() } catch {
             throw CNIError(.notAvailable, "transitd is not available", details: error.message)
         }
-        guard !health.healthy else { return }
-        let failing = health.checks.filter { !$0.value.hasPrefix("ok") }.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
-        let dataplane = ["transitXDP", "endpoints"]
-        if dataplane.contains(where: { health.checks[$0].map { !$0.hasPrefix("ok") } ?? false }) {
-            throw CNIError(.limitedConnectivity, "transitd's data plane is not in place", details: failing)
+        let failing = { (check: String) in health.checks[check].map { !$0.hasPrefix("ok") } ?? false }
+        if failing("transitXDP") {
+            throw CNIError(.limitedConnectivity, "transitd's data plane is not in place", details: health.checks["transitXDP"] ?? "")
         }
-        throw CNIError(.notAvailable, "transitd is not ready", details: failing)
+        if failing("store") { throw CNIError(.notAvailable, "transitd's store is not open", details: health.checks["store"] ?? "") }
+        // Spec: a plugin that delegates IPAM asks it too.
+        try ipam?.status()
     }
 
     /// Removes this network's attachments on this droplet that the runtime no longer names,

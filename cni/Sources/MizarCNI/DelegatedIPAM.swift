@@ -30,7 +30,16 @@ struct DelegatedIPAM {
     /// DEL (also CHECK) for `attachment`, this invocation's own when nil.
     func call(_ command: CNICommand, attachment: Attachment? = nil) throws(CNIError) { _ = try run(command, attachment: attachment) }
 
-    private func run(_ command: CNICommand, attachment: Attachment?) throws(CNIError) -> [UInt8] {
+    /// STATUS, asked only of a plugin whose VERSION lists 1.1.0 (the IPAM plugins of Debian 12
+    /// predate the command and would answer that the version is unsupported).
+    func status() throws(CNIError) {
+        let versions = try run(.version, attachment: nil, lowering: false)
+        guard case .object(let info)? = try? JSONDecoder().decode(JSONValue.self, from: Data(versions)),
+              case .array(let supported)? = info["supportedVersions"], supported.contains(.string(CNIVersion.v1_1_0.rawValue)) else { return }
+        _ = try run(.status, attachment: nil, lowering: false)
+    }
+
+    private func run(_ command: CNICommand, attachment: Attachment?, lowering: Bool = true) throws(CNIError) -> [UInt8] {
         guard let binary = environment.path.map({ $0 + "/" + type }).first(where: { access($0, X_OK) == 0 }) else {
             throw CNIError(.ioFailure, "ipam plugin \(type) not found in CNI_PATH", details: environment.path.isEmpty ? "CNI_PATH is empty" : environment.path.joined(separator: ":"))
         }
@@ -42,7 +51,7 @@ struct DelegatedIPAM {
         }
         let input: [UInt8]
         var config = config
-        if case .string(let v)? = config["cniVersion"], v == CNIVersion.v1_1_0.rawValue {
+        if lowering, case .string(let v)? = config["cniVersion"], v == CNIVersion.v1_1_0.rawValue {
             config["cniVersion"] = .string(CNIVersion.v1_0_0.rawValue)
             if case .object(var prev)? = config["prevResult"] {
                 prev["cniVersion"] = .string(CNIVersion.v1_0_0.rawValue)

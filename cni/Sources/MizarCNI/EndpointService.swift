@@ -11,8 +11,9 @@ public protocol EndpointService {
     func health() throws(CNIError) -> Health
     func network(named name: String) throws(CNIError) -> Network?
     func networks() throws(CNIError) -> [Network]
-    /// Creates or replaces the endpoint; returns it as stored, with its status.
-    func put(_ endpoint: Endpoint) throws(CNIError) -> Endpoint
+    /// Creates the endpoint and returns it as stored, with its status; nil when one of that
+    /// name exists (it is left as it is).
+    func create(_ endpoint: Endpoint) throws(CNIError) -> Endpoint?
     func endpoint(named name: String) throws(CNIError) -> Endpoint?
     func endpoints() throws(CNIError) -> [Endpoint]
     /// Deletes the endpoint (its veth goes with it); one that does not exist is not an error.
@@ -37,8 +38,9 @@ public struct TransitdEndpoints: EndpointService {
 
     public func networks() throws(CNIError) -> [Network] { try call(.GET, "/v1/networks", "listing networks") }
 
-    public func put(_ endpoint: Endpoint) throws(CNIError) -> Endpoint {
-        try call(.PUT, "/v1/endpoints/\(endpoint.name)", "plugging endpoint \(endpoint.name)", body: endpoint)
+    public func create(_ endpoint: Endpoint) throws(CNIError) -> Endpoint? {
+        try call(.PUT, "/v1/endpoints/\(endpoint.name)", "plugging endpoint \(endpoint.name)", body: endpoint, headers: [("If-None-Match", "*")],
+                 ifExists: { nil })
     }
 
     public func endpoint(named name: String) throws(CNIError) -> Endpoint? {
@@ -60,10 +62,11 @@ public struct TransitdEndpoints: EndpointService {
     /// One call: names are resource names (`a-z0-9.-_`), so paths need no escaping. A 404
     /// gives `ifNotFound()` when set; transitd's errors become CNI ones.
     private func call<T: Decodable>(_ method: HTTPMethod, _ path: String, _ what: String, body: (some Encodable)? = Empty?.none,
-                                    accept: Set<Int> = [200, 201], ifNotFound: (() -> T)? = nil) throws(CNIError) -> T {
+                                    headers: [(String, String)] = [], accept: Set<Int> = [200, 201], ifNotFound: (() -> T)? = nil,
+                                    ifExists: (() -> T)? = nil) throws(CNIError) -> T {
         let response: (status: Int, body: [UInt8])
         do {
-            response = try http.exchange(method, path, body: try body.map { [UInt8](try JSONEncoder().encode($0)) })
+            response = try http.exchange(method, path, body: try body.map { [UInt8](try JSONEncoder().encode($0)) }, headers: headers)
         } catch let error as TransitdHTTP.Unreachable {
             throw CNIError(.tryAgainLater, "\(what): \(error.description)")
         } catch {
@@ -71,6 +74,7 @@ public struct TransitdEndpoints: EndpointService {
         }
         guard accept.contains(response.status) else {
             if response.status == 404, let ifNotFound { return ifNotFound() }
+            if response.status == 412, let ifExists { return ifExists() }
             if let apiError = try? JSONDecoder().decode(APIError.self, from: Data(response.body)) { throw CNIError.from(apiError, doing: what) }
             throw CNIError(.internal, "\(what): HTTP \(response.status) from transitd", details: String(decoding: response.body.prefix(500), as: UTF8.self))
         }

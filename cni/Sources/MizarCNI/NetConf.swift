@@ -32,8 +32,8 @@ public struct NetConf: Sendable {
     /// The whole document, for delegated plugins.
     public var raw: [String: JSONValue]
 
-    /// Keys `mizar` reads; any other top-level key is refused as an unsupported field (code 2)
-    /// so that a misspelt key is not silently ignored. `cni.dev/` keys are the runtime's.
+    /// Keys `mizar` reads; on ADD any other top-level key is refused as an unsupported field
+    /// (code 2) so that a misspelt key is not silently ignored. `cni.dev/` keys are the runtime's.
     static let knownKeys: Set<String> = [
         "cniVersion", "name", "type", "capabilities", "ipam", "dns", "args", "runtimeConfig", "prevResult",
         "socket", "vpc", "network", "agentHook",
@@ -55,6 +55,14 @@ public struct NetConf: Sendable {
 
     public static let defaultSocket = "/run/mizar/transitd.sock"
 
+    /// The `cniVersion` stdin names, when it is one `mizar` speaks: the version an error is
+    /// written in even when the rest of the configuration is refused.
+    public static func statedVersion(in data: [UInt8]) -> CNIVersion? {
+        guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(data)),
+              case .string(let text)? = object["cniVersion"] else { return nil }
+        return CNIVersion(rawValue: text)
+    }
+
     /// Parses stdin for `command`.
     public init(json data: [UInt8], for command: CNICommand) throws(CNIError) {
         let document: JSONValue
@@ -75,7 +83,8 @@ public struct NetConf: Sendable {
             validAttachments = []
             return
         }
-        for key in object.keys where !Self.knownKeys.contains(key) && !key.hasPrefix("cni.dev/") {
+        // Only ADD refuses: a configuration edited after an ADD must not leave DEL (or GC) stuck.
+        for key in object.keys where command == .add && !Self.knownKeys.contains(key) && !key.hasPrefix("cni.dev/") {
             throw CNIError(.unsupportedField, "unsupported field \"\(key)\" in the network configuration", details: "\(key): \(Self.text(object[key]!))")
         }
         guard let nameValue = object["name"] else { throw CNIError(.invalidConfig, "the network configuration has no name") }

@@ -1,6 +1,9 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// HTTP/1.1 exchanges with transitd over its Unix socket, blocking, on one NIO event loop.
 /// The plugin is a process that lives for one call, so its start is its latency: NIO's HTTP
@@ -27,7 +30,7 @@ final class TransitdHTTP {
     }
 
     /// Sends one request and returns the status and body.
-    func exchange(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil) throws -> (status: Int, body: [UInt8]) {
+    func exchange(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = []) throws -> (status: Int, body: [UInt8]) {
         let loop = group.next()
         let promise = loop.makePromise(of: (status: Int, body: [UInt8]).self)
         let channel: any Channel
@@ -43,12 +46,13 @@ final class TransitdHTTP {
                 .connect(unixDomainSocketPath: socket).wait()
         } catch {
             promise.fail(error)
-            throw Unreachable(socket: socket, reason: "\(error)")
+            throw Unreachable(socket: socket, reason: access(socket, F_OK) == 0 ? "nothing answers on the socket (\(error))" : "no socket there: is transitd running?")
         }
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "Host", value: "transitd")
         head.headers.add(name: "Accept", value: "application/json")
         head.headers.add(name: "Connection", value: "close")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
         if let body {
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Content-Length", value: String(body.count))

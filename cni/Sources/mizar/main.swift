@@ -18,13 +18,21 @@ func run() -> Int32 {
             emit(CNIPlugin.versionInfo)
             return 0
         }
-        let config = try NetConf(json: try readStandardInput(), for: cni.command)
+        let input = try readStandardInput()
+        let config: NetConf
+        do { config = try NetConf(json: input, for: cni.command) } catch {
+            if let stated = NetConf.statedVersion(in: input) { version = stated.rawValue }
+            throw error as CNIError
+        }
         version = config.cniVersion.rawValue
         let plugin = CNIPlugin(environment: cni, config: config, service: TransitdEndpoints(socket: config.socket))
         if let output = try plugin.run() { emit(output) }
         return 0
-    } catch {
+    } catch let error as CNIError {
         emit(error.json(cniVersion: version))
+        return 1
+    } catch {
+        emit(CNIError(.internal, "\(error)").json(cniVersion: version))
         return 1
     }
 }

@@ -42,6 +42,23 @@ struct CNILifecycleTests {
         #expect(Self.hostLocalAddresses(bed) == ["10.20.5.1", "10.20.5.2", "10.20.5.3"])
         _ = try await bed.client.delete(.endpoint, "squatter")
 
+        // STATUS: Debian's host-local predates the command and is not asked; an IPAM plugin
+        // that speaks 1.1.0 is, and its failure is STATUS's.
+        #expect(try bed.cni("STATUS", config: config).status == 0)
+        let scripts = bed.lab.root + "/ipam-bin"
+        try FileManager.default.createDirectory(atPath: scripts, withIntermediateDirectories: true)
+        try #"""
+            #!/bin/sh
+            case "$CNI_COMMAND" in
+            VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}' ;;
+            STATUS) echo '{"cniVersion":"1.1.0","code":50,"msg":"pool service down"}'; exit 1 ;;
+            *) exit 1 ;;
+            esac
+            """#.write(toFile: scripts + "/status-ipam", atomically: true, encoding: .utf8)
+        chmod(scripts + "/status-ipam", 0o755)
+        let delegated = try bed.cni("STATUS", config: bed.config("1.1.0", ["ipam": ["type": "status-ipam"]]), path: scripts)
+        #expect(delegated.status != 0 && delegated.code == 50 && (delegated.json?["msg"] as? String)?.contains("pool service down") == true, "\(delegated)")
+
         // GC keeps what the runtime names; the rest go with their veths and addresses.
         let gc = try bed.cni("GC", config: bed.config("1.1.0", Self.hostLocal(bed).merging(["cni.dev/valid-attachments": [["containerID": "a", "ifname": "eth0"]]]) { $1 }))
         #expect(gc.status == 0 && gc.stdout.isEmpty, "\(gc)")
