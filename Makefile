@@ -84,11 +84,12 @@ bench: deps bpf
 	$(SWIFT) build -c release --product mizar
 	$$($(SWIFT) build -c release --show-bin-path)/mizar-bench --bpf-dir $(BPF_OUT) --output $(BUILD)/bench/results.json
 
-## demo: one transitd per namespaced droplet (2 hosts, bouncer, divider), the overlay applied with mizarctl; ping, iperf3, counters, plugin chain.
+## demo: one transitd per namespaced droplet (2 hosts, bouncer, divider), the overlay applied with mizarctl; ping, iperf3, counters, a container plugged by the CNI plugin, plugin chain.
 demo: deps bpf
 	$(SWIFT) build --product mizar-demo
 	$(SWIFT) build --product transitd
 	$(SWIFT) build --product mizarctl
+	$(SWIFT) build --product mizar
 	$$($(SWIFT) build --show-bin-path)/mizar-demo --bpf-dir $(BPF_OUT)
 
 ## install: transitd and mizarctl to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf,

@@ -128,8 +128,8 @@ public struct DividerRole: Codable, Sendable, Hashable {
 }
 
 /// `GET /v1/endpoints/{name}/check`: transitd's look at a local endpoint as the kernel holds
-/// it (what CNI CHECK asks): its veth, the interface inside its namespace with the MAC,
-/// address and default route, and the transit agent.
+/// it (what CNI CHECK asks): its veth, the interface inside its namespace with the MAC and
+/// address, and the transit agent.
 public struct EndpointCheck: Codable, Sendable, Hashable {
     /// True when nothing is missing.
     public var healthy: Bool

@@ -4,7 +4,8 @@ import MizarNet
 extension EndpointWiring {
     /// What the kernel holds of a local endpoint against what it should: the host veth (up,
     /// marked as this endpoint's, its agent attached) and, inside the namespace, the interface
-    /// with the MAC, address and default route. `gone` when the namespace is.
+    /// with the MAC and address. Routes are the namespace's (a second interface, a chained
+    /// plugin may change them) and not judged here. `gone` when the namespace is.
     func inspect(_ spec: EndpointSpec, name: String, cidr: IPv4Interface) -> EndpointCheck {
         var problems: [String] = []
         guard let host = spec.hostInterface, let ip = spec.ip else { return EndpointCheck(healthy: false, problems: ["not admitted as a local endpoint"]) }
@@ -29,9 +30,7 @@ extension EndpointWiring {
                 if let mac = spec.mac, link.mac != mac { problems.append("\(interface) has MAC \(link.mac.map { "\($0)" } ?? "none"), not \(mac)") }
                 let address = IPv4Interface(ip, prefixLength: cidr.prefixLength)
                 if try !inside.addresses(of: link.index).contains(address) { problems.append("\(interface) lacks \(address)") }
-                if try !inside.routes().contains(where: { $0.destination.prefixLength == 0 }) {
-                    problems.append("no default route in \(path)")
-                }
+
             } catch { problems.append("cannot read \(path): \(error)") }
         }
         return EndpointCheck(healthy: problems.isEmpty, problems: problems)

@@ -15,7 +15,7 @@ struct MizarDemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mizar-demo",
         abstract: "Run transitd on 4 namespaced droplets, build an overlay with mizarctl apply, send ping and iperf3 across, show the counters.",
-        discussion: "Needs root, transitd and mizarctl beside this binary. Namespaces are named mzdemo-*; all are removed on exit."
+        discussion: "Needs root, transitd, mizarctl and mizar (the CNI plugin) beside this binary. Namespaces are named mzdemo-*; all are removed on exit."
     )
 
     @Option(name: .customLong("bpf-dir"), help: "Directory of compiled BPF objects.")
@@ -74,6 +74,7 @@ struct MizarDemo: AsyncParsableCommand {
             print("the bouncer or the divider saw nothing: the overlay is not working")
             throw ExitCode.failure
         }
+        try demo.cniStep(mizar: bin + "/mizar")
         if plugins { try await demo.pluginSteps(examples: examples) }
     }
 }

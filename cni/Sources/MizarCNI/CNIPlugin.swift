@@ -1,4 +1,7 @@
 import MizarAPI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `mizar` plugin's commands (CNI 1.1.0). Thin by design: transitd owns the veths, maps
 /// and agents; an attachment is one transitd endpoint named after it (`Attachment.endpointName`)
@@ -64,30 +67,44 @@ public struct CNIPlugin {
             throw error
         }
         guard let created else {
-            // transitd holds this attachment already: answer for it, never re-plug it blindly.
-            if ipamResult != nil { try? ipam?.call(.del) }
-            guard let existing = try service.endpoint(named: name) else { throw CNIError(.tryAgainLater, "endpoint \(name) came and went during ADD") }
+            // transitd holds this attachment already (a concurrent ADD won): answer for it, never
+            // re-plug it. The address the delegated plugin gave goes back, unless it is the one
+            // the live attachment holds (an IPAM plugin may answer a repeated ADD that way).
+            let existing = try service.endpoint(named: name)
+            if let ipamResult, existing?.spec.ip != ipamResult.firstIPv4?.address.address { try? ipam?.call(.del) }
+            guard let existing else { throw CNIError(.tryAgainLater, "endpoint \(name) came and went during ADD") }
             return try repeated(existing, network: network)
         }
         return result(for: created, ipam: ipamResult)
     }
 
     /// ADD of an attachment transitd holds (a runtime's retry): the same container, interface,
-    /// namespace and network get the result again, re-plugged only if the kernel lost it; any
-    /// other holder of the name is refused.
+    /// namespace and network get the result again; one whose interface the kernel lost is an
+    /// error (the runtime DELs and ADDs again: a repair here could lose the address to another
+    /// container meanwhile); any other holder of the name is refused.
     func repeated(_ existing: Endpoint, network: String) throws(CNIError) -> CNIResult {
         let labels = existing.metadata.labels ?? [:]
         guard labels[CNILabel.network] == config.name, labels[CNILabel.containerID] == environment.containerID, labels[CNILabel.ifName] == environment.ifName,
-              existing.spec.netns == environment.netns, existing.spec.interface == environment.ifName, existing.spec.network == network else {
+              sameNamespace(existing.spec.netns, environment.netns), existing.spec.interface == environment.ifName, existing.spec.network == network else {
             throw CNIError(.invalidConfig, "container \(environment.containerID)'s \(environment.ifName) on \(config.name) is attached already "
                            + "(in \(existing.spec.netns ?? "?"), network \(existing.spec.network)): DEL it first")
         }
-        if try service.check(endpoint: existing.name).healthy { return result(for: existing, ipam: nil) }
-        try service.deleteEndpoint(named: existing.name)
-        guard let replugged = try plug(network: network, ip: existing.spec.ip, mac: existing.spec.mac) else {
-            throw CNIError(.tryAgainLater, "endpoint \(existing.name) was re-created by someone else during ADD")
+        guard let look = try service.check(endpoint: existing.name) else {
+            throw CNIError(.tryAgainLater, "endpoint \(existing.name) was deleted while this ADD looked at it")
         }
-        return result(for: replugged, ipam: nil)
+        guard look.healthy else {
+            throw CNIError(.internal, "container \(environment.containerID)'s \(environment.ifName) is attached but broken: DEL it, then ADD again",
+                           details: look.problems.joined(separator: "; "))
+        }
+        return result(for: existing, ipam: nil)
+    }
+
+    /// Two paths name one namespace (`/run/netns/x` and `/var/run/netns/x`, say): same file.
+    func sameNamespace(_ a: String?, _ b: String) -> Bool {
+        guard let a else { return false }
+        if a == b { return true }
+        var sa = stat(), sb = stat()
+        return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
 
     /// The network: runtimeConfig's, else CNI_ARGS', else the configuration's, else the only
@@ -176,10 +193,12 @@ public struct CNIPlugin {
         if let prev = config.prevResult, let reported = prev.firstIPv4, reported.address != status.address {
             throw CNIError(.internal, "prevResult says \(reported.address) but transitd holds \(status.address) for endpoint \(name)")
         }
-        guard endpoint.spec.netns == environment.netns, endpoint.spec.interface == environment.ifName else {
+        guard sameNamespace(endpoint.spec.netns, environment.netns), endpoint.spec.interface == environment.ifName else {
             throw CNIError(.unknownContainer, "endpoint \(name) serves \(endpoint.spec.interface ?? "?") in \(endpoint.spec.netns ?? "?"), not \(environment.ifName) in \(environment.netns)")
         }
-        let look = try service.check(endpoint: name)
+        guard let look = try service.check(endpoint: name) else {
+            throw CNIError(.unknownContainer, "transitd holds no attachment of container \(environment.containerID) (\(environment.ifName)) on network \(config.name)")
+        }
         guard look.healthy else {
             throw CNIError(look.gone ? .unknownContainer : .internal, "endpoint \(name) is not as ADD left it", details: look.problems.joined(separator: "; "))
         }

@@ -18,8 +18,8 @@ public protocol EndpointService {
     func endpoints() throws(CNIError) -> [Endpoint]
     /// Deletes the endpoint (its veth goes with it); one that does not exist is not an error.
     func deleteEndpoint(named name: String) throws(CNIError)
-    /// transitd's look at the endpoint's interface inside its namespace.
-    func check(endpoint name: String) throws(CNIError) -> EndpointCheck
+    /// transitd's look at the endpoint's interface inside its namespace; nil when there is no such endpoint.
+    func check(endpoint name: String) throws(CNIError) -> EndpointCheck?
 }
 
 /// The service over transitd's Unix socket (`docs/api.md`).
@@ -53,8 +53,8 @@ public struct TransitdEndpoints: EndpointService {
         let _: ApplyResult? = try call(.DELETE, "/v1/endpoints/\(name)", "deleting endpoint \(name)", ifNotFound: { nil })
     }
 
-    public func check(endpoint name: String) throws(CNIError) -> EndpointCheck {
-        try call(.GET, "/v1/endpoints/\(name)/check", "checking endpoint \(name)")
+    public func check(endpoint name: String) throws(CNIError) -> EndpointCheck? {
+        try call(.GET, "/v1/endpoints/\(name)/check", "checking endpoint \(name)", ifNotFound: { nil })
     }
 
     private struct Empty: Encodable {}

@@ -33,12 +33,19 @@ struct CNIRobustnessTests {
         #expect(try runCommand(["ip", "link", "show", "eth0"], in: b).status != 0)
         #expect(CNILifecycleTests.hostLocalAddresses(bed) == [ip])
 
-        // The interface deleted by hand: the next ADD plugs it again, with its address.
+        // The interface deleted by hand: a repeated ADD says the attachment is broken (it does
+        // not rebuild it: the runtime DELs and ADDs), and the DEL + ADD that follow work.
         _ = try runCommand(["ip", "link", "del", "eth0"], in: a)
-        let replug = try bed.cni("ADD", container: "c1", netns: a.path, config: config)
-        #expect(replug.status == 0 && CNIBed.address(replug.json) == ip, "\(replug)")
+        let broken = try bed.cni("ADD", container: "c1", netns: a.path, config: config)
+        #expect(broken.status != 0 && broken.code == 100 && (broken.json?["details"] as? String)?.contains("eth0") == true, "\(broken)")
+        #expect(try bed.cni("DEL", container: "c1", netns: a.path, config: config).status == 0)
+        let readd = try bed.cni("ADD", container: "c1", netns: a.path, config: config)
+        #expect(readd.status == 0, "\(readd)")
         #expect(try bed.cni("CHECK", container: "c1", netns: a.path, config: bed.config("1.1.0", CNILifecycleTests.hostLocal(bed)
-            .merging(["prevResult": replug.json ?? [:]]) { $1 })).status == 0)
+            .merging(["prevResult": readd.json ?? [:]]) { $1 })).status == 0)
+        // The same namespace by another path is the same attachment.
+        let otherPath = try bed.cni("ADD", container: "c1", netns: "/var" + a.path, config: config)
+        #expect(otherPath.status == 0 && CNIBed.address(otherPath.json) == CNIBed.address(readd.json), "\(otherPath)")
         #expect(try bed.cni("DEL", container: "c1", netns: a.path, config: config).status == 0)
         #expect(CNILifecycleTests.hostLocalAddresses(bed).isEmpty)
     }
