@@ -107,7 +107,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         // The CNI plugin (cni/): the spec's commands over transitd's API, and the `mizar` binary,
         // linked with the Swift runtime inside so that it runs on hosts without Swift.
-        .target(name: "MizarCNI", dependencies: ["MizarAPI", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")], path: "cni/Sources/MizarCNI", swiftSettings: swiftSettings),
+        .target(name: "MizarCNI", dependencies: ["MizarAPI", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")], path: "cni/Sources/MizarCNI", swiftSettings: swiftSettings),
         .executableTarget(name: "mizar", dependencies: ["MizarCNI", "MizarAPI"], path: "cni/Sources/mizar", swiftSettings: swiftSettings,
                           linkerSettings: staticSwiftRuntime),
         // Executables.

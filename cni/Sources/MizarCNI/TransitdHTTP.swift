@@ -1,26 +1,24 @@
-import NIOCore
-import NIOHTTP1
-import NIOPosix
 #if canImport(Glibc)
 import Glibc
 #endif
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
 
-/// HTTP/1.1 exchanges with transitd over its Unix socket, blocking, on one NIO event loop.
-/// The plugin is a process that lives for one call, so its start is its latency: NIO's HTTP
-/// codec on one thread costs well under a millisecond, where AsyncHTTPClient, and the
-/// Foundation it needs, added about 2 ms to every CNI call (measured: docs/cni.md).
+/// HTTP/1.1 exchanges with transitd over its Unix socket: SwiftNIO's HTTP codec in an
+/// `EmbeddedChannel` (no event loop, no thread), the bytes carried by a blocking socket.
+/// The plugin is a process that lives for one call, so its start is its latency: an event
+/// loop and a bootstrap cost ~1.4 ms per call here, AsyncHTTPClient and the Foundation it
+/// needs ~2 ms more (measured: docs/benchmarks.md).
 final class TransitdHTTP {
     let socket: String
-    let timeout: TimeAmount
-    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// Seconds a send or a receive may block.
+    let timeout: Int
 
-    init(socket: String, timeout: TimeAmount) {
+    init(socket: String, timeout: Int) {
         self.socket = socket
         self.timeout = timeout
     }
-
-    // No shutdown of the loop: the process ends right after its one call, and a graceful
-    // shutdown costs threads of its own.
 
     /// transitd did not answer: nothing listens, the socket is missing, or the call timed out.
     struct Unreachable: Error, CustomStringConvertible {
@@ -31,23 +29,12 @@ final class TransitdHTTP {
 
     /// Sends one request and returns the status and body.
     func exchange(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = []) throws -> (status: Int, body: [UInt8]) {
-        let loop = group.next()
-        let promise = loop.makePromise(of: (status: Int, body: [UInt8]).self)
-        let channel: any Channel
-        do {
-            channel = try ClientBootstrap(group: group)
-                .connectTimeout(timeout)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
-                    }
-                }
-                .connect(unixDomainSocketPath: socket).wait()
-        } catch {
-            promise.fail(error)
-            throw Unreachable(socket: socket, reason: access(socket, F_OK) == 0 ? "nothing answers on the socket (\(error))" : "no socket there: is transitd running?")
-        }
+        let fd = try connect()
+        defer { close(fd) }
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "Host", value: "transitd")
         head.headers.add(name: "Accept", value: "application/json")
@@ -57,44 +44,67 @@ final class TransitdHTTP {
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Content-Length", value: String(body.count))
         }
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        let deadline = loop.scheduleTask(in: timeout) { promise.fail(Unreachable(socket: self.socket, reason: "no answer within \(self.timeout.nanoseconds / 1_000_000_000) s")) }
-        defer {
-            deadline.cancel()
-            channel.close(promise: nil)
+        try channel.writeOutbound(HTTPClientRequestPart.head(head))
+        if let body { try channel.writeOutbound(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        while let data = try channel.readOutbound(as: IOData.self) {
+            guard case .byteBuffer(let buffer) = data else { continue }
+            try send(buffer, on: fd)
         }
-        do { return try promise.futureResult.wait() } catch let error as Unreachable { throw error } catch {
-            throw Unreachable(socket: socket, reason: "\(error)")
-        }
-    }
-}
 
-/// Collects one response and completes the promise (once: a timeout, an error or the end).
-private final class ResponseCollector: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    let promise: EventLoopPromise<(status: Int, body: [UInt8])>
-    private var status = 0
-    private var body: [UInt8] = []
-
-    init(promise: EventLoopPromise<(status: Int, body: [UInt8])>) { self.promise = promise }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): status = Int(head.status.code)
-        case .body(var buffer): body += buffer.readBytes(length: buffer.readableBytes) ?? []
-        case .end: promise.succeed((status, body))
+        var status = 0, responseBody: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0, errno == EINTR { continue }
+            if n < 0 { throw Unreachable(socket: socket, reason: errno == EAGAIN ? "no answer within \(timeout) s" : "read: \(String(cString: strerror(errno)))") }
+            if n == 0 { _ = try? channel.finish(acceptAlreadyClosed: true) } else { try channel.writeInbound(ByteBuffer(bytes: chunk[0..<n])) }
+            while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
+                switch part {
+                case .head(let head): status = Int(head.status.code)
+                case .body(var buffer): responseBody += buffer.readBytes(length: buffer.readableBytes) ?? []
+                case .end: return (status, responseBody)
+                }
+            }
+            if n == 0 { throw Unreachable(socket: socket, reason: "transitd closed the connection before answering") }
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        promise.fail(error)
-        context.close(promise: nil)
+    /// A blocking Unix-socket connection with send and receive timeouts.
+    private func connect() throws -> Int32 {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Unreachable(socket: socket, reason: "socket: \(String(cString: strerror(errno)))") }
+        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard socket.utf8.count < capacity else {
+            close(fd)
+            throw Unreachable(socket: socket, reason: "the path is longer than a Unix socket's \(capacity - 1) bytes")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in socket.utf8.enumerated() { raw[i] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            let why = errno == ENOENT ? "no socket there: is transitd running?" : "nothing answers on the socket (\(String(cString: strerror(errno))))"
+            close(fd)
+            throw Unreachable(socket: socket, reason: why)
+        }
+        return fd
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        promise.fail(ChannelError.eof)
-        context.fireChannelInactive()
+    private func send(_ buffer: ByteBuffer, on fd: Int32) throws {
+        var bytes = buffer.readableBytesView[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw Unreachable(socket: socket, reason: "send: \(String(cString: strerror(errno)))") }
+            bytes = bytes.dropFirst(n)
+        }
     }
 }
