@@ -23,11 +23,15 @@ extension MizarBench {
         for (name, plugin) in [("mizar", mizar), ("ptp", ptp)] {
             let add = try containers.enumerated().map { try plugin.time("ADD", container: "c\($0.offset)", netns: $0.element, in: runtime) }
             let del = try containers.enumerated().map { try plugin.time("DEL", container: "c\($0.offset)", netns: $0.element, in: runtime) }
+            // Each phase starts with the kernel quiet: transitd deletes retired veths in the
+            // background, and those deletions hold the RTNL lock every netlink change needs.
+            try awaitRetiredVeths(lab)
             // 50 ADDs at once (then their DELs, untimed).
             let start = DispatchTime.now().uptimeNanoseconds
             try concurrently(parallel) { i in _ = try plugin.time("ADD", container: "p\(i)", netns: containers[i], in: runtime) }
             let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             try concurrently(parallel) { i in _ = try plugin.time("DEL", container: "p\(i)", netns: containers[i], in: runtime) }
+            try awaitRetiredVeths(lab)
             figures[name] = (add, del, Double(parallel) / wall)
             print(String(format: "cni: %@ ADD p50 %.2f ms p99 %.2f ms, DEL p50 %.2f ms, %d parallel ADDs %.0f/s", name, percentile(add, 50),
                          percentile(add, 99), percentile(del, 50), parallel, Double(parallel) / wall))
@@ -77,6 +81,13 @@ extension MizarBench {
             print(String(format: "cni: CRI pod start with %@: p50 %.1f ms over %d pods", name, percentile(times[name]!, 50), pods))
         }
         return (times["mizar"]!, times["ptp"]!)
+    }
+
+    /// Waits (at most a minute) until transitd has deleted the veths DELs retired.
+    private func awaitRetiredVeths(_ lab: DaemonLab) throws {
+        let socket = try RouteSocket(in: lab.host("hosta").netns)
+        let deadline = Date().addingTimeInterval(60)
+        while try socket.links().contains(where: { $0.alias == "mizar:-retired" }), Date() < deadline { usleep(50_000) }
     }
 
     /// A CNI plugin and its configuration, run as a runtime runs it.
