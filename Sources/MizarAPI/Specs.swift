@@ -144,13 +144,18 @@ public struct EndpointSpec: ResourceSpec {
         public var mtu: UInt32?
         /// Local endpoints: how the agent is attached (`tc`, `xdp native`, ...); nil while not plugged.
         public var attachment: String?
-        public init(vni: VNI, local: Bool, address: IPv4Interface, gateway: IPv4Address, mtu: UInt32? = nil, attachment: String? = nil) {
+        /// Local endpoints in a namespace: true when the namespace's default route goes through
+        /// this endpoint (a namespace's first interface gets it); nil while not plugged.
+        public var defaultRoute: Bool?
+        public init(vni: VNI, local: Bool, address: IPv4Interface, gateway: IPv4Address, mtu: UInt32? = nil, attachment: String? = nil,
+                    defaultRoute: Bool? = nil) {
             self.vni = vni
             self.local = local
             self.address = address
             self.gateway = gateway
             self.mtu = mtu
             self.attachment = attachment
+            self.defaultRoute = defaultRoute
         }
     }
 }

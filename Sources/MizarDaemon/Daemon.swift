@@ -173,7 +173,8 @@ public actor Daemon {
                 let local = r.spec.droplet == localName
                 r.status = EndpointSpec.Status(vni: vpc.spec.vni, local: local, address: IPv4Interface(ip, prefixLength: net.spec.cidr.prefixLength),
                                                gateway: net.spec.cidr.gateway, mtu: local ? dataplane.endpointMTU : nil,
-                                               attachment: local ? r.spec.hostInterface.flatMap { dataplane.attachments[$0] } : nil)
+                                               attachment: local ? r.spec.hostInterface.flatMap { dataplane.attachments[$0] } : nil,
+                                               defaultRoute: local ? reconciler.defaultRoutes[r.name] : nil)
             }
             return .endpoint(r)
         default:

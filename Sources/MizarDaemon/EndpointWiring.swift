@@ -19,7 +19,10 @@ struct EndpointWiring {
     static let scratchPrefix = "mzt"
     static func alias(of endpoint: String) -> String { aliasPrefix + String(endpoint.utf8.prefix(240))! }
 
-    func plug(_ spec: EndpointSpec, name: String, vni: VNI, cidr: IPv4Interface) throws {
+    /// Returns, for an endpoint in a namespace, whether the namespace's default route goes
+    /// through it (nil without a namespace).
+    @discardableResult
+    func plug(_ spec: EndpointSpec, name: String, vni: VNI, cidr: IPv4Interface) throws -> Bool? {
         guard let ip = spec.ip, let mac = spec.mac, let host = spec.hostInterface else {
             throw APIError(.internal, "endpoint \(name) was admitted without its address, MAC or host interface")
         }
@@ -27,6 +30,7 @@ struct EndpointWiring {
         let existing = try? socket.link(named: host)
         var peer: EndpointPeer?
         var created = false
+        var defaultRoute: Bool?
         if let path = spec.netns {
             let netns = try Netns(path)
             let interface = spec.interface ?? "eth0"
@@ -63,9 +67,9 @@ struct EndpointWiring {
                 if try !inside.addresses(of: link.index).contains(address) { try inside.addAddress(address, to: link.index) }
                 // The first interface gives the namespace its default route; a second one (on
                 // another network) keeps to its subnet.
-                if try !inside.routes().contains(where: { $0.destination.prefixLength == 0 }) {
-                    try inside.addRoute(Route.defaultRoute(via: cidr.gateway, ifindex: link.index))
-                }
+                let defaults = try inside.routes().filter { $0.destination.prefixLength == 0 }
+                if defaults.isEmpty { try inside.addRoute(Route.defaultRoute(via: cidr.gateway, ifindex: link.index)) }
+                defaultRoute = defaults.isEmpty || defaults.contains { $0.ifindex == link.index }
                 try socket.setUp(host)
             } catch {
                 if created { _ = try? socket.deleteLink(named: host) }
@@ -83,6 +87,7 @@ struct EndpointWiring {
             if created { _ = try? socket.deleteLink(named: host) }
             throw error
         }
+        return defaultRoute
     }
 
     /// The alias of a veth being deleted: no endpoint's, so a start prunes it if the process died first.

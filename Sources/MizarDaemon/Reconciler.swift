@@ -21,6 +21,8 @@ final class Reconciler {
     private var networks: [String: MizarDataplane.Network] = [:]
     /// Local endpoints plugged, with the spec they were plugged with.
     private var locals: [String: EndpointSpec] = [:]
+    /// Local endpoints in a namespace: whether its default route goes through them.
+    private(set) var defaultRoutes: [String: Bool] = [:]
     /// Remote endpoints written to the bouncer table.
     private var remotes: [String: EndpointID] = [:]
     private var configs: [String: JSONValue] = [:]
@@ -218,7 +220,7 @@ final class Reconciler {
         guard let net = desired.networks[ep.spec.network], let vpc = desired.vpcs[net.spec.vpc] else {
             throw APIError(.invalid, "endpoint \(ep.name): its network is not in place")
         }
-        try wiring.plug(ep.spec, name: ep.name, vni: vpc.spec.vni, cidr: net.spec.cidr)
+        defaultRoutes[ep.name] = try wiring.plug(ep.spec, name: ep.name, vni: vpc.spec.vni, cidr: net.spec.cidr)
         locals[ep.name] = ep.spec
         writes += 1
     }
@@ -227,6 +229,7 @@ final class Reconciler {
         guard let old = locals[name] else { return }
         try wiring.unplug(old, name: name, vni: vniOf(old))
         locals[name] = nil
+        defaultRoutes[name] = nil
     }
 
     /// Deletes table entries nobody asked for (left in pinned tables by an earlier process

@@ -168,7 +168,8 @@ public struct CNIPlugin {
         if let status = endpoint.status {
             result.ips.append(["address": .string(status.address.description), "gateway": .string(status.gateway.description),
                                "interface": .number(Double(first + 1))])
-            result.routes.append(["dst": .string("0.0.0.0/0"), "gw": .string(status.gateway.description)])
+            // The namespace's first interface gets the default route; a second one (another network) does not.
+            if status.defaultRoute ?? true { result.routes.append(["dst": .string("0.0.0.0/0"), "gw": .string(status.gateway.description)]) }
         }
         if let dns = config.dns ?? ipam?.dns { result.dns = dns }
         return result

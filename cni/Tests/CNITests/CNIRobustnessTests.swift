@@ -73,6 +73,9 @@ struct CNIRobustnessTests {
         let net1 = try bed.cni("ADD", container: "pod", netns: pod.path, ifName: "net1", config: bed.config("1.1.0", name: "second", ["network": "net1"]))
         #expect(eth0.status == 0 && net1.status == 0, "\(eth0) \(net1)")
         #expect(CNIBed.address(net1.json)?.hasPrefix("10.30.") == true)
+        // The result says where the default route is: eth0's, not net1's.
+        #expect((eth0.json?["routes"] as? [[String: Any]])?.first?["dst"] as? String == "0.0.0.0/0")
+        #expect((net1.json?["routes"] as? [[String: Any]] ?? []).isEmpty, "\(net1)")
         let routes = try runCommand(["ip", "route"], in: pod).output
         #expect(routes.contains("default via 10.20.0.1") && !routes.contains("default via 10.30.0.1"), "\(routes)")
         for (ifName, name, result, extra) in [("eth0", "mizarnet", eth0, [String: Any]()), ("net1", "second", net1, ["network": "net1"])] {
