@@ -25,13 +25,13 @@ extension MizarBench {
             let del = try containers.enumerated().map { try plugin.time("DEL", container: "c\($0.offset)", netns: $0.element, in: runtime) }
             // Each phase starts with the kernel quiet: transitd deletes retired veths in the
             // background, and those deletions hold the RTNL lock every netlink change needs.
-            try awaitRetiredVeths(lab)
+            try lab.awaitRetiredVeths("hosta")
             // 50 ADDs at once (then their DELs, untimed).
             let start = DispatchTime.now().uptimeNanoseconds
-            try concurrently(parallel) { i in _ = try plugin.time("ADD", container: "p\(i)", netns: containers[i], in: runtime) }
+            _ = try MizarTopology.parallel(parallel) { i in try plugin.time("ADD", container: "p\(i)", netns: containers[i], in: runtime) }
             let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            try concurrently(parallel) { i in _ = try plugin.time("DEL", container: "p\(i)", netns: containers[i], in: runtime) }
-            try awaitRetiredVeths(lab)
+            _ = try MizarTopology.parallel(parallel) { i in try plugin.time("DEL", container: "p\(i)", netns: containers[i], in: runtime) }
+            try lab.awaitRetiredVeths("hosta")
             figures[name] = (add, del, Double(parallel) / wall)
             print(String(format: "cni: %@ ADD p50 %.2f ms p99 %.2f ms, DEL p50 %.2f ms, %d parallel ADDs %.0f/s", name, percentile(add, 50),
                          percentile(add, 99), percentile(del, 50), parallel, Double(parallel) / wall))
@@ -83,13 +83,6 @@ extension MizarBench {
         return (times["mizar"]!, times["ptp"]!)
     }
 
-    /// Waits (at most a minute) until transitd has deleted the veths DELs retired.
-    private func awaitRetiredVeths(_ lab: DaemonLab) throws {
-        let socket = try RouteSocket(in: lab.host("hosta").netns)
-        let deadline = Date().addingTimeInterval(60)
-        while try socket.links().contains(where: { $0.alias == "mizar:-retired" }), Date() < deadline { usleep(50_000) }
-    }
-
     /// A CNI plugin and its configuration, run as a runtime runs it.
     private struct Plugin {
         let path: String
@@ -107,25 +100,5 @@ extension MizarBench {
             guard status == 0 else { throw BenchError("\(path) \(command) \(container) failed: \(String(decoding: output, as: UTF8.self))") }
             return ms
         }
-    }
-
-    /// Runs `body(0..<n)` on n threads at once; rethrows the first error.
-    private func concurrently(_ n: Int, _ body: @escaping @Sendable (Int) throws -> Void) throws {
-        let group = DispatchGroup()
-        let errors = NSLock()
-        nonisolated(unsafe) var first: (any Error)?
-        for i in 0..<n {
-            group.enter()
-            Thread {
-                defer { group.leave() }
-                do { try body(i) } catch {
-                    errors.lock()
-                    if first == nil { first = error }
-                    errors.unlock()
-                }
-            }.start()
-        }
-        group.wait()
-        if let first { throw first }
     }
 }

@@ -66,7 +66,7 @@ struct Admission {
             }
             // What endpoints ask of plugins is checked on the state as the request leaves it.
             if changes.previous.contains(where: { ref, old in
-                (ref.kind == .endpoint && (EndpointPluginRequests.asks(state.endpoints[ref.name]?.spec) || EndpointPluginRequests.asks(old.flatMap(\.endpointSpec))))
+                (ref.kind == .endpoint && EndpointPluginRequests.touched(state.endpoints[ref.name]?.spec, old?.endpointSpec))
                     || (ref.kind == .pluginConfig && EndpointPluginRequests.plugins.contains(ref.name))
             }) {
                 try EndpointPluginRequests(localDroplet: localDroplet).check(state, catalog: catalog)

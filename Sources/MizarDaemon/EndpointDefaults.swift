@@ -103,13 +103,5 @@ struct EndpointDefaults {
     }
 
     /// `mz` and 10 hex digits of a hash of the endpoint's name (FNV-1a): stable, 12 characters.
-    static func hostInterface(for name: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return "mz" + String(String(hash, radix: 16).suffix(10)).leftPadded(to: 10)
-    }
-}
-
-private extension String {
-    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+    static func hostInterface(for name: String) -> String { "mz" + FNV1a.hex(FNV1a.hash(name.utf8), digits: 10) }
 }

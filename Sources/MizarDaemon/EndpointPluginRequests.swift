@@ -20,6 +20,10 @@ struct EndpointPluginRequests {
         return (spec.bandwidth.map { $0.ingressRate != nil || $0.egressRate != nil } ?? false) || !(spec.portMappings ?? []).isEmpty
     }
 
+    /// True when changing an endpoint from `old` to `new` (either nil: created, deleted)
+    /// changes what the plugins are asked.
+    static func touched(_ new: EndpointSpec?, _ old: EndpointSpec?) -> Bool { asks(new) || asks(old) }
+
     /// The configuration to write for `plugin`: nil when neither a PluginConfig nor an endpoint gives one.
     func configuration(of plugin: String, in state: DesiredState) throws -> JSONValue? {
         let stored = state.pluginConfigs[plugin]?.spec.config

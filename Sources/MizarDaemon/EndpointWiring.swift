@@ -17,7 +17,13 @@ struct EndpointWiring {
     static let aliasPrefix = "mizar:"
     /// The name a veth has between its creation and its marking.
     static let scratchPrefix = "mzt"
+    /// The name a veth has between its unplugging and its deletion.
+    static let retiredPrefix = "mzx"
     static func alias(of endpoint: String) -> String { aliasPrefix + String(endpoint.utf8.prefix(240))! }
+
+    /// `prefix` and 10 random hex digits: 13 characters, within an interface name's 15.
+    static func temporaryName(_ prefix: String) -> String { prefix + String(UInt64.random(in: (1 << 36)..<(1 << 40)), radix: 16) }
+    static func isTemporaryName(_ name: String, _ prefix: String) -> Bool { name.hasPrefix(prefix) && name.utf8.count == prefix.utf8.count + 10 }
 
     /// Returns, for an endpoint in a namespace, whether the namespace's default route goes
     /// through it (nil without a namespace).
@@ -42,7 +48,7 @@ struct EndpointWiring {
             } else {
                 // Made under a scratch name and marked before it takes its own: a process killed
                 // in between leaves a `mzt…` veth, which the next start prunes (no name is blocked).
-                let scratch = EndpointWiring.scratchPrefix + String(UInt64.random(in: (1 << 36)..<(1 << 40)), radix: 16)  // 10 hex digits
+                let scratch = EndpointWiring.temporaryName(EndpointWiring.scratchPrefix)
                 _ = try socket.createVethPair(name: scratch, peerName: interface, peerNetns: netns, mtu: droplet.endpointMTU)
                 do {
                     try socket.setAlias(of: scratch, to: EndpointWiring.alias(of: name))
@@ -102,7 +108,7 @@ struct EndpointWiring {
         guard spec.netns != nil, let host = spec.hostInterface else { return }
         let socket = try RouteSocket(in: droplet.netns)
         guard let link = try? socket.link(named: host), link.alias == EndpointWiring.alias(of: name) else { return }
-        let retired = "mzx" + String(UInt64.random(in: 0..<(1 << 40)), radix: 16)
+        let retired = EndpointWiring.temporaryName(EndpointWiring.retiredPrefix)
         do {
             // Both names are free when this returns: the container's side too, so that an ADD
             // right after a DEL (a runtime's retry) can make CNI_IFNAME again.
@@ -129,7 +135,7 @@ struct EndpointWiring {
         var removed: [String] = []
         for link in try socket.links() where link.kind == "veth" {
             // Marked as an endpoint's that is no longer wanted, or still unmarked under a scratch name.
-            let scratch = link.alias == nil && link.name.hasPrefix(EndpointWiring.scratchPrefix) && link.name.count == 13
+            let scratch = link.alias == nil && EndpointWiring.isTemporaryName(link.name, EndpointWiring.scratchPrefix)
             guard scratch || (link.alias.map { $0.hasPrefix(EndpointWiring.aliasPrefix) && !wanted.contains($0) } ?? false) else { continue }
             if try socket.deleteLink(named: link.name) { removed.append(link.name) }
         }

@@ -49,7 +49,7 @@ final class Reconciler {
         for name in networks.keys { refs.insert(.init(kind: .network, name: name)) }
         for name in locals.keys { refs.insert(.init(kind: .endpoint, name: name)) }
         for name in remotes.keys { refs.insert(.init(kind: .endpoint, name: name)) }
-        for name in configs.keys.map({ $0 }) + EndpointPluginRequests.plugins { refs.insert(.init(kind: .pluginConfig, name: name)) }
+        for name in EndpointPluginRequests.plugins.union(configs.keys) { refs.insert(.init(kind: .pluginConfig, name: name)) }
         for hook in chainHooks { refs.insert(.init(kind: .pluginChain, name: hook)) }
         // All at once (remote endpoints go in one batch); should that fail, one resource at a
         // time, so that one failure does not hold back the others.
@@ -93,7 +93,7 @@ final class Reconciler {
             }
         }
         // An endpoint that asks (or asked) something of shaper or nat changes their configuration and the chains.
-        if all.contains(where: { $0.kind == .endpoint && (EndpointPluginRequests.asks(desired.endpoints[$0.name]?.spec) || EndpointPluginRequests.asks(locals[$0.name])) }) {
+        if all.contains(where: { $0.kind == .endpoint && EndpointPluginRequests.touched(desired.endpoints[$0.name]?.spec, locals[$0.name]) }) {
             for plugin in EndpointPluginRequests.plugins { all.insert(.init(kind: .pluginConfig, name: plugin)) }
             for hook in chainHooks { all.insert(.init(kind: .pluginChain, name: hook)) }
         }

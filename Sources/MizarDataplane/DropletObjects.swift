@@ -1,6 +1,7 @@
 import CMizarABI
 import Foundation
 import MizarBPF
+import MizarNet
 
 /// Where a droplet's programs and maps come from: its two objects loaded now, or — with pins
 /// left by an earlier process for the same objects — those very programs and maps, taken over
@@ -85,13 +86,12 @@ struct DropletObjects {
 
     /// FNV-1a over the two object files and the table sizes: equal only for the same programs.
     static func fingerprint(locator: BPFObjectLocator, limits: DropletLimits) throws -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix<S: Sequence<UInt8>>(_ bytes: S) { for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 } }
+        var hash = FNV1a()
         for file in [MZ_TRANSIT_XDP_OBJECT, MZ_TRANSIT_AGENT_OBJECT] {
-            mix(try Data(contentsOf: URL(fileURLWithPath: try locator.path(of: file))))
+            hash.mix(try Data(contentsOf: URL(fileURLWithPath: try locator.path(of: file))))
         }
-        for (map, size) in limits.byMap.sorted(by: { $0.0 < $1.0 }) { mix("\(map)=\(size);".utf8) }
-        return String(hash, radix: 16)
+        for (map, size) in limits.byMap.sorted(by: { $0.0 < $1.0 }) { hash.mix("\(map)=\(size);".utf8) }
+        return String(hash.value, radix: 16)
     }
 
     func program(_ name: String) -> BPFProgram { programByName[name]! }

@@ -172,3 +172,33 @@ public func receivedPackets(of name: String, in netns: Netns) throws -> UInt64 {
     guard let line = dev.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(name + ":") }) else { return 0 }
     return UInt64(line.split(separator: ":")[1].split(separator: " ")[1]) ?? 0
 }
+
+/// Runs `body(0..<n)` on n threads at once (many clients, many runtimes) and returns the
+/// results in order; rethrows the first error.
+public func parallel<T: Sendable>(_ n: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
+    let lock = NSLock()
+    nonisolated(unsafe) var results = [Result<T, any Error>?](repeating: nil, count: n)
+    let group = DispatchGroup()
+    for i in 0..<n {
+        group.enter()
+        Thread {
+            let r = Result { try body(i) }
+            lock.lock()
+            results[i] = r
+            lock.unlock()
+            group.leave()
+        }.start()
+    }
+    group.wait()
+    return try results.map { try $0!.get() }
+}
+
+/// Unmounts (lazily) everything mounted below `dir`, deepest first: what a container
+/// runtime of a test's own left (overlay snapshots, shm, netns bind mounts).
+public func unmountAll(under dir: String) {
+    let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+    for line in mounts.split(separator: "\n").reversed() {
+        let point = line.split(separator: " ")[1]
+        if point.hasPrefix(dir) { _ = umount2(String(point), Int32(MNT_DETACH)) }
+    }
+}

@@ -125,11 +125,7 @@ public final class Containerd: @unchecked Sendable {
         if let shims = try? runCommand(["pgrep", "-f", "containerd-shim.*\(socket)"]) {
             for pid in shims.output.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
         }
-        let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
-        for line in mounts.split(separator: "\n").reversed() {
-            let point = line.split(separator: " ")[1]
-            if point.hasPrefix(dir) { _ = umount2(String(point), Int32(MNT_DETACH)) }
-        }
+        unmountAll(under: dir)
         for path in podNamespaces where FileManager.default.fileExists(atPath: path) {
             _ = umount2(path, Int32(MNT_DETACH))
             unlink(path)

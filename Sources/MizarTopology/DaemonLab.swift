@@ -103,6 +103,14 @@ public final class DaemonLab: @unchecked Sendable {
         }
     }
 
+    /// Waits (at most `timeout`) until `host`'s transitd has deleted the veths its DELs retired
+    /// (it deletes them in the background; alias `mizar:-retired`).
+    public func awaitRetiredVeths(_ host: String, timeout: TimeInterval = 60) throws {
+        let socket = try RouteSocket(in: self.host(host).netns)
+        let deadline = Date().addingTimeInterval(timeout)
+        while try socket.links().contains(where: { $0.alias == "mizar:-retired" }), Date() < deadline { usleep(20_000) }
+    }
+
     /// Stops transitd on `name` with `signal` (SIGTERM: a clean stop; SIGKILL: a crash).
     @discardableResult
     public func stop(_ name: String, signal: Int32 = SIGTERM) -> CommandResult? {

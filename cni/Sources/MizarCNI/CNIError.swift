@@ -55,8 +55,7 @@ extension CNIError {
     static func from(_ error: APIError, doing what: String) -> CNIError {
         switch APIError.Code(rawValue: error.code) {
         case .exhausted: CNIError(.tryAgainLater, "\(what): \(error.message)")
-        case .invalid, .badRequest, .notFound: CNIError(.invalidConfig, "\(what): \(error.message)")
-        case .conflict: CNIError(.invalidConfig, "\(what): \(error.message)")
+        case .invalid, .badRequest, .notFound, .conflict: CNIError(.invalidConfig, "\(what): \(error.message)")
         default: CNIError(.internal, "\(what): \(error.message)", details: error.code)
         }
     }

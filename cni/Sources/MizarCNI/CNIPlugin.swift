@@ -35,9 +35,7 @@ public struct CNIPlugin {
     }
 
     var attachment: Attachment { Attachment(containerID: environment.containerID, ifName: environment.ifName) }
-    var ipam: DelegatedIPAM? {
-        config.ipam.map { DelegatedIPAM(type: { if case .string(let t)? = $0["type"] { t } else { "" } }($0), environment: environment, config: config.raw) }
-    }
+    var ipam: DelegatedIPAM? { config.ipamType.map { DelegatedIPAM(type: $0, environment: environment, config: config.raw) } }
 
     // MARK: ADD
 
@@ -112,6 +110,10 @@ public struct CNIPlugin {
     func chooseNetwork() throws(CNIError) -> String {
         let vpc = config.runtimeConfig.vpc ?? environment.args["MIZAR_VPC"] ?? config.vpc
         let named = config.runtimeConfig.network ?? environment.args["MIZAR_NETWORK"] ?? config.network
+        // They come from the runtime and go into request paths: resource names only.
+        for name in [vpc, named].compactMap({ $0 }) {
+            if let problem = ObjectMeta.problem(with: name) { throw CNIError(.invalidConfig, "VPC or network \(problem)") }
+        }
         if let named {
             if let vpc {
                 guard let network = try service.network(named: named) else { throw CNIError(.invalidConfig, "transitd has no network \(named)") }
@@ -190,7 +192,6 @@ public struct CNIPlugin {
             throw CNIError(.unknownContainer, "transitd holds no attachment of container \(environment.containerID) (\(environment.ifName)) on network \(config.name)")
         }
         guard let status = endpoint.status else { throw CNIError(.internal, "transitd reported no status for endpoint \(name)") }
-        guard status.attachment != nil else { throw CNIError(.internal, "endpoint \(name) has no transit agent attached") }
         if let prev = config.prevResult, let reported = prev.firstIPv4, reported.address != status.address {
             throw CNIError(.internal, "prevResult says \(reported.address) but transitd holds \(status.address) for endpoint \(name)")
         }

@@ -99,8 +99,13 @@ public enum Subprocess {
             close(fromChild[0])
             throw CNIError(.ioFailure, "cannot run \(path): \(String(cString: strerror(spawned)))")
         }
-        // The plugins' configurations are small: the pipe holds them whole before the child reads.
-        _ = input.withUnsafeBytes { write(toChild[1], $0.baseAddress, $0.count) }
+        // All of stdin before reading stdout: a plugin reads its configuration whole first. A
+        // plugin that exits without reading it ends the write (EPIPE; SIGPIPE is ignored).
+        var written = 0
+        while written < input.count {
+            let n = input.withUnsafeBytes { write(toChild[1], $0.baseAddress! + written, $0.count - written) }
+            if n > 0 { written += n } else if n < 0, errno == EINTR { continue } else { break }
+        }
         close(toChild[1])
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)

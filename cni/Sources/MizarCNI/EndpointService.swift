@@ -26,8 +26,8 @@ public protocol EndpointService {
 public struct TransitdEndpoints: EndpointService {
     let http: TransitdHTTP
 
-    public init(socket: String, timeoutSeconds: Int64 = 30) {
-        http = TransitdHTTP(socket: socket, timeout: Int(timeoutSeconds))
+    public init(socket: String, timeoutSeconds: Int = 30) {
+        http = TransitdHTTP(socket: socket, timeout: timeoutSeconds)
     }
 
     public func health() throws(CNIError) -> Health { try call(.GET, "/v1/health", "asking transitd's health", accept: [200, 503]) }

@@ -19,8 +19,8 @@ public struct NetConf: Sendable {
     public var network: String?
     /// `tc` (default) or `xdp`.
     public var agentHook: AgentHook?
-    /// A delegated IPAM plugin's section; nil for transitd's built-in allocation.
-    public var ipam: [String: JSONValue]?
+    /// The delegated IPAM plugin (the `ipam` section's `type`); nil for transitd's built-in allocation.
+    public var ipamType: String?
     /// The `dns` object, passed into the result as it is.
     public var dns: JSONValue?
     /// What the runtime asked for through capabilities.
@@ -63,7 +63,7 @@ public struct NetConf: Sendable {
         return CNIVersion(rawValue: text)
     }
 
-    /// Parses stdin for `command`.
+    /// Parses stdin for `command` (VERSION reads none: `main` answers it first).
     public init(json data: [UInt8], for command: CNICommand) throws(CNIError) {
         let document: JSONValue
         do { document = try JSONDecoder().decode(JSONValue.self, from: Data(data)) } catch {
@@ -75,13 +75,6 @@ public struct NetConf: Sendable {
         cniVersion = try CNIVersion.parse(try Self.string(version, "cniVersion"))
         if let introduced = CNIVersion.introducing(command), cniVersion < introduced {
             throw CNIError(.incompatibleVersion, "\(command.rawValue) needs cniVersion \(introduced.rawValue) or later; the configuration says \(cniVersion.rawValue)")
-        }
-        guard command != .version else {
-            name = ""
-            socket = Self.defaultSocket
-            runtimeConfig = RuntimeConfig()
-            validAttachments = []
-            return
         }
         // Only ADD refuses: a configuration edited after an ADD must not leave DEL (or GC) stuck.
         for key in object.keys where command == .add && !Self.knownKeys.contains(key) && !key.hasPrefix("cni.dev/") {
@@ -101,11 +94,11 @@ public struct NetConf: Sendable {
             agentHook = parsed
         }
         switch object["ipam"] {
-        case nil, .null?: ipam = nil
+        case nil, .null?: ipamType = nil
         case .object(let section)?:
             guard case .string(let type)? = section["type"], !type.isEmpty else { throw CNIError(.invalidConfig, "the ipam section has no type") }
             guard !type.contains("/") else { throw CNIError(.invalidConfig, "ipam type \"\(type)\" must be a plugin name, not a path") }
-            ipam = section
+            ipamType = type
         default: throw CNIError(.decodingFailure, "ipam must be an object")
         }
         dns = object["dns"]
@@ -195,10 +188,7 @@ public struct Attachment: Sendable, Hashable {
     /// of a hash (FNV-1a 64) of the three, always a valid resource name; the labels keep the
     /// full values, and are what DEL and GC check.
     public func endpointName(network: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in network.utf8 + [0] + containerID.utf8 + [0] + ifName.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        let hex = String(hash, radix: 16)
-        return "cni-" + String(repeating: "0", count: 16 - hex.count) + hex
+        "cni-" + FNV1a.hex(FNV1a.hash(network.utf8 + [0] + containerID.utf8 + [0] + ifName.utf8), digits: 16)
     }
 }
 

@@ -57,13 +57,8 @@ final class CNIBed {
     /// veths transitd made (alias `mizar:`) in the droplet's namespace, once those a DEL
     /// retired are deleted (transitd does that in the background, in tens of milliseconds).
     func endpointVeths() throws -> [String] {
-        let socket = try RouteSocket(in: lab.host(host).netns)
-        let deadline = Date().addingTimeInterval(10)
-        while true {
-            let veths = try socket.links().filter { $0.alias?.hasPrefix("mizar:") == true }
-            if !veths.contains(where: { $0.alias == "mizar:-retired" }) || Date() > deadline { return veths.map(\.name).sorted() }
-            usleep(20_000)
-        }
+        try lab.awaitRetiredVeths(host, timeout: 10)
+        return try RouteSocket(in: lab.host(host).netns).links().filter { $0.alias?.hasPrefix("mizar:") == true }.map(\.name).sorted()
     }
 
     /// Endpoint entries in the droplet's kernel table (bpftool).

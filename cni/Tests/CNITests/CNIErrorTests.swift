@@ -46,6 +46,10 @@ struct CNIErrorTests {
         expectCode(6, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["network": 7])), "network not a string")
         // 7: well formed but wrong.
         expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["network": "nope"])), "no such network")
+        // Names the runtime passes go into request paths: only resource names pass.
+        expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["network": "../health"])), "a path as network")
+        expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, args: "MIZAR_NETWORK=net0 HTTP/1.1\r\nX-Injected: 1", config: good),
+                   "a request line in CNI_ARGS")
         expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["vpc": "other", "network": "net0"])), "VPC mismatch")
         expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["agentHook": "ebpf"])), "bad agentHook")
         expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["runtimeConfig": ["ips": ["192.168.1.5/24"]]])),

@@ -147,22 +147,3 @@ struct CNILifecycleTests {
         #expect(Self.hostLocalAddresses(bed).isEmpty)
     }
 }
-
-/// Runs `body(0..<n)` on n threads at once and returns the results in order.
-func parallel<T: Sendable>(_ n: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
-    let lock = NSLock()
-    nonisolated(unsafe) var results = [Result<T, any Error>?](repeating: nil, count: n)
-    let group = DispatchGroup()
-    for i in 0..<n {
-        group.enter()
-        Thread {
-            let r = Result { try body(i) }
-            lock.lock()
-            results[i] = r
-            lock.unlock()
-            group.leave()
-        }.start()
-    }
-    group.wait()
-    return try results.map { try $0!.get() }
-}

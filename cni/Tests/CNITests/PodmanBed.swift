@@ -39,11 +39,7 @@ final class Podman {
     /// Removes every container, then the files (unmounting what is left under `dir`).
     func stop() {
         _ = try? podman(["rm", "--all", "--force", "--time", "0"])
-        let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
-        for line in mounts.split(separator: "\n").reversed() {
-            let point = line.split(separator: " ")[1]
-            if point.hasPrefix(dir) { _ = umount2(String(point), Int32(MNT_DETACH)) }
-        }
+        unmountAll(under: dir)
         try? FileManager.default.removeItem(atPath: dir)
     }
 }
