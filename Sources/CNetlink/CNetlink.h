@@ -31,6 +31,8 @@ extern int setns(int fd, int nstype);
 extern int unshare(int flags);
 static inline int cnl_setns_net(int fd) { return setns(fd, 0x40000000 /* CLONE_NEWNET */); }
 static inline int cnl_unshare_net(void) { return unshare(0x40000000 /* CLONE_NEWNET */); }
+/* O_PATH: resolve a path without opening the file (fstatfs works on the descriptor). */
+static inline int cnl_open_path(const char *path) { return open(path, 010000000 /* O_PATH */ | O_CLOEXEC); }
 
 /*
  * One legacy ethtool value command (ETHTOOL_[GS]TXCSUM, ...) on device `ifname` through

@@ -14,8 +14,9 @@ public struct Netns: Sendable, Hashable, CustomStringConvertible {
     /// Resolves and checks `pathOrName`; throws `.notFound` when no namespace is there.
     public init(_ pathOrName: String) throws {
         let path = pathOrName.contains("/") ? pathOrName : Netns.namedDirectory + "/" + pathOrName
-        // O_NONBLOCK: a FIFO named as a namespace must not hang the caller.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        // O_PATH: nothing is opened for reading (a FIFO cannot hang the caller, a device file
+        // named as a namespace is never opened); fstatfs works on it.
+        let fd = cnl_open_path(path)
         guard fd >= 0 else { throw NetError.system("open network namespace \(path)", errno: errno) }
         defer { close(fd) }
         var fs = statfs()

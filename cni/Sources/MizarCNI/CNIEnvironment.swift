@@ -42,8 +42,9 @@ public struct CNIEnvironment: Sendable, Hashable {
         }
         guard !ifName.isEmpty else { throw CNIError(.invalidEnvironment, "CNI_IFNAME is required for \(command.rawValue)") }
         guard ifName.utf8.count <= 15, ifName != ".", ifName != "..",
-              ifName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: ":") }) else {
-            throw CNIError(.invalidEnvironment, "CNI_IFNAME \"\(ifName)\" is not an interface name (1-15 printable characters, no '/', ':' or spaces)")
+              ifName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "%") }) else {
+            // `%` would be the kernel's name template (`eth%d`), not a name.
+            throw CNIError(.invalidEnvironment, "CNI_IFNAME \"\(ifName)\" is not an interface name (1-15 printable characters, no '/', ':', '%' or spaces)")
         }
         if command != .del {
             guard !netns.isEmpty else { throw CNIError(.invalidEnvironment, "CNI_NETNS is required for \(command.rawValue)") }

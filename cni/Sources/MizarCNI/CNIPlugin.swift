@@ -108,11 +108,13 @@ public struct CNIPlugin {
     /// The network: runtimeConfig's, else CNI_ARGS', else the configuration's, else the only
     /// network of the chosen VPC, else transitd's default `net0`.
     func chooseNetwork() throws(CNIError) -> String {
-        let vpc = config.runtimeConfig.vpc ?? environment.args["MIZAR_VPC"] ?? config.vpc
-        let named = config.runtimeConfig.network ?? environment.args["MIZAR_NETWORK"] ?? config.network
+        // An empty value is no choice (a runtime's template may leave one blank).
+        func given(_ value: String?) -> String? { value?.isEmpty == false ? value : nil }
+        let vpc = given(config.runtimeConfig.vpc) ?? given(environment.args["MIZAR_VPC"]) ?? given(config.vpc)
+        let named = given(config.runtimeConfig.network) ?? given(environment.args["MIZAR_NETWORK"]) ?? given(config.network)
         // They come from the runtime and go into request paths: resource names only.
         for name in [vpc, named].compactMap({ $0 }) {
-            if let problem = ObjectMeta.problem(with: name) { throw CNIError(.invalidConfig, "VPC or network \(problem)") }
+            if let problem = ObjectMeta.problem(with: name) { throw CNIError(.invalidConfig, "VPC or network \"\(name)\": \(problem)") }
         }
         if let named {
             if let vpc {

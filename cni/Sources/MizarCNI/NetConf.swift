@@ -86,6 +86,9 @@ public struct NetConf: Sendable {
             throw CNIError(.invalidConfig, "network name \"\(name)\" must be printable, without spaces or '/'")
         }
         socket = try object["socket"].map { v throws(CNIError) in try Self.string(v, "socket") } ?? Self.defaultSocket
+        guard socket.hasPrefix("/"), !socket.utf8.contains(0) else {
+            throw CNIError(.invalidConfig, "socket \"\(socket)\" must be an absolute path (transitd's Unix socket)")
+        }
         vpc = try object["vpc"].map { v throws(CNIError) in try Self.string(v, "vpc") }
         network = try object["network"].map { v throws(CNIError) in try Self.string(v, "network") }
         if let hook = object["agentHook"] {
@@ -127,9 +130,15 @@ public struct NetConf: Sendable {
         if let v = object["portMappings"], v != .null {
             config.portMappings = try decode([EndpointPortMapping].self, v, "runtimeConfig.portMappings")
         }
-        if case .object(let mizar)? = object["mizar"] {
+        switch object["mizar"] {
+        case nil, .null?: break
+        case .object(let mizar)?:
+            for key in mizar.keys where key != "vpc" && key != "network" {
+                throw CNIError(.unsupportedField, "unsupported field \"\(key)\" in runtimeConfig.mizar (vpc, network)", details: "\(key): \(text(mizar[key]!))")
+            }
             config.vpc = try mizar["vpc"].map { v throws(CNIError) in try string(v, "runtimeConfig.mizar.vpc") }
             config.network = try mizar["network"].map { v throws(CNIError) in try string(v, "runtimeConfig.mizar.network") }
+        default: throw CNIError(.decodingFailure, "runtimeConfig.mizar must be an object: {\"vpc\": ..., \"network\": ...}")
         }
         return config
     }

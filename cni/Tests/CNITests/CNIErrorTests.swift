@@ -38,6 +38,7 @@ struct CNIErrorTests {
         expectCode(4, try bed.cni("ADD", container: "c1", netns: "run/netns/x", config: good), "relative CNI_NETNS")
         expectCode(4, try bed.cni("ADD", container: "c1", netns: ns.path, ifName: "an-interface-name-too-long", config: good), "long CNI_IFNAME")
         expectCode(4, try bed.cni("ADD", container: "c1", netns: ns.path, args: "K8S_POD_NAME", config: good), "CNI_ARGS without =")
+        expectCode(4, try bed.cni("ADD", container: "c1", netns: ns.path, ifName: "eth%d", config: good), "an interface name template")
         // 5: a delegated IPAM plugin that is not in CNI_PATH.
         expectCode(5, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["ipam": ["type": "no-such-ipam"]])), "missing ipam plugin")
         // 6: stdin that is not the configuration.
@@ -46,6 +47,11 @@ struct CNIErrorTests {
         expectCode(6, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["network": 7])), "network not a string")
         // 7: well formed but wrong.
         expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["network": "nope"])), "no such network")
+        expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["socket": "run/transitd.sock"])), "a relative socket")
+        expectCode(6, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["runtimeConfig": ["mizar": "net0"]])),
+                   "runtimeConfig.mizar not an object")
+        expectCode(2, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["runtimeConfig": ["mizar": ["netwrok": "net0"]]])),
+                   "a misspelt key in runtimeConfig.mizar")
         // Names the runtime passes go into request paths: only resource names pass.
         expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, config: bed.config("1.1.0", ["network": "../health"])), "a path as network")
         expectCode(7, try bed.cni("ADD", container: "c1", netns: ns.path, args: "MIZAR_NETWORK=net0 HTTP/1.1\r\nX-Injected: 1", config: good),
