@@ -132,11 +132,15 @@ int transit_agent(struct xdp_md *ctx)
 	struct iphdr *iph;
 
 	if (mz_agent_admit(&cur, ctx->ingress_ifindex, &plan, &lep, &eth, &iph)) {
-		if (mz_agent_chain_ctx(&cur, ctx->ingress_ifindex, lep, eth, iph, &plan))
-			bpf_tail_call(ctx, &egress_root, 0);
-		/* No chain: route inline (a foreign source stays dropped as spoofed). */
-		if (!plan.foreign)
+		if (mz_chain_is_active(MZ_HOOK_EGRESS)) {
+			if (mz_agent_chain_ctx(&cur, ctx->ingress_ifindex, lep, eth, iph, &plan))
+				bpf_tail_call(ctx, &egress_root, 0);
+			/* The chain could not be entered: never around it. */
+			plan.stat = MZ_AGENT_CHAIN_UNAVAILABLE;
+		} else if (!plan.foreign) {
+			/* No chain: route inline (a foreign source stays dropped as spoofed). */
 			mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
+		}
 	}
 	return act_xdp(ctx, &plan, cur.len);
 }
@@ -229,10 +233,13 @@ int transit_agent_tc(struct __sk_buff *skb)
 	cur = mz_cursor_init_skb(skb);
 
 	if (mz_agent_admit(&cur, skb->ifindex, &plan, &lep, &eth, &iph)) {
-		if (mz_agent_chain_ctx(&cur, skb->ifindex, lep, eth, iph, &plan))
-			bpf_tail_call(skb, &egress_root_tc, 0);
-		if (!plan.foreign)
+		if (mz_chain_is_active(MZ_HOOK_EGRESS)) {
+			if (mz_agent_chain_ctx(&cur, skb->ifindex, lep, eth, iph, &plan))
+				bpf_tail_call(skb, &egress_root_tc, 0);
+			plan.stat = MZ_AGENT_CHAIN_UNAVAILABLE;
+		} else if (!plan.foreign) {
 			mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
+		}
 	}
 	return act_tc(skb, &plan, len);
 }

@@ -50,7 +50,7 @@ static __always_inline struct mz_transit_stats *stats_get(void)
 	return bpf_map_lookup_elem(&transit_stats, &(__u32){ 0 });
 }
 
-/* Counts what a Geneve packet showed beside its outcome. */
+/* Counts what a Geneve packet showed beside its outcome (`learned`: what learn() returned). */
 static __always_inline void count_events(struct mz_transit_stats *s, const struct mz_geneve_info *gnv,
 					 int learned)
 {
@@ -58,13 +58,16 @@ static __always_inline void count_events(struct mz_transit_stats *s, const struc
 		count(s, MZ_TRANSIT_OPT_RTS, 0);
 	if (gnv->unknown_opts)
 		count(s, MZ_TRANSIT_OPT_UNKNOWN, 0);
-	if (learned)
+	if (learned > 0)
 		count(s, MZ_TRANSIT_LEARNED, 0);
+	else if (learned < 0)
+		count(s, MZ_TRANSIT_RTS_UNKNOWN_DROPLET, 0);
 }
 
 /*
  * Hands the frame (an IPv4 header after its Ethernet header) to the ingress chain; callers
- * have checked that there is one. Returns only when the tail call could not be made.
+ * have checked that there is one. Returns only when the chain could not be entered (its
+ * owner gone, the root emptied): callers fail closed.
  */
 static __always_inline void run_ingress_chain(struct xdp_md *ctx, __u32 flags, __u32 vni, __u32 ifindex,
 					      __be32 ip, __u16 core_stat)
@@ -94,7 +97,11 @@ static __always_inline void run_overlay_chain(struct xdp_md *ctx, const struct m
 	run_ingress_chain(ctx, flags, gnv->vni, ifindex, ip, core_stat);
 }
 
-/* Plain IPv4 to the droplet itself goes through the ingress chain when there is one. */
+/*
+ * Plain IPv4 to the droplet itself goes through the ingress chain when there is one. Should
+ * the chain be unavailable the frame goes on to the host stack, where it would go without
+ * plugins: only a plugin (a NAT port forward) can take it into the overlay.
+ */
 static __always_inline void run_external_chain(struct xdp_md *ctx, const struct iphdr *iph, __u32 stat)
 {
 	const struct mz_droplet *self;
@@ -119,11 +126,16 @@ static __always_inline __u32 geneve_err_stat(int err)
 	}
 }
 
-/* Records where the inner source lives; returns 1 when the cache was written. */
+/*
+ * Records where the inner source lives; returns 1 when the cache was written, 0 when it
+ * was fresh already, -1 when the RTS names no known droplet (or not with its MAC): only
+ * the droplet table, not a packet, decides where endpoints may be reached.
+ */
 static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_rts *rts,
 				 const struct mz_droplet *self)
 {
 	struct mz_endpoint_key key = { .vni = vni, .ip = src };
+	const struct mz_droplet_addr *known;
 	struct mz_direct_path *old, path = {};
 	__u64 now = bpf_ktime_get_ns();
 	__u64 refresh = self->direct_path_max_age_ms * 500000ULL; /* half the max age, in ns */
@@ -134,6 +146,11 @@ static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_r
 	if (old && old->droplet.ip == rts->droplet_ip &&
 	    mz_mac_equal(old->droplet.mac, rts->droplet_mac) && now - old->learned_ns < refresh)
 		return 0;
+	if (!mz_trust_underlay) {
+		known = mz_known_droplet(rts->droplet_ip);
+		if (!known || !mz_mac_equal(known->mac, rts->droplet_mac))
+			return -1;
+	}
 	path.droplet.ip = rts->droplet_ip;
 	mz_copy_mac(path.droplet.mac, rts->droplet_mac);
 	path.learned_ns = now;
@@ -212,6 +229,11 @@ int transit_xdp(struct xdp_md *ctx)
 
 	/* From here on the packet is the overlay's: what is not forwarded is dropped. */
 	action = XDP_DROP;
+	/* Only droplets of the cluster speak Geneve to it (DESIGN §6: fail closed). */
+	if (!mz_trust_underlay && !mz_known_droplet(iph->saddr)) {
+		stat = MZ_TRANSIT_GENEVE_FROM_UNKNOWN_SOURCE;
+		goto out;
+	}
 	ret = mz_parse_geneve(&cur, &gnv);
 	if (ret < 0) {
 		stat = geneve_err_stat(ret);
@@ -254,6 +276,8 @@ int transit_xdp(struct xdp_md *ctx)
 		if (mz_chain_is_active(MZ_HOOK_INGRESS)) {
 			events_counted = 1;
 			run_overlay_chain(ctx, &gnv, learned, 0, ep->ifindex, key.ip, MZ_TRANSIT_DELIVERED);
+			stat = MZ_TRANSIT_CHAIN_UNAVAILABLE; /* never around the chain */
+			goto out;
 		}
 		action = deliver(ctx, ep);
 		if (action == XDP_REDIRECT)
@@ -276,6 +300,7 @@ int transit_xdp(struct xdp_md *ctx)
 			}
 			events_counted = 1;
 			run_overlay_chain(ctx, &gnv, learned, MZ_CTX_UNKNOWN_DESTINATION, 0, 0, MZ_TRANSIT_NO_NETWORK);
+			stat = MZ_TRANSIT_CHAIN_UNAVAILABLE;
 		}
 		goto out;
 	}

@@ -26,6 +26,8 @@ final class Reconciler {
     /// Remote endpoints written to the bouncer table.
     private var remotes: [String: EndpointID] = [:]
     private var configs: [String: JSONValue] = [:]
+    /// The droplet table as last written (nil: not yet, rewrite it whole).
+    private var knownDroplets: Set<DropletAddress>?
     /// Resources written to the data plane so far (for the log of a start).
     private(set) var writes = 0
 
@@ -97,6 +99,7 @@ final class Reconciler {
             for plugin in EndpointPluginRequests.plugins { all.insert(.init(kind: .pluginConfig, name: plugin)) }
             for hook in chainHooks { all.insert(.init(kind: .pluginChain, name: hook)) }
         }
+        if all.contains(where: { $0.kind == .droplet }) { try syncKnownDroplets(desired) }
         var remoteBatch: [MizarDataplane.Endpoint] = []
         var remoteNames: [(String, EndpointID)] = []
         for ref in order(all, desired) {
@@ -136,10 +139,19 @@ final class Reconciler {
         return DropletAddress(ip: d.spec.ip, mac: d.spec.mac)
     }
 
+    /// The droplet table (who may send Geneve here) holds exactly the desired droplets.
+    private func syncKnownDroplets(_ desired: DesiredState) throws {
+        let addresses = Set(desired.droplets.values.map { DropletAddress(ip: $0.spec.ip, mac: $0.spec.mac) })
+        guard addresses != knownDroplets else { return }
+        try droplet.setKnownDroplets(Array(addresses))
+        knownDroplets = addresses
+        writes += 1
+    }
+
     private func syncOne(_ ref: ResourceReference, _ desired: DesiredState) throws {
         switch ref.kind {
         case .droplet:
-            break // Droplets are addresses others refer to; nothing of their own in the kernel.
+            break // The droplet table is written whole before the loop (syncKnownDroplets).
         case .vpc:
             if let r = desired.vpcs[ref.name] {
                 let vpc = MizarDataplane.VPC(vni: r.spec.vni, dividers: try (r.spec.dividers ?? []).map { try address(of: $0, desired) })

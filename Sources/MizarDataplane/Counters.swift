@@ -3,7 +3,7 @@ import MizarBPF
 
 /// The slots of a per-CPU statistics array whose one value is `struct { mz_counter slot[MAX]; }`.
 public protocol CounterSlot: RawRepresentable<UInt32>, CaseIterable, Hashable, Sendable, CustomStringConvertible where AllCases == [Self] {
-    /// The C enum's `*_STAT_MAX`: the Swift cases must match it slot for slot.
+    /// The C enum's `*_STAT_MAX`: `allCases` holds this many slots.
     static var slotCount: UInt32 { get }
     /// Counted beside the packet's outcome rather than as one.
     var isEvent: Bool { get }
@@ -57,111 +57,97 @@ public struct SlotCounters<Slot: CounterSlot>: Sendable, Equatable, CustomString
     }
 }
 
-/// The slots of transit XDP's counters (`enum mz_transit_stat`).
-public enum TransitStat: UInt32, CounterSlot {
-    case nonIPv4, nonUDP, ipv4Fragment, nonGeneve, notForDroplet
-    case delivered, bounced, divided, fallback
-    case badEthernet, badIPv4, badUDP, badGeneve, badGeneveOption, geneveCritical, geneveProtocol, badInner, innerNonIPv4, innerTTL
-    case unknownEndpoint, noNetwork, noBouncer, stale, outerTTL, notLocal
-    case optionRTS, optionUnknown, learned, ingressChain
+/// A slot as the C list (`MZ_TRANSIT_STATS`, `MZ_AGENT_STATS`) describes it: its name, what
+/// the program does with the packets counted there, and what it counts.
+public struct SlotInfo: Sendable, Hashable {
+    public let name: String
+    /// The verdict of the packets counted there; nil for an event (counted beside an outcome).
+    public let action: XDPAction?
+    public let doc: String
 
-    public static var slotCount: UInt32 { MZ_TRANSIT_STAT_MAX.rawValue }
-    public var isEvent: Bool { rawValue >= MZ_TRANSIT_OPT_RTS.rawValue }
-
-    /// The verdict transit XDP gives packets of this outcome.
-    public var action: XDPAction? {
-        switch self {
-        case .nonIPv4, .nonUDP, .ipv4Fragment, .nonGeneve, .notForDroplet: .pass
-        // Not known to be overlay traffic: the stack judges (and counts) malformed IP itself.
-        case .badEthernet, .badIPv4, .badUDP: .pass
-        case .delivered: .redirect
-        case .bounced, .divided, .fallback: .tx
-        case .optionRTS, .optionUnknown, .learned, .ingressChain: nil
-        default: .drop
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .nonIPv4: "non_ipv4"
-        case .nonUDP: "non_udp"
-        case .ipv4Fragment: "ipv4_fragment"
-        case .nonGeneve: "non_geneve"
-        case .notForDroplet: "not_for_droplet"
-        case .delivered: "delivered"
-        case .bounced: "bounced"
-        case .divided: "divided"
-        case .fallback: "fallback_to_bouncer"
-        case .badEthernet: "bad_ethernet"
-        case .badIPv4: "bad_ipv4"
-        case .badUDP: "bad_udp"
-        case .badGeneve: "bad_geneve"
-        case .badGeneveOption: "bad_geneve_option"
-        case .geneveCritical: "geneve_critical_option"
-        case .geneveProtocol: "geneve_not_ethernet"
-        case .badInner: "bad_inner"
-        case .innerNonIPv4: "inner_non_ipv4"
-        case .innerTTL: "inner_ttl_zero"
-        case .unknownEndpoint: "unknown_endpoint"
-        case .noNetwork: "no_network"
-        case .noBouncer: "no_bouncer"
-        case .stale: "stale_endpoint"
-        case .outerTTL: "outer_ttl_expired"
-        case .notLocal: "not_local_after_plugins"
-        case .optionRTS: "option_rts"
-        case .optionUnknown: "option_unknown"
-        case .learned: "direct_path_learned"
-        case .ingressChain: "ingress_chain"
+    init(_ info: mz_stat_info) {
+        name = info.name.map { String(cString: $0) } ?? "?"
+        doc = info.doc.map { String(cString: $0) } ?? ""
+        action = switch info.kind {
+        case MZ_STAT_PASS: .pass
+        case MZ_STAT_TX: .tx
+        case MZ_STAT_REDIRECT: .redirect
+        case MZ_STAT_DROP: .drop
+        default: nil
         }
     }
 }
 
-/// The slots of the transit agent's counters (`enum mz_agent_stat`).
-public enum AgentStat: UInt32, CounterSlot {
-    case local, toBouncer, direct, toDivider, arpReplied, leftOverlay
-    case spoofedMAC, spoofedIP, badEthernet, badIPv4, badARP, unsupported, broadcast, ttlExpired, tooBig, arpIgnored
-    case unknownPort, noRoute, noBouncer, noDivider, encapFailed
-    case egressChain
+/// A slot whose name, verdict and meaning come from its row in a C X-macro list.
+public protocol DescribedSlot: CounterSlot {
+    init(rawValue: UInt32)
+    static var infos: [SlotInfo] { get }
+}
 
-    public static var slotCount: UInt32 { MZ_AGENT_STAT_MAX.rawValue }
-    public var isEvent: Bool { rawValue >= MZ_AGENT_EGRESS_CHAIN.rawValue }
-
-    /// The verdict the agent gives packets of this outcome (nil for events).
-    public var action: XDPAction? {
-        switch self {
-        case .local, .toBouncer, .direct, .toDivider, .leftOverlay: .redirect
-        case .arpReplied: .tx
-        case .egressChain: nil
-        default: .drop
-        }
+extension DescribedSlot {
+    public static var allCases: [Self] { (0..<slotCount).map(Self.init(rawValue:)) }
+    public var info: SlotInfo { Self.infos[Int(rawValue)] }
+    public var isEvent: Bool { info.action == nil }
+    /// The verdict the program gives packets of this outcome (nil for events).
+    public var action: XDPAction? { info.action }
+    public var description: String { info.name }
+    /// The slot with this name, as counters print it.
+    public init?(named name: String) {
+        guard let slot = Self.allCases.first(where: { $0.info.name == name }) else { return nil }
+        self = slot
     }
+}
 
-    public var description: String {
-        switch self {
-        case .local: "local"
-        case .toBouncer: "to_bouncer"
-        case .direct: "direct_path"
-        case .toDivider: "to_divider"
-        case .arpReplied: "arp_replied"
-        case .leftOverlay: "left_overlay"
-        case .spoofedMAC: "spoofed_mac"
-        case .spoofedIP: "spoofed_ip"
-        case .badEthernet: "bad_ethernet"
-        case .badIPv4: "bad_ipv4"
-        case .badARP: "bad_arp"
-        case .unsupported: "unsupported_protocol"
-        case .broadcast: "broadcast"
-        case .ttlExpired: "ttl_expired"
-        case .tooBig: "too_big"
-        case .arpIgnored: "arp_ignored"
-        case .unknownPort: "unknown_port"
-        case .noRoute: "no_route"
-        case .noBouncer: "no_bouncer"
-        case .noDivider: "no_divider"
-        case .encapFailed: "encap_failed"
-        case .egressChain: "egress_chain"
-        }
-    }
+/// The slots of transit XDP's counters (`MZ_TRANSIT_STATS` in transit_xdp.h).
+public struct TransitStat: DescribedSlot {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    init(_ stat: mz_transit_stat) { rawValue = stat.rawValue }
+
+    public static let slotCount = MZ_TRANSIT_STAT_MAX.rawValue
+    public static let infos = (0..<slotCount).map { SlotInfo(mz_transit_stat_info($0)) }
+
+    public static let nonIPv4 = Self(MZ_TRANSIT_NON_IPV4), nonUDP = Self(MZ_TRANSIT_NON_UDP)
+    public static let ipv4Fragment = Self(MZ_TRANSIT_IPV4_FRAGMENT), nonGeneve = Self(MZ_TRANSIT_NON_GENEVE)
+    public static let notForDroplet = Self(MZ_TRANSIT_NOT_FOR_DROPLET)
+    public static let delivered = Self(MZ_TRANSIT_DELIVERED), bounced = Self(MZ_TRANSIT_BOUNCED)
+    public static let divided = Self(MZ_TRANSIT_DIVIDED), fallback = Self(MZ_TRANSIT_FALLBACK)
+    public static let badEthernet = Self(MZ_TRANSIT_BAD_ETH), badIPv4 = Self(MZ_TRANSIT_BAD_IPV4), badUDP = Self(MZ_TRANSIT_BAD_UDP)
+    public static let badGeneve = Self(MZ_TRANSIT_BAD_GENEVE), badGeneveOption = Self(MZ_TRANSIT_BAD_GENEVE_OPT)
+    public static let geneveCritical = Self(MZ_TRANSIT_GENEVE_CRITICAL), geneveProtocol = Self(MZ_TRANSIT_GENEVE_PROTO)
+    public static let badInner = Self(MZ_TRANSIT_BAD_INNER), innerNonIPv4 = Self(MZ_TRANSIT_INNER_NON_IPV4)
+    public static let innerTTL = Self(MZ_TRANSIT_INNER_TTL)
+    public static let geneveFromUnknownSource = Self(MZ_TRANSIT_GENEVE_FROM_UNKNOWN_SOURCE)
+    public static let chainUnavailable = Self(MZ_TRANSIT_CHAIN_UNAVAILABLE)
+    public static let unknownEndpoint = Self(MZ_TRANSIT_UNKNOWN_ENDPOINT), noNetwork = Self(MZ_TRANSIT_NO_NETWORK)
+    public static let noBouncer = Self(MZ_TRANSIT_NO_BOUNCER), stale = Self(MZ_TRANSIT_STALE)
+    public static let outerTTL = Self(MZ_TRANSIT_OUTER_TTL), notLocal = Self(MZ_TRANSIT_NOT_LOCAL)
+    public static let optionRTS = Self(MZ_TRANSIT_OPT_RTS), optionUnknown = Self(MZ_TRANSIT_OPT_UNKNOWN)
+    public static let learned = Self(MZ_TRANSIT_LEARNED), rtsUnknownDroplet = Self(MZ_TRANSIT_RTS_UNKNOWN_DROPLET)
+    public static let ingressChain = Self(MZ_TRANSIT_INGRESS_CHAIN)
+}
+
+/// The slots of the transit agent's counters (`MZ_AGENT_STATS` in transit_agent.h).
+public struct AgentStat: DescribedSlot {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    init(_ stat: mz_agent_stat) { rawValue = stat.rawValue }
+
+    public static let slotCount = MZ_AGENT_STAT_MAX.rawValue
+    public static let infos = (0..<slotCount).map { SlotInfo(mz_agent_stat_info($0)) }
+
+    public static let local = Self(MZ_AGENT_LOCAL), toBouncer = Self(MZ_AGENT_TO_BOUNCER), direct = Self(MZ_AGENT_DIRECT)
+    public static let toDivider = Self(MZ_AGENT_TO_DIVIDER), arpReplied = Self(MZ_AGENT_ARP_REPLIED)
+    public static let leftOverlay = Self(MZ_AGENT_LEFT_OVERLAY)
+    public static let spoofedMAC = Self(MZ_AGENT_SPOOFED_MAC), spoofedIP = Self(MZ_AGENT_SPOOFED_IP)
+    public static let badEthernet = Self(MZ_AGENT_BAD_ETH), badIPv4 = Self(MZ_AGENT_BAD_IPV4), badARP = Self(MZ_AGENT_BAD_ARP)
+    public static let unsupported = Self(MZ_AGENT_UNSUPPORTED), broadcast = Self(MZ_AGENT_BROADCAST)
+    public static let ttlExpired = Self(MZ_AGENT_TTL_EXPIRED), tooBig = Self(MZ_AGENT_TOO_BIG), arpIgnored = Self(MZ_AGENT_ARP_IGNORED)
+    public static let underlayRefused = Self(MZ_AGENT_UNDERLAY_REFUSED)
+    public static let unknownPort = Self(MZ_AGENT_UNKNOWN_PORT), noRoute = Self(MZ_AGENT_NO_ROUTE)
+    public static let noBouncer = Self(MZ_AGENT_NO_BOUNCER), noDivider = Self(MZ_AGENT_NO_DIVIDER)
+    public static let encapFailed = Self(MZ_AGENT_ENCAP_FAILED), chainUnavailable = Self(MZ_AGENT_CHAIN_UNAVAILABLE)
+    public static let egressChain = Self(MZ_AGENT_EGRESS_CHAIN)
 }
 
 public typealias TransitCounters = SlotCounters<TransitStat>

@@ -11,12 +11,14 @@ public struct DropletLimits: Sendable, Hashable {
     public var vpcs: UInt32 = UInt32(MZ_DEFAULT_VPCS)
     /// Direct-path cache (LRU, preallocated).
     public var directPaths: UInt32 = UInt32(MZ_DEFAULT_DIRECT_PATHS)
+    /// Droplets of the cluster (who may send Geneve here).
+    public var droplets: UInt32 = UInt32(MZ_DEFAULT_DROPLETS)
 
     public init() {}
 
     var byMap: [(String, UInt32)] {
         [(MZ_ENDPOINTS_MAP, endpoints), (MZ_LOCAL_ENDPOINTS_MAP, localEndpoints), (MZ_NETWORKS_MAP, networks),
-         (MZ_VPCS_MAP, vpcs), (MZ_DIRECT_PATH_MAP, directPaths)]
+         (MZ_VPCS_MAP, vpcs), (MZ_DIRECT_PATH_MAP, directPaths), (MZ_DROPLETS_MAP, droplets)]
     }
 }
 
@@ -30,9 +32,11 @@ public struct DataplaneMaps: @unchecked Sendable {
     /// Keyed by VNI.
     public let vpcs: BPFMap<UInt32, mz_vpc>
     public let directPath: BPFMap<mz_endpoint_key, mz_direct_path>
+    /// The droplets of the cluster, keyed by underlay IPv4 address (network order).
+    public let droplets: BPFMap<UInt32, mz_droplet_addr>
 
     /// Every shared map, by name.
-    static let names = [MZ_DROPLET_MAP, MZ_ENDPOINTS_MAP, MZ_LOCAL_ENDPOINTS_MAP, MZ_NETWORKS_MAP, MZ_VPCS_MAP, MZ_DIRECT_PATH_MAP]
+    static let names = [MZ_DROPLET_MAP, MZ_ENDPOINTS_MAP, MZ_LOCAL_ENDPOINTS_MAP, MZ_NETWORKS_MAP, MZ_VPCS_MAP, MZ_DIRECT_PATH_MAP, MZ_DROPLETS_MAP]
 
     init(_ map: (String) throws -> BPFMapHandle) throws {
         droplet = try BPFMap(map(MZ_DROPLET_MAP))
@@ -41,12 +45,13 @@ public struct DataplaneMaps: @unchecked Sendable {
         networks = try BPFMap(map(MZ_NETWORKS_MAP))
         vpcs = try BPFMap(map(MZ_VPCS_MAP))
         directPath = try BPFMap(map(MZ_DIRECT_PATH_MAP))
+        droplets = try BPFMap(map(MZ_DROPLETS_MAP))
     }
 
     /// Entries per table, for status output and for tests proving removals leave nothing behind.
     public func entryCounts() throws -> [String: Int] {
         [MZ_ENDPOINTS_MAP: try endpoints.keys().count, MZ_LOCAL_ENDPOINTS_MAP: try localEndpoints.keys().count,
          MZ_NETWORKS_MAP: try networks.keys().count, MZ_VPCS_MAP: try vpcs.keys().count,
-         MZ_DIRECT_PATH_MAP: try directPath.keys().count]
+         MZ_DIRECT_PATH_MAP: try directPath.keys().count, MZ_DROPLETS_MAP: try droplets.keys().count]
     }
 }

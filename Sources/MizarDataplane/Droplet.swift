@@ -116,6 +116,8 @@ public final class Droplet: @unchecked Sendable {
         let ms = directPathMaxAge.components.seconds * 1000 + directPathMaxAge.components.attoseconds / 1_000_000_000_000_000
         config.direct_path_max_age_ms = UInt32(clamping: ms)
         try maps.droplet.update(0, config)
+        // A droplet knows itself; the others come from the control plane (`setKnownDroplets`).
+        try maps.droplets.update(address.ip.networkOrder, address.c)
     }
 
     /// Opens the droplet of `interface` in `netns`: its index, MAC, MTU and (unless given) first IPv4 address.

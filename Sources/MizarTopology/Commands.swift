@@ -173,6 +173,14 @@ public func receivedPackets(of name: String, in netns: Netns) throws -> UInt64 {
     return UInt64(line.split(separator: ":")[1].split(separator: " ")[1]) ?? 0
 }
 
+/// ICMP echo requests the IPv4 stack of `netns` has received (`Icmp: InEchos` of /proc/net/snmp):
+/// what reached an endpoint, whatever else its interface saw.
+public func icmpEchoesReceived(in netns: Netns) throws -> UInt64 {
+    let lines = try runCommand(["cat", "/proc/net/snmp"], in: netns).output.split(separator: "\n").filter { $0.hasPrefix("Icmp: ") }
+    guard lines.count >= 2, let column = lines[0].split(separator: " ").firstIndex(of: "InEchos") else { return 0 }
+    return UInt64(lines[1].split(separator: " ")[column]) ?? 0
+}
+
 /// Runs `body(0..<n)` on n threads at once (many clients, many runtimes) and returns the
 /// results in order; rethrows the first error.
 public func parallel<T: Sendable>(_ n: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {

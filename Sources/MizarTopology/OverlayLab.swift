@@ -105,6 +105,9 @@ public final class OverlayLab: @unchecked Sendable {
         // The fabric port stands in for the switch: frames sent into a veth need an XDP peer.
         try underlay.attachFabricPeer(index: index, program: dataplane.vethPeerProgram)
         hosts[name] = Host(name: name, netns: netns, interface: "eth0", address: dataplane.address, dataplane: dataplane)
+        // Every droplet knows every other (what a control plane does): Geneve only from them.
+        let all = hosts.values.map(\.address)
+        for host in hosts.values { try host.dataplane.setKnownDroplets(all) }
     }
 
     /// A host outside the overlay on the substrate (no droplet): 172.30.0.`index`, for

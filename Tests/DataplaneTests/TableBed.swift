@@ -12,6 +12,8 @@ enum Wire {
     static let x = DropletAddress(ip: IPv4Address(192, 168, 50, 3), mac: MACAddress("02:00:00:00:00:03")!)
     static let y = DropletAddress(ip: IPv4Address(192, 168, 50, 4), mac: MACAddress("02:00:00:00:00:04")!)
     static let rts = GeneveOption.returnToSender(dropletIP: p.ip, dropletMAC: p.mac)
+    /// A host on the underlay that is no droplet.
+    static let stranger = DropletAddress(ip: IPv4Address(192, 168, 50, 66), mac: MACAddress("02:00:00:00:00:66")!)
 
     /// Local endpoint A (VNI 100, network 10.0.1.0/24, on veth pair a) and C (10.0.2.0/24, pair c).
     static let a = IPv4Address(10, 0, 1, 3), aMAC = MACAddress("02:00:0a:00:01:03")!
@@ -31,23 +33,24 @@ enum Wire {
     /// An inner ICMP echo from Q to A.
     static let inner = icmp(from: q, qMAC, to: a)
 
-    static func ether(_ payload: [UInt8], type: UInt16 = PacketBuilder.etherTypeIPv4) -> [UInt8] {
-        PacketBuilder.ethernet(src: p.mac, dst: d.mac, etherType: type, payload: payload)
+    static func ether(_ payload: [UInt8], type: UInt16 = PacketBuilder.etherTypeIPv4, from: DropletAddress = p) -> [UInt8] {
+        PacketBuilder.ethernet(src: from.mac, dst: d.mac, etherType: type, payload: payload)
     }
 
-    static func udpFrame(port: UInt16, payload: [UInt8], to: IPv4Address = d.ip, ttl: UInt8 = 64) -> [UInt8] {
-        ether(PacketBuilder.ipv4(src: p.ip, dst: to, protocol: PacketBuilder.protocolUDP,
-                                 payload: PacketBuilder.udp(src: p.ip, dst: to, sourcePort: 40000, destinationPort: port, payload: payload, checksum: false), ttl: ttl))
+    static func udpFrame(port: UInt16, payload: [UInt8], from: DropletAddress = p, to: IPv4Address = d.ip, ttl: UInt8 = 64) -> [UInt8] {
+        ether(PacketBuilder.ipv4(src: from.ip, dst: to, protocol: PacketBuilder.protocolUDP,
+                                 payload: PacketBuilder.udp(src: from.ip, dst: to, sourcePort: 40000, destinationPort: port, payload: payload, checksum: false), ttl: ttl),
+              from: from)
     }
 
-    /// A Geneve frame from P to D whose Geneve part is exactly `geneve`.
-    static func geneveFrame(_ geneve: [UInt8], to: IPv4Address = d.ip, ttl: UInt8 = 64) -> [UInt8] {
-        udpFrame(port: UInt16(MZ_GENEVE_UDP_PORT), payload: geneve, to: to, ttl: ttl)
+    /// A Geneve frame from P (or `from`) to D whose Geneve part is exactly `geneve`.
+    static func geneveFrame(_ geneve: [UInt8], from: DropletAddress = p, to: IPv4Address = d.ip, ttl: UInt8 = 64) -> [UInt8] {
+        udpFrame(port: UInt16(MZ_GENEVE_UDP_PORT), payload: geneve, from: from, to: to, ttl: ttl)
     }
 
     static func geneve(vni: UInt32 = 100, options: [GeneveOption] = [rts], critical: Bool = false, proto: UInt16 = UInt16(MZ_GENEVE_PROTO_ETH),
-                       inner: [UInt8] = inner, to: IPv4Address = d.ip, ttl: UInt8 = 64) -> [UInt8] {
-        geneveFrame(PacketBuilder.geneve(vni: vni, options: options, protocolType: proto, criticalOptions: critical, payload: inner), to: to, ttl: ttl)
+                       inner: [UInt8] = inner, from: DropletAddress = p, to: IPv4Address = d.ip, ttl: UInt8 = 64) -> [UInt8] {
+        geneveFrame(PacketBuilder.geneve(vni: vni, options: options, protocolType: proto, criticalOptions: critical, payload: inner), from: from, to: to, ttl: ttl)
     }
 }
 
@@ -82,6 +85,7 @@ final class TableBed: @unchecked Sendable {
             try socket.setUp("lo")
             droplet = try Droplet(address: Wire.d, interface: "lo", ifindex: 1, mtu: 1500, netns: netns, directPathMaxAge: directPathMaxAge,
                                   locator: TestPaths.locator)
+            try droplet.setKnownDroplets([Wire.p, Wire.x, Wire.y])
             try droplet.setVPC(VPC(vni: 100, dividers: [Wire.d]))
             try droplet.setVPC(VPC(vni: 200, dividers: []))
             try droplet.setNetwork(Network(vni: 100, cidr: IPv4Interface("10.0.1.0/24")!, bouncers: [Wire.d]))

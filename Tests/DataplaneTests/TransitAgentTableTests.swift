@@ -147,9 +147,36 @@ final class TransitAgentTableTests {
         #expect(outer.dst == Wire.p.ip && outer.dstMAC == Wire.p.mac)
     }
 
-    @Test func frameFromAVethWithoutEndpointIsDropped() throws {
-        let result = try bed.agentRun(fromA(Wire.b), ifindex: 1)
-        #expect(result.action == .drop)
+    /// The outcomes the fixed bed cannot produce: another port, a network or VPC left without
+    /// its bouncers or dividers (put back after).
+    @Test func outcomesThatNeedAnotherPortOrTable() throws {
+        func agentSlot(_ packet: [UInt8], ifindex: Int32? = nil) throws -> AgentStat? {
+            let before = try bed.droplet.agentCounters()
+            #expect(try bed.agentRun(packet, ifindex: ifindex).action == .drop)
+            let delta = try bed.droplet.agentCounters().delta(since: before)
+            #expect(delta.totalPackets == 1)
+            return AgentStat.allCases.first { !$0.isEvent && delta[$0].packets == 1 }
+        }
+        #expect(try agentSlot(fromA(Wire.b), ifindex: 1) == .unknownPort)
+
+        // setNetwork refuses a network without bouncers; an older writer of the pinned table may not have.
+        let own = Network(vni: 100, cidr: IPv4Interface("10.0.1.0/24")!, bouncers: [Wire.d])
+        let other = Network(vni: 100, cidr: IPv4Interface("10.0.2.0/24")!, bouncers: [Wire.x])
+        defer { try? bed.droplet.setNetwork(own); try? bed.droplet.setNetwork(other) }
+        for network in [own, other] {
+            var value = try #require(try bed.droplet.maps.networks.lookup(network.id.key))
+            value.bouncer_count = 0
+            try bed.droplet.maps.networks.update(network.id.key, value)
+        }
+        #expect(try agentSlot(fromA(IPv4Address(10, 0, 1, 50))) == .noBouncer)
+        // Transit XDP divides VPC 100: a network without bouncers leaves it nowhere to go.
+        let before = try bed.droplet.transitCounters()
+        #expect(try bed.droplet.transitProgram.testRun(packet: Wire.geneve(inner: Wire.icmp(from: Wire.q, Wire.qMAC, to: IPv4Address(10, 0, 2, 5)))).action == .drop)
+        #expect(try bed.droplet.transitCounters().delta(since: before)[.noBouncer].packets == 1)
+
+        try bed.droplet.setVPC(VPC(vni: 100, dividers: []))
+        defer { try? bed.droplet.setVPC(VPC(vni: 100, dividers: [Wire.d])) }
+        #expect(try agentSlot(fromA(IPv4Address(10, 0, 2, 5))) == .noDivider)
     }
 
     /// Makes the IPv4 total length match an oversized frame built from a prefix.

@@ -29,6 +29,8 @@ let transitCases: [TransitCase] = {
     let shortRTS = GeneveOption(type: UInt8(MZ_GENEVE_OPT_RTS), data: Array(repeating: 0, count: 8))
     let overlong = GeneveOption(type: 0x49, data: [0, 0, 0, 0], declaredWords: 5)
     let rtsOfY = GeneveOption.returnToSender(dropletIP: Wire.y.ip, dropletMAC: Wire.y.mac)
+    let rtsOfStranger = GeneveOption.returnToSender(dropletIP: Wire.stranger.ip, dropletMAC: Wire.stranger.mac)
+    let rtsOfPWrongMAC = GeneveOption.returnToSender(dropletIP: Wire.p.ip, dropletMAC: Wire.y.mac)
     var optlenPastEnd = PacketBuilder.geneve(vni: 100, options: [], payload: [])
     optlenPastEnd[0] = 10  // 40 bytes of options announced, none present
     var version1 = PacketBuilder.geneve(vni: 100, options: [Wire.rts], payload: Wire.inner)
@@ -48,6 +50,13 @@ let transitCases: [TransitCase] = {
         TransitCase(name: "RTS type of another class is unknown", packet: Wire.geneve(options: [foreignRTS]), outcome: .delivered, events: [.optionUnknown]),
         TransitCase(name: "options past the walk cap, no C bit", packet: Wire.geneve(options: manyOptions), outcome: .delivered, events: [.optionUnknown]),
         TransitCase(name: "Ethernet padding after the datagram", packet: good + Array(repeating: 0, count: 16), outcome: .delivered, events: [.optionRTS, .learned]),
+        // Only droplets speak Geneve here, and only a droplet's true address is learned.
+        TransitCase(name: "Geneve from a host that is no droplet", packet: Wire.geneve(from: Wire.stranger), outcome: .geneveFromUnknownSource),
+        TransitCase(name: "Geneve from a stranger for a bounce", packet: Wire.geneve(inner: to(Wire.b), from: Wire.stranger), outcome: .geneveFromUnknownSource),
+        TransitCase(name: "RTS naming a host that is no droplet: not learned", packet: Wire.geneve(options: [rtsOfStranger]), outcome: .delivered,
+                    events: [.optionRTS, .rtsUnknownDroplet]),
+        TransitCase(name: "RTS naming P with another MAC: not learned", packet: Wire.geneve(options: [rtsOfPWrongMAC]), outcome: .delivered,
+                    events: [.optionRTS, .rtsUnknownDroplet]),
         // Forwarded to another droplet.
         TransitCase(name: "bouncer: endpoint on Y", packet: Wire.geneve(inner: to(Wire.b)), outcome: .bounced, events: [.optionRTS]),
         TransitCase(name: "divider: another network of the VPC", packet: Wire.geneve(inner: to(IPv4Address(10, 0, 2, 5))), outcome: .divided, events: [.optionRTS]),
@@ -137,20 +146,54 @@ final class TransitXDPTableTests {
     }
 
     @Test func namesAndLayoutsMatchTheObjects() throws {
-        #expect(Set(try bed.droplet.maps.entryCounts().keys) == [MZ_ENDPOINTS_MAP, MZ_LOCAL_ENDPOINTS_MAP, MZ_NETWORKS_MAP, MZ_VPCS_MAP, MZ_DIRECT_PATH_MAP])
+        #expect(Set(try bed.droplet.maps.entryCounts().keys) == [MZ_ENDPOINTS_MAP, MZ_LOCAL_ENDPOINTS_MAP, MZ_NETWORKS_MAP, MZ_VPCS_MAP, MZ_DIRECT_PATH_MAP, MZ_DROPLETS_MAP])
         #expect(bed.droplet.maps.endpoints.handle.maxEntries == MZ_DEFAULT_ENDPOINTS)
         #expect(MemoryLayout<mz_transit_stats>.size == 16 * Int(MZ_TRANSIT_STAT_MAX.rawValue))
         #expect(MemoryLayout<mz_agent_stats>.size == 16 * Int(MZ_AGENT_STAT_MAX.rawValue))
         #expect(MemoryLayout<mz_endpoint>.size == 32 && MemoryLayout<mz_local_endpoint>.size == 24)
         #expect(MemoryLayout<mz_network>.size == 8 + 12 * Int(MZ_MAX_BOUNCERS))
         #expect(MemoryLayout<mz_geneve_hdr>.size == 8 && MemoryLayout<mz_geneve_rts>.size == 12)
-        // The Swift slot enums follow the C enums.
-        #expect(TransitStat.allCases.count == Int(MZ_TRANSIT_STAT_MAX.rawValue))
-        #expect(TransitStat.delivered.rawValue == MZ_TRANSIT_DELIVERED.rawValue && TransitStat.outerTTL.rawValue == MZ_TRANSIT_OUTER_TTL.rawValue)
-        #expect(TransitStat.optionRTS.rawValue == MZ_TRANSIT_OPT_RTS.rawValue && TransitStat.learned.rawValue == MZ_TRANSIT_LEARNED.rawValue)
-        #expect(AgentStat.allCases.count == Int(MZ_AGENT_STAT_MAX.rawValue))
-        #expect(AgentStat.arpReplied.rawValue == MZ_AGENT_ARP_REPLIED.rawValue && AgentStat.arpIgnored.rawValue == MZ_AGENT_ARP_IGNORED.rawValue)
-        #expect(AgentStat.encapFailed.rawValue == MZ_AGENT_ENCAP_FAILED.rawValue)
+    }
+
+    /// Every slot of both lists comes from its C row: named, documented, one name per slot.
+    @Test func everySlotHasItsRow() {
+        func check<S: DescribedSlot>(_: S.Type) {
+            #expect(S.allCases.count == Int(S.slotCount))
+            #expect(Set(S.allCases.map(\.description)).count == S.allCases.count, "names are unique")
+            for slot in S.allCases {
+                #expect(slot.description.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" } && !slot.description.isEmpty, "\(slot.rawValue)")
+                #expect(!slot.info.doc.isEmpty, "\(slot) is documented")
+                #expect(S(named: slot.description) == slot)
+            }
+        }
+        check(TransitStat.self)
+        check(AgentStat.self)
+    }
+
+    /// Each outcome slot is produced by a row of the packet tables, or by the named test that
+    /// needs more than one packet on a fixed bed (a chain, a second port, a full map).
+    @Test func everyOutcomeIsProducedByATest() {
+        let transitElsewhere: [TransitStat: String] = [
+            .badEthernet: "runtShorterThanEthernetIsRefusedByTheKernel (the kernel refuses a frame under 14 bytes)",
+            .noBouncer: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
+            .notLocal: "PluginChainTests (ingress chain steering)",
+            .chainUnavailable: "FailClosedTests.ingressChainThatCannotBeEnteredDrops",
+        ]
+        let agentElsewhere: [AgentStat: String] = [
+            .badEthernet: "the kernel refuses a frame under 14 bytes",
+            .leftOverlay: "PluginChainTests (nat masquerade)",
+            .underlayRefused: "FailClosedTests.leavingTowardsTheUnderlayIsRefused",
+            .chainUnavailable: "FailClosedTests.egressChainThatCannotBeEnteredDrops",
+            .unknownPort: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
+            .noBouncer: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
+            .noDivider: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
+            .encapFailed: "needs an skb without headroom: not reachable through test-run",
+        ]
+        let transitProduced = Set(transitCases.map(\.outcome)), agentProduced = Set(agentCases.map(\.outcome))
+        let transitMissing = TransitStat.allCases.filter { !$0.isEvent && !transitProduced.contains($0) && transitElsewhere[$0] == nil }
+        let agentMissing = AgentStat.allCases.filter { !$0.isEvent && !agentProduced.contains($0) && agentElsewhere[$0] == nil }
+        #expect(transitMissing.isEmpty, "transit outcomes no test produces: \(transitMissing)")
+        #expect(agentMissing.isEmpty, "agent outcomes no test produces: \(agentMissing)")
     }
 
     @Test func runtShorterThanEthernetIsRefusedByTheKernel() throws {

@@ -230,7 +230,10 @@ static __always_inline void mz_agent_route(struct mz_cursor *cur, struct ethhdr 
 	}
 }
 
-/* Fills the chain context for an admitted frame; NULL when there is no chain to go through. */
+/*
+ * Fills the chain context for an admitted frame when the egress chain is active (the
+ * caller checked); NULL only when the context cannot be had.
+ */
 static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_cursor *cur, __u32 ifindex,
 								const struct mz_local_endpoint *lep,
 								struct ethhdr *eth, struct iphdr *iph,
@@ -238,13 +241,33 @@ static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_
 {
 	struct mz_plugin_ctx *pc;
 
-	if (!mz_chain_is_active(MZ_HOOK_EGRESS))
-		return NULL;
 	pc = mz_plugin_ctx_begin(MZ_HOOK_EGRESS, p->foreign ? MZ_CTX_FOREIGN_SOURCE : 0, lep->vni, ifindex, lep->ip,
 				 (void *)iph - (void *)eth, iph, cur->len, 0);
 	if (pc)
 		pc->net_plen = lep->net_plen;
 	return pc;
+}
+
+/*
+ * True when a frame leaving the overlay would reach the overlay's own underlay: a
+ * droplet's address (any protocol: transitd, Geneve, the host itself) or UDP 6081
+ * anywhere. `cur` stands after the IPv4 header. A UDP header that cannot be read counts
+ * as the overlay port; a later fragment has none, its first fragment was judged.
+ */
+static __always_inline int mz_agent_to_underlay(struct mz_cursor *cur, const struct iphdr *iph,
+						const struct mz_droplet *self)
+{
+	struct udphdr *udp;
+	int port;
+
+	if (mz_trust_underlay)
+		return 0;
+	if (iph->daddr == self->self.ip || mz_known_droplet(iph->daddr))
+		return 1;
+	if (iph->protocol != IPPROTO_UDP || mz_ipv4_is_later_fragment(iph))
+		return 0;
+	port = mz_parse_udp(cur, &udp);
+	return port < 0 || port == MZ_GENEVE_UDP_PORT;
 }
 
 /* After the egress chain: plans the frame as the plugins left it. */
@@ -270,6 +293,10 @@ static __always_inline void mz_agent_resume(struct mz_cursor *cur, const struct 
 	if (!p->self)
 		return;
 	if (pc->flags & MZ_CTX_LEAVE) {
+		if (mz_agent_to_underlay(cur, iph, p->self)) {
+			p->stat = MZ_AGENT_UNDERLAY_REFUSED;
+			return;
+		}
 		/* Leaving the overlay is a routed hop through the droplet. */
 		if (mz_ipv4_decrement_ttl(iph) < 0) {
 			p->stat = MZ_AGENT_TTL_EXPIRED;

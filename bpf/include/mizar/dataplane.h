@@ -15,6 +15,7 @@
 #define MZ_NETWORKS_MAP "networks"
 #define MZ_VPCS_MAP "vpcs"
 #define MZ_DIRECT_PATH_MAP "direct_path"
+#define MZ_DROPLETS_MAP "droplets"
 
 /* Default sizes; user space sets the real ones at load time. */
 #define MZ_DEFAULT_ENDPOINTS 1048576	/* per bouncer, allocated on insert (no prealloc) */
@@ -22,6 +23,7 @@
 #define MZ_DEFAULT_NETWORKS 65536
 #define MZ_DEFAULT_VPCS 16384
 #define MZ_DEFAULT_DIRECT_PATHS 65536 /* LRU: preallocated, keep it modest */
+#define MZ_DEFAULT_DROPLETS 65536     /* droplets of the cluster: who may send Geneve */
 
 /* Bouncers of one network and dividers of one VPC held inline (chosen by flow hash). */
 #define MZ_MAX_BOUNCERS 16
@@ -43,6 +45,13 @@ struct mz_droplet_addr {
 	__u8 mac[6];
 	__u8 pad[2];
 };
+
+/*
+ * `droplets` holds every droplet of the cluster (this one too), keyed by underlay IPv4
+ * address, valued by its struct mz_droplet_addr: Geneve is accepted only from these, an
+ * RTS is learned only when it names one of them with its MAC, and endpoints' frames
+ * leaving the overlay may not go to them.
+ */
 
 /* Value of the one-entry `droplet` array: this droplet. */
 struct mz_droplet {

@@ -60,11 +60,28 @@ struct {
 	__type(value, struct mz_direct_path);
 } direct_path SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MZ_DEFAULT_DROPLETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __be32); /* underlay IPv4 address */
+	__type(value, struct mz_droplet_addr);
+} droplets SEC(".maps");
+
+/* Benchmarks' baseline only: 1 skips the underlay checks (set before load, never in service). */
+const volatile __u32 mz_trust_underlay = 0;
+
 static __always_inline const struct mz_droplet *mz_droplet(void)
 {
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&droplet, &zero);
+}
+
+/* The known droplet at underlay address `ip`, or NULL. */
+static __always_inline const struct mz_droplet_addr *mz_known_droplet(__be32 ip)
+{
+	return bpf_map_lookup_elem(&droplets, &ip);
 }
 
 /* The network of the VPC holding `ip` (longest prefix), or NULL. */

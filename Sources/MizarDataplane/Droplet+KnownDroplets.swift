@@ -1,0 +1,36 @@
+import CMizarABI
+import MizarNet
+
+extension Droplet {
+    /// The droplets of the cluster this droplet accepts Geneve from (itself included).
+    public func knownDroplets() throws -> [DropletAddress] {
+        try maps.droplets.entries().map { DropletAddress($0.value) }.sorted { $0.ip < $1.ip }
+    }
+
+    /// Makes `droplets` (and this droplet) the droplets of the cluster: transit XDP accepts
+    /// Geneve only from their addresses, learns a direct path only to one of them with its MAC,
+    /// and the agent keeps endpoints' frames that leave the overlay away from them (DESIGN §6).
+    /// New and changed entries are written before stale ones go, so a droplet that stays is
+    /// never refused in between; paths learned towards a droplet that went are forgotten.
+    public func setKnownDroplets(_ droplets: [DropletAddress]) throws {
+        var wanted: [UInt32: DropletAddress] = [address.ip.networkOrder: address]
+        for droplet in droplets {
+            if let other = wanted[droplet.ip.networkOrder], other != droplet {
+                throw DataplaneError(.invalidArgument, "droplet \(droplet.ip) is given with two MACs (\(other.mac), \(droplet.mac))")
+            }
+            wanted[droplet.ip.networkOrder] = droplet
+        }
+        try lock.withLock {
+            let present = try maps.droplets.entries()
+            var have: [UInt32: DropletAddress] = [:]
+            for (key, value) in present { have[key] = DropletAddress(value) }
+            for (key, droplet) in wanted where have[key] != droplet { try maps.droplets.update(key, droplet.c) }
+            let gone = Set(have.filter { wanted[$0.key] != $0.value }.map(\.value.ip))
+            for key in have.keys where wanted[key] == nil { try maps.droplets.delete(key) }
+            guard !gone.isEmpty else { return }
+            for (key, path) in try maps.directPath.entries() where gone.contains(DropletAddress(path.droplet).ip) {
+                try maps.directPath.delete(key)
+            }
+        }
+    }
+}

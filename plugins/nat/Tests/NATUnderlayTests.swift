@@ -1,0 +1,61 @@
+import Foundation
+import MizarDataplane
+import MizarNAT
+import MizarPluginSDK
+import MizarTopology
+import Testing
+
+/// An endpoint behind NAT's masquerade may reach the world, but never the overlay's own
+/// underlay: a Geneve packet it builds (scapy) for another VPC, sent to a droplet, is refused
+/// at its agent before SNAT could give it a droplet's source address (issue 13, item 2).
+@Suite("nat masquerade cannot carry an endpoint into the underlay", .serialized)
+struct NATUnderlayTests {
+    @Test(arguments: [AgentHook.tc, .xdp])
+    func craftedGeneveToADropletIsRefusedAtTheAgent(agentHook: AgentHook) throws {
+        let lab = try OverlayLab.design(agentHook: agentHook, vpc2: true)
+        defer { lab.teardown() }
+        let external = try lab.addExternalHost("ext")
+        let hosta = lab.host("hosta"), hostb = lab.host("hostb")
+        let a1 = lab.guest("a1"), v2 = lab.guest("v2")
+        let plugins = hosta.dataplane.plugins
+        try plugins.register(NAT.descriptor)
+        try plugins.configure("nat", NAT.Config(externalIP: hosta.address.ip.description,
+                                                masquerade: [NAT.Masquerade(vpc: 100, except: ["10.0.0.0/16"])]))
+        try plugins.setChain(.egress, ["nat"])
+        try plugins.setChain(.ingress, ["nat"])
+        if agentHook == .xdp {
+            _ = try runCommand(["sysctl", "-qw", "net.ipv4.conf.eth0.forwarding=1"], in: hosta.netns)
+            _ = try runCommand(["ping", "-c", "1", "-W", "1", external.ip.description], in: hosta.netns)
+        }
+        // Masquerade works: a1 reaches the external host.
+        #expect(try lab.ping(from: "a1", to: external.ip, count: 2, interval: 0.1) == 2)
+
+        let learned = try hostb.dataplane.learnedPaths()
+        let agentBefore = try hosta.dataplane.agentCounters(), transitBefore = try hostb.dataplane.transitCounters()
+        let v2Before = try icmpEchoesReceived(in: lab.guest("v2").netns)
+        // Geneve, VNI 200, an inner ICMP echo to v2 with an RTS naming hosta: to hostb's
+        // address; the same to the external host's UDP 6081; TCP to hostb's address.
+        let script = """
+        from scapy.all import *
+        from scapy.contrib.geneve import GENEVE
+        conf.verb = 0
+        inner = Ether(src="02:00:0a:00:01:77", dst="\(v2.mac)") / IP(src="10.0.1.77", dst="\(v2.ip)") / ICMP()
+        rts = bytes([0x01, 0x11, 0x48, 3]) + bytes(map(int, "\(hosta.address.ip)".split("."))) + bytes.fromhex("\(hosta.address.mac.description.replacingOccurrences(of: ":", with: ""))") + bytes(2)
+        geneve = GENEVE(vni=200, proto=0x6558, optionlen=4) / Raw(rts) / inner
+        send(IP(dst="\(hostb.address.ip)") / UDP(sport=40000, dport=6081) / geneve, count=5)
+        send(IP(dst="\(external.ip)") / UDP(sport=40000, dport=6081) / geneve, count=3)
+        send(IP(dst="\(hostb.address.ip)") / TCP(sport=40000, dport=22, flags="S"), count=2)
+        """
+        let sent = try runCommand(["/usr/bin/python3", "-c", script], in: a1.netns, timeout: 60)
+        #expect(sent.status == 0, "scapy: \(sent.error)")
+        usleep(300_000)
+
+        let agent = try hosta.dataplane.agentCounters().delta(since: agentBefore)
+        let transit = try hostb.dataplane.transitCounters().delta(since: transitBefore)
+        #expect(agent[.underlayRefused].packets == 10, "\(agent)")
+        #expect(agent[.leftOverlay].packets == 0, "\(agent)")
+        #expect(transit[.delivered].packets == 0 && transit[.geneveFromUnknownSource].packets == 0, "\(transit)")
+        #expect(try icmpEchoesReceived(in: lab.guest("v2").netns) == v2Before, "nothing reaches VPC 200")
+        #expect(try hostb.dataplane.learnedPaths() == learned, "the direct-path cache is unchanged")
+    }
+}
