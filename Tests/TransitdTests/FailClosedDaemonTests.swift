@@ -1,0 +1,56 @@
+import Foundation
+import MizarAPI
+import MizarClient
+import MizarTestSupport
+import Testing
+
+/// The owner of an egress ACL chain killed: the denied flow stays denied — while the chain's
+/// pins hold it, and after they are gone too (the roots emptied, the core fails closed) —
+/// and a restarted transitd builds the chain again (issue 13, item 3).
+@Suite("transitd: a denied flow stays denied when the chain's owner dies", .serialized)
+struct FailClosedDaemonTests {
+    @Test func killingTheOwnerOfAnACLChainNeverOpensIt() async throws {
+        let lab = try DaemonLab.running(["hosta", "hostb"])
+        defer { lab.teardown() }
+        let a1 = try lab.endpointNamespace("a1"), b1 = try lab.endpointNamespace("b1")
+        for host in ["hosta", "hostb"] {
+            _ = try await lab.host(host).client.applyInChunks(try Manifests.parse(TwoDropletTests.manifest(lab, for: host, a1: a1, b1: b1), source: host))
+        }
+        func pings() throws -> String { try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output }
+        #expect(try pings().contains("3 received"), "a1 -> b1 before any ACL")
+        // a1 may send TCP only: ICMP is the denied flow.
+        let acl = """
+            apiVersion: mizar.com/v1
+            kind: PluginConfig
+            metadata: {name: acl}
+            spec:
+              rules: [{priority: 10, vpc: 100, direction: egress, source: 0.0.0.0/0, destination: 0.0.0.0/0, protocol: tcp, action: allow}]
+              endpoints: [{vpc: 100, ip: 10.1.0.2, defaultEgress: deny, defaultIngress: allow}]
+            ---
+            apiVersion: mizar.com/v1
+            kind: PluginChain
+            metadata: {name: egress}
+            spec: {plugins: [acl]}
+            """
+        _ = try await lab.host("hosta").client.applyInChunks(try Manifests.parse(acl, source: "acl"))
+        #expect(try pings().contains(" 0 received"), "the ACL denies ICMP")
+
+        lab.stop("hosta", signal: SIGKILL)
+        #expect(try pings().contains(" 0 received"), "owner killed, chain pinned: still denied")
+
+        // The pins go too: nothing holds the chain arrays now, the kernel empties them, and
+        // the agent (still attached by its TC filter) finds the chain marked active but empty.
+        try FileManager.default.removeItem(atPath: lab.pins("hosta"))
+        let filters = try runCommand(["bpftool", "net", "show"], in: lab.host("hosta").netns).output
+        #expect(filters.contains("transit_agent_t"), "the agent stays attached without its owner: \(filters)")
+        let echoes = try icmpEchoesReceived(in: b1)
+        #expect(try pings().contains(" 0 received"), "owner and pins gone: still denied, never routed around the chain")
+        #expect(try icmpEchoesReceived(in: b1) == echoes, "nothing reached b1")
+
+        try lab.start("hosta")
+        #expect(try await lab.host("hosta").client.status().chains["egress"] == ["acl"])
+        #expect(try pings().contains(" 0 received"), "restarted: the chain is built again")
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.1.0.2"], in: b1).output.contains(" 0 received"),
+                "b1's pings reach a1 but its replies are denied")
+    }
+}
