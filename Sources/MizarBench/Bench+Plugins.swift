@@ -10,6 +10,20 @@ import MizarPacket
 import MizarPluginSDK
 import MizarTopology
 
+/// The bench's `restore` plugin (Tests/bpf/restore_plugin.bpf.c): writes a frame's first 54
+/// bytes back, so test-run repetitions after a rewriting plugin all see the same input.
+func restoreDescriptor(_ locator: BPFObjectLocator) -> PluginDescriptor {
+    var restore = PluginDescriptor(name: "restore", version: "1.0.0", object: "restore_plugin.bpf.o", entry: "restore", hooks: [.egress],
+                                   maps: [PluginMapDescriptor(name: "restore_frame", type: "array", keySize: 4, valueSize: 54, maxEntries: 1)])
+    restore.directory = (locator.directories.first { FileManager.default.fileExists(atPath: $0 + "/tests/restore_plugin.bpf.o") } ?? "build/bpf") + "/tests"
+    return restore
+}
+
+/// The configuration that makes `restore` write `frame`'s headers back.
+func restoring(_ frame: [UInt8]) -> RawPluginConfiguration {
+    RawPluginConfiguration(["restore_frame": [PluginMapEntry(key: [0, 0, 0, 0], value: Array(frame.prefix(54)))]])
+}
+
 extension MizarBench {
     /// The plugin chain: ns per stage, per built-in plugin, the ACL at 10,000 rules, and the
     /// ACL against an equivalent nftables ruleset on the same path.
@@ -67,14 +81,11 @@ extension MizarBench {
         let perStage = try alternate(["noop1"], (1...8).map { "noop\($0)" }, frame, .forwarded) / 7
         metrics.append(BenchMetric(name: "plugin_chain_ns_per_stage", value: perStage, unit: "ns",
                                    baselineName: "plugin_chain_0_ns_per_packet", baselineValue: empty))
-        var restore = PluginDescriptor(name: "restore", version: "1.0.0", object: "restore_plugin.bpf.o", entry: "restore", hooks: [.egress],
-                                       maps: [PluginMapDescriptor(name: "restore_frame", type: "array", keySize: 4, valueSize: 54, maxEntries: 1)])
-        restore.directory = (locator.directories.first { FileManager.default.fileExists(atPath: $0 + "/tests/restore_plugin.bpf.o") } ?? "build/bpf") + "/tests"
-        try harness.chains.register(restore)
+        try harness.chains.register(restoreDescriptor(locator))
 
         // Each built-in plugin alone in the chain: its own ns beyond the empty chain, against noop's.
         func own(_ name: String, _ plugin: String, _ frame: [UInt8], _ verdict: HarnessVerdict) throws -> Double {
-            try harness.chains.configure("restore", RawPluginConfiguration(["restore_frame": [PluginMapEntry(key: [0, 0, 0, 0], value: Array(frame.prefix(54)))]]))
+            try harness.chains.configure("restore", restoring(frame))
             let value = verdict == .forwarded
                 ? try alternate(["noop1", "restore"], [plugin, "restore"], frame, verdict) + noopOwn
                 : try alternate([], [plugin], frame, verdict)

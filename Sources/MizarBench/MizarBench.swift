@@ -28,7 +28,7 @@ struct MizarBench: AsyncParsableCommand {
     )
 
     enum Section: String, ExpressibleByArgument, CaseIterable {
-        case testrun, overlay, scale, plugins, daemon, cni
+        case testrun, overlay, scale, plugins, hardening, daemon, cni
     }
 
     @Option(name: .customLong("bpf-dir"), help: "Directory of compiled BPF objects.")
@@ -65,6 +65,7 @@ struct MizarBench: AsyncParsableCommand {
                     case .testrun: report.metrics += try testRunMetrics(locator)
                     case .overlay: report.metrics += try overlayMetrics(locator)
                     case .plugins: report.metrics += try pluginMetrics(locator)
+                    case .hardening: report.metrics += try hardeningMetrics(locator)
                     case .scale: report.metrics += try scaleMetrics(locator, bpfDir: objects)
                     case .daemon: report.metrics += try await daemonMetrics(locator, bpfDir: objects)
                     case .cni: report.metrics += try cniMetrics(bpfDir: objects)

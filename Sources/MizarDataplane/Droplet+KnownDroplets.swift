@@ -27,10 +27,18 @@ extension Droplet {
             for (key, droplet) in wanted where have[key] != droplet { try maps.droplets.update(key, droplet.c) }
             let gone = Set(have.filter { wanted[$0.key] != $0.value }.map(\.value.ip))
             for key in have.keys where wanted[key] == nil { try maps.droplets.delete(key) }
-            guard !gone.isEmpty else { return }
+            guard have != wanted else { return }
+            // After the table: the programs' per-CPU caches of it (answers both ways) expire.
+            if var config = try maps.droplet.lookup(0) {
+                config.droplets_generation = Droplet.nextGeneration(after: config.droplets_generation)
+                try maps.droplet.update(0, config)
+            }
             for (key, path) in try maps.directPath.entries() where gone.contains(DropletAddress(path.droplet).ip) {
                 try maps.directPath.delete(key)
             }
         }
     }
+
+    /// The generation after `generation` (0 is never one: an empty cache slot holds it).
+    static func nextGeneration(after generation: UInt32) -> UInt32 { generation == UInt32.max ? 1 : generation + 1 }
 }

@@ -115,6 +115,8 @@ public final class Droplet: @unchecked Sendable {
         config.mtu = mtu
         let ms = directPathMaxAge.components.seconds * 1000 + directPathMaxAge.components.attoseconds / 1_000_000_000_000_000
         config.direct_path_max_age_ms = UInt32(clamping: ms)
+        // Adopted tables keep counting generations: caches of an earlier one must not revive.
+        config.droplets_generation = Droplet.nextGeneration(after: try maps.droplet.lookup(0)?.droplets_generation ?? 0)
         try maps.droplet.update(0, config)
         // A droplet knows itself; the others come from the control plane (`setKnownDroplets`).
         try maps.droplets.update(address.ip.networkOrder, address.c)
@@ -212,5 +214,18 @@ public final class Droplet: @unchecked Sendable {
                 return (try XDP.attach(program, ifindex: ifindex, mode: .generic), .generic)
             }
         }
+    }
+}
+
+extension Droplet {
+    /// Another copy of one of the droplet's objects, loaded over its tables (`DataplaneMaps`)
+    /// with read-only globals set; every other map (counters, chain roots, chain context) is
+    /// the copy's own. Benchmarks compare variants of a program on the very same tables.
+    public func loadCopy(of objectFile: String, globals: [String: UInt32] = [:]) throws -> BPFObject {
+        let object = try plugins.locator.open(objectFile)
+        for name in DataplaneMaps.names { try object.reuseMap(name, from: objects.map(name)) }
+        for (name, value) in globals { try object.setGlobal(name, to: value) }
+        try object.load()
+        return object
     }
 }

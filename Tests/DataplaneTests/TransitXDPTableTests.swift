@@ -196,6 +196,26 @@ final class TransitXDPTableTests {
         #expect(agentMissing.isEmpty, "agent outcomes no test produces: \(agentMissing)")
     }
 
+    /// A droplet that leaves the cluster is refused from its next packet on, though every CPU
+    /// had it cached, and the paths learned towards it go; one that comes back is accepted.
+    @Test func aDropletThatLeavesIsRefusedAtOnce() throws {
+        func outcome() throws -> TransitStat? {
+            let before = try bed.droplet.transitCounters()
+            _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())
+            let delta = try bed.droplet.transitCounters().delta(since: before)
+            return TransitStat.allCases.first { !$0.isEvent && delta[$0].packets == 1 }
+        }
+        for _ in 0..<20 { #expect(try outcome() == .delivered) }  // cached on the CPUs that ran it
+        #expect(try bed.droplet.learnedPaths()[EndpointID(vni: 100, ip: Wire.q)] == Wire.p)
+        try bed.droplet.setKnownDroplets([Wire.x, Wire.y])
+        for _ in 0..<20 { #expect(try outcome() == .geneveFromUnknownSource) }
+        #expect(try bed.droplet.learnedPaths()[EndpointID(vni: 100, ip: Wire.q)] == nil, "no path to a droplet that left")
+        try bed.droplet.setKnownDroplets([Wire.p, Wire.x, Wire.y])
+        #expect(try outcome() == .delivered)
+        #expect { try bed.droplet.setKnownDroplets([Wire.p, DropletAddress(ip: Wire.p.ip, mac: Wire.y.mac)]) } throws: { _ in true }
+        #expect(try bed.droplet.knownDroplets() == [Wire.d, Wire.p, Wire.x, Wire.y], "a refused change changes nothing")
+    }
+
     @Test func runtShorterThanEthernetIsRefusedByTheKernel() throws {
         #expect { try bed.droplet.transitProgram.testRun(packet: Array(Wire.geneve().prefix(10))) } throws: { ($0 as? BPFError)?.errno == EINVAL }
     }

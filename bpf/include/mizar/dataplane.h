@@ -53,13 +53,16 @@ struct mz_droplet_addr {
  * leaving the overlay may not go to them.
  */
 
+/* Slots of the per-CPU cache of droplets recently found in `droplets` (a power of two). */
+#define MZ_DROPLET_CACHE_SLOTS 16
+
 /* Value of the one-entry `droplet` array: this droplet. */
 struct mz_droplet {
 	struct mz_droplet_addr self;
 	__u32 ifindex;		      /* substrate interface: encapsulated frames leave here */
 	__u32 mtu;		      /* substrate MTU: larger encapsulated frames are dropped */
 	__u32 direct_path_max_age_ms; /* learned paths older than this are not used; 0: never used */
-	__u32 flags;		      /* reserved */
+	__u32 droplets_generation;    /* bumped after `droplets` changes: per-CPU caches of it expire; never 0 */
 };
 
 /* Key of `endpoints` and `direct_path`: an endpoint IP inside a VPC. */
@@ -129,6 +132,7 @@ struct mz_direct_path {
 
 _Static_assert((MZ_MAX_BOUNCERS & (MZ_MAX_BOUNCERS - 1)) == 0, "a power of two (index mask)");
 _Static_assert((MZ_MAX_DIVIDERS & (MZ_MAX_DIVIDERS - 1)) == 0, "a power of two (index mask)");
+_Static_assert((MZ_DROPLET_CACHE_SLOTS & (MZ_DROPLET_CACHE_SLOTS - 1)) == 0, "a power of two (index mask)");
 _Static_assert(MZ_MTU_OVERHEAD == MZ_ENCAP_OVERHEAD, "the header overhead is the MTU overhead");
 _Static_assert(sizeof(struct mz_droplet_addr) == 12, "droplet address is 12 bytes");
 _Static_assert(sizeof(struct mz_droplet) == 28, "droplet config layout");

@@ -84,6 +84,43 @@ static __always_inline const struct mz_droplet_addr *mz_known_droplet(__be32 ip)
 	return bpf_map_lookup_elem(&droplets, &ip);
 }
 
+/*
+ * What this CPU lately found in `droplets`, direct-mapped by address and stamped with the
+ * table's generation: a hit (droplet or not) costs an array access instead of a hash
+ * lookup, and every change of the table (a new generation, written after it) expires all.
+ */
+struct mz_droplet_cache {
+	struct {
+		__be32 ip;
+		__u32 generation;
+		__u32 known;
+	} slot[MZ_DROPLET_CACHE_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mz_droplet_cache);
+} droplet_cache SEC(".maps");
+
+/* True when `ip` is the address of a known droplet. */
+static __always_inline int mz_is_droplet(__be32 ip, const struct mz_droplet *self)
+{
+	struct mz_droplet_cache *cache = bpf_map_lookup_elem(&droplet_cache, &(__u32){ 0 });
+	__u32 fold = ip ^ (ip >> 16), i;
+
+	if (!cache)
+		return mz_known_droplet(ip) != NULL;
+	i = (fold ^ (fold >> 8)) & (MZ_DROPLET_CACHE_SLOTS - 1);
+	if (cache->slot[i].ip != ip || cache->slot[i].generation != self->droplets_generation) {
+		cache->slot[i].ip = ip;
+		cache->slot[i].generation = self->droplets_generation;
+		cache->slot[i].known = mz_known_droplet(ip) != NULL;
+	}
+	return cache->slot[i].known;
+}
+
 /* The network of the VPC holding `ip` (longest prefix), or NULL. */
 static __always_inline const struct mz_network *mz_network_of(__u32 vni, __be32 ip)
 {
