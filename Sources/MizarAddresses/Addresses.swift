@@ -43,27 +43,47 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Comparab
     public static func < (a: IPv4Address, b: IPv4Address) -> Bool { a.value < b.value }
 }
 
+/// An address that cannot be: a prefix length outside 0...32, bytes of the wrong count.
+public struct AddressError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// An address with its prefix length, as assigned to an interface (`10.0.0.1/24`).
 public struct IPv4Interface: Hashable, Sendable, CustomStringConvertible {
     public let address: IPv4Address
     public let prefixLength: Int
 
-    public init(_ address: IPv4Address, prefixLength: Int) {
-        precondition((0...32).contains(prefixLength), "prefix length must be 0...32")
-        self.address = address
-        self.prefixLength = prefixLength
+    /// Throws for a prefix length outside 0...32.
+    public init(_ address: IPv4Address, prefixLength: Int) throws(AddressError) {
+        guard (0...32).contains(prefixLength) else { throw AddressError("prefix length \(prefixLength) of \(address) is not 0...32") }
+        self.init(address, validPrefixLength: prefixLength)
     }
+
+    private init(_ address: IPv4Address, validPrefixLength: Int) {
+        self.address = address
+        self.prefixLength = validPrefixLength
+    }
+
+    /// 0.0.0.0/0: every address (the default route).
+    public static let any = IPv4Interface(IPv4Address(value: 0), validPrefixLength: 0)
+
+    /// `address` as a host route (/32).
+    public static func host(_ address: IPv4Address) -> IPv4Interface { IPv4Interface(address, validPrefixLength: 32) }
+
+    /// `address` with this prefix length (an address of this network, as an interface holds it).
+    public func with(address: IPv4Address) -> IPv4Interface { IPv4Interface(address, validPrefixLength: prefixLength) }
 
     /// Parses `A.B.C.D/N`.
     public init?(_ text: String) {
         let parts = text.split(separator: "/")
         guard parts.count == 2, let address = IPv4Address(String(parts[0])), let n = Int(parts[1]), (0...32).contains(n) else { return nil }
-        self.init(address, prefixLength: n)
+        self.init(address, validPrefixLength: n)
     }
 
     /// Parses `A.B.C.D/N`, or a bare address as a /32.
     public init?(cidrOrAddress text: String) {
-        guard let parsed = IPv4Interface(text) ?? IPv4Address(text).map({ IPv4Interface($0, prefixLength: 32) }) else { return nil }
+        guard let parsed = IPv4Interface(text) ?? IPv4Address(text).map(IPv4Interface.host) else { return nil }
         self = parsed
     }
 
@@ -72,7 +92,12 @@ public struct IPv4Interface: Hashable, Sendable, CustomStringConvertible {
 
     /// The network this interface address belongs to (host bits cleared).
     public var network: IPv4Interface {
-        IPv4Interface(IPv4Address(value: address.value & mask), prefixLength: prefixLength)
+        with(address: IPv4Address(value: address.value & mask))
+    }
+
+    /// The network of `prefixLength` bits (at most this one's) that holds this address.
+    public func network(prefixLength bits: Int) -> IPv4Interface {
+        IPv4Interface(address, validPrefixLength: min(max(bits, 0), prefixLength)).network
     }
 
     /// True when `other` (an address with its prefix) lies inside this one's network.

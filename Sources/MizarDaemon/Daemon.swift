@@ -171,7 +171,7 @@ public actor Daemon {
         case .endpoint(var r):
             if let net = desired.networks[r.spec.network], let vpc = desired.vpcs[net.spec.vpc], let ip = r.spec.ip {
                 let local = r.spec.droplet == localName
-                r.status = EndpointSpec.Status(vni: vpc.spec.vni, local: local, address: IPv4Interface(ip, prefixLength: net.spec.cidr.prefixLength),
+                r.status = EndpointSpec.Status(vni: vpc.spec.vni, local: local, address: net.spec.cidr.with(address: ip),
                                                gateway: net.spec.cidr.gateway, mtu: local ? dataplane.endpointMTU : nil,
                                                attachment: local ? r.spec.hostInterface.flatMap { dataplane.attachments[$0] } : nil,
                                                defaultRoute: local ? reconciler.defaultRoutes[r.name] : nil)

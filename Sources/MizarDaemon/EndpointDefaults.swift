@@ -35,7 +35,7 @@ struct EndpointDefaults {
         let local = spec.droplet == localDroplet
 
         if let ip = spec.ip {
-            guard cidr.contains(IPv4Interface(ip, prefixLength: 32)) else {
+            guard cidr.contains(.host(ip)) else {
                 throw APIError(.invalid, "endpoint \(name): \(ip) is outside network \(spec.network) (\(cidr))")
             }
             guard ip != cidr.address, ip != cidr.broadcast, ip != cidr.gateway else {

@@ -28,7 +28,7 @@ extension EndpointWiring {
                 }
                 if !link.isUp { problems.append("\(interface) is down") }
                 if let mac = spec.mac, link.mac != mac { problems.append("\(interface) has MAC \(link.mac.map { "\($0)" } ?? "none"), not \(mac)") }
-                let address = IPv4Interface(ip, prefixLength: cidr.prefixLength)
+                let address = cidr.with(address: ip)
                 if try !inside.addresses(of: link.index).contains(address) { problems.append("\(interface) lacks \(address)") }
 
             } catch { problems.append("cannot read \(path): \(error)") }

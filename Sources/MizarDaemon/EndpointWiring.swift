@@ -69,7 +69,7 @@ struct EndpointWiring {
                 if link.mac != mac { try inside.setMAC(of: interface, to: mac) }
                 try inside.setUp(interface)
                 try inside.setUp("lo")
-                let address = IPv4Interface(ip, prefixLength: cidr.prefixLength)
+                let address = cidr.with(address: ip)
                 if try !inside.addresses(of: link.index).contains(address) { try inside.addAddress(address, to: link.index) }
                 // The first interface gives the namespace its default route; a second one (on
                 // another network) keeps to its subnet.

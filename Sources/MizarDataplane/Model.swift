@@ -41,7 +41,7 @@ public struct Network: Hashable, Sendable {
     }
 
     public func contains(_ ip: IPv4Address) -> Bool {
-        IPv4Interface(ip, prefixLength: cidr.prefixLength).network == cidr
+        cidr.with(address: ip).network == cidr
     }
 }
 

@@ -18,19 +18,19 @@ extension RouteSocket {
         try nlDump("list addresses in \(netns)") { rtnl_addr_alloc_cache(sk, &cache) }
         defer { nl_cache_free(cache) }
         var result: [IPv4Interface] = []
-        forEachObject(in: cache!) { addr in
+        forEachObject(in: cache) { addr in
             guard rtnl_addr_get_ifindex(addr) == ifindex, rtnl_addr_get_family(addr) == AF_INET else { return }
             let bytes = bytesOf(rtnl_addr_get_local(addr))
             guard bytes.count == 4 else { return }
-            result.append(IPv4Interface(IPv4Address(bytes: bytes), prefixLength: Int(rtnl_addr_get_prefixlen(addr))))
+            if let address = try? IPv4Interface(IPv4Address(bytes: bytes), prefixLength: Int(rtnl_addr_get_prefixlen(addr))) { result.append(address) }
         }
         return result
     }
 
     private func withAddr(_ address: IPv4Interface, _ ifindex: Int32, _ body: (OpaquePointer) throws -> Void) throws {
-        let addr = rtnl_addr_alloc()!
+        let addr = try allocated(rtnl_addr_alloc(), "an address")
         defer { rtnl_addr_put(addr) }
-        let local = makeNLAddress(family: AF_INET, bytes: address.address.bytes, prefixLength: address.prefixLength)
+        let local = try makeNLAddress(family: AF_INET, bytes: address.address.bytes, prefixLength: address.prefixLength)
         defer { nl_addr_put(local) }
         rtnl_addr_set_ifindex(addr, ifindex)
         rtnl_addr_set_family(addr, AF_INET)

@@ -35,7 +35,7 @@ extension RouteSocket {
         try nlDump("list links in \(netns)") { rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache) }
         defer { nl_cache_free(cache) }
         var result: [Link] = []
-        forEachObject(in: cache!) { result.append(Link(raw: $0)) }
+        forEachObject(in: cache) { result.append(Link(raw: $0)) }
         return result
     }
 
@@ -48,7 +48,7 @@ extension RouteSocket {
         try validateName(peerName, operation)
         guard let veth = rtnl_link_veth_alloc() else { throw NetError(.system, operation: operation, message: "out of memory") }
         defer { rtnl_link_put(veth) }
-        let peer = rtnl_link_veth_get_peer(veth)!
+        let peer = try allocated(rtnl_link_veth_get_peer(veth), "a veth peer")
         defer { rtnl_link_put(peer) }
         rtnl_link_set_name(veth, name)
         rtnl_link_set_name(peer, peerName)
@@ -72,7 +72,7 @@ extension RouteSocket {
     public func createBridge(name: String) throws -> Link {
         let operation = "create bridge \(name)"
         try validateName(name, operation)
-        let bridge = rtnl_link_bridge_alloc()!
+        let bridge = try allocated(rtnl_link_bridge_alloc(), "a bridge")
         defer { rtnl_link_put(bridge) }
         rtnl_link_set_name(bridge, name)
         try nlCheck(operation, rtnl_link_add(sk, bridge, cnl_link_add_flags_excl()))
@@ -96,7 +96,7 @@ extension RouteSocket {
     }
 
     public func setMAC(of name: String, to mac: MACAddress) throws {
-        let addr = makeNLAddress(family: AF_LLC, bytes: mac.bytes)
+        let addr = try makeNLAddress(family: AF_LLC, bytes: mac.bytes)
         defer { nl_addr_put(addr) }
         try change(name, "set MAC of \(name) to \(mac)") { rtnl_link_set_addr($0, addr) }
     }
@@ -121,7 +121,7 @@ extension RouteSocket {
     @discardableResult
     public func deleteLink(named name: String) throws -> Bool {
         let operation = "delete link \(name) in \(netns)"
-        let link = rtnl_link_alloc()!
+        let link = try allocated(rtnl_link_alloc(), "a link")
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
         let rc = rtnl_link_delete(sk, link)
@@ -142,7 +142,7 @@ extension RouteSocket {
     /// Applies `set` to a change object and sends it for device `name`.
     private func change(_ name: String, _ operation: String, _ set: (OpaquePointer) -> Void) throws {
         try withKernelLink(name: name, index: 0, operation: operation) { orig in
-            let change = rtnl_link_alloc()!
+            let change = try allocated(rtnl_link_alloc(), "a link")
             defer { rtnl_link_put(change) }
             set(change)
             try nlCheck(operation, rtnl_link_change(sk, orig, change, 0))

@@ -14,7 +14,7 @@ extension RouteSocket {
     /// Adds or replaces a permanent neighbour entry.
     public func setNeighbor(_ address: IPv4Address, mac: MACAddress, on ifindex: Int32) throws {
         try withNeigh(address, ifindex) { raw in
-            let ll = makeNLAddress(family: AF_LLC, bytes: mac.bytes)
+            let ll = try makeNLAddress(family: AF_LLC, bytes: mac.bytes)
             defer { nl_addr_put(ll) }
             rtnl_neigh_set_lladdr(raw, ll)
             rtnl_neigh_set_state(raw, Int32(NUD_PERMANENT))
@@ -40,7 +40,7 @@ extension RouteSocket {
         try nlDump("list neighbours in \(netns)") { rtnl_neigh_alloc_cache(sk, &cache) }
         defer { nl_cache_free(cache) }
         var result: [Neighbor] = []
-        forEachObject(in: cache!) { raw in
+        forEachObject(in: cache) { raw in
             guard rtnl_neigh_get_ifindex(raw) == ifindex, rtnl_neigh_get_family(raw) == AF_INET else { return }
             let ip = bytesOf(rtnl_neigh_get_dst(raw))
             guard ip.count == 4 else { return }
@@ -51,9 +51,9 @@ extension RouteSocket {
     }
 
     private func withNeigh(_ address: IPv4Address, _ ifindex: Int32, _ body: (OpaquePointer) throws -> Void) throws {
-        let raw = rtnl_neigh_alloc()!
+        let raw = try allocated(rtnl_neigh_alloc(), "a neighbour")
         defer { rtnl_neigh_put(raw) }
-        let dst = makeNLAddress(family: AF_INET, bytes: address.bytes)
+        let dst = try makeNLAddress(family: AF_INET, bytes: address.bytes)
         defer { nl_addr_put(dst) }
         rtnl_neigh_set_ifindex(raw, ifindex)
         rtnl_neigh_set_family(raw, AF_INET)

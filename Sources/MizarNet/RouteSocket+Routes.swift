@@ -20,7 +20,7 @@ public struct Route: Sendable, Hashable, CustomStringConvertible {
 
     /// The default route via `gateway`.
     public static func defaultRoute(via gateway: IPv4Address, ifindex: Int32? = nil, onlink: Bool = false) -> Route {
-        Route(destination: IPv4Interface(IPv4Address(0, 0, 0, 0), prefixLength: 0), gateway: gateway, ifindex: ifindex, onlink: onlink)
+        Route(destination: .any, gateway: gateway, ifindex: ifindex, onlink: onlink)
     }
 
     public var description: String {
@@ -56,13 +56,14 @@ extension RouteSocket {
         try nlDump("list routes in \(netns)") { rtnl_route_alloc_cache(sk, AF_INET, 0, &cache) }
         defer { nl_cache_free(cache) }
         var result: [Route] = []
-        forEachObject(in: cache!) { raw in
+        forEachObject(in: cache) { raw in
             guard rtnl_route_get_table(raw) == RT_TABLE_MAIN.rawValue else { return }
             let dst = rtnl_route_get_dst(raw)
             let bytes = bytesOf(dst)
             let prefix = Int(nl_addr_get_prefixlen(dst))
             let address = bytes.count == 4 ? IPv4Address(bytes: bytes) : IPv4Address(0, 0, 0, 0)
-            var route = Route(destination: IPv4Interface(address, prefixLength: prefix))
+            guard let destination = try? IPv4Interface(address, prefixLength: prefix) else { return }
+            var route = Route(destination: destination)
             if rtnl_route_get_nnexthops(raw) > 0, let nh = rtnl_route_nexthop_n(raw, 0) {
                 let gw = bytesOf(rtnl_route_nh_get_gateway(nh))
                 route.gateway = gw.count == 4 ? IPv4Address(bytes: gw) : nil
@@ -75,10 +76,10 @@ extension RouteSocket {
     }
 
     private func withRoute(_ route: Route, _ body: (OpaquePointer) throws -> Void) throws {
-        let raw = rtnl_route_alloc()!
+        let raw = try allocated(rtnl_route_alloc(), "a route")
         defer { rtnl_route_put(raw) }
         let network = route.destination.network
-        let dst = makeNLAddress(family: AF_INET, bytes: network.address.bytes, prefixLength: network.prefixLength)
+        let dst = try makeNLAddress(family: AF_INET, bytes: network.address.bytes, prefixLength: network.prefixLength)
         defer { nl_addr_put(dst) }
         rtnl_route_set_family(raw, UInt8(AF_INET))
         rtnl_route_set_table(raw, RT_TABLE_MAIN.rawValue)
@@ -86,10 +87,10 @@ extension RouteSocket {
         try nlCheck("set route destination \(network)", rtnl_route_set_dst(raw, dst))
         // A route without gateway is a link-scope device route.
         rtnl_route_set_scope(raw, UInt8((route.gateway == nil ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE).rawValue))
-        let nh = rtnl_route_nh_alloc()!  // owned by the route once added
+        let nh = try allocated(rtnl_route_nh_alloc(), "a next hop")  // owned by the route once added
         if let ifindex = route.ifindex { rtnl_route_nh_set_ifindex(nh, ifindex) }
         if let gateway = route.gateway {
-            let gw = makeNLAddress(family: AF_INET, bytes: gateway.bytes)
+            let gw = try makeNLAddress(family: AF_INET, bytes: gateway.bytes)
             rtnl_route_nh_set_gateway(nh, gw)
             nl_addr_put(gw)
         }

@@ -31,10 +31,16 @@ public final class RouteSocket {
 }
 
 /// Builds a libnl address from raw bytes; the caller puts it.
-func makeNLAddress(family: Int32, bytes: [UInt8], prefixLength: Int? = nil) -> OpaquePointer {
-    let addr = bytes.withUnsafeBytes { nl_addr_build(family, $0.baseAddress, $0.count)! }
+func makeNLAddress(family: Int32, bytes: [UInt8], prefixLength: Int? = nil) throws -> OpaquePointer {
+    let addr = try allocated(bytes.withUnsafeBytes { nl_addr_build(family, $0.baseAddress, $0.count) }, "a netlink address")
     if let prefixLength { nl_addr_set_prefixlen(addr, Int32(prefixLength)) }
     return addr
+}
+
+/// What libnl allocated, or a thrown error when it could not (it returns NULL without memory).
+func allocated<T>(_ object: T?, _ what: String) throws -> T {
+    guard let object else { throw NetError(.system, operation: "allocate \(what)", message: "out of memory") }
+    return object
 }
 
 /// The bytes of a libnl address.
@@ -45,7 +51,8 @@ func bytesOf(_ addr: OpaquePointer?) -> [UInt8] {
 }
 
 /// Walks the objects of a libnl cache.
-func forEachObject(in cache: OpaquePointer, _ body: (OpaquePointer) throws -> Void) rethrows {
+func forEachObject(in cache: OpaquePointer?, _ body: (OpaquePointer) throws -> Void) rethrows {
+    guard let cache else { return }
     var object = nl_cache_get_first(cache)
     while let current = object {
         try body(current)

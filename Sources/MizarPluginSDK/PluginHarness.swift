@@ -108,7 +108,9 @@ public final class PluginHarness: @unchecked Sendable {
     /// egress hook only (the transit agent's default entry).
     public func run(_ frame: [UInt8], hook: PluginHook, flavor: ProgramFlavor = .xdp, context: HarnessContext = HarnessContext(),
                     repeat count: UInt32 = 1) throws -> HarnessResult {
-        precondition(!(hook == .ingress && flavor == .tc), "the ingress hook runs in XDP only")
+        guard !(hook == .ingress && flavor == .tc) else {
+            throw PluginError(.invalidChain, plugin: chains.chain(hook).joined(separator: ","), "the ingress hook runs in XDP only; run it with flavor .xdp")
+        }
         var start = mz_plugin_ctx()
         start.hook = hook.cValue
         start.flags = (context.external ? UInt32(MZ_CTX_EXTERNAL) : 0) | (context.unknownDestination ? UInt32(MZ_CTX_UNKNOWN_DESTINATION) : 0)

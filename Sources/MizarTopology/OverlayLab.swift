@@ -144,7 +144,7 @@ public final class OverlayLab: @unchecked Sendable {
     public func createEndpoint(_ name: String, vni: VNI, ip: String, on host: String) throws {
         guard let ip = IPv4Address(ip), let network = network(of: vni, ip) else { throw DataplaneError(.notFound, "no network of VNI \(vni) holds \(ip)") }
         let netns = try underlay.addNamespace(name)
-        let guest = Guest(name: name, netns: netns, vni: vni, address: IPv4Interface(ip, prefixLength: network.cidr.prefixLength),
+        let guest = Guest(name: name, netns: netns, vni: vni, address: network.cidr.with(address: ip),
                           mac: MACAddress(bytes: [0x02, 0x00] + ip.bytes), host: host)
         try RouteSocket(in: netns).setUp("lo")
         guests[name] = guest

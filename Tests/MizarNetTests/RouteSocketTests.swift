@@ -5,6 +5,18 @@ import Testing
 
 @Suite("Links, addresses, routes and neighbours over netlink")
 struct RouteSocketTests {
+    /// Addresses that cannot be are errors, never traps (library code reached from the API).
+    @Test func impossiblePrefixLengthsAreErrors() throws {
+        for bad in [-1, 33, 64] {
+            #expect(throws: AddressError.self) { try IPv4Interface(IPv4Address(10, 0, 0, 1), prefixLength: bad) }
+        }
+        #expect(IPv4Interface("10.0.0.1/33") == nil && IPv4Interface("10.0.0.1/-1") == nil)
+        let cidr = try #require(IPv4Interface("10.1.2.3/16"))
+        #expect(cidr.network.description == "10.1.0.0/16" && cidr.network(prefixLength: 8).description == "10.0.0.0/8")
+        #expect(cidr.network(prefixLength: 40) == cidr.network, "never longer than its own prefix")
+        #expect(cidr.with(address: IPv4Address(10, 1, 9, 9)).description == "10.1.9.9/16" && IPv4Interface.host(IPv4Address(10, 1, 9, 9)).prefixLength == 32)
+    }
+
     @Test func vethPeerIsCreatedInsideTheTargetNamespace() throws {
         let bed = try VethPairTopology()
         defer { bed.teardown() }
@@ -75,10 +87,10 @@ struct RouteSocketTests {
         let a = try RouteSocket(in: bed.nsA)
         let extra = IPv4Interface("10.198.0.1/16")!
         try a.addAddress(extra, to: bed.indexA)
-        #expect(Set(try a.addresses(of: bed.indexA)) == [IPv4Interface(bed.addressA, prefixLength: 24), extra])
+        #expect(try Set(a.addresses(of: bed.indexA)) == [IPv4Interface(bed.addressA, prefixLength: 24), extra])
         #expect { try a.addAddress(extra, to: bed.indexA) } throws: { ($0 as? NetError)?.code == .exists }
         try a.deleteAddress(extra, from: bed.indexA)
-        #expect(try a.addresses(of: bed.indexA) == [IPv4Interface(bed.addressA, prefixLength: 24)])
+        #expect(try a.addresses(of: bed.indexA) == [try IPv4Interface(bed.addressA, prefixLength: 24)])
 
         // A default route via B, and an onlink route via a gateway outside every subnet.
         try a.addRoute(.defaultRoute(via: bed.addressB, ifindex: bed.indexA))

@@ -126,7 +126,7 @@ public enum ACL {
                 let byPrefix = Dictionary(grouping: members) { $0.remote }
                 for prefix in byPrefix.keys.sorted(by: { ($0.address, $0.prefixLength) < ($1.address, $1.prefixLength) }) {
                     // Every rule whose remote CIDR holds this prefix: its ancestors' rules, and its own.
-                    let covering = (0...prefix.prefixLength).flatMap { n in byPrefix[IPv4Interface(prefix.address, prefixLength: n).network] ?? [] }
+                    let covering = (0...prefix.prefixLength).flatMap { n in byPrefix[prefix.network(prefixLength: n)] ?? [] }
                         .sorted { ($0.priority, $0.number) < ($1.priority, $1.number) }
                     guard covering.count <= Int(ACL_MAX_RULES) else {
                         throw ConfigCheck("acl").fail("\(covering.count) rules of VPC \(group.vpc) \(group.direction) cover \(prefix); at most \(ACL_MAX_RULES) may overlap one remote prefix")

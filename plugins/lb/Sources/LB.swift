@@ -113,7 +113,7 @@ public enum LB {
                 // The same backend set gives the same generation: affinities need no check.
                 value.generation = UInt32(truncatingIfNeeded: Maglev.hash(backends.map { "\($0.ip):\($0.port)" }.sorted().joined(separator: ","), seed: 1))
                 serviceEntries.append(PluginMapEntry(key, value))
-                let table = Maglev.table(names: backends.map { "\($0.ip):\($0.port)" }, weights: backends.map(\.weight), size: Int(LB_MAGLEV_SIZE))
+                let table = try Maglev.table(names: backends.map { "\($0.ip):\($0.port)" }, weights: backends.map(\.weight), size: Int(LB_MAGLEV_SIZE))
                 for (slot, index) in table.enumerated() {
                     var b = lb_backend()
                     b.ip = backends[index].ip.networkOrder

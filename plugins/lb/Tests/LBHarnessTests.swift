@@ -95,15 +95,23 @@ struct LBHarnessTests {
     }
 
     @Test("Maglev: a table of 65537 slots, fair, and a removal reassigns little beyond the removed backend's slots")
-    func maglevTable() {
+    func maglevTable() throws {
         let names = (1...10).map { "10.0.3.\($0):80" }
-        let table = Maglev.table(names: names, weights: Array(repeating: 1, count: 10), size: Int(LB_MAGLEV_SIZE))
+        let table = try Maglev.table(names: names, weights: Array(repeating: 1, count: 10), size: Int(LB_MAGLEV_SIZE))
         #expect(table.count == 65537 && LB_MAGLEV_SIZE >= 65537)
         let shares = Dictionary(grouping: table, by: { $0 }).mapValues(\.count)
         #expect(shares.values.allSatisfy { (6400...6700).contains($0) }, "\(shares)")
-        let without = Maglev.table(names: Array(names.dropLast()), weights: Array(repeating: 1, count: 9), size: Int(LB_MAGLEV_SIZE))
+        let without = try Maglev.table(names: Array(names.dropLast()), weights: Array(repeating: 1, count: 9), size: Int(LB_MAGLEV_SIZE))
         let disturbed = table.indices.filter { table[$0] != 9 && without[$0] != table[$0] }.count
         #expect(Double(disturbed) / Double(table.count) < 0.03, "\(disturbed) slots of remaining backends moved")
+    }
+
+    @Test("Maglev refuses what it cannot build, instead of trapping")
+    func maglevBadInput() throws {
+        #expect(throws: PluginError.self) { try Maglev.table(names: ["a", "b"], weights: [1], size: 7) }
+        #expect(throws: PluginError.self) { try Maglev.table(names: ["a"], weights: [0], size: 7) }
+        #expect(throws: PluginError.self) { try Maglev.table(names: ["a"], weights: [1], size: 1) }
+        #expect(try Maglev.table(names: [], weights: [], size: 1).isEmpty)
     }
 
     @Test("bad configurations are refused")

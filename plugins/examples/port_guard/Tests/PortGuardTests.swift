@@ -36,6 +36,15 @@ struct PortGuardTests {
         #expect(counters[.aborted].packets == 0)
     }
 
+    @Test("the harness refuses what it cannot run with an error, not a trap")
+    func harnessRefusesBadRuns() throws {
+        let harness = try harness()
+        let web = PacketBuilder.tcpFrame(src: client, dst: server, sourcePort: 40000, destinationPort: 80)
+        #expect(throws: PluginError.self) { try harness.run(web, hook: .ingress, flavor: .tc) }
+        #expect(throws: (any Error).self) { try harness.run(Array(web.prefix(10)), hook: .egress) }
+        #expect(try harness.run(web, hook: .egress).verdict == .forwarded, "the harness still works")
+    }
+
     @Test("a TCP header cut short is dropped as truncated, not guessed")
     func truncated() throws {
         let harness = try harness()
