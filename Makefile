@@ -27,7 +27,7 @@ TEST_BPF_SRCS := $(wildcard Tests/bpf/*.bpf.c)
 TEST_BPF_OBJS := $(patsubst %.c,$(BPF_OUT)/tests/%.o,$(notdir $(TEST_BPF_SRCS)))
 BIN_DIR    = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: all deps bpf build test bench demo install clean cnidriver
+.PHONY: all deps bpf build test bench fuzz demo install clean cnidriver
 
 all: build
 
@@ -83,6 +83,13 @@ bench: deps bpf
 	$(SWIFT) build -c release --product mizarctl
 	$(SWIFT) build -c release --product mizar
 	$$($(SWIFT) build -c release --show-bin-path)/mizar-bench --bpf-dir $(BPF_OUT) --output $(BUILD)/bench/results.json
+
+## fuzz: 1,000,000 random and mutated frames through transit XDP and the agent, invariants checked (SEED=, FRAMES=).
+SEED   ?= 13
+FRAMES ?= 1000000
+fuzz: deps bpf
+	$(SWIFT) build -c release --product mizar-fuzz
+	$$($(SWIFT) build -c release --show-bin-path)/mizar-fuzz --bpf-dir $(BPF_OUT) --seed $(SEED) --frames $(FRAMES)
 
 ## demo: one transitd per namespaced droplet (2 hosts, bouncer, divider), the overlay applied with mizarctl; ping, iperf3, counters, a container plugged by the CNI plugin, plugin chain.
 demo: deps bpf

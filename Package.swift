@@ -38,6 +38,7 @@ let package = Package(
         .executable(name: "mizar", targets: ["mizar"]),
         .executable(name: "mizar-demo", targets: ["MizarDemo"]),
         .executable(name: "mizar-bench", targets: ["MizarBench"]),
+        .executable(name: "mizar-fuzz", targets: ["MizarFuzz"]),
         .library(name: "MizarBPF", targets: ["MizarBPF"]),
         .library(name: "MizarNet", targets: ["MizarNet"]),
         .library(name: "MizarPluginSDK", targets: ["MizarPluginSDK"]),
@@ -137,6 +138,11 @@ let package = Package(
                 "MizarAPI", "MizarClient", "MizarCNI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "MizarFuzz",
+            dependencies: ["MizarBPF", "MizarNet", "MizarDataplane", "MizarPacket", "MizarTopology", "CMizarABI",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings),
         // Tests: kernel-backed, they need root and the objects of `make bpf`.
         .target(name: "MizarTestSupport", dependencies: ["MizarBPF", "MizarNet", "MizarTopology"], path: "Tests/MizarTestSupport", swiftSettings: swiftSettings),

@@ -20,8 +20,11 @@ struct MizarBench: AsyncParsableCommand {
               scale     batch insert of 1M/10M endpoints (time, kernel memory) and lookup ns at 1k/1M/10M entries
               plugins   plugin chains of 0-8 stages, each built-in plugin's own ns, the ACL at 10,000 rules, and the ACL
                         against an equivalent nftables ruleset on the same path
+              hardening what failing closed costs per packet: the known-droplet check on Geneve and the underlay check
+                        on SNAT, against copies of the programs that trust the underlay
               daemon    transitd: API endpoint adds with 10,000 present (p50/p99) and a 10,000-endpoint apply against the
                         library, restart with 100,000 endpoints pinned and its RSS against an empty start
+              cni       the CNI plugin: ADD/DEL latency and parallel ADDs against ptp + host-local, CRI pod start
             A section that fails is run once more; a second failure is reported (in the table and in
             results.json's "failures") and the other sections go on.
             """
