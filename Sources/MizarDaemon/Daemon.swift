@@ -4,6 +4,7 @@ import MizarAPI
 import MizarBPF
 import MizarDataplane
 import MizarNet
+import MizarNAT
 import MizarPlugins
 
 /// transitd's core: the desired state (store + memory), admission and the reconciler that
@@ -136,6 +137,19 @@ public actor Daemon {
     public func retryFailures() {
         guard !failures.isEmpty else { return }
         failures = reconciler.retry(reconciler.ordered(failures.keys, desired), desired)
+    }
+
+    /// Frees NAT translations idle past their time (both halves at once), so that a full
+    /// table empties as flows end; run every 10 seconds.
+    public func sweepPluginState() {
+        let chains = reconciler.droplet.plugins
+        guard chains.descriptors.contains(where: { $0.name == NAT.descriptor.name }) else { return }
+        do {
+            let removed = try NAT.sweep(chains)
+            if removed > 0 { logger.debug("nat translations swept", metadata: ["entries": "\(removed)"]) }
+        } catch {
+            logger.warning("nat sweep failed", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: Reads

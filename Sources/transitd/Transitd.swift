@@ -135,7 +135,8 @@ struct Transitd: AsyncParsableCommand {
 extension AgentHook: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// Retries, every 10 seconds, what the data plane could not take at start.
+/// Every 10 seconds: retries what the data plane could not take at start, and sweeps
+/// plugin state that has expired (idle NAT translations).
 struct RetryService: Service {
     let daemon: Daemon
 
@@ -145,6 +146,7 @@ struct RetryService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) }
             if Task.isShuttingDownGracefully { return }
             await daemon.retryFailures()
+            await daemon.sweepPluginState()
         }
     }
 }

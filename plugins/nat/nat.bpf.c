@@ -9,10 +9,21 @@
  * flagged to leave the overlay. Ingress (external frames to the droplet): replies get the
  * endpoint back as destination, forwarded ports get theirs, and the frame is claimed for
  * the endpoint's VPC so the core delivers it. Checksums are fixed by plugin.h.
+ *
+ * A translation cannot split: its two entries are made together, neither table evicts,
+ * every use checks that the other half names it back (egress starts a half pair over,
+ * ingress never delivers on one), and a pair idle for `idle_seconds` is removed whole:
+ * by a new flow that needs its port (the delete of the reverse entry decides which CPU
+ * may, and BPF_NOEXIST which flow gets the port), or by the library's sweep. A full table
+ * refuses new flows; it never takes a port from a flow that still owns it.
  */
 #include <mizar/plugin.h>
 
 #include "nat.h"
+
+#ifndef EEXIST
+#define EEXIST 17
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -30,17 +41,17 @@ struct {
 } nat_forwards SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NAT_TABLE_SIZE);
 	__type(key, struct nat_flow_key);
 	__type(value, struct nat_flow);
 } nat_flows SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NAT_TABLE_SIZE);
 	__type(key, struct nat_reverse_key);
-	__type(value, struct nat_endpoint);
+	__type(value, struct nat_translation);
 } nat_reverse SEC(".maps");
 
 struct {
@@ -50,9 +61,80 @@ struct {
 	__type(value, struct nat_config);
 } nat_config SEC(".maps");
 
-/* Claims a port for a new connection; returns it (network order) or 0. */
-static __always_inline __be16 allocate(const struct nat_config *cfg, const struct nat_flow_key *flow,
-				       const struct nat_endpoint *ep)
+static __always_inline __u64 idle_ns(const struct nat_config *cfg)
+{
+	return (cfg->idle_seconds ? cfg->idle_seconds : NAT_DEFAULT_IDLE_SECONDS) * 1000000000ULL;
+}
+
+/* The flow entry's key of the translation `rev` → `t`: the endpoint's side of it. */
+static __always_inline void flow_of(struct nat_flow_key *flow, const struct nat_reverse_key *rev,
+				    const struct nat_translation *t)
+{
+	__builtin_memset(flow, 0, sizeof(*flow));
+	flow->vni = t->vni;
+	flow->src = t->ip;
+	flow->dst = rev->remote;
+	flow->sport = t->port;
+	flow->dport = t->remote_port;
+	flow->protocol = rev->protocol;
+}
+
+/* The flow entry of `rev` → `t` when it names `rev`'s port back (the pair is whole), or NULL. */
+static __always_inline struct nat_flow *partner(const struct nat_reverse_key *rev, const struct nat_translation *t,
+						struct nat_flow_key *flow)
+{
+	struct nat_flow *fwd;
+
+	flow_of(flow, rev, t);
+	fwd = bpf_map_lookup_elem(&nat_flows, flow);
+	return fwd && fwd->nat_ip == rev->nat_ip && fwd->nat_port == rev->nat_port ? fwd : NULL;
+}
+
+/*
+ * Removes the pair holding `rev` if it has been idle past the timeout; true when this CPU
+ * removed it (the delete succeeds for one caller only), so its port may be claimed again.
+ */
+static __always_inline int reclaim(const struct nat_config *cfg, const struct nat_reverse_key *rev, __u64 now)
+{
+	struct nat_translation *t = bpf_map_lookup_elem(&nat_reverse, rev), old;
+	struct nat_flow_key flow;
+
+	if (!t || now - t->last_seen_ns <= idle_ns(cfg))
+		return 0;
+	old = *t;
+	if (bpf_map_delete_elem(&nat_reverse, rev))
+		return 0;
+	if (partner(rev, &old, &flow))
+		bpf_map_delete_elem(&nat_flows, &flow);
+	return 1;
+}
+
+/*
+ * Makes both halves of a translation: the reverse entry first (claimed with BPF_NOEXIST,
+ * so a port another pair owns is never taken; an idle pair is reclaimed first), then the
+ * flow entry. Returns 0, -EEXIST when the port is taken, or the drop reason.
+ */
+static __always_inline int pair(const struct nat_config *cfg, const struct nat_reverse_key *rev,
+				const struct nat_flow_key *flow, const struct nat_translation *fresh)
+{
+	struct nat_flow value = { .nat_ip = rev->nat_ip, .nat_port = rev->nat_port };
+	long err = bpf_map_update_elem(&nat_reverse, rev, fresh, BPF_NOEXIST);
+
+	if (err == -EEXIST && reclaim(cfg, rev, fresh->last_seen_ns))
+		err = bpf_map_update_elem(&nat_reverse, rev, fresh, BPF_NOEXIST);
+	if (err == -EEXIST)
+		return -EEXIST;
+	if (err)
+		return NAT_REASON_TABLE_FULL;
+	if (bpf_map_update_elem(&nat_flows, flow, &value, BPF_NOEXIST)) {
+		bpf_map_delete_elem(&nat_reverse, rev);
+		return NAT_REASON_TABLE_FULL;
+	}
+	return 0;
+}
+
+/* Claims a port for a new connection and makes its translation; returns 0 or the drop reason. */
+static __always_inline int allocate(const struct nat_config *cfg, const struct nat_flow_key *flow)
 {
 	struct nat_reverse_key rev = {
 		.nat_ip = cfg->external_ip,
@@ -60,45 +142,73 @@ static __always_inline __be16 allocate(const struct nat_config *cfg, const struc
 		.remote_port = flow->dport,
 		.protocol = flow->protocol,
 	};
+	struct nat_translation fresh = {
+		.vni = flow->vni,
+		.ip = flow->src,
+		.port = flow->sport,
+		.remote_port = flow->dport,
+		.last_seen_ns = bpf_ktime_get_ns(),
+	};
 	__u32 range = cfg->port_max - cfg->port_min + 1;
 	__u32 hash = flow->src ^ (flow->sport << 16) ^ flow->dst ^ flow->dport ^ bpf_get_prandom_u32();
-	int i;
+	int i, reason;
 
 	if (!range || cfg->port_max < cfg->port_min)
-		return 0;
+		return NAT_REASON_NO_PORT;
 	for (i = 0; i < NAT_PORT_TRIES; i++) {
 		rev.nat_port = bpf_htons(cfg->port_min + (hash + i) % range);
 		/* An ICMP echo id stands for both ports: the reply carries it unchanged. */
 		if (flow->protocol == IPPROTO_ICMP)
 			rev.remote_port = rev.nat_port;
-		if (!bpf_map_update_elem(&nat_reverse, &rev, ep, BPF_NOEXIST))
-			return rev.nat_port;
+		reason = pair(cfg, &rev, flow, &fresh);
+		if (reason != -EEXIST)
+			return reason; /* made, or no room for it */
 	}
-	return 0;
+	return NAT_REASON_NO_PORT;
+}
+
+/* The reverse entry of a flow's translation when it names the flow back (whole), or NULL. */
+static __always_inline struct nat_translation *own_reverse(const struct nat_flow_key *flow, const struct nat_flow *fwd)
+{
+	struct nat_reverse_key rev = {
+		.nat_ip = fwd->nat_ip,
+		.remote = flow->dst,
+		.nat_port = fwd->nat_port,
+		.remote_port = flow->protocol == IPPROTO_ICMP ? fwd->nat_port : flow->dport,
+		.protocol = flow->protocol,
+	};
+	struct nat_translation *t = bpf_map_lookup_elem(&nat_reverse, &rev);
+
+	return t && t->vni == flow->vni && t->ip == flow->src && t->port == flow->sport ? t : NULL;
 }
 
 static __always_inline int egress(struct mz_pkt *pkt, const struct nat_config *cfg, struct nat_flow_key *flow)
 {
 	struct nat_external_key ext = { .prefixlen = 64, .vni = flow->vni, .dst = flow->dst };
-	struct nat_endpoint ep = { .vni = flow->vni, .ip = flow->src, .port = flow->sport };
-	const struct nat_flow *known;
-	struct nat_flow fresh;
+	struct nat_translation *t = NULL;
+	struct nat_flow *known;
 	__u32 *masquerade;
+	int reason;
 
 	known = bpf_map_lookup_elem(&nat_flows, flow);
+	if (known && !(t = own_reverse(flow, known))) {
+		bpf_map_delete_elem(&nat_flows, flow); /* half a translation: start over */
+		known = NULL;
+	}
 	if (!known) {
 		masquerade = bpf_map_lookup_elem(&nat_external, &ext);
 		if (!masquerade || !*masquerade)
 			return MZ_CONTINUE; /* overlay traffic */
 		if (pkt->ctx->flags & MZ_CTX_FRAGMENT)
 			return mz_drop(pkt, NAT_REASON_FRAGMENT);
-		fresh.nat_ip = cfg->external_ip;
-		fresh.nat_port = allocate(cfg, flow, &ep);
-		fresh.pad = 0;
-		if (!fresh.nat_port)
-			return mz_drop(pkt, NAT_REASON_NO_PORT);
-		bpf_map_update_elem(&nat_flows, flow, &fresh, BPF_ANY);
-		known = &fresh;
+		reason = allocate(cfg, flow);
+		if (reason)
+			return mz_drop(pkt, reason);
+		known = bpf_map_lookup_elem(&nat_flows, flow);
+		if (!known)
+			return mz_drop(pkt, NAT_REASON_STALE);
+	} else {
+		t->last_seen_ns = bpf_ktime_get_ns();
 	}
 	if (mz_set_ipv4_addr(pkt, 0, known->nat_ip) || mz_set_l4_port(pkt, 0, known->nat_port))
 		return mz_drop(pkt, NAT_REASON_REWRITE);
@@ -116,34 +226,42 @@ static __always_inline int ingress(struct mz_pkt *pkt, const struct nat_config *
 		.protocol = in->protocol,
 	};
 	struct nat_forward_key fwd = { .protocol = in->protocol, .port = in->dport };
-	const struct nat_endpoint *ep;
-	struct nat_flow_key reply;
-	struct nat_flow back;
+	const struct nat_endpoint *target;
+	struct nat_translation *t, fresh = {};
+	struct nat_flow_key flow;
+	__be32 ip;
+	__be16 port;
+	__u32 vni;
+	int reason;
 
-	ep = bpf_map_lookup_elem(&nat_reverse, &rev);
-	if (!ep && in->dst == cfg->external_ip && in->protocol != IPPROTO_ICMP) {
-		ep = bpf_map_lookup_elem(&nat_forwards, &fwd);
-		if (ep) {
-			/* The endpoint's replies leave as the forwarded port. */
-			reply.vni = ep->vni;
-			reply.src = ep->ip;
-			reply.dst = in->src;
-			reply.sport = ep->port;
-			reply.dport = in->sport;
-			reply.protocol = in->protocol;
-			__builtin_memset(reply.pad, 0, sizeof(reply.pad));
-			back.nat_ip = in->dst;
-			back.nat_port = in->dport;
-			back.pad = 0;
-			bpf_map_update_elem(&nat_flows, &reply, &back, BPF_ANY);
-			bpf_map_update_elem(&nat_reverse, &rev, ep, BPF_ANY);
-		}
+	t = bpf_map_lookup_elem(&nat_reverse, &rev);
+	if (t) {
+		if (!partner(&rev, t, &flow))
+			return mz_drop(pkt, NAT_REASON_STALE); /* half a translation: never delivered */
+		t->last_seen_ns = bpf_ktime_get_ns();
+		vni = t->vni;
+		ip = t->ip;
+		port = t->port;
+	} else {
+		if (in->dst != cfg->external_ip || in->protocol == IPPROTO_ICMP)
+			return MZ_CONTINUE; /* the droplet's own traffic */
+		target = bpf_map_lookup_elem(&nat_forwards, &fwd);
+		if (!target)
+			return MZ_CONTINUE;
+		/* A forwarded port: the translation of the endpoint's replies, made now. */
+		fresh.vni = vni = target->vni;
+		fresh.ip = ip = target->ip;
+		fresh.port = port = target->port;
+		fresh.remote_port = in->sport;
+		fresh.last_seen_ns = bpf_ktime_get_ns();
+		flow_of(&flow, &rev, &fresh);
+		reason = pair(cfg, &rev, &flow, &fresh);
+		if (reason)
+			return mz_drop(pkt, reason == -EEXIST ? NAT_REASON_STALE : reason);
 	}
-	if (!ep)
-		return MZ_CONTINUE; /* the droplet's own traffic */
-	if (mz_set_ipv4_addr(pkt, 1, ep->ip) || mz_set_l4_port(pkt, 1, ep->port))
+	if (mz_set_ipv4_addr(pkt, 1, ip) || mz_set_l4_port(pkt, 1, port))
 		return mz_drop(pkt, NAT_REASON_REWRITE);
-	pkt->ctx->vni = ep->vni; /* claimed: the core delivers it to the endpoint */
+	pkt->ctx->vni = vni; /* claimed: the core delivers it to the endpoint */
 	return MZ_CONTINUE;
 }
 

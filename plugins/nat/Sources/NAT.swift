@@ -13,14 +13,18 @@ public enum NAT {
         maps: [
             PluginMapDescriptor(name: NAT_EXTERNAL_MAP, type: "lpm_trie", key: nat_external_key.self, value: UInt32.self, maxEntries: UInt32(NAT_MAX_PREFIXES)),
             PluginMapDescriptor(name: NAT_FORWARDS_MAP, type: "hash", key: nat_forward_key.self, value: nat_endpoint.self, maxEntries: UInt32(NAT_MAX_FORWARDS)),
-            PluginMapDescriptor(name: NAT_FLOWS_MAP, type: "lru_hash", key: nat_flow_key.self, value: nat_flow.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
-            PluginMapDescriptor(name: NAT_REVERSE_MAP, type: "lru_hash", key: nat_reverse_key.self, value: nat_endpoint.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
+            PluginMapDescriptor(name: NAT_FLOWS_MAP, type: "hash", key: nat_flow_key.self, value: nat_flow.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
+            PluginMapDescriptor(name: NAT_REVERSE_MAP, type: "hash", key: nat_reverse_key.self, value: nat_translation.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
             PluginMapDescriptor(name: NAT_CONFIG_MAP, type: "array", key: UInt32.self, value: nat_config.self, maxEntries: 1),
         ])
 
     /// Drop reason codes in the plugin's counters.
     public enum Reason: Int, Sendable {
         case noPort = 1, truncated = 2, rewrite = 3, fragment = 4
+        /// No room for a new translation: the tables never evict one in use.
+        case tableFull = 5
+        /// An external frame matched half a translation (its other half gone): never delivered.
+        case stale = 6
     }
 
     public enum IPProtocol: String, Codable, Sendable {
@@ -67,12 +71,17 @@ public enum NAT {
         public var ports: ClosedRange<UInt16>
         public var masquerade: [Masquerade]
         public var forwards: [Forward]
+        /// A translation unused this long (either way) is removed, both halves at once; its
+        /// port is free again only then.
+        public var idleSeconds: UInt32
 
-        public init(externalIP: String, ports: ClosedRange<UInt16> = 20000...59999, masquerade: [Masquerade] = [], forwards: [Forward] = []) {
+        public init(externalIP: String, ports: ClosedRange<UInt16> = 20000...59999, masquerade: [Masquerade] = [], forwards: [Forward] = [],
+                    idleSeconds: UInt32 = UInt32(NAT_DEFAULT_IDLE_SECONDS)) {
             self.externalIP = externalIP
             self.ports = ports
             self.masquerade = masquerade
             self.forwards = forwards
+            self.idleSeconds = idleSeconds
         }
 
         func fail(_ why: String) -> PluginError { ConfigCheck("nat").fail(why) }
@@ -88,6 +97,8 @@ public enum NAT {
             config.external_ip = external.networkOrder
             config.port_min = ports.lowerBound
             config.port_max = ports.upperBound
+            guard (1...86_400).contains(idleSeconds) else { throw fail("idleSeconds \(idleSeconds) is not 1 to 86400") }
+            config.idle_seconds = idleSeconds
 
             var prefixes: [PluginMapEntry] = [], seen = Set<String>()
             for m in masquerade {
@@ -142,6 +153,7 @@ extension NAT.Config {
         self.init(externalIP: try c.decode(String.self, forKey: .externalIP),
                   ports: try c.decodeIfPresent(ClosedRange<UInt16>.self, forKey: .ports) ?? 20000...59999,
                   masquerade: try c.decodeIfPresent([NAT.Masquerade].self, forKey: .masquerade) ?? [],
-                  forwards: try c.decodeIfPresent([NAT.Forward].self, forKey: .forwards) ?? [])
+                  forwards: try c.decodeIfPresent([NAT.Forward].self, forKey: .forwards) ?? [],
+                  idleSeconds: try c.decodeIfPresent(UInt32.self, forKey: .idleSeconds) ?? UInt32(NAT_DEFAULT_IDLE_SECONDS))
     }
 }

@@ -3,8 +3,11 @@
  * This file contains the nat plugin's tables, shared by its BPF program and its Swift
  * library. SNAT (masquerade) rewrites endpoint traffic to destinations outside the
  * overlay to the droplet's address and an allocated port; DNAT forwards a droplet port
- * to an endpoint's port. Both keep a flow table (the endpoint side, as the egress hook
- * sees it) and a reverse table (the outside side, as the ingress hook sees it).
+ * to an endpoint's port. A translation is a pair: a flow entry (the endpoint side, as the
+ * egress hook sees it) and a reverse entry (the outside side, as the ingress hook sees
+ * it). Neither table evicts: a pair is made together, checked whole on every use, and
+ * removed together once idle for the configured time — by a new flow that needs its port
+ * (in BPF), or by the library's sweep (`NAT.sweep`, which transitd runs).
  */
 #ifndef MIZAR_NAT_H
 #define MIZAR_NAT_H
@@ -22,6 +25,7 @@
 #define NAT_MAX_FORWARDS 4096
 #define NAT_TABLE_SIZE 262144
 #define NAT_PORT_TRIES 16 /* ports tried before a new flow is refused */
+#define NAT_DEFAULT_IDLE_SECONDS 300 /* a translation unused this long is removed */
 
 /* Drop reasons. */
 enum nat_reason {
@@ -29,6 +33,8 @@ enum nat_reason {
 	NAT_REASON_TRUNCATED = 2, /* the L4 header is cut short */
 	NAT_REASON_REWRITE = 3,	  /* the rewrite failed */
 	NAT_REASON_FRAGMENT = 4,  /* a later fragment of a flow that needs translation */
+	NAT_REASON_TABLE_FULL = 5, /* no room for a new translation (tables never evict) */
+	NAT_REASON_STALE = 6,	  /* an external frame matched half a translation: never delivered */
 };
 
 /* Destinations by VPC: masquerade to them (1), or leave them to the overlay (0). */
@@ -66,7 +72,16 @@ struct nat_reverse_key {
 	__u8 pad[3];
 };
 
-/* Where its replies go. */
+/* Value of the reverse table: where the replies go, and when the pair was last used. */
+struct nat_translation {
+	__u32 vni;
+	__be32 ip;	      /* the endpoint */
+	__be16 port;	      /* its port (ICMP: its echo id) */
+	__be16 remote_port;   /* the flow's destination port as the endpoint sent it (ICMP: its id) */
+	__u64 last_seen_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the pair's last packet, either way */
+};
+
+/* A DNAT target: an endpoint's port. */
 struct nat_endpoint {
 	__u32 vni;
 	__be32 ip;
@@ -85,6 +100,7 @@ struct nat_config {
 	__be32 external_ip; /* the droplet's address: what SNAT rewrites sources to */
 	__u16 port_min;	    /* SNAT ports, host order */
 	__u16 port_max;
+	__u32 idle_seconds; /* translations unused this long are removed (0: the default) */
 };
 
 #endif /* MIZAR_NAT_H */
