@@ -17,6 +17,9 @@ public struct RawMap: @unchecked Sendable {
     }
 
     public func lookup(key: [UInt8]) throws -> [UInt8]? {
+        guard !handle.type.isPerCPU else {
+            throw BPFError(.typeMismatch, operation: "lookup in map \(handle.name)", message: "per-CPU maps take a value per CPU")
+        }
         try checkSizes(key, nil)
         var value = [UInt8](repeating: 0, count: handle.valueSize)
         let rc = key.withUnsafeBytes { k in value.withUnsafeMutableBytes { bpf_map_lookup_elem(handle.fd, k.baseAddress, $0.baseAddress) } }
@@ -25,6 +28,11 @@ public struct RawMap: @unchecked Sendable {
             try check("lookup in map \(handle.name)", rc)
         }
         return value
+    }
+
+    /// Every key with its value (the value read right after the key was listed).
+    public func entries() throws -> [(key: [UInt8], value: [UInt8])] {
+        try keys().compactMap { key in try lookup(key: key).map { (key, $0) } }
     }
 
     /// Every key (`BPF_MAP_GET_NEXT_KEY` walk).
@@ -96,7 +104,12 @@ public struct RawMap: @unchecked Sendable {
             }
             image.replaceSubrange(index * size..<(index + 1) * size, with: entry.value)
         }
-        let chunk = 65536
+        try writeImage(image)
+    }
+
+    /// Writes every slot of an array from `image` (slot i at i * value size), in batches.
+    private func writeImage(_ image: [UInt8]) throws {
+        let count = Int(handle.maxEntries), size = handle.valueSize, chunk = 65536
         var start = 0
         while start < count {
             let n = min(chunk, count - start)
@@ -107,6 +120,48 @@ public struct RawMap: @unchecked Sendable {
             }
             try check("batch update of map \(handle.name)", rc)
             start += n
+        }
+    }
+
+    /// What a map holds, to put back with `restore`: an array as one image, other maps entry by entry.
+    public enum Snapshot: Sendable {
+        case image([UInt8])
+        case entries([(key: [UInt8], value: [UInt8])])
+    }
+
+    public func snapshot() throws -> Snapshot {
+        guard handle.type == .array else { return .entries(try entries()) }
+        let count = Int(handle.maxEntries), size = handle.valueSize
+        var image = [UInt8](repeating: 0, count: count * size)
+        var keys = [UInt32](repeating: 0, count: 65536)
+        var inToken = [UInt8](repeating: 0, count: 8), outToken = inToken
+        var start = 0, first = true
+        // An array's batches come in index order: each lands where its slots belong.
+        while start < count {
+            var n = UInt32(min(keys.count, count - start))
+            let rc = inToken.withUnsafeMutableBytes { inBuf in
+                outToken.withUnsafeMutableBytes { outBuf in
+                    keys.withUnsafeMutableBytes { k in
+                        image.withUnsafeMutableBytes { v in
+                            mz_map_lookup_batch(handle.fd, first ? nil : inBuf.baseAddress, outBuf.baseAddress, k.baseAddress, v.baseAddress! + start * size, &n)
+                        }
+                    }
+                }
+            }
+            if rc < 0 && -rc != ENOENT { try check("read map \(handle.name)", rc) }
+            start += Int(n)
+            if -rc == ENOENT || n == 0 { break }
+            inToken = outToken
+            first = false
+        }
+        return .image(image)
+    }
+
+    /// Makes the map hold what `snapshot` held.
+    public func restore(_ snapshot: Snapshot) throws {
+        switch snapshot {
+        case .image(let image): try writeImage(image)
+        case .entries(let entries): try replaceAll(with: entries)
         }
     }
 

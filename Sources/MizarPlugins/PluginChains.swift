@@ -167,7 +167,11 @@ public final class PluginChains: @unchecked Sendable {
     // MARK: Configuration and counters
 
     /// Validates a configuration and writes it: each named map ends up holding exactly the
-    /// given entries (stale keys are deleted after the new ones are written).
+    /// given entries (stale keys are deleted after the new ones are written). Maps are
+    /// written in the descriptor's order, flushes (a map given no entries, such as a
+    /// conntrack) last, so state is cleared only once the new rules are whole. Should the
+    /// kernel refuse a write, every map written is put back as it was: a configuration
+    /// applies completely or not at all.
     public func configure(_ name: String, _ config: any PluginConfiguration) throws {
         try config.validate()
         let wanted = try config.mapEntries()
@@ -182,10 +186,20 @@ public final class PluginChains: @unchecked Sendable {
                     throw PluginError(.invalidConfig, plugin: name, "\(entries.count) entries for \(mapName), which holds \(handle.maxEntries)")
                 }
             }
-            for (mapName, entries) in wanted {
+            let order = plugin.descriptor.maps.map(\.name)
+            let ordered = wanted.sorted { a, b in
+                (a.value.isEmpty ? 1 : 0, order.firstIndex(of: a.key) ?? order.count) < (b.value.isEmpty ? 1 : 0, order.firstIndex(of: b.key) ?? order.count)
+            }
+            var written: [(RawMap, RawMap.Snapshot)] = []
+            for (mapName, entries) in ordered {
                 let raw = RawMap(try plugin.map(mapName))
-                do { try raw.replaceAll(with: entries.map { ($0.key, $0.value) }) } catch {
-                    throw PluginError(.system, plugin: name, "writing map \(mapName): \(error)")
+                do {
+                    written.append((raw, try raw.snapshot()))
+                    try raw.replaceAll(with: entries.map { ($0.key, $0.value) })
+                } catch {
+                    // Put back what this configuration changed (the failed map too), newest first.
+                    for (map, before) in written.reversed() { try? map.restore(before) }
+                    throw PluginError(.system, plugin: name, "writing map \(mapName): \(error); the previous configuration is back in place")
                 }
             }
         }

@@ -1,5 +1,6 @@
 import CMizarACL
 import MizarACL
+import MizarBPF
 import MizarPluginSDK
 import Testing
 
@@ -37,6 +38,29 @@ struct ACLRuleTests {
         #expect(try egress(harness, PacketBuilder.tcpFrame(src: Self.a, dst: IPv4Address(10, 0, 3, 1), sourcePort: 40000, destinationPort: 80), flavor: flavor) == .dropped)
         let counters = try harness.counters("acl", at: .egress)
         #expect(counters[.continue].packets == 2 && counters.dropReasons[ACL.Reason.defaultPolicy.rawValue].packets == 3)
+    }
+
+    /// A write the kernel refuses midway (after the rules and policies were written) puts the
+    /// previous configuration back whole: the old rules still hold (issue 13, item 5).
+    @Test("a configuration that fails midway leaves the previous one in place")
+    func failedConfigurationChangesNothing() throws {
+        let harness = try harness(lockedDown([ACL.Rule(vpc: 100, direction: .egress, destination: "10.0.2.0/24", protocol: .tcp, ports: 80...80, action: .allow)]))
+        let web = PacketBuilder.tcpFrame(src: Self.a, dst: Self.b, sourcePort: 40000, destinationPort: 80)
+        let ssh = PacketBuilder.tcpFrame(src: Self.a, dst: Self.b, sourcePort: 40000, destinationPort: 22)
+        #expect(try egress(harness, web) == .forwarded && egress(harness, ssh) == .dropped)
+        let snapshot = try [ACL_RULES_MAP, ACL_ENDPOINTS_MAP, ACL_CONNTRACK_MAP, ACL_CONFIG_MAP].map { try RawMap(harness.chains.map($0, of: "acl")).entries().map { $0.key + $0.value } }
+
+        // Everything allowed for a, and a config entry the kernel refuses (an array has slot 0 only).
+        var open = try ACL.Config(rules: [ACL.Rule(vpc: 100, direction: .egress, destination: "0.0.0.0/0", action: .allow)],
+                                  endpoints: [ACL.EndpointPolicy(vpc: 100, ip: "10.0.1.2", defaultEgress: .allow, defaultIngress: .allow)]).mapEntries()
+        let config = try #require(open[ACL_CONFIG_MAP]?.first)
+        open[ACL_CONFIG_MAP] = [config, PluginMapEntry(key: [5, 0, 0, 0], value: config.value)]
+        #expect(throws: PluginError.self) { try harness.chains.configure("acl", RawPluginConfiguration(open)) }
+
+        let after = try [ACL_RULES_MAP, ACL_ENDPOINTS_MAP, ACL_CONNTRACK_MAP, ACL_CONFIG_MAP].map { try RawMap(harness.chains.map($0, of: "acl")).entries().map { $0.key + $0.value } }
+        for (before, now) in zip(snapshot, after) { #expect(Set(before) == Set(now), "a map changed") }
+        #expect(try egress(harness, ssh) == .dropped, "the old rules still hold")
+        #expect(try egress(harness, web) == .forwarded)
     }
 
     @Test("priority decides between overlapping prefixes, whichever is longer")
