@@ -23,6 +23,7 @@
 ROOT(harness_ingress);
 ROOT(harness_egress);
 ROOT(harness_egress_tc);
+ROOT(harness_transit);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -87,6 +88,8 @@ int harness_xdp(struct xdp_md *xdp)
 		return XDP_ABORTED;
 	if (ctx->hook == MZ_HOOK_INGRESS)
 		bpf_tail_call(xdp, &harness_ingress, 0);
+	else if (ctx->hook == MZ_HOOK_TRANSIT)
+		bpf_tail_call(xdp, &harness_transit, 0);
 	else
 		bpf_tail_call(xdp, &harness_egress, 0);
 	finish(); /* no chain */

@@ -35,7 +35,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
-} ingress_root SEC(".maps");
+} ingress_root SEC(".maps"), transit_root SEC(".maps");
 
 static __always_inline void count(struct mz_transit_stats *s, __u32 slot, __u64 bytes)
 {
@@ -311,6 +311,20 @@ int transit_xdp(struct xdp_md *ctx)
 	vpc = bpf_map_lookup_elem(&vpcs, &gnv.vni);
 	if (vpc && (vpc->flags & MZ_VPC_DIVIDER_HERE)) {
 		stat = MZ_TRANSIT_DIVIDED;
+		/* Inter-network policy lives here (DESIGN §4): the transit chain sees the inner frame. */
+		if (mz_chain_is_active(MZ_HOOK_TRANSIT)) {
+			events_counted = 1;
+			stats = stats_get();
+			if (stats)
+				count_events(stats, &gnv, learned);
+			/* Plugins address headers by one-byte offsets: options too long to fit fail closed. */
+			if ((void *)inner_ip - (void *)eth + inner_ip->ihl * 4 <= 0xff &&
+			    mz_plugin_ctx_begin(MZ_HOOK_TRANSIT, 0, gnv.vni, 0, inner_ip->daddr, (void *)inner_ip - (void *)eth,
+						inner_ip, len, MZ_TRANSIT_DIVIDED))
+				bpf_tail_call(ctx, &transit_root, 0);
+			stat = MZ_TRANSIT_CHAIN_UNAVAILABLE; /* never around the chain */
+			goto out;
+		}
 	} else if (gnv.has_rts && gnv.rts.droplet_ip == iph->saddr) {
 		/* Sent straight here by its source droplet: a stale direct path, not a loop. */
 		stat = MZ_TRANSIT_FALLBACK;
@@ -386,6 +400,52 @@ out:
 	if (stats) {
 		count(stats, stat, cur.len);
 		count(stats, MZ_TRANSIT_INGRESS_CHAIN, 0);
+	}
+	return action;
+}
+
+/*
+ * The last position of every transit chain: divides the frame as the plugins left it (its
+ * inner destination may have been rewritten) — to a bouncer of the destination's network.
+ */
+SEC("xdp.frags")
+int transit_continue(struct xdp_md *ctx)
+{
+	struct mz_cursor cur = mz_cursor_init(ctx);
+	const struct mz_droplet_addr *to;
+	struct mz_geneve_info gnv = {};
+	const struct mz_droplet *self;
+	const struct mz_network *net;
+	struct mz_transit_stats *stats;
+	struct iphdr *iph, *inner_ip;
+	struct ethhdr *eth, *inner;
+	struct udphdr *udp;
+	__u32 stat = MZ_TRANSIT_BAD_INNER;
+	int action = XDP_DROP;
+
+	if (mz_parse_eth(&cur, &eth) != ETH_P_IP || mz_parse_ipv4(&cur, &iph) != IPPROTO_UDP ||
+	    mz_parse_udp(&cur, &udp) != MZ_GENEVE_UDP_PORT || mz_parse_geneve(&cur, &gnv) != MZ_GENEVE_PROTO_ETH ||
+	    mz_parse_eth(&cur, &inner) != ETH_P_IP || mz_parse_ipv4(&cur, &inner_ip) < 0)
+		goto out;
+	self = mz_droplet();
+	net = mz_network_of(gnv.vni, inner_ip->daddr);
+	stat = MZ_TRANSIT_NO_NETWORK;
+	if (!self || !net)
+		goto out;
+	to = mz_pick(net->bouncers, net->bouncer_count, MZ_MAX_BOUNCERS, bpf_ntohs(udp->source));
+	stat = MZ_TRANSIT_NO_BOUNCER;
+	if (!to)
+		goto out;
+	stat = MZ_TRANSIT_OUTER_TTL;
+	if (mz_readdress(eth, iph, self, to) < 0)
+		goto out;
+	stat = MZ_TRANSIT_DIVIDED;
+	action = XDP_TX;
+out:
+	stats = stats_get();
+	if (stats) {
+		count(stats, stat, cur.len);
+		count(stats, MZ_TRANSIT_TRANSIT_CHAIN, 0);
 	}
 	return action;
 }

@@ -218,4 +218,4 @@ public struct PluginConfigSpec: ResourceSpec {
 }
 
 /// The hooks a chain may be set on.
-public let chainHooks = ["egress", "ingress"]
+public let chainHooks = ["egress", "ingress", "transit"]

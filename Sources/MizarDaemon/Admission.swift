@@ -174,7 +174,7 @@ struct Admission {
             return .pluginConfig(r)
         case .pluginChain(var r):
             r.status = nil
-            guard chainHooks.contains(r.name) else { throw APIError(.invalid, "no hook \(r.name): a chain is named egress or ingress") }
+            guard chainHooks.contains(r.name) else { throw APIError(.invalid, "no hook \(r.name): a chain is named egress, ingress or transit") }
             guard Set(r.spec.plugins).count == r.spec.plugins.count else { throw APIError(.invalid, "chain \(r.name) names a plugin twice") }
             for plugin in r.spec.plugins {
                 guard let hooks = catalog.hooks(of: plugin) else { throw APIError(.invalid, "chain \(r.name): no plugin \(plugin) is registered") }

@@ -104,6 +104,7 @@ public final class Droplet: @unchecked Sendable {
         let host = try PluginHost(context: objects.map(MZ_PLUGIN_CTX_MAP), stats: objects.map(MZ_PLUGIN_STATS_MAP),
                                   active: objects.map(MZ_CHAIN_ACTIVE_MAP), points: [
             HookPoint(hook: .ingress, flavor: .xdp, root: try ProgramArray(objects.map(MZ_INGRESS_ROOT_MAP)), continuation: objects.program(MZ_INGRESS_CONTINUE_PROG)),
+            HookPoint(hook: .transit, flavor: .xdp, root: try ProgramArray(objects.map(MZ_TRANSIT_ROOT_MAP)), continuation: objects.program(MZ_TRANSIT_CONTINUE_PROG)),
             HookPoint(hook: .egress, flavor: .tc, root: try ProgramArray(objects.map(MZ_EGRESS_ROOT_TC_MAP)), continuation: objects.program(MZ_EGRESS_CONTINUE_TC_PROG)),
             HookPoint(hook: .egress, flavor: .xdp, root: try ProgramArray(objects.map(MZ_EGRESS_ROOT_MAP)), continuation: objects.program(MZ_EGRESS_CONTINUE_PROG)),
         ])

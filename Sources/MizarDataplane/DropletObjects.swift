@@ -13,11 +13,11 @@ import MizarNet
 /// swapped in by the caller; the old programs' pins go.
 struct DropletObjects {
     /// The programs the droplet attaches or chains to.
-    static let programs = [MZ_TRANSIT_XDP_PROG, MZ_INGRESS_CONTINUE_PROG, MZ_TRANSIT_AGENT_PROG, MZ_TRANSIT_AGENT_TC_PROG, MZ_VETH_PEER_PROG,
+    static let programs = [MZ_TRANSIT_XDP_PROG, MZ_INGRESS_CONTINUE_PROG, MZ_TRANSIT_CONTINUE_PROG, MZ_TRANSIT_AGENT_PROG, MZ_TRANSIT_AGENT_TC_PROG, MZ_VETH_PEER_PROG,
                            MZ_EGRESS_CONTINUE_TC_PROG, MZ_EGRESS_CONTINUE_PROG]
     /// The maps the droplet uses, beyond its tables.
     static let maps = DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_CHAIN_ACTIVE_MAP, MZ_TRANSIT_STATS_MAP, MZ_AGENT_STATS_MAP,
-                                             MZ_INGRESS_ROOT_MAP, MZ_EGRESS_ROOT_MAP, MZ_EGRESS_ROOT_TC_MAP]
+                                             MZ_INGRESS_ROOT_MAP, MZ_TRANSIT_ROOT_MAP, MZ_EGRESS_ROOT_MAP, MZ_EGRESS_ROOT_TC_MAP]
 
     private var programByName: [String: BPFProgram] = [:]
     private var mapByName: [String: BPFMapHandle] = [:]

@@ -84,6 +84,7 @@ public final class PluginHarness: @unchecked Sendable {
             HookPoint(.ingress, .xdp, root: MZ_HARNESS_INGRESS_ROOT_MAP, continuation: MZ_HARNESS_CONTINUE_XDP_PROG, in: object),
             HookPoint(.egress, .xdp, root: MZ_HARNESS_EGRESS_ROOT_MAP, continuation: MZ_HARNESS_CONTINUE_XDP_PROG, in: object),
             HookPoint(.egress, .tc, root: MZ_HARNESS_EGRESS_ROOT_TC_MAP, continuation: MZ_HARNESS_CONTINUE_TC_PROG, in: object),
+            HookPoint(.transit, .xdp, root: MZ_HARNESS_TRANSIT_ROOT_MAP, continuation: MZ_HARNESS_CONTINUE_XDP_PROG, in: object),
         ])
         chains = try PluginChains(host: host, locator: locator)
         chains.gracePeriod = .zero // nothing is in flight between test runs
@@ -105,11 +106,12 @@ public final class PluginHarness: @unchecked Sendable {
     }
 
     /// Runs `frame` (Ethernet, IPv4) through `hook`'s chain. The TC flavour exists for the
-    /// egress hook only (the transit agent's default entry).
+    /// egress hook only (the transit agent's default entry). At the transit hook the
+    /// harness hands plugins the frame as it is (no Geneve around it).
     public func run(_ frame: [UInt8], hook: PluginHook, flavor: ProgramFlavor = .xdp, context: HarnessContext = HarnessContext(),
                     repeat count: UInt32 = 1) throws -> HarnessResult {
-        guard !(hook == .ingress && flavor == .tc) else {
-            throw PluginError(.invalidChain, plugin: chains.chain(hook).joined(separator: ","), "the ingress hook runs in XDP only; run it with flavor .xdp")
+        guard hook == .egress || flavor == .xdp else {
+            throw PluginError(.invalidChain, plugin: chains.chain(hook).joined(separator: ","), "the \(hook) hook runs in XDP only; run it with flavor .xdp")
         }
         var start = mz_plugin_ctx()
         start.hook = hook.cValue

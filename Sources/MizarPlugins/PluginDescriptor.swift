@@ -11,12 +11,17 @@ public enum PluginHook: String, Codable, Sendable, CaseIterable, Hashable {
     /// In transit XDP: the decapsulated frame before local delivery, and plain IPv4
     /// addressed to the droplet (flagged external).
     case ingress
+    /// In transit XDP of a divider: a frame between two networks of a VPC, still
+    /// encapsulated (the context's offsets name the inner IPv4 header), before it goes on to
+    /// a bouncer of its destination's network. XDP only. Inter-network policy lives here.
+    case transit
 
     /// `enum mz_hook`.
     public var cValue: UInt32 {
         switch self {
         case .egress: MZ_HOOK_EGRESS.rawValue
         case .ingress: MZ_HOOK_INGRESS.rawValue
+        case .transit: MZ_HOOK_TRANSIT.rawValue
         }
     }
 }

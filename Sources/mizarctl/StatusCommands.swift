@@ -80,12 +80,12 @@ struct ChainSetCommand: AsyncParsableCommand {
         commandName: "set", abstract: "Set a hook's chain: built beside the live one and switched in one atomic update.",
         discussion: "Example: mizarctl chain set ingress acl,shaper   (an empty list \"\" removes the chain)")
 
-    @Argument(help: "egress or ingress.") var hook: String
+    @Argument(help: "egress, ingress or transit (a divider's inter-network frames).") var hook: String
     @Argument(help: "Plugin names, comma separated, in order.") var plugins: String
     @OptionGroup var connection: ConnectionOptions
 
     func validate() throws {
-        guard chainHooks.contains(hook) else { throw ValidationError("the hook is egress or ingress") }
+        guard chainHooks.contains(hook) else { throw ValidationError("the hook is egress, ingress or transit") }
     }
 
     func run() async throws {

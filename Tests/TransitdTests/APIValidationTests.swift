@@ -99,7 +99,7 @@ struct APIValidationTests {
             ("kind differs from path", "PUT", "/v1/vpcs/v3", #"{"kind":"Network","metadata":{"name":"v3"},"spec":{"vpc":"v1","cidr":"10.3.0.0/24"}}"#, 400, "badRequest"),
             ("unknown plugin", "PUT", "/v1/chains/ingress", #"{"metadata":{"name":"ingress"},"spec":{"plugins":["acl","nope"]}}"#, 422, "invalid"),
             ("plugin twice", "PUT", "/v1/chains/egress", #"{"metadata":{"name":"egress"},"spec":{"plugins":["acl","acl"]}}"#, 422, "invalid"),
-            ("unknown hook", "PUT", "/v1/chains/transit", #"{"metadata":{"name":"transit"},"spec":{"plugins":["acl"]}}"#, 422, "invalid"),
+            ("unknown hook", "PUT", "/v1/chains/sideways", #"{"metadata":{"name":"sideways"},"spec":{"plugins":["acl"]}}"#, 422, "invalid"),
             ("bad plugin config", "PUT", "/v1/pluginconfigs/shaper", #"{"metadata":{"name":"shaper"},"spec":{"limits":"fast"}}"#, 422, "invalid"),
             ("config of no plugin", "PUT", "/v1/pluginconfigs/nope", #"{"metadata":{"name":"nope"},"spec":{}}"#, 422, "invalid"),
             ("VPC with networks", "DELETE", "/v1/vpcs/v1", nil, 409, "conflict"),

@@ -98,7 +98,9 @@ static __always_inline int acl(struct mz_pkt *pkt)
 	flow.saddr = iph->saddr;
 	flow.daddr = iph->daddr;
 	flow.protocol = c->l4_proto;
-	flow.direction = dir;
+	/* At a divider (transit) a flow is judged as ingress of its destination; it and its
+	 * replies are remembered under a direction of their own. */
+	flow.direction = c->hook == MZ_HOOK_TRANSIT ? ACL_TRANSIT : dir;
 	if (!(c->flags & MZ_CTX_FRAGMENT) && mz_ports(pkt, &flow.sport, &flow.dport) < 0 &&
 	    (c->l4_proto == IPPROTO_TCP || c->l4_proto == IPPROTO_UDP))
 		return mz_drop(pkt, ACL_REASON_TRUNCATED);
@@ -144,7 +146,7 @@ static __always_inline int acl(struct mz_pkt *pkt)
 		reply.sport = flow.sport;
 		reply.dport = flow.dport ^ MZ_ICMP_ECHO;
 	}
-	reply.direction = dir ^ 1;
+	reply.direction = c->hook == MZ_HOOK_TRANSIT ? ACL_TRANSIT : dir ^ 1;
 	remember(&flow, now);
 	remember(&reply, now);
 	return MZ_CONTINUE;

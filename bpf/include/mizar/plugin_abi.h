@@ -29,15 +29,19 @@
 #define MZ_PLUGIN_TC_SUFFIX "_tc"
 /* ... and in the core objects: where each hook's chain starts, and what follows it. */
 #define MZ_INGRESS_ROOT_MAP "ingress_root"     /* transit XDP (XDP) */
+#define MZ_TRANSIT_ROOT_MAP "transit_root"     /* transit XDP on a divider (XDP) */
 #define MZ_EGRESS_ROOT_MAP "egress_root"       /* transit agent, XDP entry */
 #define MZ_EGRESS_ROOT_TC_MAP "egress_root_tc" /* transit agent, TC entry */
 #define MZ_INGRESS_CONTINUE_PROG "ingress_continue"
+#define MZ_TRANSIT_CONTINUE_PROG "transit_continue"
 #define MZ_EGRESS_CONTINUE_PROG "egress_continue"
 #define MZ_EGRESS_CONTINUE_TC_PROG "egress_continue_tc"
 
 enum mz_hook {
 	MZ_HOOK_EGRESS = 0, /* transit agent: the endpoint's frame, before encapsulation */
 	MZ_HOOK_INGRESS,    /* transit XDP: the inner frame, before local delivery */
+	MZ_HOOK_TRANSIT,    /* transit XDP of a divider: an inter-network frame, still encapsulated
+			     * (l3_off is the inner IPv4 header's), before it goes to a bouncer */
 	MZ_HOOK_MAX,
 };
 

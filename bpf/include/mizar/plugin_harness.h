@@ -17,6 +17,7 @@
 #define MZ_HARNESS_INGRESS_ROOT_MAP "harness_ingress"
 #define MZ_HARNESS_EGRESS_ROOT_MAP "harness_egress"
 #define MZ_HARNESS_EGRESS_ROOT_TC_MAP "harness_egress_tc"
+#define MZ_HARNESS_TRANSIT_ROOT_MAP "harness_transit"
 #define MZ_HARNESS_CONTINUE_XDP_PROG "harness_continue_xdp"
 #define MZ_HARNESS_CONTINUE_TC_PROG "harness_continue_tc"
 

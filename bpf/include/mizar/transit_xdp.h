@@ -64,7 +64,9 @@
 	X(MZ_TRANSIT_RTS_UNKNOWN_DROPLET, "rts_unknown_droplet", MZ_STAT_EVENT,                                \
 	  "RTS not learned: it names no known droplet, or another MAC than the droplet's")                    \
 	X(MZ_TRANSIT_INGRESS_CHAIN, "ingress_chain", MZ_STAT_EVENT,                                            \
-	  "handed to the ingress plugin chain (the outcome is counted after it)")
+	  "handed to the ingress plugin chain (the outcome is counted after it)")                             \
+	X(MZ_TRANSIT_TRANSIT_CHAIN, "transit_chain", MZ_STAT_EVENT,                                            \
+	  "a divided frame handed to the transit plugin chain (the outcome is counted after it)")
 
 enum mz_transit_stat {
 	MZ_TRANSIT_STATS(MZ_STAT_ENUMERATOR) MZ_TRANSIT_STAT_MAX,

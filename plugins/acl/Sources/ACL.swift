@@ -8,7 +8,7 @@ import MizarPlugins
 /// ports and direction (docs/plugins.md#acl).
 public enum ACL {
     public static let descriptor = PluginDescriptor(
-        name: "acl", version: "1.0.0", object: ACL_OBJECT, entry: "acl", hooks: [.egress, .ingress], priority: 20,
+        name: "acl", version: "1.0.0", object: ACL_OBJECT, entry: "acl", hooks: [.egress, .ingress, .transit], priority: 20,
         maps: [
             PluginMapDescriptor(name: ACL_RULES_MAP, type: "lpm_trie", key: acl_rules_key.self, value: acl_rule_list.self, maxEntries: UInt32(ACL_MAX_PREFIXES)),
             PluginMapDescriptor(name: ACL_ENDPOINTS_MAP, type: "hash", key: acl_endpoint_key.self, value: acl_endpoint_policy.self, maxEntries: UInt32(ACL_MAX_ENDPOINTS)),

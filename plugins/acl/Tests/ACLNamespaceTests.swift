@@ -8,6 +8,39 @@ import Testing
 /// The acl plugin on live droplets with ping and iperf3 (DESIGN §7 topology).
 @Suite("acl plugin on live droplets: ping and TCP blocked and permitted", .serialized)
 struct ACLNamespaceTests {
+    /// DESIGN §4: inter-network ACL on the divider. Only the divider runs the acl (on its
+    /// transit hook); the hosts run no plugin, and the direct path is on: a rule between the
+    /// two networks of VPC 100 still holds, for every packet (issue 13, item 6).
+    @Test func dividerEnforcesInterNetworkRules() throws {
+        let lab = try OverlayLab.design(vpc2: false)
+        defer { lab.teardown() }
+        let divider = lab.host("divider").dataplane
+        let b1 = lab.guest("b1"), b2 = lab.guest("b2")
+        try divider.plugins.register(ACL.descriptor)
+        // b2 (10.0.2.3) takes no ICMP from 10.0.1.0/24; anything else may reach it.
+        try divider.plugins.configure("acl", ACL.Config(rules: [
+            ACL.Rule(priority: 10, vpc: 100, direction: .ingress, source: "10.0.1.0/24", protocol: .icmp, action: .deny),
+        ], endpoints: [ACL.EndpointPolicy(vpc: 100, ip: b2.ip.description, defaultEgress: .allow, defaultIngress: .allow)]))
+        #expect(try lab.ping(from: "a1", to: b2.ip, count: 2, interval: 0.1) == 2, "no chain yet")
+        try divider.plugins.setChain(.transit, ["acl"])
+
+        let before = try divider.transitCounters(), echoes = try icmpEchoesReceived(in: b2.netns)
+        #expect(try lab.ping(from: "a1", to: b2.ip, count: 5, interval: 0.1) == 0, "denied at the divider")
+        #expect(try icmpEchoesReceived(in: b2.netns) == echoes, "nothing reached b2")
+        #expect(try divider.plugins.counters("acl", at: .transit).dropReasons[ACL.Reason.rule.rawValue].packets >= 5)
+        // TCP between the networks passes, its replies by the divider's conntrack; the same
+        // network never crosses the divider.
+        let tcp = try lab.iperf(from: "a1", to: "b2", seconds: 1)
+        #expect(((tcp["sum_received"] as? [String: Any])?["bytes"] as? Int ?? 0) > 0, "TCP a1 -> b2 through the transit chain")
+        let passed = try divider.transitCounters().delta(since: before)
+        #expect(passed[.transitChain].packets > 0 && passed[.divided].packets == passed[.transitChain].packets, "\(passed)")
+        #expect(try lab.ping(from: "a1", to: b1.ip, count: 3, interval: 0.1) == 3, "a1 -> b1 is one network: no divider")
+        // The chain gone from the divider but still marked active: closed, not open.
+        for point in divider.plugins.host.points where point.hook == .transit { _ = try point.root.clear(0) }
+        #expect(try lab.ping(from: "a1", to: b2.ip, count: 2, interval: 0.1) == 0)
+        #expect(try divider.transitCounters().delta(since: before)[.chainUnavailable].packets >= 2)
+    }
+
     @Test func aclBlocksAndPermitsPingAndTCPWithRepliesByConntrack() throws {
         let lab = try OverlayLab.design()
         defer { lab.teardown() }

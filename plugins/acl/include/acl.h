@@ -25,6 +25,8 @@
 #define ACL_CONNTRACK_SIZE 262144
 
 enum acl_direction { ACL_EGRESS = 0, ACL_INGRESS = 1 };
+/* Conntrack only: a flow a divider allowed (transit hook), remembered both ways. */
+#define ACL_TRANSIT 2
 enum acl_action { ACL_DENY = 0, ACL_ALLOW = 1 };
 
 /* Drop reason codes (the plugin's counters). */
