@@ -47,11 +47,11 @@ struct EndpointPluginRequests {
     }
 
     /// The plugins of `hook`'s chain: the stored chain, then `shaper` where a limit of that
-    /// direction needs it and `nat` (both hooks) when a port is forwarded.
+    /// direction needs it and `nat` (egress and ingress) when a port is forwarded.
     func chain(_ hook: String, in state: DesiredState) throws -> [String] {
         var plugins = state.chains[hook]?.spec.plugins ?? []
         if !plugins.contains("shaper"), shaperLimits(state).contains(where: { $0.direction.rawValue == hook }) { plugins.append("shaper") }
-        if !plugins.contains("nat"), try !natForwards(state).isEmpty { plugins.append("nat") }
+        if hook != "transit", !plugins.contains("nat"), try !natForwards(state).isEmpty { plugins.append("nat") }
         return plugins
     }
 

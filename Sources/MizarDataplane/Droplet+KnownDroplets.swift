@@ -25,15 +25,15 @@ extension Droplet {
             var have: [UInt32: DropletAddress] = [:]
             for (key, value) in present { have[key] = DropletAddress(value) }
             for (key, droplet) in wanted where have[key] != droplet { try maps.droplets.update(key, droplet.c) }
-            let gone = Set(have.filter { wanted[$0.key] != $0.value }.map(\.value.ip))
             for key in have.keys where wanted[key] == nil { try maps.droplets.delete(key) }
-            guard have != wanted else { return }
-            // After the table: the programs' per-CPU caches of it (answers both ways) expire.
+            // After the table, on every call (an earlier one may have written the table and
+            // failed before this): the programs' per-CPU caches of it expire.
             if var config = try maps.droplet.lookup(0) {
                 config.droplets_generation = Droplet.nextGeneration(after: config.droplets_generation)
                 try maps.droplet.update(0, config)
             }
-            for (key, path) in try maps.directPath.entries() where gone.contains(DropletAddress(path.droplet).ip) {
+            // Paths towards a droplet that is not (or no longer with that MAC) in the table go.
+            for (key, path) in try maps.directPath.entries() where wanted[path.droplet.ip] != DropletAddress(path.droplet) {
                 try maps.directPath.delete(key)
             }
         }

@@ -116,11 +116,11 @@ public final class Droplet: @unchecked Sendable {
         config.mtu = mtu
         let ms = directPathMaxAge.components.seconds * 1000 + directPathMaxAge.components.attoseconds / 1_000_000_000_000_000
         config.direct_path_max_age_ms = UInt32(clamping: ms)
-        // Adopted tables keep counting generations: caches of an earlier one must not revive.
-        config.droplets_generation = Droplet.nextGeneration(after: try maps.droplet.lookup(0)?.droplets_generation ?? 0)
-        try maps.droplet.update(0, config)
         // A droplet knows itself; the others come from the control plane (`setKnownDroplets`).
         try maps.droplets.update(address.ip.networkOrder, address.c)
+        // Adopted tables keep counting generations (after the table): caches of an earlier one must not revive.
+        config.droplets_generation = Droplet.nextGeneration(after: try maps.droplet.lookup(0)?.droplets_generation ?? 0)
+        try maps.droplet.update(0, config)
     }
 
     /// Opens the droplet of `interface` in `netns`: its index, MAC, MTU and (unless given) first IPv4 address.

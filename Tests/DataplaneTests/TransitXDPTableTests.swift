@@ -182,7 +182,7 @@ final class TransitXDPTableTests {
         let agentElsewhere: [AgentStat: String] = [
             .badEthernet: "the kernel refuses a frame under 14 bytes",
             .leftOverlay: "PluginChainTests (nat masquerade)",
-            .underlayRefused: "FailClosedTests.leavingTowardsTheUnderlayIsRefused",
+            .underlayRefused: "NATUnderlayTests.craftedGeneveToADropletIsRefusedAtTheAgent",
             .chainUnavailable: "FailClosedTests.egressChainThatCannotBeEnteredDrops",
             .unknownPort: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
             .noBouncer: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
@@ -196,8 +196,9 @@ final class TransitXDPTableTests {
         #expect(agentMissing.isEmpty, "agent outcomes no test produces: \(agentMissing)")
     }
 
-    /// A droplet that leaves the cluster is refused from its next packet on, though every CPU
-    /// had it cached, and the paths learned towards it go; one that comes back is accepted.
+    /// A droplet that leaves the cluster is refused from its next packet on, though the CPUs
+    /// the test ran on had it cached, and the paths learned towards it go; one that comes back
+    /// is accepted.
     @Test func aDropletThatLeavesIsRefusedAtOnce() throws {
         func outcome() throws -> TransitStat? {
             let before = try bed.droplet.transitCounters()

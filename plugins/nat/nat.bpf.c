@@ -61,9 +61,22 @@ struct {
 	__type(value, struct nat_config);
 } nat_config SEC(".maps");
 
-static __always_inline __u64 idle_ns(const struct nat_config *cfg)
+/* How long `t` may stay unused: idleSeconds, or less while it was never answered. */
+static __always_inline __u64 idle_ns(const struct nat_config *cfg, const struct nat_translation *t)
 {
-	return (cfg->idle_seconds ? cfg->idle_seconds : NAT_DEFAULT_IDLE_SECONDS) * 1000000000ULL;
+	__u64 idle = cfg->idle_seconds ? cfg->idle_seconds : NAT_DEFAULT_IDLE_SECONDS;
+
+	if (!(t->flags & NAT_PAIR_ANSWERED) && idle > NAT_UNANSWERED_SECONDS)
+		idle = NAT_UNANSWERED_SECONDS;
+	return idle * 1000000000ULL;
+}
+
+/* Marks a packet of the pair: when, and whether the side that did not open it has spoken. */
+static __always_inline void touch(struct nat_translation *t, int from_opener)
+{
+	t->last_seen_ns = bpf_ktime_get_ns();
+	if (!from_opener && !(t->flags & NAT_PAIR_ANSWERED))
+		t->flags |= NAT_PAIR_ANSWERED;
 }
 
 /* The flow entry's key of the translation `rev` → `t`: the endpoint's side of it. */
@@ -91,15 +104,21 @@ static __always_inline struct nat_flow *partner(const struct nat_reverse_key *re
 }
 
 /*
- * Removes the pair holding `rev` if it has been idle past the timeout; true when this CPU
+ * Removes the pair holding `rev` if it has been idle past its timeout; true when this CPU
  * removed it (the delete succeeds for one caller only), so its port may be claimed again.
+ * The clock is read after the entry: another CPU may stamp it at any moment, and a stamp
+ * newer than our clock must read as "just used", never as a wrapped, huge idle time.
  */
-static __always_inline int reclaim(const struct nat_config *cfg, const struct nat_reverse_key *rev, __u64 now)
+static __always_inline int reclaim(const struct nat_config *cfg, const struct nat_reverse_key *rev)
 {
 	struct nat_translation *t = bpf_map_lookup_elem(&nat_reverse, rev), old;
 	struct nat_flow_key flow;
+	__s64 quiet;
 
-	if (!t || now - t->last_seen_ns <= idle_ns(cfg))
+	if (!t)
+		return 0;
+	quiet = (__s64)(bpf_ktime_get_ns() - *(volatile __u64 *)&t->last_seen_ns);
+	if (quiet <= (__s64)idle_ns(cfg, t))
 		return 0;
 	old = *t;
 	if (bpf_map_delete_elem(&nat_reverse, rev))
@@ -120,15 +139,17 @@ static __always_inline int pair(const struct nat_config *cfg, const struct nat_r
 	struct nat_flow value = { .nat_ip = rev->nat_ip, .nat_port = rev->nat_port };
 	long err = bpf_map_update_elem(&nat_reverse, rev, fresh, BPF_NOEXIST);
 
-	if (err == -EEXIST && reclaim(cfg, rev, fresh->last_seen_ns))
+	if (err == -EEXIST && reclaim(cfg, rev))
 		err = bpf_map_update_elem(&nat_reverse, rev, fresh, BPF_NOEXIST);
 	if (err == -EEXIST)
 		return -EEXIST;
 	if (err)
 		return NAT_REASON_TABLE_FULL;
-	if (bpf_map_update_elem(&nat_flows, flow, &value, BPF_NOEXIST)) {
+	err = bpf_map_update_elem(&nat_flows, flow, &value, BPF_NOEXIST);
+	if (err) {
 		bpf_map_delete_elem(&nat_reverse, rev);
-		return NAT_REASON_TABLE_FULL;
+		/* Another CPU made this flow's pair first: the caller uses that one. */
+		return err == -EEXIST ? 0 : NAT_REASON_TABLE_FULL;
 	}
 	return 0;
 }
@@ -195,6 +216,11 @@ static __always_inline int egress(struct mz_pkt *pkt, const struct nat_config *c
 		bpf_map_delete_elem(&nat_flows, flow); /* half a translation: start over */
 		known = NULL;
 	}
+	if (known) {
+		touch(t, !(t->flags & NAT_PAIR_INBOUND)); /* the endpoint opened it, unless a forward did */
+		if (t->flags & NAT_PAIR_INBOUND)
+			pkt->ctx->flags |= MZ_CTX_ANSWER;
+	}
 	if (!known) {
 		masquerade = bpf_map_lookup_elem(&nat_external, &ext);
 		if (!masquerade || !*masquerade)
@@ -207,8 +233,6 @@ static __always_inline int egress(struct mz_pkt *pkt, const struct nat_config *c
 		known = bpf_map_lookup_elem(&nat_flows, flow);
 		if (!known)
 			return mz_drop(pkt, NAT_REASON_STALE);
-	} else {
-		t->last_seen_ns = bpf_ktime_get_ns();
 	}
 	if (mz_set_ipv4_addr(pkt, 0, known->nat_ip) || mz_set_l4_port(pkt, 0, known->nat_port))
 		return mz_drop(pkt, NAT_REASON_REWRITE);
@@ -238,7 +262,7 @@ static __always_inline int ingress(struct mz_pkt *pkt, const struct nat_config *
 	if (t) {
 		if (!partner(&rev, t, &flow))
 			return mz_drop(pkt, NAT_REASON_STALE); /* half a translation: never delivered */
-		t->last_seen_ns = bpf_ktime_get_ns();
+		touch(t, t->flags & NAT_PAIR_INBOUND);
 		vni = t->vni;
 		ip = t->ip;
 		port = t->port;
@@ -253,6 +277,7 @@ static __always_inline int ingress(struct mz_pkt *pkt, const struct nat_config *
 		fresh.ip = ip = target->ip;
 		fresh.port = port = target->port;
 		fresh.remote_port = in->sport;
+		fresh.flags = NAT_PAIR_INBOUND;
 		fresh.last_seen_ns = bpf_ktime_get_ns();
 		flow_of(&flow, &rev, &fresh);
 		reason = pair(cfg, &rev, &flow, &fresh);

@@ -250,19 +250,20 @@ static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_
 
 /*
  * True when a frame leaving the overlay would reach the overlay's own underlay: a
- * droplet's address (any protocol: transitd, Geneve, the host itself) or UDP 6081
- * anywhere. `cur` stands after the IPv4 header. A UDP header that cannot be read counts
- * as the overlay port; a later fragment has none, its first fragment was judged.
+ * droplet's address (any protocol: transitd, Geneve, the host itself) — unless a plugin
+ * says it answers a connection that side opened (a port forward from a droplet) — or UDP
+ * 6081 anywhere. `cur` stands after the IPv4 header. A UDP header that cannot be read
+ * counts as the overlay port; a later fragment has none, its first fragment was judged.
  */
 static __always_inline int mz_agent_to_underlay(struct mz_cursor *cur, const struct iphdr *iph,
-						const struct mz_droplet *self)
+						const struct mz_droplet *self, __u32 flags)
 {
 	struct udphdr *udp;
 	int port;
 
 	if (mz_trust_underlay)
 		return 0;
-	if (iph->daddr == self->self.ip || mz_is_droplet(iph->daddr, self))
+	if (!(flags & MZ_CTX_ANSWER) && (iph->daddr == self->self.ip || mz_is_droplet(iph->daddr, self)))
 		return 1;
 	if (iph->protocol != IPPROTO_UDP || mz_ipv4_is_later_fragment(iph))
 		return 0;
@@ -293,7 +294,7 @@ static __always_inline void mz_agent_resume(struct mz_cursor *cur, const struct 
 	if (!p->self)
 		return;
 	if (pc->flags & MZ_CTX_LEAVE) {
-		if (mz_agent_to_underlay(cur, iph, p->self)) {
+		if (mz_agent_to_underlay(cur, iph, p->self, pc->flags)) {
 			p->stat = MZ_AGENT_UNDERLAY_REFUSED;
 			return;
 		}

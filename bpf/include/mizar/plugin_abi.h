@@ -62,6 +62,8 @@ enum mz_verdict {
 #define MZ_CTX_FOREIGN_SOURCE 0x10 /* egress: the source is not the endpoint's address: dropped unless vouched for */
 #define MZ_CTX_SOURCE_VOUCHED 0x20 /* set by a plugin at egress: that source is legitimate (a VIP it serves) */
 #define MZ_CTX_UNKNOWN_DESTINATION 0x40 /* ingress: the destination is in no network of the VPC: dropped unless steered */
+#define MZ_CTX_ANSWER 0x80 /* set by a plugin at egress with LEAVE: the frame answers a connection the remote side
+			    * opened (a port forward), so it may leave towards a droplet's address (never to UDP 6081) */
 
 /*
  * What the core tells the chain about the frame, one per CPU (a chain runs to its end on

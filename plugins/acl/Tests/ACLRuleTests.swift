@@ -50,12 +50,15 @@ struct ACLRuleTests {
         #expect(try egress(harness, web) == .forwarded && egress(harness, ssh) == .dropped)
         let snapshot = try [ACL_RULES_MAP, ACL_ENDPOINTS_MAP, ACL_CONNTRACK_MAP, ACL_CONFIG_MAP].map { try RawMap(harness.chains.map($0, of: "acl")).entries().map { $0.key + $0.value } }
 
-        // Everything allowed for a, and a config entry the kernel refuses (an array has slot 0 only).
+        // Everything allowed for a, and a config entry refused once rules and policies are
+        // written (the config array has slot 0 only; one entry passes the count check).
         var open = try ACL.Config(rules: [ACL.Rule(vpc: 100, direction: .egress, destination: "0.0.0.0/0", action: .allow)],
                                   endpoints: [ACL.EndpointPolicy(vpc: 100, ip: "10.0.1.2", defaultEgress: .allow, defaultIngress: .allow)]).mapEntries()
         let config = try #require(open[ACL_CONFIG_MAP]?.first)
-        open[ACL_CONFIG_MAP] = [config, PluginMapEntry(key: [5, 0, 0, 0], value: config.value)]
-        #expect(throws: PluginError.self) { try harness.chains.configure("acl", RawPluginConfiguration(open)) }
+        open[ACL_CONFIG_MAP] = [PluginMapEntry(key: [5, 0, 0, 0], value: config.value)]
+        #expect { try harness.chains.configure("acl", RawPluginConfiguration(open)) } throws: {
+            ($0 as? PluginError)?.code == .system && "\($0)".contains("previous configuration is back")
+        }
 
         let after = try [ACL_RULES_MAP, ACL_ENDPOINTS_MAP, ACL_CONNTRACK_MAP, ACL_CONFIG_MAP].map { try RawMap(harness.chains.map($0, of: "acl")).entries().map { $0.key + $0.value } }
         for (before, now) in zip(snapshot, after) { #expect(Set(before) == Set(now), "a map changed") }

@@ -17,24 +17,40 @@ extension NAT {
         let flows = try BPFMap<nat_flow_key, nat_flow>(chains.map(NAT_FLOWS_MAP, of: descriptor.name))
         let reverse = try BPFMap<nat_reverse_key, nat_translation>(chains.map(NAT_REVERSE_MAP, of: descriptor.name))
         let config = try BPFMap<UInt32, nat_config>(chains.map(NAT_CONFIG_MAP, of: descriptor.name)).lookup(0)
-        let idle = UInt64(config.map { $0.idle_seconds == 0 ? UInt32(NAT_DEFAULT_IDLE_SECONDS) : $0.idle_seconds } ?? UInt32(NAT_DEFAULT_IDLE_SECONDS)) * 1_000_000_000
+        let configured = UInt64(config.map { $0.idle_seconds == 0 ? UInt32(NAT_DEFAULT_IDLE_SECONDS) : $0.idle_seconds } ?? UInt32(NAT_DEFAULT_IDLE_SECONDS))
+        /// As nat.bpf.c's idle_ns: a pair never answered ages faster. A stamp newer than `now` is fresh.
+        func expired(_ t: nat_translation) -> Bool {
+            let idle = (t.flags & UInt32(NAT_PAIR_ANSWERED) != 0 ? configured : min(configured, UInt64(NAT_UNANSWERED_SECONDS))) * 1_000_000_000
+            return now > t.last_seen_ns && now - t.last_seen_ns > idle
+        }
+        func whole(_ key: nat_reverse_key, _ t: nat_translation, _ fwd: nat_flow?) -> Bool {
+            fwd.map { $0.nat_ip == key.nat_ip && $0.nat_port == key.nat_port } ?? false
+        }
         var flowEntries: [FlowKey: nat_flow] = [:]
         for (key, value) in try flows.entries() { flowEntries[FlowKey(key)] = value }
         var removed = 0, paired = Set<FlowKey>()
         for (key, t) in try reverse.entries() {
             let flowKey = FlowKey(flowOf: key, t)
-            let whole = flowEntries[flowKey].map { $0.nat_ip == key.nat_ip && $0.nat_port == key.nat_port } ?? false
-            let expired = now > t.last_seen_ns && now - t.last_seen_ns > idle
-            if whole && !expired {
+            if whole(key, t, flowEntries[flowKey]) && !expired(t) {
                 paired.insert(flowKey)
                 continue
             }
-            guard expired else { continue }  // half, but perhaps still being made
+            guard expired(t) else { continue }  // half, but perhaps still being made
+            // Read again: a packet may have used it since the snapshot.
+            guard let current = try reverse.lookup(key), expired(current) else { paired.insert(flowKey); continue }
             if try reverse.delete(key) { removed += 1 }
-            if whole, try flows.delete(flowKey.key) { removed += 1 }
+            if whole(key, current, try flows.lookup(flowKey.key)), try flows.delete(flowKey.key) { removed += 1 }
             paired.insert(flowKey)
         }
-        for key in flowEntries.keys where !paired.contains(key) {
+        // Flow halves no reverse entry names: gone unless their pair was (re)made since.
+        for (key, fwd) in flowEntries where !paired.contains(key) {
+            var rev = nat_reverse_key()
+            rev.nat_ip = fwd.nat_ip
+            rev.remote = key.key.dst
+            rev.nat_port = fwd.nat_port
+            rev.remote_port = key.key.protocol == UInt8(IPPROTO_ICMP) ? fwd.nat_port : key.key.dport
+            rev.protocol = key.key.protocol
+            if let t = try reverse.lookup(rev), FlowKey(flowOf: rev, t) == key { continue }
             if try flows.delete(key.key) { removed += 1 }
         }
         return removed

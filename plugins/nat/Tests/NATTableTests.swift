@@ -98,6 +98,24 @@ struct NATTableTests {
         #expect(try reply(harness, from: Self.resolver, port: 53, to: port) == nil)
     }
 
+    /// Another CPU may stamp a pair after a new flow read the clock: the pair reads as just
+    /// used, never as idle for 2^64 ns (a wrapped difference).
+    @Test("a pair used a moment ago, by the clock's reckoning or later, is never reclaimed")
+    func freshStampIsNeverIdle() throws {
+        let harness = try PluginHarness(plugin: NAT.descriptor, hooks: [.egress, .ingress], configuration: NAT.Config(
+            externalIP: Self.droplet.description, ports: 20000...20000, masquerade: [NAT.Masquerade(vpc: 100, except: ["10.0.0.0/16"]),
+                                                                                    NAT.Masquerade(vpc: 200, except: ["10.0.0.0/16"])]))
+        let port = try #require(try send(harness, vni: 100, sourcePort: 5000, to: Self.resolver, port: 53))
+        let reverse = try BPFMap<nat_reverse_key, nat_translation>(harness.chains.map(NAT_REVERSE_MAP, of: "nat"))
+        let (key, t) = try #require(try reverse.entries().first)
+        var ahead = t
+        ahead.last_seen_ns = NAT.monotonicNanoseconds() + 50_000_000
+        try reverse.update(key, ahead)
+        #expect(try send(harness, vni: 200, sourcePort: 7000, to: Self.resolver, port: 53) == nil, "A's port \(port) stays A's")
+        #expect(try reply(harness, from: Self.resolver, port: 53, to: port)?.vni == 100)
+        #expect(try NAT.sweep(harness.chains) == 0)
+    }
+
     @Test("half a translation is never delivered, and the flow starts over on a new pair")
     func halfATranslationIsNeverUsed() throws {
         let harness = try harness()

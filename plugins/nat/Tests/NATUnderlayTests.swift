@@ -1,3 +1,4 @@
+import CMizarABI
 import Foundation
 import MizarDataplane
 import MizarNAT
@@ -57,5 +58,50 @@ struct NATUnderlayTests {
         #expect(transit[.delivered].packets == 0 && transit[.geneveFromUnknownSource].packets == 0, "\(transit)")
         #expect(try icmpEchoesReceived(in: lab.guest("v2").netns) == v2Before, "nothing reaches VPC 200")
         #expect(try hostb.dataplane.learnedPaths() == learned, "the direct-path cache is unchanged")
+    }
+
+    /// A port forward reached from another droplet (a health check, a hostPort from another
+    /// node): the endpoint's replies go back to that droplet; to its UDP 6081, never.
+    @Test func portForwardAnswersADropletButNeverItsOverlayPort() throws {
+        let lab = try OverlayLab.design(vpc2: false)
+        defer { lab.teardown() }
+        let external = try lab.addExternalHost("ext")
+        let hosta = lab.host("hosta"), hostb = lab.host("hostb"), a1 = lab.guest("a1")
+        let plugins = hosta.dataplane.plugins
+        try plugins.register(NAT.descriptor)
+        try plugins.configure("nat", NAT.Config(externalIP: hosta.address.ip.description, masquerade: [NAT.Masquerade(vpc: 100, except: ["10.0.0.0/16"])],
+                                                forwards: [NAT.Forward(protocol: .udp, port: 8080, vpc: 100, endpoint: a1.ip.description, endpointPort: 8080)]))
+        try plugins.setChain(.egress, ["nat"])
+        try plugins.setChain(.ingress, ["nat"])
+        let echo = try RunningCommand(["/usr/bin/python3", "-c", """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("0.0.0.0", 8080))
+            while True:
+                d, a = s.recvfrom(100)
+                s.sendto(d, a)
+            """], in: a1.netns)
+        defer { echo.interrupt() }
+        usleep(300_000)
+        func ask(from netns: Netns, sourcePort: UInt16) throws -> Bool {
+            let result = try runCommand(["/usr/bin/python3", "-c", """
+                import socket
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind(("0.0.0.0", \(sourcePort)))
+                s.settimeout(1)
+                s.sendto(b"hi", ("\(hosta.address.ip)", 8080))
+                try:
+                    s.recvfrom(100)
+                    print("REPLY")
+                except Exception:
+                    print("NOREPLY")
+                """], in: netns, timeout: 10)
+            return result.output.contains("REPLY") && !result.output.contains("NOREPLY")
+        }
+        #expect(try ask(from: external.netns, sourcePort: 40000), "from outside")
+        #expect(try ask(from: hostb.netns, sourcePort: 40001), "from another droplet")
+        let before = try hosta.dataplane.agentCounters()
+        #expect(try !ask(from: hostb.netns, sourcePort: UInt16(MZ_GENEVE_UDP_PORT)), "an answer to a droplet's UDP 6081")
+        #expect(try hosta.dataplane.agentCounters().delta(since: before)[.underlayRefused].packets == 1)
     }
 }

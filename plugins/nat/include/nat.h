@@ -78,8 +78,14 @@ struct nat_translation {
 	__be32 ip;	      /* the endpoint */
 	__be16 port;	      /* its port (ICMP: its echo id) */
 	__be16 remote_port;   /* the flow's destination port as the endpoint sent it (ICMP: its id) */
+	__u32 flags;	      /* NAT_PAIR_* */
 	__u64 last_seen_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the pair's last packet, either way */
 };
+
+#define NAT_PAIR_INBOUND 0x1 /* made by a port forward: the remote side opened the connection */
+#define NAT_PAIR_ANSWERED 0x2 /* the side that did not open it has sent too */
+/* A pair never answered is idle after this (or idleSeconds if shorter): floods of one-way flows age fast. */
+#define NAT_UNANSWERED_SECONDS 30
 
 /* A DNAT target: an endpoint's port. */
 struct nat_endpoint {
