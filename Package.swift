@@ -154,7 +154,7 @@ let package = Package(
         .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CNITests", dependencies: ["MizarCNI", "MizarAPI", "MizarClient", "MizarTestSupport"], path: "cni/Tests/CNITests",
                     swiftSettings: swiftSettings),
-        .testTarget(name: "TransitdTests", dependencies: ["MizarAPI", "MizarClient", "MizarTestSupport", .product(name: "Yams", package: "Yams")],
+        .testTarget(name: "TransitdTests", dependencies: ["MizarAPI", "MizarClient", "MizarTestSupport", "CMizarABI", .product(name: "Yams", package: "Yams")],
                     swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v5]
