@@ -43,8 +43,16 @@ public struct BPFMap<Key: BitwiseCopyable, Value: BitwiseCopyable>: @unchecked S
 
     /// Every entry. Uses batch lookup where the map supports it, else walks the keys.
     public func entries(batchSize: Int = 4096) throws -> [(key: Key, value: Value)] {
-        if let batched = try lookupBatched(batchSize: batchSize) { return batched }
+        var result: [(key: Key, value: Value)] = []
+        if try lookupBatched(batchSize: batchSize, { result.append(($0, $1)) }) { return result }
         return try keys().compactMap { key in try lookup(key).map { (key, $0) } }
+    }
+
+    /// How many entries the map holds, read in batches without keeping them.
+    public func count(batchSize: Int = 4096) throws -> Int {
+        var n = 0
+        if try lookupBatched(batchSize: batchSize, { _, _ in n += 1 }) { return n }
+        return try keys().count
     }
 
     /// Inserts or replaces many entries with one `BPF_MAP_UPDATE_BATCH` call per chunk;
@@ -75,8 +83,8 @@ public struct BPFMap<Key: BitwiseCopyable, Value: BitwiseCopyable>: @unchecked S
         try check("batch update of map \(handle.name) (\(count) of \(keys.count) written)", rc)
     }
 
-    private func lookupBatched(batchSize: Int) throws -> [(key: Key, value: Value)]? {
-        var result: [(key: Key, value: Value)] = []
+    /// Visits every entry with batch lookups; false when the map type has none.
+    private func lookupBatched(batchSize: Int, _ visit: (Key, Value) -> Void) throws -> Bool {
         var keys = [Key](unsafeUninitializedCapacity: batchSize) { _, n in n = batchSize }
         var values = [Value](unsafeUninitializedCapacity: batchSize) { _, n in n = batchSize }
         // The batch token is opaque: 8 bytes covers every map type's cursor.
@@ -94,10 +102,10 @@ public struct BPFMap<Key: BitwiseCopyable, Value: BitwiseCopyable>: @unchecked S
                     }
                 }
             }
-            if first && batchUnsupported(rc) { return nil }
+            if first && batchUnsupported(rc) { return false }
             if rc < 0 && -rc != ENOENT { try check("batch lookup of map \(handle.name)", rc) }
-            for i in 0..<Int(count) { result.append((keys[i], values[i])) }
-            if -rc == ENOENT { return result }  // the kernel says: no more entries
+            for i in 0..<Int(count) { visit(keys[i], values[i]) }
+            if -rc == ENOENT { return true }  // the kernel says: no more entries
             inToken = outToken
             first = false
         }

@@ -111,7 +111,8 @@ extension APIError {
         switch error {
         case let e as APIError: return e
         case let e as DataplaneError:
-            let code: Code = e.code == .invalidArgument ? .invalid : e.code == .conflict ? .conflict : e.code == .notFound ? .invalid : .dataplane
+            let code: Code = e.code == .invalidArgument ? .invalid : e.code == .conflict ? .conflict : e.code == .notFound ? .invalid
+                : e.code == .full ? .exhausted : .dataplane
             return APIError(code, e.message)
         case let e as PluginError: return APIError(e.code == .invalidConfig ? .invalid : .dataplane, e.description)
         case let e as NetError:

@@ -8,6 +8,8 @@ public struct DataplaneError: Error, CustomStringConvertible, Equatable {
         public static let notFound = Code(name: "notFound")
         public static let conflict = Code(name: "conflict")
         public static let invalidState = Code(name: "invalidState")
+        /// A table has no room for what was asked; nothing was written.
+        public static let full = Code(name: "full")
     }
 
     public var code: Code

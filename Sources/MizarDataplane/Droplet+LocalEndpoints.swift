@@ -107,6 +107,7 @@ extension Droplet {
                 withMAC(&entry.gw_mac, gatewayMAC)
                 try maps.localEndpoints.update(UInt32(host.index), local)
                 try maps.endpoints.update(endpoint.id.key, entry)
+                state.endpointsBound = state.endpointsBound.map { $0 + 1 }
             } catch {
                 plugged.detach()
                 _ = try? maps.localEndpoints.delete(UInt32(host.index))

@@ -9,6 +9,9 @@ struct TableState {
     /// Plugged endpoints. Bouncer entries live only in the `endpoints` map: a bouncer's
     /// millions of endpoints cost no Swift memory.
     var locals: [EndpointID: PluggedEndpoint] = [:]
+    /// At least as many as the `endpoints` map holds (nil: not known yet, e.g. adopted tables):
+    /// a batch that fits under it needs no count; one that may not gets an exact one.
+    var endpointsBound: Int?
 
     /// Networks never overlap within a VPC, so the first that holds `ip` is the one.
     func network(containing ip: IPv4Address, in vni: VNI) -> Network? {
@@ -113,9 +116,11 @@ extension Droplet {
 
     // MARK: Endpoints (the bouncer table)
 
-    /// Adds or replaces endpoints as a bouncer knows them. Each must lie in a known network;
-    /// all are checked before any is written. Large sets are built and written in batches
-    /// on every CPU (the kernel's hash map takes concurrent updates).
+    /// Adds or replaces endpoints as a bouncer knows them. Each must lie in a known network,
+    /// and the table must have room for the new ones: all is checked before anything is
+    /// written, so a refused batch (`DataplaneError.full`, `.notFound`) changes nothing.
+    /// Large sets are built and written in batches on every CPU (the kernel's hash map takes
+    /// concurrent updates).
     public func setEndpoints(_ endpoints: [Endpoint]) throws {
         try lock.withLock {
             let slices = endpoints.count < 65536 ? 1 : ProcessInfo.processInfo.activeProcessorCount
@@ -124,8 +129,27 @@ extension Droplet {
             let built = try concurrentMap(slices) { slice in
                 try buildEndpointBatch(endpoints[min(slice * per, endpoints.count)..<min((slice + 1) * per, endpoints.count)], state: state)
             }
+            let writes = built.reduce(0) { $0 + $1.batch.count }
+            try ensureRoom(for: built.flatMap(\.batch))
             _ = try concurrentMap(slices) { slice in try maps.endpoints.update(batch: built[slice].batch) }
+            self.state.endpointsBound = (self.state.endpointsBound ?? 0) + writes
             for (plugged, value) in built.flatMap(\.shadowed) { plugged.shadowed = value }
+        }
+    }
+
+    /// Throws `.full` unless the endpoint table has room for `batch` (those of its keys not
+    /// there yet). Counts the table only when the running bound says it might not.
+    private func ensureRoom(for batch: [(key: mz_endpoint_key, value: mz_endpoint)]) throws {
+        let capacity = Int(maps.endpoints.handle.maxEntries)
+        if let bound = state.endpointsBound, bound + batch.count <= capacity { return }
+        let present = try maps.endpoints.count()
+        state.endpointsBound = present
+        guard present + batch.count > capacity else { return }
+        var unique: [[UInt8]: mz_endpoint_key] = [:]
+        for entry in batch { unique[bytes(entry.key)] = entry.key }
+        let new = try unique.values.reduce(0) { try $0 + (maps.endpoints.lookup($1) == nil ? 1 : 0) }
+        guard present + new <= capacity else {
+            throw DataplaneError(.full, "the endpoint table holds \(present) of \(capacity) entries; \(new) more do not fit (nothing was written)")
         }
     }
 

@@ -93,6 +93,7 @@ public final class Droplet: @unchecked Sendable {
         self.pins = pins
         objects = try DropletObjects(locator: locator, limits: limits, pins: pins)
         adoptedTables = objects.adoptedTables
+        if !adoptedTables { state.endpointsBound = 0 }  // fresh tables: empty
         adoptedPrograms = objects.adoptedPrograms
         maps = try DataplaneMaps(objects.map)
         transitProgram = objects.program(MZ_TRANSIT_XDP_PROG)

@@ -30,6 +30,29 @@ final class DropletTablesTests {
         #expect(try bed.droplet.knownDroplets() == [Wire.d, Wire.p, Wire.x, Wire.y], "droplets are the cluster's, not a VPC's")
     }
 
+    /// A batch the endpoint table has no room for is refused before anything is written; one
+    /// that replaces entries already there fits however full the table is (issue 13, item 5).
+    @Test func aBatchThatDoesNotFitChangesNothing() throws {
+        var limits = DropletLimits()
+        limits.endpoints = 8
+        let small = try TableBed(limits: limits)  // B, A and C: 3 entries
+        defer { small.teardown() }
+        func batch(_ n: Int, mac: UInt64 = 0x0200_0000_0100) -> [Endpoint] {
+            (0..<n).map { Endpoint(vni: 100, ip: IPv4Address(10, 0, 1, UInt8(100 + $0)), mac: MACAddress(value: mac + UInt64($0)), droplet: Wire.y) }
+        }
+        let before = try small.droplet.endpoints()
+        #expect { try small.droplet.setEndpoints(batch(6)) } throws: { ($0 as? DataplaneError)?.code == .full }
+        #expect(try small.droplet.endpoints() == before && small.droplet.maps.entryCounts()[MZ_ENDPOINTS_MAP] == 3, "nothing written")
+        try small.droplet.setEndpoints(batch(5))
+        #expect(try small.droplet.maps.entryCounts()[MZ_ENDPOINTS_MAP] == 8)
+        try small.droplet.setEndpoints(batch(5, mac: 0x0200_0000_0200))  // full, but all replacements
+        #expect(try small.droplet.endpoints().filter { (0x0200_0000_0200..<0x0200_0000_0300).contains($0.mac.value) }.count == 5)
+        #expect { try small.droplet.setEndpoints(batch(1, mac: 0x0200_0000_0300) + [Endpoint(vni: 100, ip: IPv4Address(10, 0, 1, 200), mac: MACAddress(value: 0x0200_0000_0400), droplet: Wire.y)]) } throws: {
+            ($0 as? DataplaneError)?.code == .full
+        }
+        #expect(try small.droplet.endpoints().filter { (0x0200_0000_0300..<0x0200_0000_0500).contains($0.mac.value) }.isEmpty, "not even the replacement in a refused batch")
+    }
+
     @Test func unplugAndRemoveEndpointTakeTheirEntries() throws {
         try bed.droplet.unplug(EndpointID(vni: 100, ip: Wire.a))
         try bed.droplet.removeEndpoint(EndpointID(vni: 100, ip: Wire.b))

@@ -65,7 +65,7 @@ final class TableBed: @unchecked Sendable {
     private(set) var gatewayA = Wire.gatewayMAC
     private(set) var gatewayC = Wire.gatewayMAC
 
-    init(directPathMaxAge: Duration = .seconds(30)) throws {
+    init(directPathMaxAge: Duration = .seconds(30), limits: DropletLimits = DropletLimits()) throws {
         netns = try Netns.create(named: prefix)
         do {
             // No IPv6 in here: router solicitations and MLD reports from the veths would reach
@@ -83,8 +83,8 @@ final class TableBed: @unchecked Sendable {
                 try socket.setUp(prefix + name + "p")
             }
             try socket.setUp("lo")
-            droplet = try Droplet(address: Wire.d, interface: "lo", ifindex: 1, mtu: 1500, netns: netns, directPathMaxAge: directPathMaxAge,
-                                  locator: TestPaths.locator)
+            droplet = try Droplet(address: Wire.d, interface: "lo", ifindex: 1, mtu: 1500, netns: netns, limits: limits,
+                                  directPathMaxAge: directPathMaxAge, locator: TestPaths.locator)
             try droplet.setKnownDroplets([Wire.p, Wire.x, Wire.y])
             try droplet.setVPC(VPC(vni: 100, dividers: [Wire.d]))
             try droplet.setVPC(VPC(vni: 200, dividers: []))
