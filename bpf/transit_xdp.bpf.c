@@ -65,35 +65,46 @@ static __always_inline void count_events(struct mz_transit_stats *s, const struc
 }
 
 /*
- * Hands the frame (an IPv4 header after its Ethernet header) to the ingress chain; callers
- * have checked that there is one. Returns only when the chain could not be entered (its
- * owner gone, the root emptied): callers fail closed.
+ * Hands the frame, whose IPv4 header is `iph`, to the chain in `root`; callers have checked
+ * that the hook has one. Returns only when the chain could not be entered (its owner gone,
+ * the root emptied, or headers past the one-byte offsets plugins address them by): callers
+ * fail closed.
  */
+static __always_inline void enter_chain(struct xdp_md *ctx, void *root, __u32 hook, __u32 flags, __u32 vni,
+					__u32 ifindex, __be32 ip, struct iphdr *iph, __u16 core_stat)
+{
+	__u32 l3_off = (void *)iph - (void *)(long)ctx->data;
+
+	if (l3_off + iph->ihl * 4 > 0xff ||
+	    !mz_plugin_ctx_begin(hook, flags, vni, ifindex, ip, l3_off, iph, bpf_xdp_get_buff_len(ctx), core_stat))
+		return;
+	bpf_tail_call(ctx, root, 0);
+}
+
+/* The ingress chain for a frame whose IPv4 header follows its Ethernet header. */
 static __always_inline void run_ingress_chain(struct xdp_md *ctx, __u32 flags, __u32 vni, __u32 ifindex,
 					      __be32 ip, __u16 core_stat)
 {
-	void *data = (void *)(long)ctx->data;
-	struct iphdr *iph = data + sizeof(struct ethhdr);
+	struct iphdr *iph = (void *)(long)ctx->data + sizeof(struct ethhdr);
 
-	if ((void *)(iph + 1) > (void *)(long)ctx->data_end)
-		return;
-	if (!mz_plugin_ctx_begin(MZ_HOOK_INGRESS, flags, vni, ifindex, ip, sizeof(struct ethhdr), iph,
-				 bpf_xdp_get_buff_len(ctx), core_stat))
-		return;
-	bpf_tail_call(ctx, &ingress_root, 0);
+	if ((void *)(iph + 1) <= (void *)(long)ctx->data_end)
+		enter_chain(ctx, &ingress_root, MZ_HOOK_INGRESS, flags, vni, ifindex, ip, iph, core_stat);
 }
 
-/*
- * A decapsulated overlay frame to the chain: its Geneve events are counted now (the
- * chain's continuation counts the outcome). Returns only when the tail call failed.
- */
-static __always_inline void run_overlay_chain(struct xdp_md *ctx, const struct mz_geneve_info *gnv, int learned,
-					      __u32 flags, __u32 ifindex, __be32 ip, __u16 core_stat)
+/* Counts a Geneve frame's events before a chain takes it (its continuation counts the outcome). */
+static __always_inline void count_events_now(const struct mz_geneve_info *gnv, int learned)
 {
 	struct mz_transit_stats *stats = stats_get();
 
 	if (stats)
 		count_events(stats, gnv, learned);
+}
+
+/* A decapsulated overlay frame to the ingress chain. Returns only when it could not be entered. */
+static __always_inline void run_overlay_chain(struct xdp_md *ctx, const struct mz_geneve_info *gnv, int learned,
+					      __u32 flags, __u32 ifindex, __be32 ip, __u16 core_stat)
+{
+	count_events_now(gnv, learned);
 	run_ingress_chain(ctx, flags, gnv->vni, ifindex, ip, core_stat);
 }
 
@@ -314,14 +325,8 @@ int transit_xdp(struct xdp_md *ctx)
 		/* Inter-network policy lives here (DESIGN §4): the transit chain sees the inner frame. */
 		if (mz_chain_is_active(MZ_HOOK_TRANSIT)) {
 			events_counted = 1;
-			stats = stats_get();
-			if (stats)
-				count_events(stats, &gnv, learned);
-			/* Plugins address headers by one-byte offsets: options too long to fit fail closed. */
-			if ((void *)inner_ip - (void *)eth + inner_ip->ihl * 4 <= 0xff &&
-			    mz_plugin_ctx_begin(MZ_HOOK_TRANSIT, 0, gnv.vni, 0, inner_ip->daddr, (void *)inner_ip - (void *)eth,
-						inner_ip, len, MZ_TRANSIT_DIVIDED))
-				bpf_tail_call(ctx, &transit_root, 0);
+			count_events_now(&gnv, learned);
+			enter_chain(ctx, &transit_root, MZ_HOOK_TRANSIT, 0, gnv.vni, 0, inner_ip->daddr, inner_ip, MZ_TRANSIT_DIVIDED);
 			stat = MZ_TRANSIT_CHAIN_UNAVAILABLE; /* never around the chain */
 			goto out;
 		}

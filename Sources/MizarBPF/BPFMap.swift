@@ -85,30 +85,43 @@ public struct BPFMap<Key: BitwiseCopyable, Value: BitwiseCopyable>: @unchecked S
 
     /// Visits every entry with batch lookups; false when the map type has none.
     private func lookupBatched(batchSize: Int, _ visit: (Key, Value) -> Void) throws -> Bool {
-        var keys = [Key](unsafeUninitializedCapacity: batchSize) { _, n in n = batchSize }
-        var values = [Value](unsafeUninitializedCapacity: batchSize) { _, n in n = batchSize }
-        // The batch token is opaque: 8 bytes covers every map type's cursor.
-        var inToken = [UInt8](repeating: 0, count: max(8, handle.keySize))
-        var outToken = inToken
-        var first = true
-        while true {
-            var count = UInt32(batchSize)
-            let rc = inToken.withUnsafeMutableBytes { inBuf in
-                outToken.withUnsafeMutableBytes { outBuf in
-                    keys.withUnsafeMutableBytes { k in
-                        values.withUnsafeMutableBytes { v in
-                            mz_map_lookup_batch(handle.fd, first ? nil : inBuf.baseAddress, outBuf.baseAddress, k.baseAddress, v.baseAddress, &count)
-                        }
+        try forEachBatch(handle, batchSize: batchSize) { keys, values, count in
+            for i in 0..<count {
+                visit(keys.loadUnaligned(fromByteOffset: i * MemoryLayout<Key>.size, as: Key.self),
+                      values.loadUnaligned(fromByteOffset: i * MemoryLayout<Value>.size, as: Value.self))
+            }
+        }
+    }
+}
+
+/// Reads a map with `BPF_MAP_LOOKUP_BATCH`: `visit` gets each batch's keys and values as bytes
+/// (`count` of each, at the map's key and value sizes). False when the map type has no batch
+/// lookup (an LPM trie): nothing was visited.
+func forEachBatch(_ handle: BPFMapHandle, batchSize: Int = 4096,
+                  _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Int) throws -> Void) throws -> Bool {
+    var keys = [UInt8](repeating: 0, count: batchSize * handle.keySize)
+    var values = [UInt8](repeating: 0, count: batchSize * handle.valueSize)
+    // The batch token is opaque: 8 bytes covers every map type's cursor.
+    var inToken = [UInt8](repeating: 0, count: max(8, handle.keySize))
+    var outToken = inToken
+    var first = true
+    while true {
+        var count = UInt32(batchSize)
+        let rc = inToken.withUnsafeMutableBytes { inBuf in
+            outToken.withUnsafeMutableBytes { outBuf in
+                keys.withUnsafeMutableBytes { k in
+                    values.withUnsafeMutableBytes { v in
+                        mz_map_lookup_batch(handle.fd, first ? nil : inBuf.baseAddress, outBuf.baseAddress, k.baseAddress, v.baseAddress, &count)
                     }
                 }
             }
-            if first && batchUnsupported(rc) { return false }
-            if rc < 0 && -rc != ENOENT { try check("batch lookup of map \(handle.name)", rc) }
-            for i in 0..<Int(count) { visit(keys[i], values[i]) }
-            if -rc == ENOENT { return true }  // the kernel says: no more entries
-            inToken = outToken
-            first = false
         }
+        if first && batchUnsupported(rc) { return false }
+        if rc < 0 && -rc != ENOENT { try check("batch lookup of map \(handle.name)", rc) }
+        try keys.withUnsafeBytes { k in try values.withUnsafeBytes { v in try visit(k, v, Int(count)) } }
+        if -rc == ENOENT { return true }  // the kernel says: no more entries
+        inToken = outToken
+        first = false
     }
 }
 

@@ -131,29 +131,17 @@ public struct RawMap: @unchecked Sendable {
 
     public func snapshot() throws -> Snapshot {
         guard handle.type == .array else { return .entries(try entries()) }
-        let count = Int(handle.maxEntries), size = handle.valueSize
-        var image = [UInt8](repeating: 0, count: count * size)
-        var keys = [UInt32](repeating: 0, count: 65536)
-        var inToken = [UInt8](repeating: 0, count: 8), outToken = inToken
-        var start = 0, first = true
-        // An array's batches come in index order: each lands where its slots belong.
-        while start < count {
-            var n = UInt32(min(keys.count, count - start))
-            let rc = inToken.withUnsafeMutableBytes { inBuf in
-                outToken.withUnsafeMutableBytes { outBuf in
-                    keys.withUnsafeMutableBytes { k in
-                        image.withUnsafeMutableBytes { v in
-                            mz_map_lookup_batch(handle.fd, first ? nil : inBuf.baseAddress, outBuf.baseAddress, k.baseAddress, v.baseAddress! + start * size, &n)
-                        }
-                    }
+        let size = handle.valueSize
+        var image = [UInt8](repeating: 0, count: Int(handle.maxEntries) * size)
+        let batched = try image.withUnsafeMutableBytes { out in
+            try forEachBatch(handle, batchSize: 65536) { keys, values, count in
+                for i in 0..<count {
+                    let index = Int(keys.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+                    out.baseAddress!.advanced(by: index * size).copyMemory(from: values.baseAddress!.advanced(by: i * size), byteCount: size)
                 }
             }
-            if rc < 0 && -rc != ENOENT { try check("read map \(handle.name)", rc) }
-            start += Int(n)
-            if -rc == ENOENT || n == 0 { break }
-            inToken = outToken
-            first = false
         }
+        guard batched else { throw BPFError(.typeMismatch, operation: "read map \(handle.name)", message: "the kernel has no batch lookup for it") }
         return .image(image)
     }
 
