@@ -194,11 +194,15 @@ public final class PluginChains: @unchecked Sendable {
             for (mapName, entries) in ordered {
                 let raw = RawMap(try plugin.map(mapName))
                 do {
-                    written.append((raw, try raw.snapshot()))
+                    // A flush is not put back (state judged afresh is never looser than the rules).
+                    if !entries.isEmpty { written.append((raw, try raw.snapshot())) }
                     try raw.replaceAll(with: entries.map { ($0.key, $0.value) })
                 } catch {
                     // Put back what this configuration changed (the failed map too), newest first.
-                    for (map, before) in written.reversed() { try? map.restore(before) }
+                    let unrestored = written.reversed().compactMap { map, before in (try? map.restore(before)) == nil ? map.handle.name : nil }
+                    guard unrestored.isEmpty else {
+                        throw PluginError(.system, plugin: name, "writing map \(mapName): \(error); putting the previous configuration back failed for \(unrestored.joined(separator: ", ")): apply a configuration again")
+                    }
                     throw PluginError(.system, plugin: name, "writing map \(mapName): \(error); the previous configuration is back in place")
                 }
             }

@@ -74,7 +74,11 @@ static __always_inline __u64 idle_ns(const struct nat_config *cfg, const struct 
 /* Marks a packet of the pair: when, and whether the side that did not open it has spoken. */
 static __always_inline void touch(struct nat_translation *t, int from_opener)
 {
-	t->last_seen_ns = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_ns();
+
+	/* Rewritten at most once a second: timeouts are tens of seconds, the cache line is shared. */
+	if (now - t->last_seen_ns > NAT_REFRESH_NS)
+		t->last_seen_ns = now;
 	if (!from_opener && !(t->flags & NAT_PAIR_ANSWERED))
 		t->flags |= NAT_PAIR_ANSWERED;
 }
@@ -148,8 +152,8 @@ static __always_inline int pair(const struct nat_config *cfg, const struct nat_r
 	err = bpf_map_update_elem(&nat_flows, flow, &value, BPF_NOEXIST);
 	if (err) {
 		bpf_map_delete_elem(&nat_reverse, rev);
-		/* Another CPU made this flow's pair first: the caller uses that one. */
-		return err == -EEXIST ? 0 : NAT_REASON_TABLE_FULL;
+		/* Another CPU made this flow's pair first: egress uses that one, ingress drops. */
+		return err == -EEXIST ? NAT_PAIR_RACED : NAT_REASON_TABLE_FULL;
 	}
 	return 0;
 }
@@ -182,6 +186,8 @@ static __always_inline int allocate(const struct nat_config *cfg, const struct n
 		if (flow->protocol == IPPROTO_ICMP)
 			rev.remote_port = rev.nat_port;
 		reason = pair(cfg, &rev, flow, &fresh);
+		if (reason == NAT_PAIR_RACED)
+			return 0; /* the flow entry another CPU made is there */
 		if (reason != -EEXIST)
 			return reason; /* made, or no room for it */
 	}
@@ -218,7 +224,9 @@ static __always_inline int egress(struct mz_pkt *pkt, const struct nat_config *c
 	}
 	if (known) {
 		touch(t, !(t->flags & NAT_PAIR_INBOUND)); /* the endpoint opened it, unless a forward did */
-		if (t->flags & NAT_PAIR_INBOUND)
+		/* A reply on a forward may go back to a droplet that opened it, from an ephemeral port
+		 * only: one spoofed packet "from" a droplet's SSH or API port must not open a way there. */
+		if ((t->flags & NAT_PAIR_INBOUND) && bpf_ntohs(flow->dport) >= NAT_EPHEMERAL_MIN)
 			pkt->ctx->flags |= MZ_CTX_ANSWER;
 	}
 	if (!known) {
@@ -282,7 +290,7 @@ static __always_inline int ingress(struct mz_pkt *pkt, const struct nat_config *
 		flow_of(&flow, &rev, &fresh);
 		reason = pair(cfg, &rev, &flow, &fresh);
 		if (reason)
-			return mz_drop(pkt, reason == -EEXIST ? NAT_REASON_STALE : reason);
+			return mz_drop(pkt, reason == -EEXIST || reason == NAT_PAIR_RACED ? NAT_REASON_STALE : reason);
 	}
 	if (mz_set_ipv4_addr(pkt, 1, ip) || mz_set_l4_port(pkt, 1, port))
 		return mz_drop(pkt, NAT_REASON_REWRITE);

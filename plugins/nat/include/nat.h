@@ -86,6 +86,9 @@ struct nat_translation {
 #define NAT_PAIR_ANSWERED 0x2 /* the side that did not open it has sent too */
 /* A pair never answered is idle after this (or idleSeconds if shorter): floods of one-way flows age fast. */
 #define NAT_UNANSWERED_SECONDS 30
+#define NAT_REFRESH_NS 1000000000ULL /* a pair's last_seen_ns is rewritten at most this often */
+#define NAT_EPHEMERAL_MIN 32768	     /* a droplet's client ports: only these get answers (MZ_CTX_ANSWER) */
+#define NAT_PAIR_RACED 100	     /* internal: another CPU made the same flow's pair first */
 
 /* A DNAT target: an endpoint's port. */
 struct nat_endpoint {
