@@ -27,7 +27,7 @@ TEST_BPF_SRCS := $(wildcard Tests/bpf/*.bpf.c)
 TEST_BPF_OBJS := $(patsubst %.c,$(BPF_OUT)/tests/%.o,$(notdir $(TEST_BPF_SRCS)))
 BIN_DIR    = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: all deps bpf build test bench fuzz demo install clean cnidriver
+.PHONY: all deps bpf build test bench fuzz demo install install-sdk clean cnidriver
 
 all: build
 
@@ -99,7 +99,17 @@ demo: deps bpf
 	$(SWIFT) build --product mizar
 	$$($(SWIFT) build --show-bin-path)/mizar-demo --bpf-dir $(BPF_OUT)
 
-## install: transitd and mizarctl to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf,
+## install-sdk: what plugin authors build against (the BPF headers, for mizarctl plugin build) and start
+## from (the template of mizarctl plugin new): $(PREFIX)/include/mizar and $(PREFIX)/share/mizar/plugin-template.
+install-sdk:
+	install -d $(DESTDIR)$(PREFIX)/include/mizar $(DESTDIR)$(PREFIX)/share/mizar/plugin-template/Tests
+	install -m 0644 bpf/include/mizar/*.h $(DESTDIR)$(PREFIX)/include/mizar/
+	install -m 0644 $(addprefix plugins/examples/port_guard/,port_guard.bpf.c port_guard.plugin.yaml PortGuard.swift) \
+		$(DESTDIR)$(PREFIX)/share/mizar/plugin-template/
+	install -m 0644 plugins/examples/port_guard/Tests/PortGuardTests.swift $(DESTDIR)$(PREFIX)/share/mizar/plugin-template/Tests/
+
+## install: transitd and mizarctl to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf, the BPF headers to
+## $(PREFIX)/include/mizar and the plugin template to $(PREFIX)/share/mizar/plugin-template (plugin authors),
 ## the systemd unit to $(PREFIX)/lib/systemd/system, the CNI plugin `mizar` to $(CNI_BIN_DIR) and
 ## cni/10-mizar.conflist to $(CNI_CONF_DIR) and packaging/transitd.yaml to $(MIZAR_CONF_DIR) (existing ones are kept).
 install: bpf
@@ -110,6 +120,7 @@ install: bpf
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/mizarctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/transitd $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/mizar/bpf/
+	$(MAKE) install-sdk
 	sed 's|@PREFIX@|$(PREFIX)|g' packaging/systemd/transitd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/transitd.service
 	install -d $(DESTDIR)$(MIZAR_CONF_DIR)
 	@if [ -e $(DESTDIR)$(MIZAR_CONF_DIR)/transitd.yaml ]; then echo "kept $(DESTDIR)$(MIZAR_CONF_DIR)/transitd.yaml"; \

@@ -15,6 +15,18 @@ func builtInPlugin(_ name: String, _ dir: String) -> [Target] {
     ]
 }
 
+/// An example plugin in plugins/examples/<dir>/, built as a third party builds one: its
+/// Swift library `<name>Plugin` (descriptor, typed configuration) on the SDK alone, and its
+/// SDK tests. `mizarctl plugin new` adds one of these to the targets.
+func examplePlugin(_ name: String, _ dir: String) -> [Target] {
+    [
+        .target(name: "\(name)Plugin", dependencies: ["MizarPluginSDK"], path: "plugins/examples/\(dir)",
+                exclude: ["\(dir).bpf.c", "\(dir).plugin.yaml", "Tests"], swiftSettings: swiftSettings),
+        .testTarget(name: "\(name)PluginTests", dependencies: [.target(name: "\(name)Plugin"), "MizarPluginSDK"],
+                    path: "plugins/examples/\(dir)/Tests", swiftSettings: swiftSettings),
+    ]
+}
+
 /// Applied to every Swift target.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -81,12 +93,8 @@ let package = Package(
             swiftSettings: swiftSettings),
         // The plugin author's SDK: descriptors, packet builders and the test-run harness, one import.
         .target(name: "MizarPluginSDK", dependencies: ["MizarPlugins", "MizarBPF", "MizarNet", "MizarPacket", "CMizarABI"], swiftSettings: swiftSettings),
-        // Plugins (plugins/<name>/: BPF C, Swift descriptor, SDK tests). Examples are built like third-party ones.
-        .target(name: "PortGuardExample", dependencies: ["MizarPluginSDK"], path: "plugins/examples/port_guard",
-                exclude: ["port_guard.bpf.c", "port_guard.plugin.yaml", "Tests"], swiftSettings: swiftSettings),
-        .testTarget(name: "PortGuardExampleTests", dependencies: ["PortGuardExample", "MizarPluginSDK"], path: "plugins/examples/port_guard/Tests",
-                    swiftSettings: swiftSettings),
-    ] + builtInPlugin("ACL", "acl") + builtInPlugin("NAT", "nat") + builtInPlugin("LB", "lb") + builtInPlugin("Shaper", "shaper") + [
+        // Plugins: examples (plugins/examples/<dir>/; `mizarctl plugin new` adds its own after the last) and built-ins (plugins/<dir>/).
+    ] + examplePlugin("PortGuard", "port_guard") + builtInPlugin("ACL", "acl") + builtInPlugin("NAT", "nat") + builtInPlugin("LB", "lb") + builtInPlugin("Shaper", "shaper") + [
         // Layer 6: the API's resource types, shared by transitd, mizarctl, the CNI plugin and the controller. No C.
         .target(name: "MizarAPI", dependencies: ["MizarAddresses"], swiftSettings: swiftSettings),
         // The API's client over the Unix socket (or TLS): mizarctl, the demo and tests.

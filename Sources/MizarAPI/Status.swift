@@ -48,9 +48,11 @@ public struct PluginInfo: Codable, Sendable, Hashable {
     public var maps: [String]
     /// Hooks whose chain holds the plugin now.
     public var activeIn: [String]
+    /// Its drop reasons' names by code ("1": "blocked-port"); the keys of its drops in `Counters`.
+    public var reasons: [Int: String]?
 
     public init(name: String, version: String, abi: UInt32, hooks: [String], priority: Int, object: String, builtIn: Bool, maps: [String],
-                activeIn: [String]) {
+                activeIn: [String], reasons: [Int: String]? = nil) {
         self.name = name
         self.version = version
         self.abi = abi
@@ -60,6 +62,7 @@ public struct PluginInfo: Codable, Sendable, Hashable {
         self.builtIn = builtIn
         self.maps = maps
         self.activeIn = activeIn
+        self.reasons = reasons
     }
 }
 
@@ -91,7 +94,8 @@ public struct Counters: Codable, Sendable, Hashable {
     public var transit: [String: CounterValue]
     /// The transit agents of every local endpoint, by slot name.
     public var agent: [String: CounterValue]
-    /// Per hook, per plugin of its chain: verdict (and `reasonN`) to count.
+    /// Per hook, per plugin of its chain: verdict, and drop reason (its declared name, else
+    /// `reasonN`), to count.
     public var plugins: [String: [String: [String: CounterValue]]]
 
     public init(transit: [String: CounterValue], agent: [String: CounterValue], plugins: [String: [String: [String: CounterValue]]]) {

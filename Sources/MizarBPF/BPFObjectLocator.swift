@@ -18,12 +18,18 @@ public struct BPFObjectLocator: Sendable {
         directories = dirs
     }
 
+    /// Where object `file` may be, in search order, each place once; `first` directories go before ours.
+    public func candidates(of file: String, first: [String] = []) -> [String] {
+        var seen = Set<String>()
+        return (first + directories).map { URL(fileURLWithPath: $0).standardizedFileURL.appendingPathComponent(file).path }
+            .filter { seen.insert($0).inserted }
+    }
+
     /// The path of object `file`, or a `.notFound` error naming every place searched.
     public func path(of file: String) throws -> String {
-        for dir in directories where FileManager.default.fileExists(atPath: dir + "/" + file) {
-            return dir + "/" + file
-        }
-        throw BPFError(.notFound, errno: ENOENT, operation: "find BPF object \(file)", message: "not in \(directories.joined(separator: ", ")); run `make bpf` or set MIZAR_BPF_DIR")
+        let tried = candidates(of: file)
+        if let found = tried.first(where: FileManager.default.fileExists(atPath:)) { return found }
+        throw BPFError(.notFound, errno: ENOENT, operation: "find BPF object \(file)", message: "tried \(tried.joined(separator: ", ")); run `make bpf` or set MIZAR_BPF_DIR")
     }
 
     /// Opens object `file` from the first directory that has it.

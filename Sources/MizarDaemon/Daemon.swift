@@ -243,7 +243,8 @@ public actor Daemon {
             PluginInfo(name: d.name, version: d.version, abi: d.abi, hooks: d.hooks.map(\.rawValue), priority: d.priority, object: d.object,
                        builtIn: BuiltInPlugin.all[d.name] != nil,
                        maps: d.maps.map { "\($0.name) \($0.type) key=\($0.keySize) value=\($0.valueSize) entries=\($0.maxEntries)" },
-                       activeIn: PluginHook.allCases.filter { dataplane.plugins.chain($0).contains(d.name) }.map(\.rawValue))
+                       activeIn: PluginHook.allCases.filter { dataplane.plugins.chain($0).contains(d.name) }.map(\.rawValue),
+                       reasons: d.reasons.isEmpty ? nil : d.reasons)
         }
     }
 
@@ -270,7 +271,7 @@ public actor Daemon {
                 let c = try dataplane.plugins.counters(name, at: hook)
                 var out: [String: CounterValue] = [:]
                 for v in PluginVerdict.allCases where c[v].packets > 0 { out["\(v)"] = CounterValue(packets: c[v].packets, bytes: c[v].bytes) }
-                for (i, r) in c.dropReasons.enumerated() where r.packets > 0 { out["reason\(i)"] = CounterValue(packets: r.packets, bytes: r.bytes) }
+                for (reason, r) in c.namedDrops { out[reason] = CounterValue(packets: r.packets, bytes: r.bytes) }
                 plugins[hook.rawValue, default: [:]][name] = out
             }
         }

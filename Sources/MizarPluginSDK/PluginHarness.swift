@@ -105,12 +105,13 @@ public final class PluginHarness: @unchecked Sendable {
         try self.init(plugin: descriptor, hooks: [hook], locator: locator)
     }
 
-    /// Runs `frame` (Ethernet, IPv4) through `hook`'s chain. The TC flavour exists for the
-    /// egress hook only (the transit agent's default entry). At the transit hook the
+    /// Runs `frame` (Ethernet, IPv4) through `hook`'s chain in one of `hook.flavors` (TC
+    /// exists at egress only, the transit agent's default entry; another flavour throws
+    /// `PluginError(.invalidChain)`, never traps). At the transit hook the
     /// harness hands plugins the frame as it is (no Geneve around it).
     public func run(_ frame: [UInt8], hook: PluginHook, flavor: ProgramFlavor = .xdp, context: HarnessContext = HarnessContext(),
                     repeat count: UInt32 = 1) throws -> HarnessResult {
-        guard hook == .egress || flavor == .xdp else {
+        guard hook.flavors.contains(flavor) else {
             throw PluginError(.invalidChain, plugin: chains.chain(hook).joined(separator: ","), "the \(hook) hook runs in XDP only; run it with flavor .xdp")
         }
         var start = mz_plugin_ctx()

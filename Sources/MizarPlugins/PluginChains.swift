@@ -219,8 +219,11 @@ public final class PluginChains: @unchecked Sendable {
 
     /// The counters of `plugin` at `hook` (zero when it never ran there).
     public func counters(_ plugin: String, at hook: PluginHook) throws -> PluginCounters {
-        guard let slot = lock.withLock({ slots[SlotKey(hook: hook, plugin: plugin)] }) else { return PluginCounters() }
-        return try PluginCounters.read(stats, slot: slot)
+        let (slot, reasons) = lock.withLock { (slots[SlotKey(hook: hook, plugin: plugin)], plugins[plugin]?.descriptor.reasons ?? [:]) }
+        guard let slot else { return PluginCounters(reasonNames: reasons) }
+        var counters = try PluginCounters.read(stats, slot: slot)
+        counters.reasonNames = reasons
+        return counters
     }
 
     // MARK: Building

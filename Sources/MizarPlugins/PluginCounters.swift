@@ -23,16 +23,31 @@ public struct PluginCounters: Sendable, Equatable, CustomStringConvertible {
     public var verdicts: [PluginVerdict: Counter] = [:]
     /// Drops by the plugin's reason code (0..15).
     public var dropReasons: [Counter] = Array(repeating: Counter(), count: Int(MZ_PLUGIN_DROP_REASONS))
+    /// The names its descriptor gives the reason codes (`PluginDescriptor.reasons`).
+    public var reasonNames: [Int: String] = [:]
 
-    public init() {}
+    public init(reasonNames: [Int: String] = [:]) { self.reasonNames = reasonNames }
 
     public subscript(verdict: PluginVerdict) -> Counter { verdicts[verdict] ?? Counter() }
+
+    /// Drops under the reason the descriptor names `reason`; nil when it declares no such name.
+    public func dropped(_ reason: String) -> Counter? {
+        reasonNames.first { $0.value == reason }.map { dropReasons[$0.key] }
+    }
+
+    /// The name of reason `code`: declared, or `reasonN`.
+    public func reasonName(_ code: Int) -> String { reasonNames[code] ?? "reason\(code)" }
+
+    /// Reasons with drops, by name (declared, or `reasonN`), in code order.
+    public var namedDrops: [(reason: String, counter: Counter)] {
+        dropReasons.enumerated().filter { $0.element.packets > 0 }.map { (reasonName($0.offset), $0.element) }
+    }
 
     /// Frames the plugin judged (aborted ones are also counted as continued).
     public var packets: UInt64 { self[.continue].packets + self[.drop].packets + self[.pass].packets }
 
     public func delta(since earlier: PluginCounters) -> PluginCounters {
-        var d = PluginCounters()
+        var d = PluginCounters(reasonNames: reasonNames)
         for v in PluginVerdict.allCases {
             d.verdicts[v] = Counter(packets: self[v].packets &- earlier[v].packets, bytes: self[v].bytes &- earlier[v].bytes)
         }
@@ -45,7 +60,7 @@ public struct PluginCounters: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         var parts = PluginVerdict.allCases.filter { self[$0].packets > 0 }.map { "\($0)=\(self[$0].packets)" }
-        for (i, c) in dropReasons.enumerated() where c.packets > 0 { parts.append("reason\(i)=\(c.packets)") }
+        for (reason, c) in namedDrops { parts.append("\(reason)=\(c.packets)") }
         return parts.isEmpty ? "-" : parts.joined(separator: " ")
     }
 

@@ -24,6 +24,10 @@ public enum PluginHook: String, Codable, Sendable, CaseIterable, Hashable {
         case .transit: MZ_HOOK_TRANSIT.rawValue
         }
     }
+
+    /// The program flavours a chain at this hook runs: TC and XDP at `egress` (the agent
+    /// comes in both), XDP elsewhere. A plugin's tests run each.
+    public var flavors: [ProgramFlavor] { self == .egress ? [.xdp, .tc] : [.xdp] }
 }
 
 /// A map a plugin object defines besides the chain's own (context, counters, chain array).
@@ -71,11 +75,15 @@ public struct PluginDescriptor: Codable, Sendable, Hashable {
     public var priority: Int
     /// The plugin's own maps (configuration and state), checked against the object.
     public var maps: [PluginMapDescriptor]
+    /// Names of the plugin's drop reasons by code (0...15), as `mz_drop(pkt, code)` counts
+    /// them: counters, mizarctl and the API show the name. Codes left out show as `reasonN`.
+    public var reasons: [Int: String]
     /// Directory of the object; nil to search the BPF object directories.
     public var directory: String?
 
     public init(name: String, version: String, abi: UInt32 = UInt32(MZ_PLUGIN_ABI_VERSION), object: String, entry: String,
-                hooks: [PluginHook], priority: Int = 100, maps: [PluginMapDescriptor] = [], directory: String? = nil) {
+                hooks: [PluginHook], priority: Int = 100, maps: [PluginMapDescriptor] = [], reasons: [Int: String] = [:],
+                directory: String? = nil) {
         self.name = name
         self.version = version
         self.abi = abi
@@ -84,11 +92,12 @@ public struct PluginDescriptor: Codable, Sendable, Hashable {
         self.hooks = hooks
         self.priority = priority
         self.maps = maps
+        self.reasons = reasons
         self.directory = directory
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, version, abi, object, entry, hooks, priority, maps
+        case name, version, abi, object, entry, hooks, priority, maps, reasons
     }
 
     public init(from decoder: any Decoder) throws {
@@ -101,6 +110,7 @@ public struct PluginDescriptor: Codable, Sendable, Hashable {
         hooks = try c.decode([PluginHook].self, forKey: .hooks)
         priority = try c.decodeIfPresent(Int.self, forKey: .priority) ?? 100
         maps = try c.decodeIfPresent([PluginMapDescriptor].self, forKey: .maps) ?? []
+        reasons = try c.decodeIfPresent([Int: String].self, forKey: .reasons) ?? [:]
         directory = nil
     }
 
@@ -118,7 +128,8 @@ public struct PluginDescriptor: Codable, Sendable, Hashable {
         } catch {
             throw PluginError(.invalidDescriptor, plugin: path, "not a plugin descriptor: \(error)")
         }
-        directory = (path as NSString).deletingLastPathComponent
+        // Absolute, so that a bare file name's object is looked up in the current directory, not in `/`.
+        directory = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().path
         try validate()
     }
 
@@ -131,11 +142,34 @@ public struct PluginDescriptor: Codable, Sendable, Hashable {
         guard !name.isEmpty, name.count <= 32, name.unicodeScalars.allSatisfy(allowed.contains) else {
             throw PluginError(.invalidDescriptor, plugin: name, "the name must be 1-32 letters, digits, '-' or '_'")
         }
-        guard !hooks.isEmpty else { throw PluginError(.invalidDescriptor, plugin: name, "no hooks: give egress and/or ingress") }
+        guard !hooks.isEmpty else { throw PluginError(.invalidDescriptor, plugin: name, "no hooks: give egress, ingress and/or transit") }
         guard Set(hooks).count == hooks.count else { throw PluginError(.invalidDescriptor, plugin: name, "a hook is listed twice") }
         guard !entry.isEmpty, !object.isEmpty, !object.contains("/") else {
             throw PluginError(.invalidDescriptor, plugin: name, "entry and object must be given; object is a file name")
         }
         guard Set(maps.map(\.name)).count == maps.count else { throw PluginError(.invalidDescriptor, plugin: name, "a map is declared twice") }
+        try validateReasons()
     }
+
+    /// Reason names are counter keys: lower-case words joined by `-`, unique, never a verdict
+    /// (`drop`, ...) nor `reasonN`, for codes 0...15.
+    private func validateReasons() throws {
+        let codes = 0..<Int(MZ_PLUGIN_DROP_REASONS)
+        let verdicts = Set(PluginVerdict.allCases.map(\.description))
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789-")
+        for (code, reason) in reasons.sorted(by: { $0.key < $1.key }) {
+            guard codes.contains(code) else {
+                throw PluginError(.invalidDescriptor, plugin: name, "reason code \(code) (\(reason)): codes are 0-\(codes.upperBound - 1)")
+            }
+            guard !reason.isEmpty, reason.count <= 32, reason.unicodeScalars.allSatisfy(allowed.contains), reason.first != "-",
+                  !verdicts.contains(reason), !(reason.hasPrefix("reason") && reason.dropFirst(6).allSatisfy(\.isNumber)) else {
+                throw PluginError(.invalidDescriptor, plugin: name,
+                                  "reason \(code) '\(reason)': use 1-32 lower-case letters, digits and '-' (not a verdict name or reasonN)")
+            }
+        }
+        guard Set(reasons.values).count == reasons.count else { throw PluginError(.invalidDescriptor, plugin: name, "a reason name is used twice") }
+    }
+
+    /// The name of drop reason `code`: declared, or `reasonN`.
+    public func reasonName(_ code: Int) -> String { reasons[code] ?? "reason\(code)" }
 }

@@ -5,6 +5,8 @@ public struct PluginError: Error, CustomStringConvertible, Equatable, Sendable {
         public var description: String { name }
         /// The descriptor is malformed or names something that does not exist.
         public static let invalidDescriptor = Code(name: "invalidDescriptor")
+        /// The descriptor's object is neither beside it nor in a BPF object directory.
+        public static let objectNotFound = Code(name: "objectNotFound")
         /// The object was built against another plugin ABI.
         public static let abiMismatch = Code(name: "abiMismatch")
         /// The object's maps or programs differ from what its descriptor declares.

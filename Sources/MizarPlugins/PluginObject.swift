@@ -17,16 +17,13 @@ final class RegisteredPlugin: @unchecked Sendable {
     init(_ descriptor: PluginDescriptor, locator: BPFObjectLocator) throws {
         try descriptor.validate()
         self.descriptor = descriptor
-        if let dir = descriptor.directory {
-            path = dir + "/" + descriptor.object
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw PluginError(.invalidDescriptor, plugin: descriptor.name, "object \(path) does not exist")
-            }
-        } else {
-            do { path = try locator.path(of: descriptor.object) } catch {
-                throw PluginError(.invalidDescriptor, plugin: descriptor.name, "\(error)")
-            }
+        // Beside its descriptor file first, then the BPF object directories (`--bpf-dir`, ...).
+        let tried = locator.candidates(of: descriptor.object, first: descriptor.directory.map { [$0] } ?? [])
+        guard let found = tried.first(where: FileManager.default.fileExists(atPath:)) else {
+            throw PluginError(.objectNotFound, plugin: descriptor.name,
+                              "object \(descriptor.object) not found; tried \(tried.joined(separator: ", ")) (build it: mizarctl plugin build DIR)")
         }
+        path = found
     }
 
     /// Opens the object and checks it against the descriptor: ABI version, entry programs, maps.

@@ -6,7 +6,7 @@ import Yams
 struct PluginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugin", abstract: "Plugins of the data plane's chains (docs/plugins.md).",
-        subcommands: [PluginListCommand.self, PluginDescribeCommand.self, PluginCheckCommand.self])
+        subcommands: [PluginListCommand.self, PluginDescribeCommand.self, PluginNewCommand.self, PluginBuildCommand.self, PluginCheckCommand.self])
 }
 
 struct PluginListCommand: AsyncParsableCommand {
@@ -53,11 +53,11 @@ struct PluginCheckCommand: ParsableCommand {
         discussion: """
             The plugin is loaded into a test chain (the SDK's harness), never into a live one.
             Prints what the plugin declares, or why it would be refused with the verifier's log.
-            Exits non-zero when it would be refused. Needs root.
+            Exits 2 when it would be refused, 1 when its object is not found (every path tried is named). Needs root.
             """
     )
 
-    @Argument(help: "The plugin's descriptor file (<name>.plugin.yaml); its object is looked up beside it.")
+    @Argument(help: "The plugin's descriptor file (<name>.plugin.yaml); its object is looked up beside it, then in --bpf-dir and the other BPF object directories.")
     var descriptor: String
 
     @OptionGroup var objects: BPFDirectoryOption
@@ -71,6 +71,9 @@ struct PluginCheckCommand: ParsableCommand {
             print("ok: \(plugin.name) \(plugin.version) (plugin ABI \(plugin.abi))")
             print("  hooks: \(plugin.hooks.map(\.rawValue).joined(separator: ", ")), priority \(plugin.priority)")
             for map in plugin.maps { print("  map \(map.name): \(map.type), key \(map.keySize) B, value \(map.valueSize) B, \(map.maxEntries) entries") }
+            for (code, reason) in plugin.reasons.sorted(by: { $0.key < $1.key }) { print("  drop reason \(code): \(reason)") }
+        } catch let error as PluginError where error.code == .objectNotFound {
+            throw failure("\(error)") // not the plugin's fault: build it, or say where it is
         } catch let error as PluginError {
             FileHandle.standardError.write(Data("refused: \(error)\n".utf8))
             throw ExitCode(2)

@@ -18,9 +18,9 @@ struct MizarctlTests {
     }
 
     @Test func pluginCheckAcceptsTheExampleAndRefusesABadObject() throws {
+        // The example's descriptor sits in the source tree; its object is built elsewhere (found through --bpf-dir).
         let good = try runCommand([mizarctl, "plugin", "check", TestPaths.root + "/plugins/examples/noop/noop.plugin.yaml", "--bpf-dir", TestPaths.bpfDir])
-        // The example's descriptor sits in the source tree; its object is built elsewhere.
-        #expect(good.status != 0 && good.error.contains("noop.bpf.o"), "\(good.output)\(good.error)")
+        #expect(good.status == 0 && good.output.contains("ok: noop"), "\(good.output)\(good.error)")
 
         let dir = NSTemporaryDirectory() + uniquePrefix()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -35,6 +35,11 @@ struct FailClosedDaemonTests {
             """
         _ = try await lab.host("hosta").client.applyInChunks(try Manifests.parse(acl, source: "acl"))
         #expect(try pings().contains(" 0 received"), "the ACL denies ICMP")
+        // Drops are counted under the reason's name the plugin's descriptor gives, in the API and in mizarctl.
+        #expect(try await lab.host("hosta").client.counters().plugins["egress"]?["acl"]?["default-deny"]?.packets == 3)
+        let shown = try lab.mizarctl("hosta", ["counters"]).output
+        #expect(shown.split(separator: "\n").contains { $0.hasPrefix("egress/acl") && $0.contains("default-deny") && $0.contains(" 3 ") }, "\(shown)")
+        #expect(try lab.mizarctl("hosta", ["plugin", "describe", "acl"]).output.contains("default-deny"))
 
         lab.stop("hosta", signal: SIGKILL)
         #expect(try pings().contains(" 0 received"), "owner killed, chain pinned: still denied")

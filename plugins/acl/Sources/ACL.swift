@@ -14,7 +14,8 @@ public enum ACL {
             PluginMapDescriptor(name: ACL_ENDPOINTS_MAP, type: "hash", key: acl_endpoint_key.self, value: acl_endpoint_policy.self, maxEntries: UInt32(ACL_MAX_ENDPOINTS)),
             PluginMapDescriptor(name: ACL_CONNTRACK_MAP, type: "lru_hash", key: acl_flow_key.self, value: acl_flow.self, maxEntries: UInt32(ACL_CONNTRACK_SIZE)),
             PluginMapDescriptor(name: ACL_CONFIG_MAP, type: "array", key: UInt32.self, value: acl_config.self, maxEntries: 1),
-        ])
+        ],
+        reasons: [Reason.rule.rawValue: "deny-rule", Reason.defaultPolicy.rawValue: "default-deny", Reason.truncated.rawValue: "truncated"])
 
     /// Drop reason codes in the plugin's counters.
     public enum Reason: Int, Sendable {

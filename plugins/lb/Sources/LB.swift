@@ -17,7 +17,8 @@ public enum LB {
             PluginMapDescriptor(name: LB_BACKENDS_MAP, type: "hash", key: lb_backend_key.self, value: UInt32.self, maxEntries: UInt32(LB_MAX_BACKENDS)),
             PluginMapDescriptor(name: LB_AFFINITY_MAP, type: "lru_hash", key: lb_flow_key.self, value: lb_affinity.self, maxEntries: UInt32(LB_TABLE_SIZE)),
             PluginMapDescriptor(name: LB_REVERSE_MAP, type: "lru_hash", key: lb_reverse_key.self, value: lb_reverse.self, maxEntries: UInt32(LB_TABLE_SIZE)),
-        ])
+        ],
+        reasons: [Reason.noBackend.rawValue: "no-backend", Reason.rewrite.rawValue: "rewrite-failed", Reason.truncated.rawValue: "truncated"])
 
     public enum Reason: Int, Sendable {
         case noBackend = 1, rewrite = 2, truncated = 3

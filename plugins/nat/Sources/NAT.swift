@@ -16,7 +16,9 @@ public enum NAT {
             PluginMapDescriptor(name: NAT_FLOWS_MAP, type: "hash", key: nat_flow_key.self, value: nat_flow.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
             PluginMapDescriptor(name: NAT_REVERSE_MAP, type: "hash", key: nat_reverse_key.self, value: nat_translation.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
             PluginMapDescriptor(name: NAT_CONFIG_MAP, type: "array", key: UInt32.self, value: nat_config.self, maxEntries: 1),
-        ])
+        ],
+        reasons: [Reason.noPort.rawValue: "no-free-port", Reason.truncated.rawValue: "truncated", Reason.rewrite.rawValue: "rewrite-failed",
+                  Reason.fragment.rawValue: "fragment", Reason.tableFull.rawValue: "table-full", Reason.stale.rawValue: "stale"])
 
     /// Drop reason codes in the plugin's counters.
     public enum Reason: Int, Sendable {

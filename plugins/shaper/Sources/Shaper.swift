@@ -9,7 +9,8 @@ import MizarPlugins
 public enum Shaper {
     public static let descriptor = PluginDescriptor(
         name: "shaper", version: "1.0.0", object: SHAPER_OBJECT, entry: "shaper", hooks: [.egress, .ingress], priority: 90,
-        maps: [PluginMapDescriptor(name: SHAPER_BUCKETS_MAP, type: "hash", key: shaper_key.self, value: shaper_bucket.self, maxEntries: UInt32(SHAPER_MAX_BUCKETS))])
+        maps: [PluginMapDescriptor(name: SHAPER_BUCKETS_MAP, type: "hash", key: shaper_key.self, value: shaper_bucket.self, maxEntries: UInt32(SHAPER_MAX_BUCKETS))],
+        reasons: [Reason.rateLimited.rawValue: "rate-limited"])
 
     public enum Reason: Int, Sendable { case rateLimited = 1 }
 
