@@ -51,8 +51,10 @@ static __always_inline struct mz_plugin_ctx *begin(struct mz_cursor *cur)
 	}
 	ctx = mz_plugin_ctx_begin(in->hook, in->flags, in->vni, in->ifindex, in->endpoint_ip,
 				  (void *)iph - (void *)eth, iph, cur->len, 0);
-	if (ctx)
+	if (ctx) {
 		ctx->net_plen = in->net_plen;
+		mz_trace_mark(ctx, iph);
+	}
 	return ctx;
 }
 

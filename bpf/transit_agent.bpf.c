@@ -119,6 +119,7 @@ static __always_inline int act_xdp(struct xdp_md *ctx, struct mz_agent_plan *pla
 		break;
 	}
 	count(plan->stat, len);
+	mz_trace_xdp_outcome(ctx, MZ_TRACE_AGENT, plan->stat, action, ctx->ingress_ifindex, plan->vni, len);
 	return action;
 }
 
@@ -215,6 +216,7 @@ static __always_inline int act_tc(struct __sk_buff *skb, struct mz_agent_plan *p
 		break;
 	}
 	count(plan->stat, len);
+	mz_trace_skb_outcome(skb, MZ_TRACE_AGENT, plan->stat, action, skb->ifindex, plan->vni, len);
 	return action;
 }
 

@@ -74,10 +74,14 @@ static __always_inline void enter_chain(struct xdp_md *ctx, void *root, __u32 ho
 					__u32 ifindex, __be32 ip, struct iphdr *iph, __u16 core_stat)
 {
 	__u32 l3_off = (void *)iph - (void *)(long)ctx->data;
+	struct mz_plugin_ctx *pc;
 
-	if (l3_off + iph->ihl * 4 > 0xff ||
-	    !mz_plugin_ctx_begin(hook, flags, vni, ifindex, ip, l3_off, iph, bpf_xdp_get_buff_len(ctx), core_stat))
+	if (l3_off + iph->ihl * 4 > 0xff)
 		return;
+	pc = mz_plugin_ctx_begin(hook, flags, vni, ifindex, ip, l3_off, iph, bpf_xdp_get_buff_len(ctx), core_stat);
+	if (!pc)
+		return;
+	mz_trace_mark(pc, iph);
 	bpf_tail_call(ctx, root, 0);
 }
 
@@ -360,6 +364,7 @@ out:
 		if (geneve_ok && !events_counted)
 			count_events(stats, &gnv, learned);
 	}
+	mz_trace_xdp_outcome(ctx, MZ_TRACE_TRANSIT, stat, action, 0, geneve_ok ? gnv.vni : 0, len);
 	return action;
 }
 
@@ -406,6 +411,8 @@ out:
 		count(stats, stat, cur.len);
 		count(stats, MZ_TRANSIT_INGRESS_CHAIN, 0);
 	}
+	if (mz_trace_flags_of(pc))
+		mz_trace_xdp(ctx, NULL, mz_trace_flags_of(pc), MZ_TRACE_TRANSIT, stat, mz_xdp_kind(action), 0, pc->vni, cur.len);
 	return action;
 }
 
@@ -418,6 +425,7 @@ int transit_continue(struct xdp_md *ctx)
 {
 	struct mz_cursor cur = mz_cursor_init(ctx);
 	const struct mz_droplet_addr *to;
+	struct mz_plugin_ctx *pc;
 	struct mz_geneve_info gnv = {};
 	const struct mz_droplet *self;
 	const struct mz_network *net;
@@ -452,6 +460,9 @@ out:
 		count(stats, stat, cur.len);
 		count(stats, MZ_TRANSIT_TRANSIT_CHAIN, 0);
 	}
+	pc = mz_plugin_ctx_get();
+	if (mz_trace_flags_of(pc))
+		mz_trace_xdp(ctx, NULL, mz_trace_flags_of(pc), MZ_TRACE_TRANSIT, stat, mz_xdp_kind(action), 0, gnv.vni, cur.len);
 	return action;
 }
 

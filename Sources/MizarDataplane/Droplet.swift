@@ -103,7 +103,8 @@ public final class Droplet: @unchecked Sendable {
         transitStats = try PerCPUMap(objects.map(MZ_TRANSIT_STATS_MAP))
         agentStats = try PerCPUMap(objects.map(MZ_AGENT_STATS_MAP))
         let host = try PluginHost(context: objects.map(MZ_PLUGIN_CTX_MAP), stats: objects.map(MZ_PLUGIN_STATS_MAP),
-                                  active: objects.map(MZ_CHAIN_ACTIVE_MAP), points: [
+                                  active: objects.map(MZ_CHAIN_ACTIVE_MAP),
+                                  trace: [MZ_TRACE_EVENTS_MAP: objects.map(MZ_TRACE_EVENTS_MAP), MZ_TRACE_LOST_MAP: objects.map(MZ_TRACE_LOST_MAP)], points: [
             HookPoint(hook: .ingress, flavor: .xdp, root: try ProgramArray(objects.map(MZ_INGRESS_ROOT_MAP)), continuation: objects.program(MZ_INGRESS_CONTINUE_PROG)),
             HookPoint(hook: .transit, flavor: .xdp, root: try ProgramArray(objects.map(MZ_TRANSIT_ROOT_MAP)), continuation: objects.program(MZ_TRANSIT_CONTINUE_PROG)),
             HookPoint(hook: .egress, flavor: .tc, root: try ProgramArray(objects.map(MZ_EGRESS_ROOT_TC_MAP)), continuation: objects.program(MZ_EGRESS_CONTINUE_TC_PROG)),

@@ -17,7 +17,9 @@ struct DropletObjects {
                            MZ_EGRESS_CONTINUE_TC_PROG, MZ_EGRESS_CONTINUE_PROG]
     /// The maps the droplet uses, beyond its tables.
     static let maps = DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_CHAIN_ACTIVE_MAP, MZ_TRANSIT_STATS_MAP, MZ_AGENT_STATS_MAP,
-                                             MZ_INGRESS_ROOT_MAP, MZ_TRANSIT_ROOT_MAP, MZ_EGRESS_ROOT_MAP, MZ_EGRESS_ROOT_TC_MAP]
+                                             MZ_INGRESS_ROOT_MAP, MZ_TRANSIT_ROOT_MAP, MZ_EGRESS_ROOT_MAP, MZ_EGRESS_ROOT_TC_MAP] + traceMaps
+    /// The trace filter, ring and lost-event count: one of each per droplet, as its transit XDP makes them.
+    static let traceMaps = [MZ_TRACE_MAP, MZ_TRACE_EVENTS_MAP, MZ_TRACE_LOST_MAP]
 
     private var programByName: [String: BPFProgram] = [:]
     private var mapByName: [String: BPFMapHandle] = [:]
@@ -29,7 +31,7 @@ struct DropletObjects {
     private(set) var adoptedPrograms = false
 
     init(locator: BPFObjectLocator, limits: DropletLimits, pins: BPFPinDirectory?) throws {
-        let shared = DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_CHAIN_ACTIVE_MAP]
+        let shared = DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_CHAIN_ACTIVE_MAP] + DropletObjects.traceMaps
         func openTransit() throws -> BPFObject {
             let object = try locator.open(MZ_TRANSIT_XDP_OBJECT)
             for (map, size) in limits.byMap { try object.setMaxEntries(size, ofMap: map) }

@@ -226,6 +226,13 @@ public final class PluginChains: @unchecked Sendable {
         return counters
     }
 
+    /// The (hook, plugin) whose counters (and trace events) use `slot`, if any.
+    public func owner(ofSlot slot: UInt32) -> (hook: PluginHook, plugin: String, reasons: [Int: String])? {
+        lock.withLock {
+            slots.first { $0.value == slot }.map { ($0.key.hook, $0.key.plugin, plugins[$0.key.plugin]?.descriptor.reasons ?? [:]) }
+        }
+    }
+
     // MARK: Building
 
     /// Opens and verifies a descriptor's object in both flavours, outside any live chain.

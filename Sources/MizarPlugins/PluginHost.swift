@@ -39,17 +39,24 @@ public struct PluginHost: Sendable {
     public let active: BPFMap<UInt32, UInt32>
     public let points: [HookPoint]
 
-    public init(context: BPFMapHandle, stats: BPFMapHandle, active: BPFMapHandle, points: [HookPoint]) throws {
+    /// The trace ring and its lost-event count, by name: plugins built with them emit into these.
+    public let trace: [String: BPFMapHandle]
+
+    public init(context: BPFMapHandle, stats: BPFMapHandle, active: BPFMapHandle, trace: [String: BPFMapHandle] = [:], points: [HookPoint]) throws {
         self.context = context
         self.stats = stats
         self.active = try BPFMap(active)
+        self.trace = trace
         self.points = points
     }
 
-    /// A host whose shared maps are those `object` defines (`mz_plugin_ctx`, `mz_plugin_stats`, `mz_chain_active`).
+    /// A host whose shared maps are those `object` defines (`mz_plugin_ctx`, `mz_plugin_stats`, `mz_chain_active`,
+    /// and the trace ring with its lost-event count).
     public init(sharingMapsOf object: BPFObject, points: [HookPoint]) throws {
+        var trace: [String: BPFMapHandle] = [:]
+        for name in traceMaps where object.mapNames.contains(name) { trace[name] = try object.map(named: name) }
         try self.init(context: object.map(named: MZ_PLUGIN_CTX_MAP), stats: object.map(named: MZ_PLUGIN_STATS_MAP),
-                      active: object.map(named: MZ_CHAIN_ACTIVE_MAP), points: points)
+                      active: object.map(named: MZ_CHAIN_ACTIVE_MAP), trace: trace, points: points)
     }
 
     func points(of hook: PluginHook) -> [HookPoint] { points.filter { $0.hook == hook } }

@@ -4,6 +4,9 @@ import MizarBPF
 
 /// The maps every plugin object defines for the chain itself; a descriptor does not list them.
 let chainMaps: Set<String> = [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_PLUGIN_CHAIN_MAP]
+/// The trace ring and its lost-event count (trace.h): objects built with today's plugin.h
+/// define them and share the host's; an older object has none and emits no events.
+public let traceMaps: Set<String> = [MZ_TRACE_EVENTS_MAP, MZ_TRACE_LOST_MAP]
 
 /// A registered plugin: its descriptor, where its object is, and the maps all its
 /// instances share (configuration and state outlive chain changes).
@@ -49,7 +52,7 @@ final class RegisteredPlugin: @unchecked Sendable {
         for map in chainMaps where !declared.contains(where: { $0.name == map }) {
             throw PluginError(.objectMismatch, plugin: name, "map \(map) missing: not built with mizar/plugin.h")
         }
-        let own = declared.filter { !chainMaps.contains($0.name) }
+        let own = declared.filter { !chainMaps.contains($0.name) && !traceMaps.contains($0.name) }
         for spec in own {
             guard let want = descriptor.maps.first(where: { $0.name == spec.name }) else {
                 throw PluginError(.objectMismatch, plugin: name, "the object defines map \(spec) that the descriptor does not declare")
@@ -82,6 +85,7 @@ final class RegisteredPlugin: @unchecked Sendable {
                 try object.reuseMap(MZ_PLUGIN_CTX_MAP, from: host.context)
                 try object.reuseMap(MZ_PLUGIN_STATS_MAP, from: host.stats)
                 for (map, handle) in sharedMaps { try object.reuseMap(map, from: handle) }
+                for (map, handle) in host.trace where object.mapNames.contains(map) { try object.reuseMap(map, from: handle) }
             } catch {
                 throw PluginError(.objectMismatch, plugin: name, "\(error)")
             }
@@ -90,7 +94,7 @@ final class RegisteredPlugin: @unchecked Sendable {
         let object: BPFObject
         do {
             if let pins, sharedMaps.isEmpty {
-                object = try BPFObject.loadPinned(in: pins, except: chainMaps, open: configured).object
+                object = try BPFObject.loadPinned(in: pins, except: chainMaps.union(traceMaps), open: configured).object
             } else {
                 object = try configured()
                 try object.load()

@@ -243,8 +243,10 @@ static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_
 
 	pc = mz_plugin_ctx_begin(MZ_HOOK_EGRESS, p->foreign ? MZ_CTX_FOREIGN_SOURCE : 0, lep->vni, ifindex, lep->ip,
 				 (void *)iph - (void *)eth, iph, cur->len, 0);
-	if (pc)
+	if (pc) {
 		pc->net_plen = lep->net_plen;
+		mz_trace_mark(pc, iph);
+	}
 	return pc;
 }
 

@@ -11,5 +11,6 @@
 #include "probe.h"
 #include "plugin_abi.h"
 #include "plugin_harness.h"
+#include "trace.h"
 
 #endif /* MIZAR_MIZAR_H */

@@ -276,7 +276,31 @@ static __always_inline void mz_plugin_count(__u32 verdict, __u32 reason, __u64 b
 	}
 }
 
-/* Runs the plugin function and counts its verdict. */
+/* Emits the plugin's decision on a frame the core marked for tracing (trace.h). */
+static __always_inline void mz_trace_plugin(const struct mz_pkt *pkt, __u32 verdict)
+{
+	struct mz_trace_event ev = {
+		.vni = pkt->ctx->vni,
+		.ifindex = pkt->ctx->ifindex,
+		.len = pkt->len,
+		.reason = verdict == MZ_VERDICT_DROP ? pkt->reason & (MZ_PLUGIN_DROP_REASONS - 1) : 0,
+		.slot = mz_stats_slot,
+		.source = MZ_TRACE_PLUGIN,
+		.hook = pkt->ctx->hook,
+		.verdict = verdict,
+		.proto = pkt->ctx->l4_proto,
+	};
+	struct iphdr *iph = mz_ipv4(pkt);
+
+	if (iph) {
+		ev.saddr = iph->saddr;
+		ev.daddr = iph->daddr;
+	}
+	mz_ports(pkt, &ev.sport, &ev.dport);
+	mz_trace_emit(&ev);
+}
+
+/* Runs the plugin function, counts its verdict, and traces it when the core asked. */
 #define MZ_PLUGIN_RUN(fn, pkt)                                                    \
 	({                                                                        \
 		int __v = MZ_VERDICT_ABORTED;                                     \
@@ -287,6 +311,9 @@ static __always_inline void mz_plugin_count(__u32 verdict, __u32 reason, __u64 b
 		if (__v < 0 || __v > MZ_VERDICT_PASS) /* a plugin's mistake */   \
 			__v = mz_drop(&(pkt), MZ_PLUGIN_DROP_REASONS - 1);        \
 		mz_plugin_count(__v, (pkt).reason, (pkt).len);                    \
+		if ((pkt).ctx && ((pkt).ctx->flags & MZ_CTX_TRACE) &&             \
+		    (__v == MZ_VERDICT_DROP || ((pkt).ctx->flags & MZ_CTX_TRACE_ALL))) \
+			mz_trace_plugin(&(pkt), __v);                             \
 		__v;                                                              \
 	})
 

@@ -64,6 +64,8 @@ enum mz_verdict {
 #define MZ_CTX_UNKNOWN_DESTINATION 0x40 /* ingress: the destination is in no network of the VPC: dropped unless steered */
 #define MZ_CTX_ANSWER 0x80 /* set by a plugin at egress with LEAVE: the frame answers a connection the remote side
 			    * opened (a port forward), so it may leave towards a droplet's address (never to UDP 6081) */
+#define MZ_CTX_TRACE 0x100     /* set by the core: tracing wants this frame's drops (trace.h); plugins emit events */
+#define MZ_CTX_TRACE_ALL 0x200 /* with MZ_CTX_TRACE: every decision, not only drops */
 
 /*
  * What the core tells the chain about the frame, one per CPU (a chain runs to its end on

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * This file contains the maps every stage of a chain shares (kernel-only): the per-CPU
- * context and the plugin counters. The core objects and every plugin define them; user
+ * context and the plugin counters (and, through trace.bpf.h, the trace ring). The core objects and every plugin define them; user
  * space makes them one map per droplet (bpf_map__reuse_fd).
  */
 #ifndef MIZAR_PLUGIN_CORE_BPF_H
@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "plugin_abi.h"
+#include "trace.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -56,6 +56,10 @@ struct ACLNamespaceTests {
         let b1Policy = ACL.EndpointPolicy(vpc: 100, ip: b1.ip.description, defaultEgress: .allow, defaultIngress: .deny)
         try hosta.configure("acl", ACL.Config(rules: [], endpoints: [a1Policy]))
         try hostb.configure("acl", ACL.Config(rules: [], endpoints: [b1Policy]))
+        // Tracing names the plugin, its hook and the reason of each drop (docs/observability.md).
+        let trace = try lab.host("hostb").dataplane.traceReader()
+        try lab.host("hostb").dataplane.setTracing(TraceFilter(ip: b1.ip))
+        defer { try? lab.host("hostb").dataplane.setTracing(nil) }
 
         #expect(try lab.ping(from: "a1", to: b1.ip, count: 3, interval: 0.1) == 0)
         #expect(try hostb.counters("acl", at: .ingress).dropReasons[ACL.Reason.defaultPolicy.rawValue].packets >= 3)
@@ -63,6 +67,16 @@ struct ACLNamespaceTests {
         let blocked = (try? lab.iperf(from: "a1", to: "b1", seconds: 1)) ?? [:] // iperf3 gives up connecting
         #expect(((blocked["sum_received"] as? [String: Any])?["bytes"] as? Int ?? 0) == 0)
         #expect(try hostb.counters("acl", at: .ingress).dropReasons[ACL.Reason.defaultPolicy.rawValue].packets > before, "SYNs dropped")
+        var events: [TraceEvent] = []
+        while true {
+            let more = try trace.next(timeoutMilliseconds: 0)
+            if more.isEmpty { break }
+            events += more
+        }
+        let denied = events.filter { $0.plugin == "acl" && $0.hook == .ingress && $0.verdict == "drop" && $0.reason == "default-deny" }
+        #expect(denied.contains { $0.proto == 6 && $0.destinationPort == 5201 && $0.source4 == a1.ip && $0.destination4 == b1.ip }, "the SYN: \(events)")
+        #expect(denied.filter { $0.proto == 1 }.count >= 3, "the echo requests")
+        try lab.host("hostb").dataplane.setTracing(nil)
 
         // Echo requests and TCP to the iperf3 port from a1's network come in; the replies
         // reach a1 only because hosta's conntrack saw the flows leave.
