@@ -103,6 +103,49 @@ public struct MizarClient: Sendable {
     /// Discovers third-party plugins in transitd's plugin directory.
     public func discoverPlugins() async throws -> DiscoverResult { try await call(.POST, "/v1/plugins/discover") }
 
+    /// Streams `GET /v1/trace`: each record as transitd sends it, until its count or time is
+    /// reached or the caller stops iterating (which ends the trace on transitd).
+    public func trace(_ query: TraceQuery) async throws -> AsyncThrowingStream<TraceRecord, any Error> {
+        if case .unixSocket(let socket) = server, !MizarClient.answers(socket: socket) {
+            throw Unreachable(server: socket, reason: FileManager.default.fileExists(atPath: socket) ? "nothing listens on the socket" : "no socket there")
+        }
+        var request = HTTPClientRequest(url: url("/v1/trace?" + query.queryString))
+        request.headers.add(name: "Accept", value: "application/x-ndjson")
+        if case .https(_, let token, _) = server { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let http = try httpClient()
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: .seconds(Int64(query.seconds ?? 31_536_000) + 60))
+        } catch {
+            throw Unreachable(server: describe(server), reason: "\(error)")
+        }
+        guard response.status.code == 200 else {
+            let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+            throw (try? JSONDecoder().decode(APIError.self, from: data)) ?? APIError(.internal, "HTTP \(response.status.code) from transitd")
+        }
+        let body = response.body
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    var pending = Data()
+                    for try await buffer in body {
+                        pending.append(contentsOf: buffer.readableBytesView)
+                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                            let line = pending[pending.startIndex..<newline]
+                            pending.removeSubrange(pending.startIndex...newline)
+                            if !line.isEmpty { continuation.yield(try JSONDecoder().decode(TraceRecord.self, from: Data(line))) }
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+                if http !== HTTPClient.shared { try? await http.shutdown() }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
     // MARK: Transport
 
     private struct Empty: Encodable {}

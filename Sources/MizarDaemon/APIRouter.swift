@@ -29,6 +29,21 @@ public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil) -> Router
     v1.get("plugins/:name") { _, context in try json(try await daemon.plugin(try context.parameters.require("name"))) }
     v1.post("plugins/discover") { _, _ in try json(await daemon.discoverPlugins()) }
 
+    v1.get("trace") { request, _ -> Response in
+        let parameters = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { $1 })
+        let session = try await daemon.openTrace(try TraceQuery(parameters: parameters))
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+            do {
+                try await stream(session, to: &writer)
+            } catch {
+                await daemon.closeTrace()  // the client went away (a write failed): tracing stops with it
+                throw error
+            }
+            await daemon.closeTrace()
+            try await writer.finish(nil)
+        })
+    }
+
     v1.get("endpoints/:name/check") { _, context in try json(try await daemon.check(endpoint: try context.parameters.require("name"))) }
 
     v1.post("apply") { request, _ in
@@ -56,6 +71,36 @@ public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil) -> Router
         }
     }
     return router
+}
+
+/// Writes a trace's records as NDJSON until its count or time is reached, or a write fails
+/// (the client left). A `{"lost":N}` line follows lost events and, every 2 s, a quiet stream,
+/// so that a client that left is noticed.
+private func stream(_ session: TraceSession, to writer: inout any ResponseBodyWriter) async throws {
+    let clock = ContinuousClock(), start = clock.now
+    let deadline = session.query.seconds.map { start + .milliseconds(Int($0 * 1000)) }
+    var sent = 0, lostSent: UInt64 = 0, lastWrite = start
+    func line(_ record: TraceRecord) throws -> ByteBuffer {
+        var data = try encoder.encode(record)
+        data.append(UInt8(ascii: "\n"))
+        return ByteBuffer(bytes: data)
+    }
+    while deadline.map({ clock.now < $0 }) ?? true {
+        let records = try session.poll()
+        for record in records.prefix(session.query.count.map { $0 - sent } ?? records.count) {
+            try await writer.write(line(record))
+            sent += 1
+        }
+        if !records.isEmpty { lastWrite = clock.now }
+        let lost = try session.lost()
+        if lost != lostSent || clock.now - lastWrite > .seconds(2) {
+            try await writer.write(line(TraceRecord(lost: lost)))
+            (lostSent, lastWrite) = (lost, clock.now)
+        }
+        if let count = session.query.count, sent >= count { break }
+        if records.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+    }
+    try await writer.write(line(TraceRecord(lost: try session.lost())))
 }
 
 /// A request's body, at most `maxRequestBody` bytes (413 beyond).

@@ -28,6 +28,8 @@ public actor Daemon {
     private(set) var desired = DesiredState()
     /// Resources the data plane could not take, and why (retried by `retryFailures`).
     private(set) var failures: [ResourceReference: String] = [:]
+    /// True while a `GET /v1/trace` streams (one at a time).
+    var tracing = false
 
     /// Opens the store, loads and attaches the data plane on the configured interface and
     /// registers the plugins; `start()` then reconciles. On the first start (an empty store) it creates VPC `vpc0` (VNI 1) and network
@@ -72,6 +74,8 @@ public actor Daemon {
         logger.debug("store loaded", metadata: ["decode": "\(decoded - began)", "index": "\(loaded - decoded)"])
         // Tables first (taken over from pins, they already hold all of it), then the
         // programs: the transit XDP link is updated in place, atomically.
+        // A trace an earlier process left on (it died mid-stream) ends here.
+        try? dataplane.setTracing(nil)
         failures = reconciler.syncAll(desired)
         let pruned = try reconciler.pruneStale()
         try dataplane.attach()

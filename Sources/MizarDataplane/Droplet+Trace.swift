@@ -134,3 +134,10 @@ extension Droplet {
         TraceReader(ring: try RingBuffer(objects.map(MZ_TRACE_EVENTS_MAP)), plugins: plugins)
     }
 }
+
+extension Droplet {
+    /// The local endpoint whose host-side veth has `ifindex` (what trace events name).
+    public func localEndpoint(ifindex: UInt32) -> EndpointID? {
+        lock.withLock { state.locals.first { UInt32($0.value.ifindex) == ifindex }?.key }
+    }
+}

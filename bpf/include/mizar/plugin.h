@@ -290,13 +290,23 @@ static __always_inline void mz_trace_plugin(const struct mz_pkt *pkt, __u32 verd
 		.verdict = verdict,
 		.proto = pkt->ctx->l4_proto,
 	};
-	struct iphdr *iph = mz_ipv4(pkt);
+	struct mz_pkt now = *pkt;
+	struct iphdr *iph;
 
+	/* The plugin's helpers may have moved the data: the verifier forgets every packet pointer then. */
+	if (now.is_skb) {
+		now.data = (void *)(long)((struct __sk_buff *)now.raw)->data;
+		now.data_end = (void *)(long)((struct __sk_buff *)now.raw)->data_end;
+	} else {
+		now.data = (void *)(long)((struct xdp_md *)now.raw)->data;
+		now.data_end = (void *)(long)((struct xdp_md *)now.raw)->data_end;
+	}
+	iph = mz_ipv4(&now);
 	if (iph) {
 		ev.saddr = iph->saddr;
 		ev.daddr = iph->daddr;
 	}
-	mz_ports(pkt, &ev.sport, &ev.dport);
+	mz_ports(&now, &ev.sport, &ev.dport);
 	mz_trace_emit(&ev);
 }
 

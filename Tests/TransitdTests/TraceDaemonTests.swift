@@ -1,0 +1,68 @@
+import Foundation
+import MizarAPI
+import MizarClient
+import MizarTestSupport
+import Testing
+
+/// `mizarctl trace` against real transitd processes (docs/observability.md): why a packet was
+/// dropped, by plugin and reason or by the core's counter slot.
+@Suite("mizarctl trace: drops named by plugin and reason, streamed from transitd", .serialized)
+struct TraceDaemonTests {
+    /// Starts `mizarctl trace` on `host` in the background (it stops after `count` events or 20 s).
+    func trace(_ lab: DaemonLab, _ host: String, _ arguments: [String]) throws -> RunningCommand {
+        let command = try RunningCommand([Binaries.mizarctl, "trace"] + arguments + ["--socket", lab.host(host).socket])
+        Thread.sleep(forTimeInterval: 0.5)  // the filter is written before the first frame
+        return command
+    }
+
+    @Test func aDeniedSYNAndASpoofedFrameAppearWithTheirReasons() async throws {
+        let lab = try DaemonLab.running(["hosta", "hostb"])
+        defer { lab.teardown() }
+        let a1 = try lab.endpointNamespace("a1"), b1 = try lab.endpointNamespace("b1")
+        for host in ["hosta", "hostb"] {
+            _ = try await lab.host(host).client.applyInChunks(try Manifests.parse(TwoDropletTests.manifest(lab, for: host, a1: a1, b1: b1), source: host))
+        }
+        // b1 takes nothing but ICMP: a TCP SYN to it is dropped by the acl at hostb's ingress.
+        let acl = """
+            apiVersion: mizar.com/v1
+            kind: PluginConfig
+            metadata: {name: acl}
+            spec:
+              rules: [{priority: 10, vpc: 100, direction: ingress, source: 0.0.0.0/0, destination: 0.0.0.0/0, protocol: icmp, action: allow}]
+              endpoints: [{vpc: 100, ip: 10.1.0.3, defaultEgress: allow, defaultIngress: deny}]
+            ---
+            apiVersion: mizar.com/v1
+            kind: PluginChain
+            metadata: {name: ingress}
+            spec: {plugins: [acl]}
+            """
+        _ = try await lab.host("hostb").client.applyInChunks(try Manifests.parse(acl, source: "acl"))
+        #expect(try runCommand(["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output.contains("2 received"))
+
+        let syn = try trace(lab, "hostb", ["--drops", "--ip", "10.1.0.3", "--count", "1", "--seconds", "20"])
+        let second = try lab.mizarctl("hostb", ["trace", "--seconds", "1"])
+        #expect(second.status == 1 && second.error.contains("already running"), "one trace at a time: \(second.output)\(second.error)")
+        _ = try runCommand(["timeout", "2", "bash", "-c", "echo > /dev/tcp/10.1.0.3/5201"], in: a1)
+        let seen = syn.wait(timeout: 30)
+        #expect(seen.status == 0, "\(seen.output)\(seen.error)")
+        let line = seen.output.split(separator: "\n").first { $0.contains("DROP") }.map(String.init) ?? ""
+        #expect(line.contains("hostb ingress acl DROP default-deny tcp 10.1.0.2:") && line.contains(" -> 10.1.0.3:5201 vni 100"), "\(seen.output)")
+
+        // The agent's own drops: a1 sends from an address that is not its own.
+        let spoof = try trace(lab, "hosta", ["--drops", "--count", "1", "--seconds", "20", "-o", "json"])
+        try runCommand(["ip", "addr", "add", "10.1.0.99/32", "dev", "eth0"], in: a1)
+        _ = try runCommand(["ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "10.1.0.99", "10.1.0.3"], in: a1)
+        let spoofed = spoof.wait(timeout: 30)
+        let records = spoofed.output.split(separator: "\n").compactMap { try? JSONDecoder().decode(TraceRecord.self, from: Data($0.utf8)) }
+        let drop = try #require(records.first { $0.verdict == "drop" }, "\(spoofed.output)\(spoofed.error)")
+        #expect(drop.source == "agent" && drop.reason == "spoofed-ip" && drop.src == "10.1.0.99" && drop.dst == "10.1.0.3" && drop.endpoint == "10.1.0.2",
+                "\(drop)")
+        #expect(records.last?.lost == 0, "the stream ends with its lost count")
+
+        // Every trace ended with its command: tracing is off, another can start.
+        let quiet = try lab.mizarctl("hosta", ["trace", "--drops", "--seconds", "1", "-o", "json"])
+        #expect(quiet.status == 0 && !quiet.output.contains("\"verdict\""), "nothing dropped now: \(quiet.output)\(quiet.error)")
+        let bad = try lab.mizarctl("hosta", ["trace", "--ip", "10.1.0.300"])
+        #expect(bad.status == 2, "\(bad.error)")
+    }
+}
