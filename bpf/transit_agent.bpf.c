@@ -44,6 +44,8 @@ struct {
 	__type(value, __u32);
 } egress_root_tc SEC(".maps");
 
+_Static_assert(MZ_AGENT_STAT_MAX <= MZ_ENDPOINT_DROP_REASONS, "an endpoint's drops are kept by agent slot");
+
 static __always_inline void count(__u32 stat, __u64 bytes)
 {
 	struct mz_agent_stats *stats = bpf_map_lookup_elem(&agent_stats, &(__u32){ 0 });
@@ -119,6 +121,7 @@ static __always_inline int act_xdp(struct xdp_md *ctx, struct mz_agent_plan *pla
 		break;
 	}
 	count(plan->stat, len);
+	mz_agent_count_endpoint(plan, action != XDP_DROP, len);
 	mz_trace_xdp_outcome(ctx, MZ_TRACE_AGENT, plan->stat, action, ctx->ingress_ifindex, plan->vni, len);
 	return action;
 }
@@ -216,6 +219,7 @@ static __always_inline int act_tc(struct __sk_buff *skb, struct mz_agent_plan *p
 		break;
 	}
 	count(plan->stat, len);
+	mz_agent_count_endpoint(plan, action != TC_ACT_SHOT, len);
 	mz_trace_skb_outcome(skb, MZ_TRACE_AGENT, plan->stat, action, skb->ifindex, plan->vni, len);
 	return action;
 }

@@ -183,6 +183,7 @@ static __always_inline int deliver(struct xdp_md *ctx, const struct mz_endpoint 
 	/* The endpoint sees every peer behind its gateway MAC (what the agent's ARP answers). */
 	mz_copy_mac(eth->h_dest, ep->mac);
 	mz_copy_mac(eth->h_source, ep->gw_mac);
+	mz_endpoint_received(ep->stats_slot, bpf_xdp_get_buff_len(ctx));
 	return bpf_redirect(ep->ifindex, 0);
 }
 

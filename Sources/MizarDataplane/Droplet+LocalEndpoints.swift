@@ -50,6 +50,8 @@ final class PluggedEndpoint: @unchecked Sendable {
     var agentAttachment = ""
     /// The bouncer entry this endpoint hides while plugged, put back when it is unplugged.
     var shadowed: mz_endpoint?
+    /// Its slot of `endpoint_stats` (0: not counted, every slot taken).
+    var statsSlot: UInt16 = 0
 
     init(spec: LocalEndpoint, ifindex: Int32) {
         self.spec = spec
@@ -90,6 +92,7 @@ extension Droplet {
                 if let peer = endpoint.peer { try preparePeer(peer, of: plugged, mode: mode) }
                 if host.mtu > endpointMTU { try RouteSocket(in: netns).setMTU(of: endpoint.hostInterface, to: endpointMTU) }
                 try attachAgent(to: host.index, of: plugged, mode: mode)
+                plugged.statsSlot = try statsSlot(for: endpoint, ifindex: host.index)
 
                 let plen = UInt8(network.cidr.prefixLength)
                 var local = mz_local_endpoint()
@@ -98,12 +101,14 @@ extension Droplet {
                 withMAC(&local.mac, endpoint.mac)
                 withMAC(&local.gw_mac, gatewayMAC)
                 local.net_plen = plen
+                local.stats_slot = plugged.statsSlot
                 var entry = mz_endpoint()
                 entry.droplet = address.c
                 withMAC(&entry.mac, endpoint.mac)
                 entry.flags = UInt8(MZ_ENDPOINT_LOCAL)
                 entry.net_plen = plen
                 entry.ifindex = UInt32(host.index)
+                entry.stats_slot = plugged.statsSlot
                 withMAC(&entry.gw_mac, gatewayMAC)
                 try maps.localEndpoints.update(UInt32(host.index), local)
                 try maps.endpoints.update(endpoint.id.key, entry)

@@ -46,6 +46,8 @@ struct mz_agent_plan {
 	__u32 foreign; /* admitted with another source than the endpoint's, for the chain to vouch for */
 	struct mz_droplet_addr to;
 	const struct mz_droplet *self;
+	__u16 from_slot; /* the sender's endpoint_stats slot */
+	__u16 to_slot;	 /* a local receiver's (MZ_AGENT_DO_LOCAL) */
 };
 
 /*
@@ -118,6 +120,7 @@ static __always_inline int mz_agent_admit(struct mz_cursor *cur, __u32 ifindex, 
 		p->stat = MZ_AGENT_UNKNOWN_PORT;
 		return 0;
 	}
+	p->from_slot = lep->stats_slot;
 	ret = mz_parse_eth(cur, &eth);
 	if (ret < 0) {
 		p->stat = MZ_AGENT_BAD_ETH;
@@ -193,6 +196,7 @@ static __always_inline void mz_agent_route(struct mz_cursor *cur, struct ethhdr 
 		mz_copy_mac(eth->h_dest, ep->mac);
 		mz_copy_mac(eth->h_source, ep->gw_mac);
 		p->ifindex = ep->ifindex;
+		p->to_slot = ep->stats_slot;
 		p->stat = MZ_AGENT_LOCAL;
 		p->action = MZ_AGENT_DO_LOCAL;
 		return;
@@ -285,6 +289,7 @@ static __always_inline void mz_agent_resume(struct mz_cursor *cur, const struct 
 	p->stat = MZ_AGENT_UNKNOWN_PORT;
 	if (!pc || !(lep = bpf_map_lookup_elem(&local_endpoints, &pc->ifindex)))
 		return;
+	p->from_slot = lep->stats_slot;
 	p->stat = MZ_AGENT_BAD_IPV4;
 	if (mz_parse_eth(cur, &eth) != ETH_P_IP || mz_parse_ipv4(cur, &iph) < 0)
 		return;
@@ -310,6 +315,27 @@ static __always_inline void mz_agent_resume(struct mz_cursor *cur, const struct 
 		return;
 	}
 	mz_agent_route(cur, eth, iph, lep, (pc->flags & MZ_CTX_STEER) ? pc->steer_ip : iph->daddr, p);
+}
+
+/*
+ * Counts a frame of the endpoint in `p->from_slot` by its outcome: forwarded (sent), or
+ * dropped under its counter slot; and a local delivery for the receiver. An ARP answer is
+ * neither. `forwarded`: the program's return code sends the frame on.
+ */
+static __always_inline void mz_agent_count_endpoint(const struct mz_agent_plan *p, int forwarded, __u64 bytes)
+{
+	struct mz_endpoint_stats *s = mz_endpoint_stats_of(p->from_slot);
+
+	if (s && forwarded && p->action != MZ_AGENT_DO_REPLY) {
+		s->sent.packets++;
+		s->sent.bytes += bytes;
+	} else if (s && !forwarded) {
+		s->dropped.packets++;
+		s->dropped.bytes += bytes;
+		s->drop_reason[p->stat & (MZ_ENDPOINT_DROP_REASONS - 1)]++;
+	}
+	if (forwarded && p->action == MZ_AGENT_DO_LOCAL)
+		mz_endpoint_received(p->to_slot, bytes);
 }
 
 #endif /* MIZAR_AGENT_BPF_H */

@@ -8,6 +8,8 @@
 
 #include <linux/types.h>
 
+#include "stats.h"
+
 /* Map names: both programs define every table; user space shares one set per droplet. */
 #define MZ_DROPLET_MAP "droplet"
 #define MZ_ENDPOINTS_MAP "endpoints"
@@ -16,6 +18,7 @@
 #define MZ_VPCS_MAP "vpcs"
 #define MZ_DIRECT_PATH_MAP "direct_path"
 #define MZ_DROPLETS_MAP "droplets"
+#define MZ_ENDPOINT_STATS_MAP "endpoint_stats" /* per CPU, by an endpoint's stats_slot (0: none) */
 
 /* Default sizes; user space sets the real ones at load time. */
 #define MZ_DEFAULT_ENDPOINTS 1048576	/* per bouncer, allocated on insert (no prealloc) */
@@ -24,6 +27,8 @@
 #define MZ_DEFAULT_VPCS 16384
 #define MZ_DEFAULT_DIRECT_PATHS 65536 /* LRU: preallocated, keep it modest */
 #define MZ_DEFAULT_DROPLETS 65536     /* droplets of the cluster: who may send Geneve */
+#define MZ_DEFAULT_ENDPOINT_STATS 1024 /* counter slots of local endpoints (slot 0 counts nothing) */
+#define MZ_ENDPOINT_DROP_REASONS 32    /* an endpoint's drops by agent counter slot */
 
 /* Bouncers of one network and dividers of one VPC held inline (chosen by flow hash). */
 #define MZ_MAX_BOUNCERS 16
@@ -84,7 +89,7 @@ struct mz_endpoint {
 	__u8 net_plen;			/* prefix length of its network */
 	__u32 ifindex;			/* local: the host-side veth */
 	__u8 gw_mac[6];			/* local: the host-side veth's MAC, the endpoint's gateway/peer MAC */
-	__u8 pad[2];
+	__u16 stats_slot;		/* local: its slot of endpoint_stats (0: not counted) */
 };
 
 /* Value of `local_endpoints`, keyed by the host-side veth's ifindex: what the agent enforces. */
@@ -95,7 +100,18 @@ struct mz_local_endpoint {
 	__u8 net_plen;
 	__u8 flags;
 	__u8 gw_mac[6];
-	__u8 pad[2];
+	__u16 stats_slot; /* its slot of endpoint_stats (0: not counted) */
+};
+
+/*
+ * Value of `endpoint_stats` (per CPU): one local endpoint's traffic, as its agent and
+ * transit XDP saw it. One array lookup per frame that has an endpoint.
+ */
+struct mz_endpoint_stats {
+	struct mz_counter sent;	    /* its frames the agent forwarded (another endpoint, a droplet, out of the overlay) */
+	struct mz_counter received; /* frames delivered to it (from transit XDP or another local endpoint) */
+	struct mz_counter dropped;  /* its frames the agent dropped */
+	__u64 drop_reason[MZ_ENDPOINT_DROP_REASONS]; /* those drops by the agent's counter slot */
 };
 
 /* Key of the `networks` LPM trie: prefixlen counts the 32 VNI bits plus the CIDR bits. */

@@ -149,4 +149,31 @@ mz_pick(const struct mz_droplet_addr *set, __u32 count, __u32 max, __u32 hash)
 	return &set[(hash % count) & (max - 1)];
 }
 
+/* Per-endpoint counters (struct mz_endpoint_stats), by the slot user space gives each local endpoint. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MZ_DEFAULT_ENDPOINT_STATS);
+	__type(key, __u32);
+	__type(value, struct mz_endpoint_stats);
+} endpoint_stats SEC(".maps");
+
+/* The counters of endpoint slot `slot`, or NULL for slot 0 (an endpoint that is not counted). */
+static __always_inline struct mz_endpoint_stats *mz_endpoint_stats_of(__u16 slot)
+{
+	__u32 key = slot;
+
+	return slot ? bpf_map_lookup_elem(&endpoint_stats, &key) : NULL;
+}
+
+/* A frame delivered to the endpoint of `slot`. */
+static __always_inline void mz_endpoint_received(__u16 slot, __u64 bytes)
+{
+	struct mz_endpoint_stats *s = mz_endpoint_stats_of(slot);
+
+	if (s) {
+		s->received.packets++;
+		s->received.bytes += bytes;
+	}
+}
+
 #endif /* MIZAR_DATAPLANE_MAPS_BPF_H */
