@@ -4,9 +4,9 @@ import Foundation
 /// A BPF ring buffer (`BPF_MAP_TYPE_RINGBUF`) read through libbpf: the records the programs
 /// committed, in order. One reader at a time; not for use from several threads at once.
 public final class RingBuffer: @unchecked Sendable {
-    /// Where libbpf's callback puts records between `poll` calls.
+    /// What libbpf's callback hands each record to, for the length of one `poll`.
     private final class Sink {
-        var records: [[UInt8]] = []
+        var consume: (UnsafeRawBufferPointer) -> Void = { _ in }
     }
 
     private let ring: OpaquePointer
@@ -16,7 +16,7 @@ public final class RingBuffer: @unchecked Sendable {
         let sink = Unmanaged.passRetained(Sink())
         let callback: ring_buffer_sample_fn = { context, data, size in
             guard let context, let data else { return 0 }
-            Unmanaged<Sink>.fromOpaque(context).takeUnretainedValue().records.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+            Unmanaged<Sink>.fromOpaque(context).takeUnretainedValue().consume(UnsafeRawBufferPointer(start: data, count: size))
             return 0
         }
         guard let ring = ring_buffer__new(map.fd, callback, sink.toOpaque(), nil) else {
@@ -32,21 +32,27 @@ public final class RingBuffer: @unchecked Sendable {
         sink.release()
     }
 
-    /// Waits up to `timeoutMilliseconds` (0: not at all) for records and returns the ones
-    /// that came, possibly none.
-    public func poll(timeoutMilliseconds: Int32) throws -> [[UInt8]] {
-        let result = ring_buffer__poll(ring, timeoutMilliseconds)
-        if result < 0 && result != -EINTR { throw BPFError.system("poll the ring buffer", errno: -result) }
-        let box = sink.takeUnretainedValue()
-        defer { box.records.removeAll(keepingCapacity: true) }
-        return box.records
+    /// Waits up to `timeoutMilliseconds` (0: not at all) for records and hands each to
+    /// `consume` (its bytes are valid during the call only). Returns how many came.
+    @discardableResult
+    public func poll(timeoutMilliseconds: Int32, _ consume: (UnsafeRawBufferPointer) -> Void) throws -> Int {
+        try withoutActuallyEscaping(consume) { consume in
+            let box = sink.takeUnretainedValue()
+            box.consume = consume
+            defer { box.consume = { _ in } }
+            let result = ring_buffer__poll(ring, timeoutMilliseconds)
+            if result < 0 && result != -EINTR { throw BPFError.system("poll the ring buffer", errno: -result) }
+            return Int(max(result, 0))
+        }
     }
 
     /// The records that came, each read as a `Record` (a C struct of the BPF side's layout);
     /// records of another size are skipped.
     public func poll<Record: BitwiseCopyable>(_: Record.Type, timeoutMilliseconds: Int32) throws -> [Record] {
-        try poll(timeoutMilliseconds: timeoutMilliseconds).compactMap { bytes in
-            bytes.count == MemoryLayout<Record>.size ? bytes.withUnsafeBytes { $0.loadUnaligned(as: Record.self) } : nil
+        var records: [Record] = []
+        try poll(timeoutMilliseconds: timeoutMilliseconds) { bytes in
+            if bytes.count == MemoryLayout<Record>.size { records.append(bytes.loadUnaligned(as: Record.self)) }
         }
+        return records
     }
 }

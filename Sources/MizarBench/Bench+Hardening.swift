@@ -30,21 +30,9 @@ extension MizarBench {
         /// every round), and the trusted figure.
         func cost(_ name: String, checked: () throws -> Double, trusted: () throws -> Double) throws {
             print("hardening: \(name), \(repetitions) repetitions, \(rounds) alternating rounds")
-            var differences: [Double] = [], bases: [Double] = []
-            for round in 0..<rounds {
-                var base = 0.0, value = 0.0
-                if round % 2 == 0 {
-                    base = try trusted()
-                    value = try checked()
-                } else {
-                    value = try checked()
-                    base = try trusted()
-                }
-                differences.append(value - base)
-                bases.append(base)
-            }
-            metrics.append(BenchMetric(name: "\(name)_check_ns", value: differences.sorted()[rounds / 2], unit: "ns",
-                                       baselineName: "\(name)_trusting_underlay_ns_per_packet", baselineValue: bases.sorted()[rounds / 2]))
+            let m = try alternatingMedians(rounds: rounds, checked, trusted)
+            metrics.append(BenchMetric(name: "\(name)_check_ns", value: m.difference, unit: "ns",
+                                       baselineName: "\(name)_trusting_underlay_ns_per_packet", baselineValue: m.b))
         }
 
         // Transit XDP: Geneve from hosta for an address in no network (dropped after the whole parse).

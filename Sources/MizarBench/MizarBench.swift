@@ -22,6 +22,8 @@ struct MizarBench: AsyncParsableCommand {
                         against an equivalent nftables ruleset on the same path
               hardening what failing closed costs per packet: the known-droplet check on Geneve and the underlay check
                         on SNAT, against copies of the programs that trust the underlay
+              observability what tracing and per-endpoint counters cost: trace off against the programs built
+                        without trace hooks, endpoint counters against them built without, trace-on events/s
               daemon    transitd: API endpoint adds with 10,000 present (p50/p99) and a 10,000-endpoint apply against the
                         library, restart with 100,000 endpoints pinned and its RSS against an empty start
               cni       the CNI plugin: ADD/DEL latency and parallel ADDs against ptp + host-local, CRI pod start
@@ -31,7 +33,7 @@ struct MizarBench: AsyncParsableCommand {
     )
 
     enum Section: String, ExpressibleByArgument, CaseIterable {
-        case testrun, overlay, scale, plugins, hardening, daemon, cni
+        case testrun, overlay, scale, plugins, hardening, observability, daemon, cni
     }
 
     @Option(name: .customLong("bpf-dir"), help: "Directory of compiled BPF objects.")
@@ -69,6 +71,7 @@ struct MizarBench: AsyncParsableCommand {
                     case .overlay: report.metrics += try overlayMetrics(locator)
                     case .plugins: report.metrics += try pluginMetrics(locator)
                     case .hardening: report.metrics += try hardeningMetrics(locator)
+                    case .observability: report.metrics += try observabilityMetrics(locator)
                     case .scale: report.metrics += try scaleMetrics(locator, bpfDir: objects)
                     case .daemon: report.metrics += try await daemonMetrics(locator, bpfDir: objects)
                     case .cni: report.metrics += try cniMetrics(bpfDir: objects)
@@ -90,6 +93,27 @@ struct MizarBench: AsyncParsableCommand {
 /// The overlay of the benchmarks: DESIGN §7 without VPC 2 (a1 on host A; b1, b2 on host B).
 func benchLab(_ locator: BPFObjectLocator, underlayMTU: UInt32 = 1500, agentHook: AgentHook = .tc) throws -> OverlayLab {
     try OverlayLab.design(prefix: "mzb\(getpid() % 100000)", underlayMTU: underlayMTU, agentHook: agentHook, vpc2: false, locator: locator)
+}
+
+/// Runs `a` and `b` alternately for `rounds` rounds (the order flips every round) and
+/// returns the medians of each and of their difference: on a noisy VM neighbours move alike.
+func alternatingMedians(rounds: Int, _ a: () throws -> Double, _ b: () throws -> Double) rethrows -> (a: Double, b: Double, difference: Double) {
+    var first: [Double] = [], second: [Double] = [], differences: [Double] = []
+    for round in 0..<rounds {
+        var x = 0.0, y = 0.0
+        if round % 2 == 0 {
+            x = try a()
+            y = try b()
+        } else {
+            y = try b()
+            x = try a()
+        }
+        first.append(x)
+        second.append(y)
+        differences.append(x - y)
+    }
+    func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+    return (median(first), median(second), median(differences))
 }
 
 /// A 64-byte UDP frame (60 on the wire before the FCS).

@@ -89,17 +89,21 @@ public final class TraceReader: @unchecked Sendable {
         case MZ_TRACE_AGENT.rawValue:
             source = .agent
             verdict = Self.kind(e.verdict)
-            reason = e.reason < AgentStat.slotCount ? AgentStat(rawValue: UInt32(e.reason)).description : "slot\(e.reason)"
+            reason = Int(e.reason) < Self.agentReasons.count ? Self.agentReasons[Int(e.reason)] : "slot\(e.reason)"
         default:
             source = .transit
             verdict = Self.kind(e.verdict)
-            reason = e.reason < TransitStat.slotCount ? TransitStat(rawValue: UInt32(e.reason)).description : "slot\(e.reason)"
+            reason = Int(e.reason) < Self.transitReasons.count ? Self.transitReasons[Int(e.reason)] : "slot\(e.reason)"
         }
         return TraceEvent(time: bootTime.addingTimeInterval(Double(e.ts_ns) / 1e9), source: source, hook: hook, plugin: plugin,
-                          verdict: verdict, reason: reason.replacingOccurrences(of: "_", with: "-"), reasonCode: e.reason, vni: e.vni,
+                          verdict: verdict, reason: reason, reasonCode: e.reason, vni: e.vni,
                           proto: e.proto, source4: IPv4Address(networkOrder: e.saddr), destination4: IPv4Address(networkOrder: e.daddr),
                           sourcePort: UInt16(bigEndian: e.sport), destinationPort: UInt16(bigEndian: e.dport), ifindex: e.ifindex, length: e.len)
     }
+
+    /// The core's counter slots as trace reasons: their names with `-` (`spoofed-ip`).
+    static let transitReasons = TransitStat.allCases.map { $0.description.replacingOccurrences(of: "_", with: "-") }
+    static let agentReasons = AgentStat.allCases.map { $0.description.replacingOccurrences(of: "_", with: "-") }
 
     /// `enum mz_stat_kind` as a verdict word.
     static func kind(_ kind: UInt8) -> String {

@@ -43,9 +43,13 @@ struct {
 /* The filter while tracing is on, else NULL: the one read tracing costs a packet when off. */
 static __always_inline const struct mz_trace_filter *mz_tracing(void)
 {
+#ifdef MZ_NO_TRACE /* make bench's baseline: the same programs without trace hooks */
+	return NULL;
+#else
 	const struct mz_trace_filter *f = bpf_map_lookup_elem(&mz_trace, &(__u32){ 0 });
 
 	return f && f->flags ? f : NULL;
+#endif
 }
 
 /* Whether an event of these addresses passes the filter (and its 1-in-N sample). */
@@ -70,6 +74,9 @@ static __always_inline void mz_trace_mark(struct mz_plugin_ctx *pc, const struct
 /* The trace flags a continuation works with: those its chain's entry marked. */
 static __always_inline __u32 mz_trace_flags_of(const struct mz_plugin_ctx *pc)
 {
+#ifdef MZ_NO_TRACE
+	return 0;
+#endif
 	if (!pc || !(pc->flags & MZ_CTX_TRACE))
 		return 0;
 	return MZ_TRACE_ON | ((pc->flags & MZ_CTX_TRACE_ALL) ? MZ_TRACE_ALL : 0);

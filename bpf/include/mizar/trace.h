@@ -14,6 +14,7 @@
 #define MZ_TRACE_EVENTS_MAP "mz_trace_events" /* cores and plugins: ring buffer of struct mz_trace_event */
 #define MZ_TRACE_LOST_MAP "mz_trace_lost"     /* cores and plugins: per-CPU __u64, events the ring had no room for */
 #define MZ_TRACE_RING_BYTES (1 << 20)
+#define MZ_TRACE_WAKEUP_BYTES (64 << 10) /* a reader blocked in poll is woken once this much waits */
 
 /* struct mz_trace_filter.flags */
 #define MZ_TRACE_ON 0x1	 /* tracing: drops of matching frames */
