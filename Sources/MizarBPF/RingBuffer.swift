@@ -32,17 +32,22 @@ public final class RingBuffer: @unchecked Sendable {
         sink.release()
     }
 
-    /// Waits up to `timeoutMilliseconds` (0: not at all) for records and hands each to
-    /// `consume` (its bytes are valid during the call only). Returns how many came.
+    /// Waits up to `timeoutMilliseconds` (0: not at all; it ends early when a producer wakes
+    /// the reader) and hands every record there to `consume` (its bytes are valid during the
+    /// call only). Returns how many came.
     @discardableResult
     public func poll(timeoutMilliseconds: Int32, _ consume: (UnsafeRawBufferPointer) -> Void) throws -> Int {
         try withoutActuallyEscaping(consume) { consume in
             let box = sink.takeUnretainedValue()
             box.consume = consume
             defer { box.consume = { _ in } }
-            let result = ring_buffer__poll(ring, timeoutMilliseconds)
-            if result < 0 && result != -EINTR { throw BPFError.system("poll the ring buffer", errno: -result) }
-            return Int(max(result, 0))
+            // Producers may skip the wakeup (trace.bpf.h): after waiting, take whatever is there.
+            var waited: Int32 = 0
+            if timeoutMilliseconds != 0 { waited = ring_buffer__poll(ring, timeoutMilliseconds) }
+            if waited < 0 && waited != -EINTR { throw BPFError.system("poll the ring buffer", errno: -waited) }
+            let taken = ring_buffer__consume(ring)
+            if taken < 0 { throw BPFError.system("read the ring buffer", errno: -taken) }
+            return Int(max(waited, 0)) + Int(taken)
         }
     }
 

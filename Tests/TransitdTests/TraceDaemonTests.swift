@@ -60,7 +60,7 @@ struct TraceDaemonTests {
         #expect(records.last?.lost == 0, "the stream ends with its lost count")
 
         // Every trace ended with its command: tracing is off, another can start.
-        let quiet = try lab.mizarctl("hosta", ["trace", "--drops", "--seconds", "1", "-o", "json"])
+        let quiet = try lab.mizarctl("hosta", ["trace", "--drops", "--ip", "10.1.0.77", "--seconds", "1", "-o", "json"])
         #expect(quiet.status == 0 && !quiet.output.contains("\"verdict\""), "nothing dropped now: \(quiet.output)\(quiet.error)")
         let bad = try lab.mizarctl("hosta", ["trace", "--ip", "10.1.0.300"])
         #expect(bad.status == 2, "\(bad.error)")
