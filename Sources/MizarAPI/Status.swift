@@ -97,11 +97,16 @@ public struct Counters: Codable, Sendable, Hashable {
     /// Per hook, per plugin of its chain: verdict, and drop reason (its declared name, else
     /// `reasonN`), to count.
     public var plugins: [String: [String: [String: CounterValue]]]
+    /// Per local endpoint (by name): `sent`, `received`, `dropped` and its drops by reason (the
+    /// agent's slot names); zeros left out.
+    public var endpoints: [String: [String: CounterValue]]?
 
-    public init(transit: [String: CounterValue], agent: [String: CounterValue], plugins: [String: [String: [String: CounterValue]]]) {
+    public init(transit: [String: CounterValue], agent: [String: CounterValue], plugins: [String: [String: [String: CounterValue]]],
+                endpoints: [String: [String: CounterValue]]? = nil) {
         self.transit = transit
         self.agent = agent
         self.plugins = plugins
+        self.endpoints = endpoints
     }
 }
 

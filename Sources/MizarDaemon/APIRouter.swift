@@ -11,11 +11,19 @@ public let maxRequestBody = 1 << 20
 /// The routes of API v1 (docs/api.md, docs/openapi.yaml): handlers decode and check the
 /// request, hand it to the daemon and encode its answer; every error leaves as `APIError` JSON.
 /// With `remote`, every request must carry its bearer token (the TCP listener's router).
-public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil) -> Router<BasicRequestContext> {
+public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil, metrics: APIMetrics = APIMetrics()) -> Router<BasicRequestContext> {
     let router = Router()
+    router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: APIErrorMiddleware())
     if let remote { router.add(middleware: BearerTokenMiddleware(access: remote)) }
     let v1 = router.group("v1")
+
+    // Prometheus' conventional path, beside the API (docs/observability.md).
+    router.get("metrics") { _, _ -> Response in
+        let text = try await daemon.metricsText(metrics)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
 
     v1.get("health") { _, _ -> Response in
         let health = await daemon.health()

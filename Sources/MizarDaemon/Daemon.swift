@@ -279,7 +279,17 @@ public actor Daemon {
                 plugins[hook.rawValue, default: [:]][name] = out
             }
         }
-        return Counters(transit: values(try dataplane.transitCounters()), agent: values(try dataplane.agentCounters()), plugins: plugins)
+        var endpoints: [String: [String: CounterValue]] = [:]
+        for (id, c) in try dataplane.endpointCounters() {
+            var out: [String: CounterValue] = [:]
+            for (key, value) in [("sent", c.sent), ("received", c.received), ("dropped", c.dropped)] where value.packets > 0 {
+                out[key] = CounterValue(packets: value.packets, bytes: value.bytes)
+            }
+            for (slot, n) in c.drops where n > 0 { out["\(slot)"] = CounterValue(packets: n, bytes: 0) }
+            endpoints[desired.endpointName(vni: id.vni.rawValue, ip: id.ip) ?? "\(id.vni.rawValue)/\(id.ip)"] = out
+        }
+        return Counters(transit: values(try dataplane.transitCounters()), agent: values(try dataplane.agentCounters()), plugins: plugins,
+                        endpoints: endpoints)
     }
 
     // MARK: Exit

@@ -22,6 +22,12 @@ public struct DesiredState: Sendable {
 
     public init() {}
 
+    /// The endpoint holding `ip` in the VPC of VNI `vni`, if any.
+    func endpointName(vni: UInt32, ip: IPv4Address) -> String? {
+        guard let vpc = vpcs.first(where: { $0.value.spec.vni.rawValue == vni })?.key else { return nil }
+        return endpointByAddress[AddressKey(vpc: vpc, ip: ip)]
+    }
+
     /// The resource stored under `ref`, if any.
     public func resource(_ ref: ResourceReference) -> AnyResource? {
         switch ref.kind {

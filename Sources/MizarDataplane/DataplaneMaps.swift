@@ -59,3 +59,17 @@ public struct DataplaneMaps: @unchecked Sendable {
          MZ_DIRECT_PATH_MAP: try directPath.keys().count, MZ_DROPLETS_MAP: try droplets.keys().count]
     }
 }
+
+extension Droplet {
+    /// Each table's entries and capacity (`max_entries`), for fill levels: read in batches, not kept.
+    public func mapFill() throws -> [(map: String, entries: Int, capacity: UInt32)] {
+        [
+            (MZ_ENDPOINTS_MAP, try maps.endpoints.count(), maps.endpoints.handle.maxEntries),
+            (MZ_LOCAL_ENDPOINTS_MAP, try maps.localEndpoints.count(), maps.localEndpoints.handle.maxEntries),
+            (MZ_NETWORKS_MAP, try maps.networks.count(), maps.networks.handle.maxEntries),
+            (MZ_VPCS_MAP, try maps.vpcs.count(), maps.vpcs.handle.maxEntries),
+            (MZ_DIRECT_PATH_MAP, try maps.directPath.count(), maps.directPath.handle.maxEntries),
+            (MZ_DROPLETS_MAP, try maps.droplets.count(), maps.droplets.handle.maxEntries),
+        ]
+    }
+}

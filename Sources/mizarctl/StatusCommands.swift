@@ -35,24 +35,52 @@ struct StatusCommand: AsyncParsableCommand {
 
 struct CountersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "counters", abstract: "The data plane's counters: transit XDP, the agents, each plugin of each chain (zeros left out).")
+        commandName: "counters",
+        abstract: "The data plane's counters: transit XDP, the agents, each plugin of each chain, each local endpoint (zeros left out).",
+        discussion: "With --rates, two samples --interval apart give packets and bytes per second. Prometheus scrapes the same at transitd's /metrics (docs/observability.md).")
 
     @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+    @Flag(help: "Add packets/s and bytes/s (two samples --interval apart).") var rates = false
+    @Option(help: "Seconds between the samples of --rates.") var interval: Double = 1
     @OptionGroup var connection: ConnectionOptions
+
+    func validate() throws {
+        if !(0.1...60).contains(interval) { throw ValidationError("--interval takes 0.1 to 60 seconds") }
+    }
+
+    /// Every counter as (where, counter) -> value.
+    static func rows(_ c: Counters) -> [[String]: CounterValue] {
+        var rows: [[String]: CounterValue] = [:]
+        for (slot, v) in c.transit { rows[["transit", slot]] = v }
+        for (slot, v) in c.agent { rows[["agent", slot]] = v }
+        for (hook, plugins) in c.plugins {
+            for (plugin, verdicts) in plugins { for (verdict, v) in verdicts { rows[["\(hook)/\(plugin)", verdict]] = v } }
+        }
+        for (endpoint, counters) in c.endpoints ?? [:] { for (name, v) in counters { rows[["endpoint/\(endpoint)", name]] = v } }
+        return rows
+    }
 
     func run() async throws {
         try await withClient(connection) { client in
-            let counters = try await client.counters()
-            guard output == .table else { return try printJSON(counters) }
-            var rows: [[String]] = []
-            for (slot, c) in counters.transit.sorted(by: { $0.key < $1.key }) { rows.append(["transit", slot, "\(c.packets)", "\(c.bytes)"]) }
-            for (slot, c) in counters.agent.sorted(by: { $0.key < $1.key }) { rows.append(["agent", slot, "\(c.packets)", "\(c.bytes)"]) }
-            for (hook, plugins) in counters.plugins.sorted(by: { $0.key < $1.key }) {
-                for (plugin, verdicts) in plugins.sorted(by: { $0.key < $1.key }) {
-                    for (verdict, c) in verdicts.sorted(by: { $0.key < $1.key }) { rows.append(["\(hook)/\(plugin)", verdict, "\(c.packets)", "\(c.bytes)"]) }
-                }
+            let first = try await client.counters()
+            guard rates else {
+                guard output == .table else { return try printJSON(first) }
+                printTable(["WHERE", "COUNTER", "PACKETS", "BYTES"],
+                           Self.rows(first).sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { $0.key + ["\($0.value.packets)", "\($0.value.bytes)"] })
+                return
             }
-            printTable(["WHERE", "COUNTER", "PACKETS", "BYTES"], rows)
+            try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+            let second = try await client.counters()
+            let before = Self.rows(first)
+            let table = Self.rows(second).sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { key, v -> [String] in
+                let was = before[key] ?? CounterValue(packets: 0, bytes: 0)
+                let pps = Double(v.packets &- was.packets) / interval, bps = Double(v.bytes &- was.bytes) / interval
+                return key + ["\(v.packets)", "\(v.bytes)", String(format: "%.1f", pps), String(format: "%.1f", bps)]
+            }
+            guard output == .table else {
+                return try printJSON(table.map { ["where": $0[0], "counter": $0[1], "packets": $0[2], "bytes": $0[3], "packetsPerSecond": $0[4], "bytesPerSecond": $0[5]] })
+            }
+            printTable(["WHERE", "COUNTER", "PACKETS", "BYTES", "PACKETS/S", "BYTES/S"], table)
         }
     }
 }

@@ -96,7 +96,8 @@ struct Transitd: AsyncParsableCommand {
             throw ExitCode.failure
         }
 
-        let app = Application(router: makeAPIRouter(daemon: daemon),
+        let metrics = APIMetrics()  // one set for both listeners: /metrics counts every request
+        let app = Application(router: makeAPIRouter(daemon: daemon, metrics: metrics),
                               configuration: .init(address: .unixDomainSocket(path: settings.socket), serverName: "transitd"),
                               onServerRunning: { _ in
                                   // Root only: the API can rewire every endpoint of the host.
@@ -106,7 +107,7 @@ struct Transitd: AsyncParsableCommand {
                               logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: RetryService(daemon: daemon))]
         if let remote {
-            let tcp = Application(router: makeAPIRouter(daemon: daemon, remote: remote), server: try .tls(.http1(), tlsConfiguration: remote.tls),
+            let tcp = Application(router: makeAPIRouter(daemon: daemon, remote: remote, metrics: metrics), server: try .tls(.http1(), tlsConfiguration: remote.tls),
                                   configuration: .init(address: .hostname(remote.host, port: remote.port), serverName: "transitd"),
                                   onServerRunning: { _ in logger.info("remote API listening (TLS, bearer token)", metadata: ["address": "\(remote.host):\(remote.port)"]) },
                                   logger: logger)

@@ -47,7 +47,7 @@ struct OpenAPITests {
         var routes: Set<String> = [
             "GET /v1/health", "GET /v1/status", "GET /v1/counters", "GET /v1/bouncers", "GET /v1/dividers",
             "GET /v1/plugins", "GET /v1/plugins/{name}", "POST /v1/plugins/discover", "POST /v1/apply",
-            "GET /v1/endpoints/{name}/check", "GET /v1/trace",
+            "GET /v1/endpoints/{name}/check", "GET /v1/trace", "GET /metrics",
         ]
         for kind in Kind.allCases {
             routes.insert("GET /v1/\(kind.path)")
@@ -109,8 +109,10 @@ struct OpenAPITests {
                 let resolved = checker.resolve(response as? [String: Any] ?? [:])
                 let schema = checker.jsonSchema(of: resolved)
                 // The trace streams NDJSON: one JSON document (of the schema) per line.
-                let ndjson = ((resolved["content"] as? [String: Any])?["application/x-ndjson"] as? [String: Any])?["schema"]
-                #expect(schema != nil || (path == "/v1/trace" && status == "200" && ndjson != nil), "\(method) \(path) \(status): no application/json schema")
+                let content = resolved["content"] as? [String: Any]
+                let ndjson = (content?["application/x-ndjson"] as? [String: Any])?["schema"], text = (content?["text/plain"] as? [String: Any])?["schema"]
+                let streams = (path == "/v1/trace" && ndjson != nil) || (path == "/metrics" && text != nil)
+                #expect(schema != nil || (status == "200" && streams), "\(method) \(path) \(status): no application/json schema")
                 guard let code = Int(status), code >= 400 else { continue }
                 if checker.isAPIError(schema) {
                     #expect(errorStatuses.contains(code), "\(method) \(path) documents \(code), which no APIError code maps to")
@@ -174,6 +176,7 @@ struct OpenAPITests {
             Call(method: "GET", template: "/v1/plugins/{name}", name: missing, expect: 404),
             Call(method: "POST", template: "/v1/plugins/discover", expect: 200),
             // The 200 stream is NDJSON (TraceDaemonTests reads it); here its refusals.
+            Call(method: "GET", template: "/metrics", expect: 200),
             Call(method: "GET", template: "/v1/trace", expect: 400, query: "vni=0"),
             Call(method: "GET", template: "/v1/trace", expect: 400, query: "color=red"),
             Call(method: "GET", template: "/v1/endpoints/{name}/check", name: missing, expect: 404),
@@ -245,6 +248,10 @@ struct OpenAPITests {
             #expect(status == call.expect, "\(call): HTTP \(status), expected \(call.expect); body \(text.prefix(300))")
             guard let response = responses["\(status)"] as? [String: Any] else {
                 Issue.record("\(call): HTTP \(status) is not among the documented \(documented); body \(text.prefix(300))")
+                continue
+            }
+            if call.template == "/metrics" {  // Prometheus text (MetricsTests parses it)
+                #expect(contentType.hasPrefix("text/plain") && text.contains("# TYPE mizar_transit_xdp_packets_total counter"), "\(call): \(contentType)")
                 continue
             }
             #expect(contentType.hasPrefix("application/json"), "\(call): content type \(contentType)")

@@ -1,0 +1,107 @@
+import Foundation
+import Hummingbird
+import MizarAPI
+import MizarBPF
+import MizarDataplane
+import MizarPlugins
+import Prometheus
+
+/// transitd's own metrics, kept for its life (docs/observability.md): API requests by route,
+/// method and status code, and their latency.
+public final class APIMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private static let buckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500),
+                                              .seconds(2), .seconds(10)]
+
+    public init() {}
+
+    func record(route: String, method: String, status: Int, duration: Duration) {
+        registry.makeCounter(name: "mizar_api_requests_total", labels: [("route", route), ("method", method), ("code", "\(status)")],
+                             help: "API requests answered, by route template, method and HTTP status").increment()
+        registry.makeDurationHistogram(name: "mizar_api_request_duration_seconds", labels: [("route", route), ("method", method)],
+                                       buckets: Self.buckets, help: "API request latency, by route template and method").record(duration)
+    }
+}
+
+/// Counts every request the router answers (outside the error middleware, so errors are
+/// counted with the status they got). Routes are the matched templates: labels stay bounded.
+struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: APIMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let clock = ContinuousClock(), start = clock.now
+        do {
+            let response = try await next(request, context)
+            metrics.record(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: response.status.code,
+                           duration: clock.now - start)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            metrics.record(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: status, duration: clock.now - start)
+            throw error
+        }
+    }
+}
+
+extension Daemon {
+    /// The Prometheus text of the data plane as the kernel counts it now, then transitd's own
+    /// (`GET /metrics`). Kernel counters are read fresh on every scrape.
+    public func metricsText(_ api: APIMetrics) throws -> String {
+        let r = PrometheusCollectorRegistry()
+        func count(_ name: String, _ labels: [(String, String)], _ value: UInt64, _ help: String) {
+            r.makeCounter(name: name, labels: labels, help: help).increment(by: Int64(clamping: value))
+        }
+        func gauge(_ name: String, _ labels: [(String, String)], _ value: Double, _ help: String) {
+            r.makeGauge(name: name, labels: labels, help: help).set(value)
+        }
+        /// `drop`, `pass`, `tx`, `redirect`, or `event` for a slot counted beside an outcome.
+        func verdict(_ action: XDPAction?) -> String { action.map { String("\($0)".dropFirst(4)).lowercased() } ?? "event" }
+        let transit = try dataplane.transitCounters(), agent = try dataplane.agentCounters()
+        for slot in TransitStat.allCases {
+            let labels = [("slot", slot.description), ("verdict", verdict(slot.action))]
+            count("mizar_transit_xdp_packets_total", labels, transit[slot].packets, "Transit XDP's packets by outcome slot (events are counted beside one)")
+            count("mizar_transit_xdp_bytes_total", labels, transit[slot].bytes, "Transit XDP's bytes by outcome slot")
+        }
+        for slot in AgentStat.allCases {
+            let labels = [("slot", slot.description), ("verdict", verdict(slot.action))]
+            count("mizar_agent_packets_total", labels, agent[slot].packets, "The transit agents' packets by outcome slot")
+            count("mizar_agent_bytes_total", labels, agent[slot].bytes, "The transit agents' bytes by outcome slot")
+        }
+        for hook in PluginHook.allCases {
+            for plugin in dataplane.plugins.chain(hook) {
+                let c = try dataplane.plugins.counters(plugin, at: hook)
+                for verdict in PluginVerdict.allCases {
+                    let labels = [("hook", hook.rawValue), ("plugin", plugin), ("verdict", verdict.description)]
+                    count("mizar_plugin_packets_total", labels, c[verdict].packets, "Packets each plugin of a chain judged, by verdict")
+                    count("mizar_plugin_bytes_total", labels, c[verdict].bytes, "Bytes each plugin of a chain judged, by verdict")
+                }
+                for (code, counter) in c.dropReasons.enumerated() where counter.packets > 0 || c.reasonNames[code] != nil {
+                    count("mizar_plugin_drops_total", [("hook", hook.rawValue), ("plugin", plugin), ("reason", c.reasonName(code))], counter.packets,
+                          "Packets each plugin dropped, by its named reason")
+                }
+            }
+        }
+        for (id, c) in try dataplane.endpointCounters() {
+            let name = desired.endpointName(vni: id.vni.rawValue, ip: id.ip) ?? "\(id.vni.rawValue)/\(id.ip)"
+            let labels = [("endpoint", name), ("vni", "\(id.vni.rawValue)"), ("ip", "\(id.ip)")]
+            count("mizar_endpoint_sent_packets_total", labels, c.sent.packets, "A local endpoint's frames the agent sent on")
+            count("mizar_endpoint_sent_bytes_total", labels, c.sent.bytes, "A local endpoint's bytes the agent sent on")
+            count("mizar_endpoint_received_packets_total", labels, c.received.packets, "Frames delivered to a local endpoint")
+            count("mizar_endpoint_received_bytes_total", labels, c.received.bytes, "Bytes delivered to a local endpoint")
+            for slot in AgentStat.allCases where slot.action == .drop {
+                count("mizar_endpoint_dropped_packets_total", labels + [("reason", slot.description)], c.drops[slot] ?? 0,
+                      "A local endpoint's frames the agent dropped, by reason")
+            }
+        }
+        for (map, entries, capacity) in try dataplane.mapFill() {
+            gauge("mizar_map_entries", [("map", map)], Double(entries), "Entries in each data-plane table")
+            gauge("mizar_map_capacity", [("map", map)], Double(capacity), "Capacity of each data-plane table (its max_entries)")
+        }
+        count("mizar_direct_path_learned_total", [], transit[.learned].packets, "Direct paths learned or refreshed from RTS options")
+        count("mizar_trace_lost_events_total", [], try dataplane.traceLost(), "Trace events the ring buffer had no room for")
+        count("mizar_reconcile_writes_total", [], UInt64(reconciler.writes), "Table writes the reconciler made")
+        gauge("mizar_reconcile_failures", [], Double(failures.count), "Resources the data plane could not take (retried)")
+        gauge("mizar_trace_active", [], tracing ? 1 : 0, "1 while a trace streams")
+        return r.emitToString() + api.registry.emitToString()
+    }
+}
