@@ -88,6 +88,7 @@ public final class PluginHarness: @unchecked Sendable {
         ])
         chains = try PluginChains(host: host, locator: locator)
         chains.gracePeriod = .zero // nothing is in flight between test runs
+        chains.objectFallback = true // an author's descriptor file may sit apart from the object it builds
     }
 
     /// Registers `descriptor`, makes the chain of each of `hooks` exactly `[descriptor.name]`,

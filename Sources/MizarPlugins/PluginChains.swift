@@ -18,6 +18,10 @@ public final class PluginChains: @unchecked Sendable {
     /// How long a replaced chain stays intact after the switch. A frame crosses a chain in
     /// microseconds (XDP and TC run to completion in softirq), so this is ample.
     public var gracePeriod: Duration = .milliseconds(20)
+    /// Whether a descriptor read from a file may take its object from the BPF object
+    /// directories when none lies beside it (`plugin check --bpf-dir`, the SDK's harness).
+    /// A droplet does not: what a plugin directory holds is what it loads.
+    public var objectFallback = false
 
     private let lock = NSLock()
     private var plugins: [String: RegisteredPlugin] = [:]
@@ -226,6 +230,9 @@ public final class PluginChains: @unchecked Sendable {
         return counters
     }
 
+    /// The object file `plugin` was loaded from.
+    public func objectPath(_ plugin: String) -> String? { lock.withLock { plugins[plugin]?.path } }
+
     /// The (hook, plugin) whose counters (and trace events) use `slot`, if any.
     public func owner(ofSlot slot: UInt32) -> (hook: PluginHook, plugin: String, reasons: [Int: String])? {
         lock.withLock {
@@ -237,7 +244,7 @@ public final class PluginChains: @unchecked Sendable {
 
     /// Opens and verifies a descriptor's object in both flavours, outside any live chain.
     private func probe(_ descriptor: PluginDescriptor, inheriting old: RegisteredPlugin? = nil) throws -> RegisteredPlugin {
-        let plugin = try RegisteredPlugin(descriptor, locator: locator)
+        let plugin = try RegisteredPlugin(descriptor, locator: locator, fallback: objectFallback)
         if let old { plugin.inherit(from: old) }
         for flavor in ProgramFlavor.allCases {
             let scratch = try ProgramArray.create(name: "probe_chain", capacity: UInt32(MZ_PLUGIN_CHAIN_SLOTS))

@@ -30,13 +30,16 @@ public struct PluginCounters: Sendable, Equatable, CustomStringConvertible {
 
     public subscript(verdict: PluginVerdict) -> Counter { verdicts[verdict] ?? Counter() }
 
-    /// Drops under the reason the descriptor names `reason`; nil when it declares no such name.
+    /// Drops under the reason the descriptor names `reason` (or `invalid-verdict`); nil when there is no such name.
     public func dropped(_ reason: String) -> Counter? {
-        reasonNames.first { $0.value == reason }.map { dropReasons[$0.key] }
+        dropReasons.indices.first { reasonName($0) == reason }.map { dropReasons[$0] }
     }
 
-    /// The name of reason `code`: declared, or `reasonN`.
-    public func reasonName(_ code: Int) -> String { reasonNames[code] ?? "reason\(code)" }
+    /// The name of reason `code`: declared, `invalid-verdict` for 15, or `reasonN`.
+    public func reasonName(_ code: Int) -> String { reasonNames[code] ?? Self.defaultReasonName(code) }
+
+    /// What an undeclared code is called: 15 is where the chain counts a plugin's invalid verdict.
+    public static func defaultReasonName(_ code: Int) -> String { code == Int(MZ_PLUGIN_DROP_REASONS) - 1 ? "invalid-verdict" : "reason\(code)" }
 
     /// Reasons with drops, by name (declared, or `reasonN`), in code order.
     public var namedDrops: [(reason: String, counter: Counter)] {

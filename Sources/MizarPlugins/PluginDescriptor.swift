@@ -110,7 +110,16 @@ public struct PluginDescriptor: Codable, Sendable, Hashable {
         hooks = try c.decode([PluginHook].self, forKey: .hooks)
         priority = try c.decodeIfPresent(Int.self, forKey: .priority) ?? 100
         maps = try c.decodeIfPresent([PluginMapDescriptor].self, forKey: .maps) ?? []
-        reasons = try c.decodeIfPresent([Int: String].self, forKey: .reasons) ?? [:]
+        reasons = [:]
+        // Read as text first, so that a code that is no number is said as such, and 1 and 01 are one code.
+        for (code, reason) in try c.decodeIfPresent([String: String].self, forKey: .reasons) ?? [:] {
+            guard let number = Int(code), (0..<Int(MZ_PLUGIN_DROP_REASONS)).contains(number) else {
+                throw PluginError(.invalidDescriptor, plugin: name, "reason code \(code) (\(reason)): codes are 0-\(MZ_PLUGIN_DROP_REASONS - 2)")
+            }
+            guard reasons.updateValue(reason, forKey: number) == nil else {
+                throw PluginError(.invalidDescriptor, plugin: name, "reason code \(number) is given twice")
+            }
+        }
         directory = nil
     }
 
@@ -151,25 +160,27 @@ public struct PluginDescriptor: Codable, Sendable, Hashable {
         try validateReasons()
     }
 
-    /// Reason names are counter keys: lower-case words joined by `-`, unique, never a verdict
-    /// (`drop`, ...) nor `reasonN`, for codes 0...15.
+    /// Reason names are counter keys: lower-case words joined by `-` starting with a letter,
+    /// unique, never a verdict (`drop`, ...) nor `reasonN`, for codes 0...14. Code 15 is where
+    /// the chain counts a plugin that returned no verdict (`invalid-verdict`): it is not a plugin's.
     private func validateReasons() throws {
-        let codes = 0..<Int(MZ_PLUGIN_DROP_REASONS)
+        let codes = 0..<Int(MZ_PLUGIN_DROP_REASONS) - 1
         let verdicts = Set(PluginVerdict.allCases.map(\.description))
         let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789-")
         for (code, reason) in reasons.sorted(by: { $0.key < $1.key }) {
             guard codes.contains(code) else {
                 throw PluginError(.invalidDescriptor, plugin: name, "reason code \(code) (\(reason)): codes are 0-\(codes.upperBound - 1)")
             }
-            guard !reason.isEmpty, reason.count <= 32, reason.unicodeScalars.allSatisfy(allowed.contains), reason.first != "-",
+            guard let first = reason.unicodeScalars.first, CharacterSet.lowercaseLetters.contains(first), reason.count <= 32,
+                  reason.unicodeScalars.allSatisfy(allowed.contains), !reason.hasSuffix("-"),
                   !verdicts.contains(reason), !(reason.hasPrefix("reason") && reason.dropFirst(6).allSatisfy(\.isNumber)) else {
                 throw PluginError(.invalidDescriptor, plugin: name,
-                                  "reason \(code) '\(reason)': use 1-32 lower-case letters, digits and '-' (not a verdict name or reasonN)")
+                                  "reason \(code) '\(reason)': use 1-32 lower-case letters, digits and '-', starting with a letter (not a verdict name or reasonN)")
             }
         }
         guard Set(reasons.values).count == reasons.count else { throw PluginError(.invalidDescriptor, plugin: name, "a reason name is used twice") }
     }
 
-    /// The name of drop reason `code`: declared, or `reasonN`.
-    public func reasonName(_ code: Int) -> String { reasons[code] ?? "reason\(code)" }
+    /// The name of drop reason `code`: declared, `invalid-verdict` for 15, or `reasonN`.
+    public func reasonName(_ code: Int) -> String { reasons[code] ?? PluginCounters.defaultReasonName(code) }
 }

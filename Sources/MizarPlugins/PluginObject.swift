@@ -17,11 +17,13 @@ final class RegisteredPlugin: @unchecked Sendable {
 
     var name: String { descriptor.name }
 
-    init(_ descriptor: PluginDescriptor, locator: BPFObjectLocator) throws {
+    /// - Parameter fallback: a descriptor read from a file may find its object in the BPF object
+    ///   directories too (`plugin check --bpf-dir`, the SDK); a droplet takes only the one beside it.
+    init(_ descriptor: PluginDescriptor, locator: BPFObjectLocator, fallback: Bool) throws {
         try descriptor.validate()
         self.descriptor = descriptor
-        // Beside its descriptor file first, then the BPF object directories (`--bpf-dir`, ...).
-        let tried = locator.candidates(of: descriptor.object, first: descriptor.directory.map { [$0] } ?? [])
+        let tried = descriptor.directory.map { dir in locator.candidates(of: descriptor.object, first: [dir]).filter { fallback || $0.hasPrefix(dir + "/") } }
+            ?? locator.candidates(of: descriptor.object)
         guard let found = tried.first(where: FileManager.default.fileExists(atPath:)) else {
             throw PluginError(.objectNotFound, plugin: descriptor.name,
                               "object \(descriptor.object) not found; tried \(tried.joined(separator: ", ")) (build it: mizarctl plugin build DIR)")

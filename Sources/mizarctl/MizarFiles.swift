@@ -23,6 +23,18 @@ enum MizarFiles {
         return manifest.contains("name: \"mizar\"")
     }
 
+    /// The objects a checkout builds, by name (`<name>.bpf.c` under bpf/, plugins/*/, plugins/examples/*/, Tests/bpf/).
+    static func bpfSources(in root: String) -> [String] {
+        let fm = FileManager.default
+        func sources(_ dir: String) -> [String] {
+            ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".bpf.c") }.map { String($0.dropLast(6)) }
+        }
+        // Hidden folders (a killed `plugin new`'s staging) are not built: make's wildcards skip them too.
+        func subfolders(_ dir: String) -> [String] { ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { !$0.hasPrefix(".") }.map { dir + "/" + $0 } }
+        let folders = [root + "/bpf", root + "/Tests/bpf"] + subfolders(root + "/plugins") + subfolders(root + "/plugins/examples")
+        return folders.flatMap(sources)
+    }
+
     /// The first of `candidates` (nil entries skipped) that holds `file`, and every place tried, each once.
     static func first(of candidates: [String?], holding file: String) -> (found: String?, tried: [String]) {
         var tried: [String] = []

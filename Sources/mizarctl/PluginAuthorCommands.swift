@@ -29,13 +29,29 @@ struct PluginNewCommand: ParsableCommand {
         var hooks: [String] { self == .both ? ["egress", "ingress"] : [rawValue] }
     }
 
+    func validate() throws {
+        if let problem = NewPlugin.problem(with: name) { throw ValidationError(problem) }
+        if let mizar, mizar.contains(where: { "\"\\$`' \n\t".contains($0) }) {
+            throw ValidationError("--mizar \(mizar): quotes, backslashes, '$', backquotes and blanks are not taken (it goes into Package.swift and a Makefile)")
+        }
+    }
+
     func run() throws {
         let plugin = try NewPlugin(name: name, hooks: hook.hooks)
         let cwd = FileManager.default.currentDirectoryPath
         let parent = URL(fileURLWithPath: dir ?? (MizarFiles.isCheckout(cwd) && !standalone ? "plugins/examples" : "."),
-                         relativeTo: URL(fileURLWithPath: cwd + "/")).standardizedFileURL.path
-        let root = URL(fileURLWithPath: parent).deletingLastPathComponent().deletingLastPathComponent().path
-        let inTree = !standalone && parent.hasSuffix("/plugins/examples") && MizarFiles.isCheckout(root)
+                         relativeTo: URL(fileURLWithPath: cwd + "/")).standardizedFileURL.resolvingSymlinksInPath().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw failure("\(parent) is not a folder: give --dir an existing folder")
+        }
+        // In a checkout, plugins/examples is the tree's place for plugins; elsewhere in it is a mistake.
+        let checkout = sequence(first: URL(fileURLWithPath: parent), next: { $0.path == "/" ? nil : $0.deletingLastPathComponent() })
+            .map(\.path).first(where: MizarFiles.isCheckout)
+        let inTree = !standalone && checkout.map { parent == $0 + "/plugins/examples" } == true
+        if let checkout, !standalone, !inTree {
+            throw failure("\(parent) is inside the mizar checkout \(checkout): in-tree plugins go to \(checkout)/plugins/examples (run from its root, or --dir there); --standalone makes a package of its own here")
+        }
         var on: String? = nil
         if !inTree {
             guard let mizar = mizar ?? MizarFiles.sourceTree else {
@@ -45,16 +61,24 @@ struct PluginNewCommand: ParsableCommand {
         }
         let files = try PluginTemplate(directory: MizarFiles.templateDirectory(explicit: template)).files(plugin, standaloneOn: on)
         let target = parent + "/" + plugin.name
-        guard !FileManager.default.fileExists(atPath: target) else { throw failure("\(target) exists; nothing written") }
+        if FileManager.default.fileExists(atPath: target) {
+            // A run killed before its manifest edit left the folder: finish that part.
+            if inTree, let checkout, try PluginTemplate.addToManifest(plugin, root: checkout) == .added {
+                printError("added examplePlugin(\"\(plugin.typeName)\", \"\(plugin.name)\") to \(checkout)/Package.swift, which lacked it")
+            }
+            throw failure("\(target) exists; nothing written")
+        }
+        if inTree, let checkout, let clash = MizarFiles.bpfSources(in: checkout).first(where: { $0 == plugin.name }) {
+            throw failure("the tree already builds \(clash).bpf.o: pick another name")
+        }
         try write(files, to: target)
         print("created \(target) (\(inTree ? "in the tree" : "a standalone package on \(on!)")):")
         for file in files.keys.sorted() { print("  \(file)") }
-        if inTree {
+        if inTree, let checkout {
             let call = "examplePlugin(\"\(plugin.typeName)\", \"\(plugin.name)\")"
-            if try PluginTemplate.addToManifest(plugin, root: root) {
-                print("added \(call) to \(root)/Package.swift")
-            } else {
-                print("add to the targets of \(root)/Package.swift:  + \(call)")
+            switch try PluginTemplate.addToManifest(plugin, root: checkout) {
+            case .added, .present: print("added \(call) to \(checkout)/Package.swift")
+            case .noAnchor: print("add to the targets of \(checkout)/Package.swift:  + \(call)")
             }
             print("next (root): make bpf && swift build --build-tests && swift test --skip-build --filter \(plugin.typeName)PluginTests")
         } else {
@@ -62,9 +86,15 @@ struct PluginNewCommand: ParsableCommand {
         }
     }
 
-    /// Writes every file into a fresh folder beside `target`, then renames it: all or nothing.
+    /// Writes every file into a hidden folder beside `target` (where neither make nor a plugin
+    /// directory scan looks), then renames it: all or nothing. Leftovers of killed runs go first.
     private func write(_ files: [String: String], to target: String) throws {
-        let staging = target + ".new-\(getpid())"
+        let folder = URL(fileURLWithPath: target).deletingLastPathComponent()
+        let name = URL(fileURLWithPath: target).lastPathComponent
+        for stale in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where stale.hasPrefix(".\(name).new-") {
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(stale))
+        }
+        let staging = folder.appendingPathComponent(".\(name).new-\(getpid())").path
         do {
             for (file, text) in files {
                 let path = staging + "/" + file
@@ -94,7 +124,7 @@ struct PluginBuildCommand: ParsableCommand {
     @Option(name: .customLong("include-dir"), help: "The folder holding mizar/plugin.h (default: $MIZAR_INCLUDE_DIR, the install's include/, the checkout's bpf/include).")
     var includeDir: String?
     @Option(help: "The compiler (default: $CLANG, clang on PATH, /opt/swift/usr/bin/clang).") var clang: String?
-    @Flag(help: "Make warnings errors, as the tree's own build does.") var werror = false
+    @Flag(inversion: .prefixedNo, help: "Make warnings errors, as the tree's own build (make bpf) does.") var werror = true
 
     func run() throws {
         var isDirectory: ObjCBool = false
@@ -105,6 +135,10 @@ struct PluginBuildCommand: ParsableCommand {
             ? ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".bpf.c") }.sorted().map { folder + "/" + $0 }
             : [absolute.path]
         guard !sources.isEmpty, sources.allSatisfy({ $0.hasSuffix(".bpf.c") }) else { throw failure("no *.bpf.c in \(path)") }
+        if let checkout = sequence(first: URL(fileURLWithPath: folder), next: { $0.path == "/" ? nil : $0.deletingLastPathComponent() })
+            .map(\.path).first(where: MizarFiles.isCheckout), folder.hasPrefix(checkout + "/plugins/") {
+            printError("note: \(folder) is in the tree: `make bpf` builds it into build/bpf, which its tests load first; the object made here is for a plugin directory")
+        }
         let compiler = try findCompiler()
         var flags = ["-O2", "-g", "-target", "bpf", "-Wall", "-I" + (try MizarFiles.includeDirectory(explicit: includeDir)),
                      "-I" + folder, "-I" + folder + "/include"]
@@ -113,7 +147,7 @@ struct PluginBuildCommand: ParsableCommand {
         for source in sources {
             let object = String(source.dropLast(2)) + ".o"
             let arguments = flags + ["-c", source, "-o", object]
-            print(([compiler] + arguments).joined(separator: " "))
+            print(([compiler] + arguments).map(shellQuoted).joined(separator: " "))
             let process = Process()
             process.executableURL = URL(fileURLWithPath: compiler)
             process.arguments = arguments
@@ -149,4 +183,9 @@ struct PluginBuildCommand: ParsableCommand {
         let dir = "/usr/include/\(machine == "arm64" ? "aarch64" : machine)-linux-gnu"
         return FileManager.default.fileExists(atPath: dir) ? dir : nil
     }
+}
+
+/// `text` as one shell word (printed commands can be pasted back safely).
+func shellQuoted(_ text: String) -> String {
+    text.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=+:,@".contains($0) }) ? text : "'" + text.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
 }

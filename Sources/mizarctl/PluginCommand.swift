@@ -63,12 +63,14 @@ struct PluginCheckCommand: ParsableCommand {
     @OptionGroup var objects: BPFDirectoryOption
 
     func run() throws {
+        guard FileManager.default.fileExists(atPath: descriptor) else { throw failure("no descriptor file at \(descriptor)") }
         do {
             let plugin = try PluginDescriptor(contentsOf: descriptor)
             let harness = try PluginHarness(locator: BPFObjectLocator(explicit: objects.bpfDir))
             try harness.chains.register(plugin)
             for hook in plugin.hooks { try harness.chains.setChain(hook, [plugin.name]) }
             print("ok: \(plugin.name) \(plugin.version) (plugin ABI \(plugin.abi))")
+            print("  object: \(harness.chains.objectPath(plugin.name) ?? plugin.object)")
             print("  hooks: \(plugin.hooks.map(\.rawValue).joined(separator: ", ")), priority \(plugin.priority)")
             for map in plugin.maps { print("  map \(map.name): \(map.type), key \(map.keySize) B, value \(map.valueSize) B, \(map.maxEntries) entries") }
             for (code, reason) in plugin.reasons.sorted(by: { $0.key < $1.key }) { print("  drop reason \(code): \(reason)") }

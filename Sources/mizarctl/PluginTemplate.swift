@@ -13,14 +13,63 @@ struct NewPlugin {
     var constantPrefix: String { name.uppercased() }
 
     init(name: String, hooks: [String]) throws {
-        let letters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789_")
-        guard let first = name.unicodeScalars.first, CharacterSet.lowercaseLetters.contains(first), name.count <= 24,
-              name.unicodeScalars.allSatisfy(letters.contains), !name.hasSuffix("_"), !name.contains("__") else {
-            throw ValidationError("'\(name)': a plugin name is 1-24 lower-case letters, digits and single '_', starting with a letter (it names C functions and maps)")
-        }
+        if let problem = Self.problem(with: name) { throw ValidationError(problem) }
         self.name = name
         self.hooks = hooks
     }
+
+    /// Why `name` cannot name a plugin, or nil. It becomes C identifiers (function, map,
+    /// constants), an object file beside the core's and the built-ins', and Swift types and
+    /// modules next to the SDK's, Foundation's and the testing library's: none may clash.
+    static func problem(with name: String) -> String? {
+        let letters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789_")
+        guard let first = name.unicodeScalars.first, CharacterSet.lowercaseLetters.contains(first), name.count <= 24,
+              name.unicodeScalars.allSatisfy(letters.contains), !name.hasSuffix("_"), !name.contains("__") else {
+            return "'\(name)': a plugin name is 1-24 lower-case letters, digits and single '_', starting with a letter (it names C functions and maps)"
+        }
+        if cReserved.contains(name) || name.hasPrefix("mz_") || name.hasPrefix("bpf_") || name.hasPrefix("xdp_") {
+            return "'\(name)' is reserved in C or by mizar's headers (C keywords, main, mz_*, bpf_*, xdp_*, and the names MZ_PLUGIN uses)"
+        }
+        if objectNames.contains(name) { return "'\(name)' is the name of one of mizar's own BPF objects: pick another" }
+        let type = NewPlugin(unchecked: name).typeName
+        if swiftReserved.contains(type) || swiftReserved.contains(type + "Plugin") {
+            return "'\(name)' would make the Swift type \(type), which the SDK, Foundation or the testing library already has: pick another"
+        }
+        return nil
+    }
+
+    private init(unchecked name: String) {
+        self.name = name
+        hooks = []
+    }
+
+    /// C keywords, `main`, and what `MZ_PLUGIN` and mizar's headers name inside a plugin.
+    static let cReserved: Set<String> = [
+        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern", "float", "for", "goto",
+        "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
+        "typedef", "union", "unsigned", "void", "volatile", "while", "asm", "typeof", "bool", "true", "false", "main", "mz", "pkt", "xdp",
+        "skb", "v", "ctx", "data", "len", "reason", "license",
+    ]
+    /// Objects the tree builds (the core's, the built-ins', the examples'): a plugin's object shares their folders.
+    static let objectNames: Set<String> = ["transit_xdp", "transit_agent", "plugin_harness", "probe", "acl", "nat", "lb", "shaper", "noop", "port_guard"]
+    /// Types and modules a plugin's Swift sees: Swift's, Foundation's, the testing library's, and the SDK's public types.
+    static let swiftReserved: Set<String> = [
+        "String", "Substring", "Character", "Data", "Date", "URL", "UUID", "Int", "Double", "Float", "Bool", "Array", "Set", "Dictionary",
+        "Optional", "Result", "Error", "Never", "Void", "Any", "Range", "Sequence", "Collection", "Duration", "Process", "Thread", "Bundle",
+        "Locale", "Decimal", "Calendar", "Notification", "Operation", "Timer", "Host", "Stream", "Pipe", "Scanner", "Measurement", "Unit",
+        "Mirror", "Test", "Testing", "Suite", "Issue", "Tag", "Trait", "Comment", "Confirmation", "Foundation", "Swift", "Glibc",
+        "Dispatch", "Logging", "Logger", "Yams", "System", "XCTest",
+        // MizarPluginSDK and what it exports (PluginAuthorTests keeps this list current).
+        "AddressError", "BPFError", "BPFLink", "BPFMap", "BPFMapHandle", "BPFMapSpec", "BPFMapType", "BPFObject", "BPFObjectLocator",
+        "BPFPinDirectory", "BPFProgram", "BPFUpdatePolicy", "ConfigCheck", "Counter", "FNV1a", "GeneveOption", "HarnessContext",
+        "HarnessResult", "HarnessVerdict", "HookPoint", "IPv4Address", "IPv4Frame", "IPv4Interface", "IPv6Address", "LibBPFVersion", "Link",
+        "MACAddress", "Neighbor", "NetError", "Netns", "OwnedFileDescriptor", "PacketBuilder", "PerCPUMap", "PluginChains",
+        "PluginConfiguration", "PluginCounters", "PluginDescriptor", "PluginDirectory", "PluginError", "PluginHarness", "PluginHook",
+        "PluginHost", "PluginMapDescriptor", "PluginMapEntry", "PluginVerdict", "ProgramArray", "ProgramFlavor", "RawMap",
+        "RawPluginConfiguration", "RingBuffer", "Route", "RouteSocket", "TCAction", "TCFilter", "TextCodable", "VNI", "XDP", "XDPAction",
+        "XDPAttachment", "XDPMode", "XDPTestRunResult", "MizarPluginSDK", "MizarPlugins", "MizarBPF", "MizarNet", "MizarPacket",
+        "MizarAddresses", "CMizarABI", "CLibBPF", "CNetlink",
+    ]
 }
 
 /// The plugin that `mizarctl plugin new` copies: port_guard (`plugins/examples/port_guard`),
@@ -72,26 +121,33 @@ struct PluginTemplate {
         files["Sources/\(module)/\(plugin.typeName).swift"] = swift
         files["Tests/\(module)Tests/\(plugin.typeName)Tests.swift"] = tests
         files["Package.swift"] = Standalone.manifest(plugin, module: module, mizar: mizar)
-        files["Makefile"] = Standalone.makefile(plugin, mizar: mizar)
+        files["Makefile"] = Standalone.makefile(plugin, mizar: mizar, mizarctl: MizarFiles.executableDirectory.appendingPathComponent("mizarctl").path)
         files["README.md"] = Standalone.readme(plugin, module: module)
         files[".gitignore"] = ".build/\nPackage.resolved\n*.o\n"
         return files
     }
 
+    enum ManifestEdit { case added, present, noAnchor }
+
     /// Adds `examplePlugin("<Type>", "<name>")` after the last such call of the tree's
-    /// Package.swift. Returns false when the manifest has none to follow (the caller prints the line).
-    static func addToManifest(_ plugin: NewPlugin, root: String) throws -> Bool {
+    /// Package.swift (calls in comments do not count). `.noAnchor` when there is none to
+    /// follow (the caller prints the line to add).
+    static func addToManifest(_ plugin: NewPlugin, root: String) throws -> ManifestEdit {
         let path = root + "/Package.swift"
         let manifest = try String(contentsOfFile: path, encoding: .utf8)
         let call = "examplePlugin(\"\(plugin.typeName)\", \"\(plugin.name)\")"
-        if manifest.contains(call) { return true }
         let pattern = try NSRegularExpression(pattern: #"examplePlugin\("[A-Za-z0-9]+", "[a-z0-9_]+"\)"#)
-        guard let last = pattern.matches(in: manifest, range: NSRange(manifest.startIndex..., in: manifest)).last,
-              let end = Range(last.range, in: manifest)?.upperBound else { return false }
+        let code = pattern.matches(in: manifest, range: NSRange(manifest.startIndex..., in: manifest)).compactMap { Range($0.range, in: manifest) }
+            .filter { range in
+                let lineStart = manifest[..<range.lowerBound].lastIndex(of: "\n").map { manifest.index(after: $0) } ?? manifest.startIndex
+                return !manifest[lineStart..<range.lowerBound].contains("//")
+            }
+        if code.contains(where: { manifest[$0] == call }) { return .present }
+        guard let last = code.last else { return .noAnchor }
         var edited = manifest
-        edited.insert(contentsOf: " + " + call, at: end)
+        edited.insert(contentsOf: " + " + call, at: last.upperBound)
         try edited.write(toFile: path, atomically: true, encoding: .utf8)
-        return true
+        return .added
     }
 }
 
@@ -131,12 +187,13 @@ private enum Standalone {
             """
     }
 
-    static func makefile(_ plugin: NewPlugin, mizar: String) -> String {
+    static func makefile(_ plugin: NewPlugin, mizar: String, mizarctl: String) -> String {
         let objects = isURL(mizar) ? "/usr/local/lib/mizar/bpf" : mizar + "/build/bpf"
         return """
             # \(plugin.name): build the BPF object, check it as a droplet would, run the SDK tests (root).
             export PATH := $(PATH):/opt/swift/usr/bin
-            MIZARCTL ?= mizarctl
+            # The mizarctl that made this package; MIZARCTL=mizarctl takes the one on PATH.
+            MIZARCTL ?= \(mizarctl)
             # The SDK harness's own object (plugin_harness.bpf.o): mizar's `make bpf` output or its install.
             MIZAR_BPF_DIR ?= \(objects)
             export MIZAR_BPF_DIR
@@ -177,7 +234,7 @@ private enum Standalone {
         make test      # mizarctl plugin build . (the object beside the yaml), then swift build + swift test
         make check     # mizarctl plugin check: the descriptor, the object, the verifier on every flavour
         cp \(plugin.name).plugin.yaml \(plugin.name).bpf.o /etc/mizar/plugins/ && mizarctl plugin list --discover
-        mizarctl chain set egress \(plugin.name)
+        mizarctl chain set \(plugin.hooks.first ?? "egress") \(plugin.name)
         ```
 
         `swift test` alone does not rebuild the BPF object; `make test` does. The tests find the

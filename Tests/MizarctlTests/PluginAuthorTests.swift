@@ -105,6 +105,27 @@ struct PluginAuthorTests {
         let again = try shell("\(mizarctl) plugin new tcp_gate", in: root)
         #expect(again.status == 1 && again.error.contains("exists"))
         #expect(try String(contentsOfFile: root + "/Package.swift", encoding: .utf8) == manifest, "a refused run leaves the manifest alone")
+
+        // A run killed midway: its hidden staging folder goes, and a folder whose manifest line
+        // never came gets it on the next run. Calls in comments do not count.
+        try FileManager.default.createDirectory(atPath: root + "/plugins/examples/.udp_gate.new-1/", withIntermediateDirectories: true)
+        try "broken".write(toFile: root + "/plugins/examples/.udp_gate.new-1/udp_gate.bpf.c", atomically: true, encoding: .utf8)
+        let commented = manifest.replacingOccurrences(of: " + examplePlugin(\"TcpGate\", \"tcp_gate\")", with: "")
+            .replacingOccurrences(of: "let package = Package(", with: "// examplePlugin(\"UdpGate\", \"udp_gate\") in a comment\nlet package = Package(")
+        try commented.write(toFile: root + "/Package.swift", atomically: true, encoding: .utf8)
+        let healed = try shell("\(mizarctl) plugin new tcp_gate", in: root)
+        #expect(healed.status == 1 && healed.error.contains("lacked it") && healed.error.contains("exists"), "\(healed.output)\(healed.error)")
+        let made2 = try shell("\(mizarctl) plugin new udp_gate --hook ingress", in: root)
+        #expect(made2.status == 0, "\(made2.output)\(made2.error)")
+        let edited = try String(contentsOfFile: root + "/Package.swift", encoding: .utf8)
+        #expect(edited.contains("examplePlugin(\"TcpGate\", \"tcp_gate\") + examplePlugin(\"UdpGate\", \"udp_gate\")"), "after the real calls")
+        #expect(edited.contains("// examplePlugin(\"UdpGate\", \"udp_gate\") in a comment\n"), "the comment untouched")
+        #expect(!FileManager.default.fileExists(atPath: root + "/plugins/examples/.udp_gate.new-1"), "the stale staging folder is gone")
+        #expect(try shell("make build/bpf/udp_gate.bpf.o", in: root, timeout: 120).status == 0)
+
+        // Elsewhere in a checkout is a mistake, said as such.
+        let misplaced = try shell("\(mizarctl) plugin new stray", in: root + "/plugins")
+        #expect(misplaced.status == 1 && misplaced.error.contains("inside the mizar checkout") && !FileManager.default.fileExists(atPath: root + "/plugins/stray"))
     }
 
     @Test("installed: mizarctl with make install-sdk's headers and template makes and builds a plugin outside any checkout")
@@ -127,6 +148,38 @@ struct PluginAuthorTests {
                 "the installed headers: \(built.output)\(built.error)")
     }
 
+    @Test("names that would clash in C, with mizar's objects or with Swift's and the SDK's types are refused before anything is written")
+    func reservedNames() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Every public type of the SDK's modules that a snake_case name turns into.
+        var sdkTypes: [String] = []
+        for module in ["MizarPluginSDK", "MizarPlugins", "MizarBPF", "MizarNet", "MizarPacket", "MizarAddresses"] {
+            for file in try FileManager.default.contentsOfDirectory(atPath: TestPaths.root + "/Sources/" + module) where file.hasSuffix(".swift") {
+                let text = try String(contentsOfFile: TestPaths.root + "/Sources/\(module)/\(file)", encoding: .utf8)
+                for line in text.split(separator: "\n") where line.hasPrefix("public ") {
+                    let words = line.split(separator: " ")
+                    if words.count > 2, ["struct", "enum", "class", "protocol", "typealias", "actor", "final"].contains(String(words[1])) {
+                        sdkTypes.append(String((words[1] == "final" ? words[3] : words[2]).prefix { $0.isLetter || $0.isNumber }))
+                    }
+                }
+            }
+        }
+        func snake(_ type: String) -> String {
+            var out = ""
+            for c in type { if c.isUppercase, !out.isEmpty { out += "_" }; out += c.lowercased() }
+            return out
+        }
+        let camelRoundTrips = sdkTypes.filter { type in snake(type).split(separator: "_").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined() == type }
+        #expect(camelRoundTrips.contains("PluginHarness") && camelRoundTrips.contains("Counter"), "\(camelRoundTrips)")
+        for name in ["int", "main", "mz_x", "bpf_thing", "pkt", "string", "test", "testing", "data", "acl", "shaper", "plugin_harness", "transit_xdp"]
+            + camelRoundTrips.map(snake) {
+            let refused = try runCommand([mizarctl, "plugin", "new", name, "--dir", dir, "--mizar", TestPaths.root])
+            #expect(refused.status == 2 && refused.error.contains("'\(name)'") && refused.error.contains("plugin new"), "\(name): \(refused.error)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/" + name))
+        }
+    }
+
     @Test("plugin check finds the object by a bare name, a relative or absolute path, or through --bpf-dir; a missing one names every path tried, once")
     func checkFindsTheObject() throws {
         let dir = try temporaryDirectory()
@@ -139,8 +192,11 @@ struct PluginAuthorTests {
         for (command, cwd) in [("plugin check port_guard.plugin.yaml", plugin), ("plugin check guard/port_guard.plugin.yaml", dir),
                                ("plugin check \(plugin)/port_guard.plugin.yaml", "/")] {
             let result = try shell("\(mizarctl) \(command)", in: cwd)
-            #expect(result.status == 0 && result.output.contains("ok: port_guard"), "\(command) in \(cwd): \(result.output)\(result.error)")
+            #expect(result.status == 0 && result.output.contains("ok: port_guard") && result.output.contains("object: \(plugin)/port_guard.bpf.o"),
+                    "\(command) in \(cwd): \(result.output)\(result.error)")
         }
+        let nothing = try shell("\(mizarctl) plugin check nothing.plugin.yaml", in: plugin)
+        #expect(nothing.status == 1 && nothing.error.contains("no descriptor file"), "a missing file is not a refused plugin: \(nothing.error)")
 
         // An object of a name no BPF directory holds: found only through --bpf-dir.
         var yaml = try String(contentsOfFile: plugin + "/port_guard.plugin.yaml", encoding: .utf8)

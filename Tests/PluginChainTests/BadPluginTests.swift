@@ -74,6 +74,37 @@ struct BadPluginTests {
         try expectLiveChainIntact(harness)
     }
 
+    @Test("drop reasons: codes 0-14 once each, names of lower-case words; refused with a clear message")
+    func reasonNames() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mz-reasons-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = "name: r\nversion: 1.0.0\nabi: 1\nobject: r.bpf.o\nhooks: [egress]\n"
+        for (reasons, words) in [("{x: a}", "reason code x"), ("{16: a}", "codes are 0-14"), ("{15: a}", "codes are 0-14"), ("{1: a, 01: b}", "given twice"),
+                                 ("{1: 404}", "starting with a letter"), ("{1: drop}", "verdict"), ("{1: reason3}", "reasonN"), ("{1: a, 2: a}", "twice")] {
+            try (base + "reasons: \(reasons)\n").write(toFile: dir + "/r.plugin.yaml", atomically: true, encoding: .utf8)
+            let error = try #require(refusal { _ = try PluginDescriptor(contentsOf: dir + "/r.plugin.yaml") }, "\(reasons) accepted")
+            #expect(error.code == .invalidDescriptor && error.message.contains(words), "\(reasons): \(error)")
+        }
+        try (base + "reasons: {1: blocked-port, 14: too-big}\n").write(toFile: dir + "/r.plugin.yaml", atomically: true, encoding: .utf8)
+        let good = try PluginDescriptor(contentsOf: dir + "/r.plugin.yaml")
+        #expect(good.reasons == [1: "blocked-port", 14: "too-big"] && good.reasonName(15) == "invalid-verdict" && good.reasonName(3) == "reason3")
+        #expect(PluginCounters(reasonNames: [20: "x"]).dropped("x") == nil, "a name past the codes is no crash")
+    }
+
+    @Test("a droplet takes a plugin directory's object from beside its descriptor only")
+    func noFallbackForDroplets() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mz-plugins-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: TestPaths.root + "/plugins/examples/port_guard/port_guard.plugin.yaml", toPath: dir + "/port_guard.plugin.yaml")
+        let harness = try harness()
+        harness.chains.objectFallback = false  // as a droplet's chains are
+        let (registered, errors) = harness.chains.discover(in: PluginDirectory(dir))
+        #expect(registered.isEmpty && errors.first?.code == .objectNotFound && errors.first?.message.contains(dir + "/port_guard.bpf.o") == true,
+                "build/bpf holds a port_guard.bpf.o, but not beside the yaml: \(errors)")
+    }
+
     @Test("a third-party plugin is discovered from its descriptor file and object, no rebuild")
     func discovery() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mz-plugins-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path

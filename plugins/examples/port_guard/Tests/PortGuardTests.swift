@@ -22,10 +22,12 @@ struct PortGuardTests {
     static let runs = PortGuard.descriptor.hooks.flatMap { hook in hook.flavors.map { (hook, $0) } }
 
     /// A harness with the plugin alone in the chain of each of its hooks. Objects are looked
-    /// up in the plugin's folder, then `$MIZAR_BPF_DIR`, the install and `build/bpf`.
+    /// up in `$MIZAR_BPF_DIR`, the install and `build/bpf` (where `make bpf` puts an in-tree
+    /// plugin's), then the plugin's folder (where `mizarctl plugin build` puts a standalone one's).
     func harness(_ config: PortGuard.Config = PortGuard.Config(blocked: [53: .udp, 22: .both])) throws -> PluginHarness {
-        try PluginHarness(plugin: PortGuard.descriptor, hooks: PortGuard.descriptor.hooks, configuration: config,
-                          locator: BPFObjectLocator(explicit: Self.folder))
+        var locator = BPFObjectLocator()
+        locator.directories.append(Self.folder)
+        return try PluginHarness(plugin: PortGuard.descriptor, hooks: PortGuard.descriptor.hooks, configuration: config, locator: locator)
     }
 
     @Test("the Swift descriptor and the descriptor file say the same")
