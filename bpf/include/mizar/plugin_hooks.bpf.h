@@ -122,21 +122,29 @@ static __always_inline __u32 mz_trace_flags_of(const struct mz_plugin_ctx *pc)
 
 /*
  * Emits a core program's decision on the frame in `ctx` when `flags` (the filter's, or a
- * chain entry's mark) want it; `f` NULL means the frame already matched.
+ * chain entry's mark) want it; `f` NULL means the frame already matched. The work is a
+ * subprogram of its own: the packet path holds only the filter read and, while tracing,
+ * a call (inlined, its code and stack would weigh on every packet).
  */
 #define MZ_TRACE_CORE(name, ctx_type, parse)                                                                    \
+	static __attribute__((noinline, unused)) int name##_emit(ctx_type *ctx, const struct mz_trace_filter *f,  \
+								  __u32 flags, struct mz_trace_event *ev)         \
+	{                                                                                                       \
+		if (!(flags & MZ_TRACE_ALL) && ev->verdict != MZ_STAT_DROP)                                     \
+			return 0;                                                                               \
+		parse(ctx, ev);                                                                                 \
+		if (f && !mz_trace_match(f, ev->vni, ev->saddr, ev->daddr))                                     \
+			return 0;                                                                               \
+		mz_trace_emit(ev);                                                                              \
+		return 0;                                                                                       \
+	}                                                                                                       \
 	static __always_inline void name(ctx_type *ctx, const struct mz_trace_filter *f, __u32 flags, __u8 source, \
 					 __u16 reason, __u8 kind, __u32 ifindex, __u32 vni, __u32 len)          \
 	{                                                                                                       \
 		struct mz_trace_event ev = { .vni = vni, .ifindex = ifindex, .len = len, .reason = reason,       \
 					     .source = source, .verdict = kind };                               \
                                                                                                                 \
-		if (!(flags & MZ_TRACE_ALL) && kind != MZ_STAT_DROP)                                            \
-			return;                                                                                 \
-		parse(ctx, &ev);                                                                                \
-		if (f && !mz_trace_match(f, ev.vni, ev.saddr, ev.daddr))                                        \
-			return;                                                                                 \
-		mz_trace_emit(&ev);                                                                             \
+		name##_emit(ctx, f, flags, &ev);                                                                \
 	}
 
 MZ_TRACE_PARSER(mz_trace_parse_xdp, struct xdp_md, bpf_xdp_load_bytes)
