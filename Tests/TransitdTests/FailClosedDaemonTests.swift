@@ -13,27 +13,11 @@ struct FailClosedDaemonTests {
     @Test func killingTheOwnerOfAnACLChainNeverOpensIt() async throws {
         let lab = try DaemonLab.running(["hosta", "hostb"])
         defer { lab.teardown() }
-        let a1 = try lab.endpointNamespace("a1"), b1 = try lab.endpointNamespace("b1")
-        for host in ["hosta", "hostb"] {
-            _ = try await lab.host(host).client.applyInChunks(try Manifests.parse(TwoDropletTests.manifest(lab, for: host, a1: a1, b1: b1), source: host))
-        }
+        let (a1, b1) = try await TwoDropletTests.applyManifests(lab)
         func pings() throws -> String { try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output }
         #expect(try pings().contains("3 received"), "a1 -> b1 before any ACL")
         // a1 may send TCP only: ICMP is the denied flow.
-        let acl = """
-            apiVersion: mizar.com/v1
-            kind: PluginConfig
-            metadata: {name: acl}
-            spec:
-              rules: [{priority: 10, vpc: 100, direction: egress, source: 0.0.0.0/0, destination: 0.0.0.0/0, protocol: tcp, action: allow}]
-              endpoints: [{vpc: 100, ip: 10.1.0.2, defaultEgress: deny, defaultIngress: allow}]
-            ---
-            apiVersion: mizar.com/v1
-            kind: PluginChain
-            metadata: {name: egress}
-            spec: {plugins: [acl]}
-            """
-        _ = try await lab.host("hosta").client.applyInChunks(try Manifests.parse(acl, source: "acl"))
+        try await TwoDropletTests.applyACL(lab, on: "hosta", hook: "egress", endpoint: "10.1.0.2", allowed: "tcp")
         #expect(try pings().contains(" 0 received"), "the ACL denies ICMP")
         // Drops are counted under the reason's name the plugin's descriptor gives, in the API and in mizarctl.
         #expect(try await lab.host("hosta").client.counters().plugins["egress"]?["acl"]?["default-deny"]?.packets == 3)

@@ -31,10 +31,7 @@ struct MetricsTests {
     @Test func countersMoveByExactlyWhatWasSent() async throws {
         let lab = try DaemonLab.running(["hosta", "hostb"])
         defer { lab.teardown() }
-        let a1 = try lab.endpointNamespace("a1"), b1 = try lab.endpointNamespace("b1")
-        for host in ["hosta", "hostb"] {
-            _ = try await lab.host(host).client.applyInChunks(try Manifests.parse(TwoDropletTests.manifest(lab, for: host, a1: a1, b1: b1), source: host))
-        }
+        let (a1, b1) = try await TwoDropletTests.applyManifests(lab)
         #expect(try runCommand(["ping", "-c", "1", "-W", "1", "10.1.0.3"], in: a1).output.contains("1 received"), "warm up")
 
         let before = try scrape(lab, "hosta")

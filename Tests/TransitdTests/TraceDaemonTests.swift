@@ -18,25 +18,9 @@ struct TraceDaemonTests {
     @Test func aDeniedSYNAndASpoofedFrameAppearWithTheirReasons() async throws {
         let lab = try DaemonLab.running(["hosta", "hostb"])
         defer { lab.teardown() }
-        let a1 = try lab.endpointNamespace("a1"), b1 = try lab.endpointNamespace("b1")
-        for host in ["hosta", "hostb"] {
-            _ = try await lab.host(host).client.applyInChunks(try Manifests.parse(TwoDropletTests.manifest(lab, for: host, a1: a1, b1: b1), source: host))
-        }
+        let (a1, b1) = try await TwoDropletTests.applyManifests(lab)
         // b1 takes nothing but ICMP: a TCP SYN to it is dropped by the acl at hostb's ingress.
-        let acl = """
-            apiVersion: mizar.com/v1
-            kind: PluginConfig
-            metadata: {name: acl}
-            spec:
-              rules: [{priority: 10, vpc: 100, direction: ingress, source: 0.0.0.0/0, destination: 0.0.0.0/0, protocol: icmp, action: allow}]
-              endpoints: [{vpc: 100, ip: 10.1.0.3, defaultEgress: allow, defaultIngress: deny}]
-            ---
-            apiVersion: mizar.com/v1
-            kind: PluginChain
-            metadata: {name: ingress}
-            spec: {plugins: [acl]}
-            """
-        _ = try await lab.host("hostb").client.applyInChunks(try Manifests.parse(acl, source: "acl"))
+        try await TwoDropletTests.applyACL(lab, on: "hostb", hook: "ingress", endpoint: "10.1.0.3", allowed: "icmp")
         #expect(try runCommand(["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output.contains("2 received"))
 
         let syn = try trace(lab, "hostb", ["--drops", "--ip", "10.1.0.3", "--count", "1", "--seconds", "20"])

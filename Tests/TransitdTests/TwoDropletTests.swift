@@ -45,6 +45,36 @@ struct TwoDropletTests {
         return text
     }
 
+    /// Tells hosta and hostb, each through its API, of VPC 100, network n1 and endpoints a1
+    /// (on hosta) and b1 (on hostb): where most daemon tests start. Returns their namespaces.
+    static func applyManifests(_ lab: DaemonLab) async throws -> (a1: Netns, b1: Netns) {
+        let a1 = try lab.endpointNamespace("a1"), b1 = try lab.endpointNamespace("b1")
+        for host in ["hosta", "hostb"] {
+            _ = try await lab.host(host).client.applyInChunks(try Manifests.parse(manifest(lab, for: host, a1: a1, b1: b1), source: host))
+        }
+        return (a1, b1)
+    }
+
+    /// An acl chain at `hook` on `host` that lets `endpoint` (VPC 100) send or take (`hook`)
+    /// only `allowed`; everything else in that direction is denied by default.
+    static func applyACL(_ lab: DaemonLab, on host: String, hook: String, endpoint: String, allowed: String) async throws {
+        let defaults = hook == "egress" ? "defaultEgress: deny, defaultIngress: allow" : "defaultEgress: allow, defaultIngress: deny"
+        let acl = """
+            apiVersion: mizar.com/v1
+            kind: PluginConfig
+            metadata: {name: acl}
+            spec:
+              rules: [{priority: 10, vpc: 100, direction: \(hook), source: 0.0.0.0/0, destination: 0.0.0.0/0, protocol: \(allowed), action: allow}]
+              endpoints: [{vpc: 100, ip: \(endpoint), \(defaults)}]
+            ---
+            apiVersion: mizar.com/v1
+            kind: PluginChain
+            metadata: {name: \(hook)}
+            spec: {plugins: [acl]}
+            """
+        _ = try await lab.host(host).client.applyInChunks(try Manifests.parse(acl, source: "acl"))
+    }
+
     @Test func endpointsOnTwoDropletsTalkAfterApply() async throws {
         let lab = try DaemonLab.running(["hosta", "hostb"])
         defer { lab.teardown() }
@@ -128,10 +158,7 @@ struct TwoDropletTests {
     @Test func killAndRestartLoseNoPacketAndKeepPluginState() async throws {
         let lab = try DaemonLab.running(["hosta", "hostb"])
         defer { lab.teardown() }
-        let a1 = try lab.endpointNamespace("a1"), b1 = try lab.endpointNamespace("b1")
-        for host in ["hosta", "hostb"] {
-            _ = try await lab.host(host).client.applyInChunks(try Manifests.parse(TwoDropletTests.manifest(lab, for: host, a1: a1, b1: b1), source: host))
-        }
+        let (a1, b1) = try await TwoDropletTests.applyManifests(lab)
         let configs = """
             apiVersion: mizar.com/v1
             kind: PluginConfig
