@@ -92,7 +92,7 @@ static __always_inline int leave_xdp(struct xdp_md *ctx, const struct mz_droplet
 }
 
 /* Carries the plan out in XDP and counts it. */
-static __always_inline int act_xdp(struct xdp_md *ctx, struct mz_agent_plan *plan, __u32 len)
+static __always_inline int act_xdp(struct xdp_md *ctx, struct mz_agent_plan *plan, __u32 len, const struct mz_plugin_ctx *pc)
 {
 	int action = XDP_DROP;
 
@@ -122,7 +122,8 @@ static __always_inline int act_xdp(struct xdp_md *ctx, struct mz_agent_plan *pla
 	}
 	count(plan->stat, len);
 	mz_agent_count_endpoint(plan, action != XDP_DROP, len);
-	mz_trace_xdp_outcome(ctx, MZ_TRACE_AGENT, plan->stat, action, ctx->ingress_ifindex, plan->vni, len);
+	mz_trace_xdp_outcome(ctx, pc, MZ_TRACE_AGENT, plan->stat, action, ctx->ingress_ifindex, plan->vni, len,
+			     plan->action == MZ_AGENT_DO_ENCAP && action == XDP_REDIRECT);
 	return action;
 }
 
@@ -146,7 +147,7 @@ int transit_agent(struct xdp_md *ctx)
 			mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
 		}
 	}
-	return act_xdp(ctx, &plan, cur.len);
+	return act_xdp(ctx, &plan, cur.len, NULL);
 }
 
 /* The last position of every XDP egress chain. */
@@ -154,11 +155,12 @@ SEC("xdp.frags")
 int egress_continue(struct xdp_md *ctx)
 {
 	struct mz_cursor cur = mz_cursor_init(ctx);
+	struct mz_plugin_ctx *pc = mz_plugin_ctx_get();
 	struct mz_agent_plan plan = {};
 
-	mz_agent_resume(&cur, mz_plugin_ctx_get(), &plan);
+	mz_agent_resume(&cur, pc, &plan);
 	count(MZ_AGENT_EGRESS_CHAIN, 0);
-	return act_xdp(ctx, &plan, cur.len);
+	return act_xdp(ctx, &plan, cur.len, pc);
 }
 
 /*
@@ -192,7 +194,7 @@ static __always_inline int encap_skb(struct __sk_buff *skb, struct mz_agent_plan
 }
 
 /* Carries the plan out at TC and counts it. */
-static __always_inline int act_tc(struct __sk_buff *skb, struct mz_agent_plan *plan, __u32 len)
+static __always_inline int act_tc(struct __sk_buff *skb, struct mz_agent_plan *plan, __u32 len, const struct mz_plugin_ctx *pc)
 {
 	int action = TC_ACT_SHOT;
 
@@ -220,7 +222,8 @@ static __always_inline int act_tc(struct __sk_buff *skb, struct mz_agent_plan *p
 	}
 	count(plan->stat, len);
 	mz_agent_count_endpoint(plan, action != TC_ACT_SHOT, len);
-	mz_trace_skb_outcome(skb, MZ_TRACE_AGENT, plan->stat, action, skb->ifindex, plan->vni, len);
+	mz_trace_skb_outcome(skb, pc, MZ_TRACE_AGENT, plan->stat, action, skb->ifindex, plan->vni, len,
+			     plan->action == MZ_AGENT_DO_ENCAP && action == TC_ACT_REDIRECT);
 	return action;
 }
 
@@ -247,7 +250,7 @@ int transit_agent_tc(struct __sk_buff *skb)
 			mz_agent_route(&cur, eth, iph, lep, iph->daddr, &plan);
 		}
 	}
-	return act_tc(skb, &plan, len);
+	return act_tc(skb, &plan, len, NULL);
 }
 
 /* The last position of every TC egress chain. */
@@ -255,11 +258,12 @@ SEC("tc")
 int egress_continue_tc(struct __sk_buff *skb)
 {
 	struct mz_cursor cur = mz_cursor_init_skb(skb);
+	struct mz_plugin_ctx *pc = mz_plugin_ctx_get();
 	struct mz_agent_plan plan = {};
 
-	mz_agent_resume(&cur, mz_plugin_ctx_get(), &plan);
+	mz_agent_resume(&cur, pc, &plan);
 	count(MZ_AGENT_EGRESS_CHAIN, 0);
-	return act_tc(skb, &plan, skb->len);
+	return act_tc(skb, &plan, skb->len, pc);
 }
 
 /* For the endpoint's end of the veth: frames redirected into a veth need an XDP peer. */

@@ -365,7 +365,7 @@ out:
 		if (geneve_ok && !events_counted)
 			count_events(stats, &gnv, learned);
 	}
-	mz_trace_xdp_outcome(ctx, MZ_TRACE_TRANSIT, stat, action, 0, geneve_ok ? gnv.vni : 0, len);
+	mz_trace_xdp_outcome(ctx, NULL, MZ_TRACE_TRANSIT, stat, action, 0, geneve_ok ? gnv.vni : 0, len, MZ_TRACE_FRAME_TRANSIT);
 	return action;
 }
 
@@ -412,8 +412,8 @@ out:
 		count(stats, stat, cur.len);
 		count(stats, MZ_TRANSIT_INGRESS_CHAIN, 0);
 	}
-	if (mz_trace_flags_of(pc))
-		mz_trace_xdp(ctx, NULL, mz_trace_flags_of(pc), MZ_TRACE_TRANSIT, stat, mz_xdp_kind(action), 0, pc->vni, cur.len);
+	if (pc)
+		mz_trace_xdp_outcome(ctx, pc, MZ_TRACE_TRANSIT, stat, action, 0, pc->vni, cur.len, MZ_TRACE_FRAME_PLAIN);
 	return action;
 }
 
@@ -462,8 +462,8 @@ out:
 		count(stats, MZ_TRANSIT_TRANSIT_CHAIN, 0);
 	}
 	pc = mz_plugin_ctx_get();
-	if (mz_trace_flags_of(pc))
-		mz_trace_xdp(ctx, NULL, mz_trace_flags_of(pc), MZ_TRACE_TRANSIT, stat, mz_xdp_kind(action), 0, gnv.vni, cur.len);
+	if (pc)
+		mz_trace_xdp_outcome(ctx, pc, MZ_TRACE_TRANSIT, stat, action, 0, gnv.vni, cur.len, MZ_TRACE_FRAME_GENEVE);
 	return action;
 }
 

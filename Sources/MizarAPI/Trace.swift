@@ -113,3 +113,9 @@ public struct TraceRecord: Codable, Sendable, Hashable {
         return text
     }
 }
+
+/// `DELETE /v1/trace`: whether a trace was running (it is ended either way).
+public struct StopTraceResult: Codable, Sendable, Hashable {
+    public var stopped: Bool
+    public init(stopped: Bool) { self.stopped = stopped }
+}

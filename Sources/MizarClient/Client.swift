@@ -115,7 +115,9 @@ public struct MizarClient: Sendable {
         let http = try httpClient()
         let response: HTTPClientResponse
         do {
-            response = try await http.execute(request, timeout: .seconds(Int64(query.seconds ?? 31_536_000) + 60))
+            // A trace without an end waits a year; a bad `seconds` (transitd refuses it) no longer than a minute.
+            let seconds = query.seconds.flatMap { $0.isFinite && $0 > 0 && $0 <= 86400 ? Int64($0) : 0 } ?? 31_536_000
+            response = try await http.execute(request, timeout: .seconds(seconds + 60))
         } catch {
             throw Unreachable(server: describe(server), reason: "\(error)")
         }

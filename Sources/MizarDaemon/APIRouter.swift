@@ -44,12 +44,15 @@ public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil, metrics: 
             do {
                 try await stream(session, to: &writer)
             } catch {
-                await daemon.closeTrace()  // the client went away (a write failed): tracing stops with it
+                await daemon.closeTrace(session.id)  // the client went away (a write failed): tracing stops with it
                 throw error
             }
-            await daemon.closeTrace()
+            await daemon.closeTrace(session.id)
             try await writer.finish(nil)
         })
+    }
+    v1.delete("trace") { _, _ -> Response in
+        try json(StopTraceResult(stopped: await daemon.stopTrace()))
     }
 
     v1.get("endpoints/:name/check") { _, context in try json(try await daemon.check(endpoint: try context.parameters.require("name"))) }
@@ -81,34 +84,41 @@ public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil, metrics: 
     return router
 }
 
-/// Writes a trace's records as NDJSON until its count or time is reached, or a write fails
-/// (the client left). A `{"lost":N}` line follows lost events and, every 2 s, a quiet stream,
-/// so that a client that left is noticed.
+/// Writes a trace's records as NDJSON, a batch per write, until its count or time is reached,
+/// a write fails (the client left) or the trace is ended from outside. Polls run off the
+/// server's event loop. A `{"lost":N}` line follows lost events and, every 2 s, a quiet
+/// stream, so that a client that left is noticed.
 private func stream(_ session: TraceSession, to writer: inout any ResponseBodyWriter) async throws {
     let clock = ContinuousClock(), start = clock.now
     let deadline = session.query.seconds.map { start + .milliseconds(Int($0 * 1000)) }
     var sent = 0, lostSent: UInt64 = 0, lastWrite = start
-    func line(_ record: TraceRecord) throws -> ByteBuffer {
-        var data = try encoder.encode(record)
-        data.append(UInt8(ascii: "\n"))
+    func lines(_ records: [TraceRecord]) throws -> ByteBuffer {
+        var data = Data()
+        for record in records {
+            data.append(try encoder.encode(record))
+            data.append(UInt8(ascii: "\n"))
+        }
         return ByteBuffer(bytes: data)
     }
-    while deadline.map({ clock.now < $0 }) ?? true {
-        let records = try session.poll()
-        for record in records.prefix(session.query.count.map { $0 - sent } ?? records.count) {
-            try await writer.write(line(record))
-            sent += 1
+    while !session.isStopped, deadline.map({ clock.now < $0 }) ?? true {
+        let polled = try await Task.detached { try session.poll() }.value
+        let records = Array(polled.prefix(session.query.count.map { $0 - sent } ?? polled.count))
+        if !records.isEmpty {
+            try await writer.write(lines(records))
+            sent += records.count
+            (lastWrite) = clock.now
+            session.progressed()
         }
-        if !records.isEmpty { lastWrite = clock.now }
         let lost = try session.lost()
         if lost != lostSent || clock.now - lastWrite > .seconds(2) {
-            try await writer.write(line(TraceRecord(lost: lost)))
+            try await writer.write(lines([TraceRecord(lost: lost)]))
             (lostSent, lastWrite) = (lost, clock.now)
+            session.progressed()
         }
         if let count = session.query.count, sent >= count { break }
-        if records.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        if polled.count < TraceSession.batch { try await Task.sleep(for: .milliseconds(50)) }
     }
-    try await writer.write(line(TraceRecord(lost: try session.lost())))
+    try await writer.write(lines([TraceRecord(lost: try session.lost())]))
 }
 
 /// A request's body, at most `maxRequestBody` bytes (413 beyond).

@@ -28,8 +28,9 @@ public actor Daemon {
     private(set) var desired = DesiredState()
     /// Resources the data plane could not take, and why (retried by `retryFailures`).
     private(set) var failures: [ResourceReference: String] = [:]
-    /// True while a `GET /v1/trace` streams (one at a time).
-    var tracing = false
+    /// The `GET /v1/trace` that streams (one at a time), and how many were opened.
+    var activeTrace: (id: UInt64, weak: WeakTrace)?
+    var traceCount: UInt64 = 0
 
     /// Opens the store, loads and attaches the data plane on the configured interface and
     /// registers the plugins; `start()` then reconciles. On the first start (an empty store) it creates VPC `vpc0` (VNI 1) and network

@@ -44,9 +44,18 @@ struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 extension Daemon {
+    /// What a scrape needs of the daemon's own state, taken in one short visit to the actor.
+    func metricsSnapshot() -> (endpointNames: [EndpointID: String], writes: Int, failures: Int, tracing: Bool) {
+        var names: [EndpointID: String] = [:]
+        for id in dataplane.localEndpoints.map(\.id) { names[id] = desired.endpointName(vni: id.vni.rawValue, ip: id.ip) }
+        return (names, reconciler.writes, failures.count, tracing)
+    }
+
     /// The Prometheus text of the data plane as the kernel counts it now, then transitd's own
-    /// (`GET /metrics`). Kernel counters are read fresh on every scrape.
-    public func metricsText(_ api: APIMetrics) throws -> String {
+    /// (`GET /metrics`). Kernel counters are read fresh on every scrape, off the actor: a slow
+    /// scrape (a bouncer's large table counted) holds up no API request.
+    public nonisolated func metricsText(_ api: APIMetrics) async throws -> String {
+        let (endpointNames, writes, failureCount, tracing) = await metricsSnapshot()
         let r = PrometheusCollectorRegistry()
         func count(_ name: String, _ labels: [(String, String)], _ value: UInt64, _ help: String) {
             r.makeCounter(name: name, labels: labels, help: help).increment(by: Int64(clamping: value))
@@ -82,25 +91,27 @@ extension Daemon {
             }
         }
         for (id, c) in try dataplane.endpointCounters() {
-            let name = desired.endpointName(vni: id.vni.rawValue, ip: id.ip) ?? "\(id.vni.rawValue)/\(id.ip)"
+            let name = endpointNames[id] ?? "\(id.vni.rawValue)/\(id.ip)"
             let labels = [("endpoint", name), ("vni", "\(id.vni.rawValue)"), ("ip", "\(id.ip)")]
             count("mizar_endpoint_sent_packets_total", labels, c.sent.packets, "A local endpoint's frames the agent sent on")
             count("mizar_endpoint_sent_bytes_total", labels, c.sent.bytes, "A local endpoint's bytes the agent sent on")
             count("mizar_endpoint_received_packets_total", labels, c.received.packets, "Frames delivered to a local endpoint")
             count("mizar_endpoint_received_bytes_total", labels, c.received.bytes, "Bytes delivered to a local endpoint")
-            for slot in AgentStat.allCases where slot.action == .drop {
-                count("mizar_endpoint_dropped_packets_total", labels + [("reason", slot.description)], c.drops[slot] ?? 0,
-                      "A local endpoint's frames the agent dropped, by reason")
+            count("mizar_endpoint_dropped_packets_total", labels, c.dropped.packets, "A local endpoint's frames the agent dropped")
+            // By reason only where there were drops: 20-odd always-zero series per endpoint would be noise.
+            for (slot, n) in c.drops where n > 0 {
+                count("mizar_endpoint_drops_total", labels + [("reason", slot.description)], n, "A local endpoint's drops by the agent's reason")
             }
         }
         for (map, entries, capacity) in try dataplane.mapFill() {
             gauge("mizar_map_entries", [("map", map)], Double(entries), "Entries in each data-plane table")
             gauge("mizar_map_capacity", [("map", map)], Double(capacity), "Capacity of each data-plane table (its max_entries)")
         }
+        gauge("mizar_endpoints_uncounted", [], Double(dataplane.uncountedEndpoints), "Local endpoints without a counter slot (the slots are full)")
         count("mizar_direct_path_learned_total", [], transit[.learned].packets, "Direct paths learned or refreshed from RTS options")
         count("mizar_trace_lost_events_total", [], try dataplane.traceLost(), "Trace events the ring buffer had no room for")
-        count("mizar_reconcile_writes_total", [], UInt64(reconciler.writes), "Table writes the reconciler made")
-        gauge("mizar_reconcile_failures", [], Double(failures.count), "Resources the data plane could not take (retried)")
+        count("mizar_reconcile_writes_total", [], UInt64(writes), "Table writes the reconciler made")
+        gauge("mizar_reconcile_failures", [], Double(failureCount), "Resources the data plane could not take (retried)")
         gauge("mizar_trace_active", [], tracing ? 1 : 0, "1 while a trace streams")
         return r.emitToString() + api.registry.emitToString()
     }

@@ -13,12 +13,15 @@ public struct DropletLimits: Sendable, Hashable {
     public var directPaths: UInt32 = UInt32(MZ_DEFAULT_DIRECT_PATHS)
     /// Droplets of the cluster (who may send Geneve here).
     public var droplets: UInt32 = UInt32(MZ_DEFAULT_DROPLETS)
+    /// Counter slots of local endpoints (per CPU, preallocated; slot 0 counts nothing): the
+    /// local endpoints that can be counted, one less.
+    public var endpointCounters: UInt32 = UInt32(MZ_DEFAULT_ENDPOINT_STATS)
 
     public init() {}
 
     var byMap: [(String, UInt32)] {
         [(MZ_ENDPOINTS_MAP, endpoints), (MZ_LOCAL_ENDPOINTS_MAP, localEndpoints), (MZ_NETWORKS_MAP, networks),
-         (MZ_VPCS_MAP, vpcs), (MZ_DIRECT_PATH_MAP, directPaths), (MZ_DROPLETS_MAP, droplets)]
+         (MZ_VPCS_MAP, vpcs), (MZ_DIRECT_PATH_MAP, directPaths), (MZ_DROPLETS_MAP, droplets), (MZ_ENDPOINT_STATS_MAP, endpointCounters)]
     }
 }
 

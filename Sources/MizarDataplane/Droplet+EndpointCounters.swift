@@ -50,16 +50,24 @@ extension Droplet {
         return result
     }
 
-    /// A counter slot for `endpoint` behind veth `ifindex`: the one an earlier process gave it
-    /// (its local entry survived in pinned tables: the counts go on), else the lowest free one,
-    /// zeroed; 0 when every slot is taken (the endpoint is then not counted). Lock held.
+    /// A counter slot for `endpoint` behind veth `ifindex`: the one it had in the local table
+    /// (kept in pinned tables across restarts, under this veth or one it had before: the
+    /// counts go on), else the lowest slot no local entry holds, zeroed; 0 when every slot is
+    /// taken (the endpoint is then not counted). Lock held.
     func statsSlot(for endpoint: LocalEndpoint, ifindex: Int32) throws -> UInt16 {
-        let taken = Set(state.locals.values.map(\.statsSlot))
         let capacity = UInt16(clamping: maps.endpointStats.handle.maxEntries)
-        if let earlier = try maps.localEndpoints.lookup(UInt32(ifindex)), earlier.vni == endpoint.vni.rawValue,
-           earlier.ip == endpoint.ip.networkOrder, earlier.stats_slot > 0, earlier.stats_slot < capacity, !taken.contains(earlier.stats_slot) {
-            return earlier.stats_slot
+        // Every slot a local entry holds is taken, plugged in this process yet or not (a restart re-plugs in any order).
+        var taken = Set(state.locals.values.map(\.statsSlot))
+        var earlier: UInt16?
+        for (index, entry) in try maps.localEndpoints.entries() where entry.stats_slot > 0 {
+            if entry.vni == endpoint.vni.rawValue, entry.ip == endpoint.ip.networkOrder, entry.stats_slot < capacity,
+               state.locals.values.allSatisfy({ $0.statsSlot != entry.stats_slot }) {
+                earlier = entry.stats_slot  // this endpoint's, left by an earlier process (maybe under an older veth)
+            } else if index != UInt32(ifindex) {
+                taken.insert(entry.stats_slot)
+            }
         }
+        if let earlier { return earlier }
         guard let free = (1..<max(capacity, 1)).first(where: { !taken.contains($0) }) else {
             logger.warning("no counter slot left: endpoint not counted", metadata: ["endpoint": "\(endpoint.id)"])
             return 0
@@ -67,4 +75,7 @@ extension Droplet {
         try maps.endpointStats.update(UInt32(free), everyCPU: mz_endpoint_stats())
         return free
     }
+
+    /// Local endpoints that got no counter slot (the table of slots was full).
+    public var uncountedEndpoints: Int { lock.withLock { state.locals.values.filter { $0.statsSlot == 0 }.count } }
 }

@@ -70,18 +70,26 @@ public final class TraceReader: @unchecked Sendable {
         bootTime = Date().addingTimeInterval(-(Double(now.tv_sec) + Double(now.tv_nsec) / 1e9))
     }
 
-    /// The events that came within `timeoutMilliseconds` (0: those already there).
-    public func next(timeoutMilliseconds: Int32) throws -> [TraceEvent] {
-        try ring.poll(mz_trace_event.self, timeoutMilliseconds: timeoutMilliseconds).map(event)
+    /// The events that came within `timeoutMilliseconds` (0: those already there), at most `limit`.
+    public func next(timeoutMilliseconds: Int32, limit: Int = .max) throws -> [TraceEvent] {
+        var owners: [UInt16: (hook: PluginHook, plugin: String, reasons: [Int: String])?] = [:]  // one lookup per plugin per batch
+        return try ring.poll(mz_trace_event.self, timeoutMilliseconds: timeoutMilliseconds, limit: limit).map { e in
+            event(e) { slot in
+                if let known = owners[slot] { return known }
+                let owner = plugins.owner(ofSlot: UInt32(slot))
+                owners[slot] = owner
+                return owner
+            }
+        }
     }
 
-    private func event(_ e: mz_trace_event) -> TraceEvent {
+    private func event(_ e: mz_trace_event, owner: (UInt16) -> (hook: PluginHook, plugin: String, reasons: [Int: String])?) -> TraceEvent {
         let source: TraceEvent.Source, verdict: String, reason: String
         var hook: PluginHook?, plugin: String?
         switch UInt32(e.source) {
         case MZ_TRACE_PLUGIN.rawValue:
             source = .plugin
-            let owner = plugins.owner(ofSlot: UInt32(e.slot))
+            let owner = owner(e.slot)
             hook = owner?.hook
             plugin = owner?.plugin ?? "slot\(e.slot)"
             verdict = PluginVerdict(rawValue: UInt32(e.verdict))?.description ?? "verdict\(e.verdict)"
@@ -140,8 +148,8 @@ extension Droplet {
 }
 
 extension Droplet {
-    /// The local endpoint whose host-side veth has `ifindex` (what trace events name).
-    public func localEndpoint(ifindex: UInt32) -> EndpointID? {
-        lock.withLock { state.locals.first { UInt32($0.value.ifindex) == ifindex }?.key }
+    /// The local endpoints by the ifindex of their host-side veth (what trace events name).
+    public func localEndpointsByIfindex() -> [UInt32: EndpointID] {
+        lock.withLock { Dictionary(state.locals.map { (UInt32($0.value.ifindex), $0.key) }, uniquingKeysWith: { a, _ in a }) }
     }
 }

@@ -33,6 +33,16 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
+/// One counter of `mizarctl counters --rates -o json`.
+struct Rate: Encodable {
+    var `where`: String
+    var counter: String
+    var packets: UInt64
+    var bytes: UInt64
+    var packetsPerSecond: Double
+    var bytesPerSecond: Double
+}
+
 struct CountersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "counters",
@@ -72,15 +82,17 @@ struct CountersCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
             let second = try await client.counters()
             let before = Self.rows(first)
-            let table = Self.rows(second).sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { key, v -> [String] in
+            let rates = Self.rows(second).sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { key, v -> Rate in
                 let was = before[key] ?? CounterValue(packets: 0, bytes: 0)
-                let pps = Double(v.packets &- was.packets) / interval, bps = Double(v.bytes &- was.bytes) / interval
-                return key + ["\(v.packets)", "\(v.bytes)", String(format: "%.1f", pps), String(format: "%.1f", bps)]
+                // A counter that went down was reset (a map made anew): count from zero.
+                func per(_ now: UInt64, _ then: UInt64) -> Double { Double(now >= then ? now - then : now) / interval }
+                return Rate(where: key[0], counter: key[1], packets: v.packets, bytes: v.bytes,
+                            packetsPerSecond: per(v.packets, was.packets), bytesPerSecond: per(v.bytes, was.bytes))
             }
-            guard output == .table else {
-                return try printJSON(table.map { ["where": $0[0], "counter": $0[1], "packets": $0[2], "bytes": $0[3], "packetsPerSecond": $0[4], "bytesPerSecond": $0[5]] })
-            }
-            printTable(["WHERE", "COUNTER", "PACKETS", "BYTES", "PACKETS/S", "BYTES/S"], table)
+            guard output == .table else { return try printJSON(rates) }
+            printTable(["WHERE", "COUNTER", "PACKETS", "BYTES", "PACKETS/S", "BYTES/S"], rates.map {
+                [$0.where, $0.counter, "\($0.packets)", "\($0.bytes)", String(format: "%.1f", $0.packetsPerSecond), String(format: "%.1f", $0.bytesPerSecond)]
+            })
         }
     }
 }

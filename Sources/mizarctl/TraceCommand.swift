@@ -28,6 +28,9 @@ struct TraceCommand: AsyncParsableCommand {
     func validate() throws {
         if let ip, IPv4Address(ip) == nil { throw ValidationError("--ip \(ip) is not an IPv4 address") }
         if sample == 0 { throw ValidationError("--sample takes 1 or more") }
+        if let seconds, !(seconds > 0 && seconds <= 86400) { throw ValidationError("--seconds takes more than 0 and at most 86400") }
+        if let count, count < 1 { throw ValidationError("--count takes 1 or more") }
+        if let vni, !(1..<(1 << 24)).contains(vni) { throw ValidationError("--vni takes 1 to 16777215") }
     }
 
     func run() async throws {

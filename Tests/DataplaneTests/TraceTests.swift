@@ -55,6 +55,17 @@ struct TraceTests {
         #expect(forwarded.count == 1 && forwarded.first?.verdict != "drop", "\(forwarded)")
         #expect(forwarded.first?.reason == slot.description.replacingOccurrences(of: "_", with: "-"))
 
+        // An endpoint's own UDP to 6081 whose payload claims to be Geneve is described as what it is.
+        try bed.droplet.setTracing(TraceFilter(ip: Wire.a, dropsOnly: false))
+        let fake = PacketBuilder.geneve(vni: 1911, options: [], payload: Wire.icmp(from: IPv4Address(10, 99, 0, 9), Wire.qMAC, to: IPv4Address(10, 99, 0, 10)))
+        let disguised = PacketBuilder.ethernet(src: Wire.aMAC, dst: bed.gatewayA, etherType: PacketBuilder.etherTypeIPv4,
+                                               payload: PacketBuilder.ipv4(src: Wire.a, dst: Wire.b, protocol: PacketBuilder.protocolUDP,
+                                                                           payload: PacketBuilder.udp(src: Wire.a, dst: Wire.b, sourcePort: 4444, destinationPort: 6081, payload: fake)))
+        _ = try bed.agentRun(disguised)
+        let seen = try drain(reader)
+        #expect(seen.count == 1 && seen.first?.source4 == Wire.a && seen.first?.destination4 == Wire.b && seen.first?.destinationPort == 6081
+                && seen.first?.vni == 100, "\(seen)")
+
         try bed.droplet.setTracing(nil)
         _ = try bed.agentRun(spoofed)
         #expect(try drain(reader).isEmpty, "off again")

@@ -47,7 +47,7 @@ struct OpenAPITests {
         var routes: Set<String> = [
             "GET /v1/health", "GET /v1/status", "GET /v1/counters", "GET /v1/bouncers", "GET /v1/dividers",
             "GET /v1/plugins", "GET /v1/plugins/{name}", "POST /v1/plugins/discover", "POST /v1/apply",
-            "GET /v1/endpoints/{name}/check", "GET /v1/trace", "GET /metrics",
+            "GET /v1/endpoints/{name}/check", "GET /v1/trace", "DELETE /v1/trace", "GET /metrics",
         ]
         for kind in Kind.allCases {
             routes.insert("GET /v1/\(kind.path)")
@@ -177,6 +177,7 @@ struct OpenAPITests {
             Call(method: "POST", template: "/v1/plugins/discover", expect: 200),
             // The 200 stream is NDJSON (TraceDaemonTests reads it); here its refusals.
             Call(method: "GET", template: "/metrics", expect: 200),
+            Call(method: "DELETE", template: "/v1/trace", expect: 200),
             Call(method: "GET", template: "/v1/trace", expect: 400, query: "vni=0"),
             Call(method: "GET", template: "/v1/trace", expect: 400, query: "color=red"),
             Call(method: "GET", template: "/v1/endpoints/{name}/check", name: missing, expect: 404),

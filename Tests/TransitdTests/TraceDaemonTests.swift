@@ -48,5 +48,32 @@ struct TraceDaemonTests {
         #expect(quiet.status == 0 && !quiet.output.contains("\"verdict\""), "nothing dropped now: \(quiet.output)\(quiet.error)")
         let bad = try lab.mizarctl("hosta", ["trace", "--ip", "10.1.0.300"])
         #expect(bad.status == 2, "\(bad.error)")
+        #expect(try lab.mizarctl("hosta", ["trace", "--seconds", "1e309"]).status == 2, "no crash on a huge --seconds")
+    }
+
+    @Test func aClientThatLeavesEndsItsTrace() throws {
+        let lab = try DaemonLab.running(["hosta"])
+        defer { lab.teardown() }
+        func active() throws -> Bool {
+            let text = try runCommand(["curl", "-sf", "--unix-socket", lab.host("hosta").socket, "http://transitd/metrics"]).output
+            let sample = text.split(separator: "\n").first { $0.hasPrefix("mizar_trace_active ") }
+            return sample.flatMap { Double($0.split(separator: " ")[1]) } == 1
+        }
+        // Gone at once, before its stream could start, and gone without a word: tracing ends either way.
+        for wait in ["0.05", "0.6"] {
+            _ = try runCommand(["curl", "-s", "--max-time", wait, "--unix-socket", lab.host("hosta").socket, "http://transitd/v1/trace?seconds=600"])
+            var off = false
+            for _ in 0..<30 where !off {
+                off = try !active()
+                if !off { Thread.sleep(forTimeInterval: 0.5) }
+            }
+            #expect(off, "a trace whose client left (after \(wait) s) is ended: \(lab.host("hosta").log.suffix(1500))")
+        }
+        let running = try trace(lab, "hosta", ["--seconds", "60"])
+        #expect(try active())
+        let stopped = try runCommand(["curl", "-s", "-X", "DELETE", "--unix-socket", lab.host("hosta").socket, "http://transitd/v1/trace"])
+        #expect(stopped.output.contains("\"stopped\":true"), "\(stopped.output)")
+        #expect(running.wait(timeout: 10).status == 0, "its stream ends")
+        #expect(try !active())
     }
 }

@@ -11,6 +11,7 @@
 #include "geneve.h"
 #include "plugin_core.bpf.h"
 #include "stats.h"
+#include "transit_xdp.h"
 
 /*
  * Whether `hook` has a chain, so that a core without one skips filling the context and
@@ -82,28 +83,39 @@ static __always_inline __u32 mz_trace_flags_of(const struct mz_plugin_ctx *pc)
 	return MZ_TRACE_ON | ((pc->flags & MZ_CTX_TRACE_ALL) ? MZ_TRACE_ALL : 0);
 }
 
+/* What the frame a core program traces is (the `geneve` of the functions below). */
+#define MZ_TRACE_FRAME_PLAIN 0	 /* an endpoint's frame: described as it is, whatever its payload claims */
+#define MZ_TRACE_FRAME_GENEVE 1	 /* Geneve the program parsed or built: its inner frame is described */
+#define MZ_TRACE_FRAME_TRANSIT 2 /* transit XDP's main program: Geneve for this droplet, decapsulated when
+				  * delivered; what it passes is the host's own traffic, not traced (the
+				  * choice is made here, off the packet path: a live flag there cost ~10 ns) */
+
 /*
  * Fills the event's addresses from the frame in `ctx`, through the load-bytes helper (no
  * bounds to prove; this runs only while tracing): the IPv4 header, or the inner one of a
  * Geneve frame, and its ports.
  */
 #define MZ_TRACE_PARSER(name, ctx_type, load)                                                                   \
-	static __always_inline void name(ctx_type *ctx, struct mz_trace_event *ev)                              \
+	static __always_inline void name(ctx_type *ctx, struct mz_trace_event *ev, int geneve)                  \
 	{                                                                                                       \
 		struct iphdr ip;                                                                                \
 		__be16 proto, ports[2];                                                                          \
 		__u8 gnv[8], icmp[6];                                                                            \
 		__u32 off;                                                                                      \
                                                                                                                 \
-		if (load(ctx, 12, &proto, 2) || proto != bpf_htons(ETH_P_IP) || load(ctx, 14, &ip, sizeof(ip))) \
+		if (load(ctx, 12, &proto, 2) || proto != bpf_htons(ETH_P_IP) || load(ctx, 14, &ip, sizeof(ip)) || \
+		    ip.ihl < 5)                                                                                 \
 			return;                                                                                 \
 		off = 14 + ip.ihl * 4;                                                                          \
-		if (ip.protocol == IPPROTO_UDP && !(ip.frag_off & bpf_htons(0x1fff)) && !load(ctx, off, ports, 4) && \
+		/* Only a frame the program itself parsed or built as Geneve is opened: an endpoint's  \
+		 * own UDP to 6081 is what it is, whatever its payload claims. */                              \
+		if (geneve && ip.protocol == IPPROTO_UDP && !load(ctx, off, ports, 4) &&                       \
 		    ports[1] == bpf_htons(MZ_GENEVE_UDP_PORT) && !load(ctx, off + 8, gnv, 8)) {                   \
-			ev->vni = ((__u32)gnv[4] << 16) | ((__u32)gnv[5] << 8) | gnv[6];                        \
+			if (!ev->vni)                                                                           \
+				ev->vni = ((__u32)gnv[4] << 16) | ((__u32)gnv[5] << 8) | gnv[6];                \
 			off += 16 + (gnv[0] & 0x3f) * 4; /* the inner Ethernet header */                        \
 			if (load(ctx, off + 12, &proto, 2) || proto != bpf_htons(ETH_P_IP) ||                    \
-			    load(ctx, off + 14, &ip, sizeof(ip)))                                               \
+			    load(ctx, off + 14, &ip, sizeof(ip)) || ip.ihl < 5)                                 \
 				return;                                                                         \
 			off += 14 + ip.ihl * 4;                                                                 \
 		}                                                                                               \
@@ -128,23 +140,28 @@ static __always_inline __u32 mz_trace_flags_of(const struct mz_plugin_ctx *pc)
  */
 #define MZ_TRACE_CORE(name, ctx_type, parse)                                                                    \
 	static __attribute__((noinline, unused)) int name##_emit(ctx_type *ctx, const struct mz_trace_filter *f,  \
-								  __u32 flags, struct mz_trace_event *ev)         \
+								  __u32 flags, struct mz_trace_event *ev, int geneve) \
 	{                                                                                                       \
 		if (!(flags & MZ_TRACE_ALL) && ev->verdict != MZ_STAT_DROP)                                     \
 			return 0;                                                                               \
-		parse(ctx, ev);                                                                                 \
+		if (geneve == MZ_TRACE_FRAME_TRANSIT) {                                                         \
+			if (ev->verdict == MZ_STAT_PASS)                                                        \
+				return 0;                                                                       \
+			geneve = ev->reason != MZ_TRANSIT_DELIVERED;                                            \
+		}                                                                                               \
+		parse(ctx, ev, geneve);                                                                         \
 		if (f && !mz_trace_match(f, ev->vni, ev->saddr, ev->daddr))                                     \
 			return 0;                                                                               \
 		mz_trace_emit(ev);                                                                              \
 		return 0;                                                                                       \
 	}                                                                                                       \
 	static __always_inline void name(ctx_type *ctx, const struct mz_trace_filter *f, __u32 flags, __u8 source, \
-					 __u16 reason, __u8 kind, __u32 ifindex, __u32 vni, __u32 len)          \
+					 __u16 reason, __u8 kind, __u32 ifindex, __u32 vni, __u32 len, int geneve) \
 	{                                                                                                       \
 		struct mz_trace_event ev = { .vni = vni, .ifindex = ifindex, .len = len, .reason = reason,       \
 					     .source = source, .verdict = kind };                               \
                                                                                                                 \
-		name##_emit(ctx, f, flags, &ev);                                                                \
+		name##_emit(ctx, f, flags, &ev, geneve);                                                        \
 	}
 
 MZ_TRACE_PARSER(mz_trace_parse_xdp, struct xdp_md, bpf_xdp_load_bytes)
@@ -163,23 +180,29 @@ static __always_inline __u8 mz_tc_kind(int action)
 	return action == TC_ACT_SHOT ? MZ_STAT_DROP : action == TC_ACT_REDIRECT ? MZ_STAT_REDIRECT : MZ_STAT_PASS;
 }
 
-/* Traces an XDP program's outcome against the filter (one map read when tracing is off). */
-static __always_inline void mz_trace_xdp_outcome(struct xdp_md *ctx, __u8 source, __u16 reason, int action, __u32 ifindex,
-						 __u32 vni, __u32 len)
+/*
+ * Traces an XDP or TC program's outcome: against the filter (one map read when tracing is
+ * off), or — `pc` given, a chain's continuation — as the chain's entry marked the frame.
+ * `geneve`: the frame is Geneve the program parsed or built (its inner frame is described).
+ */
+static __always_inline void mz_trace_xdp_outcome(struct xdp_md *ctx, const struct mz_plugin_ctx *pc, __u8 source, __u16 reason,
+						 int action, __u32 ifindex, __u32 vni, __u32 len, int geneve)
 {
-	const struct mz_trace_filter *f = mz_tracing();
+	const struct mz_trace_filter *f = pc ? NULL : mz_tracing();
+	__u32 flags = pc ? mz_trace_flags_of(pc) : f ? f->flags : 0;
 
-	if (f)
-		mz_trace_xdp(ctx, f, f->flags, source, reason, mz_xdp_kind(action), ifindex, vni, len);
+	if (flags)
+		mz_trace_xdp(ctx, f, flags, source, reason, mz_xdp_kind(action), ifindex, vni, len, geneve);
 }
 
-static __always_inline void mz_trace_skb_outcome(struct __sk_buff *skb, __u8 source, __u16 reason, int action, __u32 ifindex,
-						 __u32 vni, __u32 len)
+static __always_inline void mz_trace_skb_outcome(struct __sk_buff *skb, const struct mz_plugin_ctx *pc, __u8 source, __u16 reason,
+						 int action, __u32 ifindex, __u32 vni, __u32 len, int geneve)
 {
-	const struct mz_trace_filter *f = mz_tracing();
+	const struct mz_trace_filter *f = pc ? NULL : mz_tracing();
+	__u32 flags = pc ? mz_trace_flags_of(pc) : f ? f->flags : 0;
 
-	if (f)
-		mz_trace_skb(skb, f, f->flags, source, reason, mz_tc_kind(action), ifindex, vni, len);
+	if (flags)
+		mz_trace_skb(skb, f, flags, source, reason, mz_tc_kind(action), ifindex, vni, len, geneve);
 }
 
 #endif /* MIZAR_PLUGIN_HOOKS_BPF_H */
