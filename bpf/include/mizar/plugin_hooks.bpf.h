@@ -183,26 +183,20 @@ static __always_inline __u8 mz_tc_kind(int action)
 /*
  * Traces an XDP or TC program's outcome: against the filter (one map read when tracing is
  * off), or — `pc` given, a chain's continuation — as the chain's entry marked the frame.
- * `geneve`: the frame is Geneve the program parsed or built (its inner frame is described).
+ * `geneve`: what the frame is (MZ_TRACE_FRAME_*).
  */
-static __always_inline void mz_trace_xdp_outcome(struct xdp_md *ctx, const struct mz_plugin_ctx *pc, __u8 source, __u16 reason,
-						 int action, __u32 ifindex, __u32 vni, __u32 len, int geneve)
-{
-	const struct mz_trace_filter *f = pc ? NULL : mz_tracing();
-	__u32 flags = pc ? mz_trace_flags_of(pc) : f ? f->flags : 0;
+#define MZ_TRACE_OUTCOME(name, ctx_type, trace, kind)                                                           \
+	static __always_inline void name(ctx_type *ctx, const struct mz_plugin_ctx *pc, __u8 source, __u16 reason, \
+					 int action, __u32 ifindex, __u32 vni, __u32 len, int geneve)           \
+	{                                                                                                       \
+		const struct mz_trace_filter *f = pc ? NULL : mz_tracing();                                     \
+		__u32 flags = pc ? mz_trace_flags_of(pc) : f ? f->flags : 0;                                    \
+                                                                                                                \
+		if (flags)                                                                                      \
+			trace(ctx, f, flags, source, reason, kind(action), ifindex, vni, len, geneve);          \
+	}
 
-	if (flags)
-		mz_trace_xdp(ctx, f, flags, source, reason, mz_xdp_kind(action), ifindex, vni, len, geneve);
-}
-
-static __always_inline void mz_trace_skb_outcome(struct __sk_buff *skb, const struct mz_plugin_ctx *pc, __u8 source, __u16 reason,
-						 int action, __u32 ifindex, __u32 vni, __u32 len, int geneve)
-{
-	const struct mz_trace_filter *f = pc ? NULL : mz_tracing();
-	__u32 flags = pc ? mz_trace_flags_of(pc) : f ? f->flags : 0;
-
-	if (flags)
-		mz_trace_skb(skb, f, flags, source, reason, mz_tc_kind(action), ifindex, vni, len, geneve);
-}
+MZ_TRACE_OUTCOME(mz_trace_xdp_outcome, struct xdp_md, mz_trace_xdp, mz_xdp_kind)
+MZ_TRACE_OUTCOME(mz_trace_skb_outcome, struct __sk_buff, mz_trace_skb, mz_tc_kind)
 
 #endif /* MIZAR_PLUGIN_HOOKS_BPF_H */
