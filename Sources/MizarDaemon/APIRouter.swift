@@ -106,7 +106,7 @@ private func stream(_ session: TraceSession, to writer: inout any ResponseBodyWr
         if !records.isEmpty {
             try await writer.write(lines(records))
             sent += records.count
-            (lastWrite) = clock.now
+            lastWrite = clock.now
             session.progressed()
         }
         let lost = try session.lost()

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * This file contains the maps every stage of a chain shares (kernel-only): the per-CPU
- * context and the plugin counters (and, through trace.bpf.h, the trace ring). The core objects and every plugin define them; user
- * space makes them one map per droplet (bpf_map__reuse_fd).
+ * context and the plugin counters (and, through trace.bpf.h, the trace ring). The core
+ * objects and every plugin define them; user space makes them one map per droplet
+ * (bpf_map__reuse_fd).
  */
 #ifndef MIZAR_PLUGIN_CORE_BPF_H
 #define MIZAR_PLUGIN_CORE_BPF_H
