@@ -18,7 +18,7 @@ BPF_CFLAGS  := -O2 -g -target bpf -Wall -Werror -Ibpf/include -I$(ARCH_INC)
 APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libjson-c-dev \
 	pkg-config bpftool iproute2 iperf3 tcpdump iputils-ping util-linux ethtool netsniff-ng nftables python3 curl openssl \
 	containerd runc containernetworking-plugins iptables busybox-static golang-go golang-github-appc-cni-dev \
-	python3-grpcio python3-grpc-tools python3-scapy python3-prometheus-client podman
+	python3-grpcio python3-grpc-tools python3-scapy python3-prometheus-client podman etcd-server etcd-client
 
 PLUGIN_SRCS := $(wildcard plugins/*/*.bpf.c) $(wildcard plugins/examples/*/*.bpf.c)
 BPF_SRCS  := $(wildcard bpf/*.bpf.c) $(PLUGIN_SRCS)

@@ -105,11 +105,19 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "NIOFoundationCompat", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
             swiftSettings: swiftSettings),
+        // The cluster store: etcd's v3 API through its JSON gateway, and where the cluster keeps what.
+        .target(
+            name: "MizarCluster",
+            dependencies: ["MizarAPI", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: swiftSettings),
         // transitd's parts: the desired-state store, the reconciler that drives a Droplet, the HTTP API.
         .target(
             name: "MizarDaemon",
             dependencies: [
-                "MizarAPI", "MizarDataplane", "MizarPlugins", "MizarBPF", "MizarNet", "MizarACL", "MizarNAT", "MizarLB", "MizarShaper",
+                "MizarAPI", "MizarCluster", "MizarDataplane", "MizarPlugins", "MizarBPF", "MizarNet", "MizarACL", "MizarNAT", "MizarLB", "MizarShaper",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
@@ -164,6 +172,7 @@ let package = Package(
         .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CNITests", dependencies: ["MizarCNI", "MizarAPI", "MizarClient", "MizarTestSupport"], path: "cni/Tests/CNITests",
                     swiftSettings: swiftSettings),
+        .testTarget(name: "ClusterTests", dependencies: ["MizarCluster", "MizarAPI", "MizarClient", "MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TransitdTests", dependencies: ["MizarAPI", "MizarClient", "MizarTestSupport", "CMizarABI", .product(name: "Yams", package: "Yams")],
                     swiftSettings: swiftSettings),
     ],

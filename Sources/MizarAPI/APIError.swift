@@ -37,6 +37,8 @@ public struct APIError: Error, Codable, Sendable, Hashable, CustomStringConverti
         case dataplane
         /// Anything else (500).
         case `internal`
+        /// The cluster store (etcd) cannot be reached; nothing was changed, try again (503).
+        case unavailable
 
         public var httpStatus: Int {
             switch self {
@@ -48,6 +50,7 @@ public struct APIError: Error, Codable, Sendable, Hashable, CustomStringConverti
             case .tooLarge: 413
             case .unauthorized: 401
             case .dataplane, .internal: 500
+            case .unavailable: 503
             }
         }
     }

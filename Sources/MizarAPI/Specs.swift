@@ -20,11 +20,14 @@ public struct DropletSpec: ResourceSpec {
         public var mtu: UInt32?
         /// How transit XDP is attached: `native` or `generic`.
         public var xdpMode: String?
-        public init(local: Bool, interface: String? = nil, mtu: UInt32? = nil, xdpMode: String? = nil) {
+        /// Cluster mode: true while the droplet's transitd keeps its lease in etcd alive.
+        public var live: Bool?
+        public init(local: Bool, interface: String? = nil, mtu: UInt32? = nil, xdpMode: String? = nil, live: Bool? = nil) {
             self.local = local
             self.interface = interface
             self.mtu = mtu
             self.xdpMode = xdpMode
+            self.live = live
         }
     }
 }

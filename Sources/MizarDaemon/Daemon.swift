@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MizarAPI
 import MizarBPF
+import MizarCluster
 import MizarDataplane
 import MizarNet
 import MizarNAT
@@ -12,7 +13,8 @@ import MizarPlugins
 ///
 /// A change is admitted (validated, defaults filled), applied to the data plane, then
 /// committed to the store; when the data plane refuses it, what was applied is put back
-/// and nothing is stored. A request is acknowledged only after its commit.
+/// and nothing is stored. A request is acknowledged only after its commit. In cluster mode
+/// the commit is an etcd transaction and the local store a cache (Daemon+Cluster.swift).
 public actor Daemon {
     public static let version = mizarVersion
 
@@ -25,12 +27,17 @@ public actor Daemon {
     let reconciler: Reconciler
     let admission: Admission
     let logger: Logger
-    private(set) var desired = DesiredState()
+    var desired = DesiredState()
     /// Resources the data plane could not take, and why (retried by `retryFailures`).
-    private(set) var failures: [ResourceReference: String] = [:]
+    var failures: [ResourceReference: String] = [:]
     /// The `GET /v1/trace` that streams (one at a time), and how many were opened.
     var activeTrace: (id: UInt64, weak: WeakTrace)?
     var traceCount: UInt64 = 0
+    /// Cluster mode: etcd and what this droplet has seen of it (nil: the local store alone).
+    let cluster: ClusterLink?
+    var clusterState = ClusterState()
+    /// Cluster mode: changes wait on etcd, so they take turns explicitly (the actor alone would interleave them).
+    let changes = AsyncMutex()
 
     /// Opens the store, loads and attaches the data plane on the configured interface and
     /// registers the plugins; `start()` then reconciles. On the first start (an empty store) it creates VPC `vpc0` (VNI 1) and network
@@ -62,15 +69,19 @@ public actor Daemon {
         if !registered.isEmpty { logger.info("third-party plugins registered", metadata: ["plugins": "\(registered)"]) }
         reconciler = Reconciler(droplet: dataplane, localName: name, logger: logger)
         admission = Admission(localDroplet: name, substrate: interface, dropletNetns: dataplane.netns, catalog: LivePluginCatalog(chains: dataplane.plugins))
+        cluster = try ClusterLink(config: config)
     }
 
     /// Loads the stored desired state and brings the kernel in line with it.
-    public func start() throws {
+    public func start() async throws {
         let clock = ContinuousClock(), began = clock.now
         let stored = try store.load()
         let decoded = clock.now
         for resource in stored.sorted(by: { $0.kind < $1.kind }) { desired.put(resource) }
+        // Cluster mode: etcd's state replaces the cache when etcd answers; else the cache serves until it does.
+        if cluster != nil { await loadClusterSnapshot() }
         try bootstrap()
+        if cluster != nil { await registerInCluster() }
         let loaded = clock.now
         logger.debug("store loaded", metadata: ["decode": "\(decoded - began)", "index": "\(loaded - decoded)"])
         // Tables first (taken over from pins, they already hold all of it), then the
@@ -96,7 +107,8 @@ public actor Daemon {
             desired.remove(me.reference)
             request.apply.append(me)
         }
-        let first = try store.meta("initialized") == nil
+        // A cluster's VPCs and networks are the operator's: nothing is made for it.
+        let first = try store.meta("initialized") == nil && cluster == nil
         if first {
             request.apply.append(.vpc(MizarAPI.VPC(name: "vpc0", spec: VPCSpec(vni: 1))))
             request.apply.append(.network(MizarAPI.Network(name: "net0", spec: NetworkSpec(vpc: "vpc0", cidr: IPv4Interface("10.20.0.0/16")!))))
@@ -109,32 +121,38 @@ public actor Daemon {
     // MARK: Changes
 
     /// Validates and applies a request: all of it or nothing.
-    public func apply(_ request: ApplyRequest) throws -> ApplyResult {
+    public func apply(_ request: ApplyRequest) async throws -> ApplyResult {
+        if let cluster { return try await applyToCluster(request, cluster) }
         let changes = try admission.admit(request, to: &desired)
         guard !changes.previous.isEmpty else { return ApplyResult(items: changes.items) }
         do {
             try reconciler.sync(changes.refs, desired)
             try store.commit(upserts: changes.upserts, deletes: changes.deletes)
         } catch {
-            admission.undo(changes, in: &desired)
-            do { try reconciler.sync(changes.refs, desired) } catch {
-                logger.error("could not put back the data plane after a refused change", metadata: ["error": "\(error)"])
-                for ref in changes.refs { failures[ref] = "\(error)" }
-            }
+            rollBack(changes)
             throw APIError.from(error)
         }
         for ref in changes.refs { failures[ref] = nil }
         return ApplyResult(items: changes.items)
     }
 
+    /// Takes a change the data plane or the store refused out of the desired state and the data plane.
+    func rollBack(_ changes: Admission.Changes) {
+        admission.undo(changes, in: &desired)
+        do { try reconciler.sync(changes.refs, desired) } catch {
+            logger.error("could not put back the data plane after a refused change", metadata: ["error": "\(error)"])
+            for ref in changes.refs { failures[ref] = "\(error)" }
+        }
+    }
+
     /// Creates or replaces one resource; returns it as stored, with its status, and whether it
     /// was created. With `onlyIfAbsent` (HTTP `If-None-Match: *`), one that exists is left as
     /// it is: 412 `exists`.
-    public func put(_ resource: AnyResource, onlyIfAbsent: Bool = false) throws -> (AnyResource, created: Bool) {
+    public func put(_ resource: AnyResource, onlyIfAbsent: Bool = false) async throws -> (AnyResource, created: Bool) {
         if onlyIfAbsent, desired.resource(resource.reference) != nil {
             throw APIError(.exists, "\(resource.reference) exists", details: ["exists": "\(resource.kind.rawValue)/\(resource.name)"])
         }
-        let result = try apply(ApplyRequest(apply: [resource]))
+        let result = try await apply(ApplyRequest(apply: [resource]))
         return (try get(resource.reference), result.items.first?.action == "created")
     }
 
@@ -180,7 +198,8 @@ public actor Daemon {
         case .droplet(var r):
             let local = r.name == localName
             r.status = DropletSpec.Status(local: local, interface: local ? dataplane.interface : nil, mtu: local ? dataplane.mtu : nil,
-                                          xdpMode: local ? dataplane.attachedMode.map { "\($0)" } : nil)
+                                          xdpMode: local ? dataplane.attachedMode.map { "\($0)" } : nil,
+                                          live: cluster == nil ? nil : clusterState.live.contains(r.name))
             return .droplet(r)
         case .network(var r):
             if let vpc = desired.vpcs[r.spec.vpc] {
@@ -223,6 +242,7 @@ public actor Daemon {
             checks["transitXDP"] = "transit XDP is not attached to \(dataplane.interface)"
         }
         do { _ = try store.count(); checks["store"] = "ok" } catch { checks["store"] = "\(error)" }
+        if cluster != nil { checks["cluster"] = clusterHealth() }
         let links = Set(((try? RouteSocket(in: dataplane.netns).links()) ?? []).map(\.name))
         let plugged = Set(dataplane.localEndpoints.map(\.hostInterface)).intersection(links)
         let missing = desired.endpoints.values.filter { $0.spec.droplet == localName && !plugged.contains($0.spec.hostInterface ?? "") }

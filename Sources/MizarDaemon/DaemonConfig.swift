@@ -25,6 +25,16 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
     /// PEM certificate chain and private key of the remote listener.
     public var tlsCert: String?
     public var tlsKey: String?
+    /// Cluster mode: the etcd members' client URLs; nil or empty: the local store only.
+    public var etcd: [String]?
+    /// PEM files for https etcd members: a CA to trust, and this client's certificate and key.
+    public var etcdCA: String?
+    public var etcdCert: String?
+    public var etcdKey: String?
+    /// The key prefix of the cluster's objects in etcd.
+    public var etcdPrefix: String = "/mizar/v1/"
+    /// Seconds this droplet's lease lives without being renewed (its liveness in the cluster).
+    public var leaseTTL: Int = 10
 
     public init() {}
 
@@ -32,6 +42,7 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case interface, name, socket, stateDir, bpffs, bpfDir, pluginDir, agentHook, cleanup, listen, tokenFile, tlsCert, tlsKey
+        case etcd, etcdCA, etcdCert, etcdKey, etcdPrefix, leaseTTL
     }
 
     public init(from decoder: any Decoder) throws {
@@ -50,6 +61,12 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
         tokenFile = try c.decodeIfPresent(String.self, forKey: .tokenFile)
         tlsCert = try c.decodeIfPresent(String.self, forKey: .tlsCert)
         tlsKey = try c.decodeIfPresent(String.self, forKey: .tlsKey)
+        etcd = try c.decodeIfPresent([String].self, forKey: .etcd)
+        etcdCA = try c.decodeIfPresent(String.self, forKey: .etcdCA)
+        etcdCert = try c.decodeIfPresent(String.self, forKey: .etcdCert)
+        etcdKey = try c.decodeIfPresent(String.self, forKey: .etcdKey)
+        etcdPrefix = try c.decodeIfPresent(String.self, forKey: .etcdPrefix) ?? d.etcdPrefix
+        leaseTTL = try c.decodeIfPresent(Int.self, forKey: .leaseTTL) ?? d.leaseTTL
     }
 
     /// Reads a YAML file; a missing file at the default path is an empty configuration.

@@ -17,7 +17,9 @@ struct Transitd: AsyncParsableCommand {
         discussion: """
             Runs in the foreground. Flags override the configuration file (YAML, same names). \
             On the first start it creates VPC vpc0 (VNI 1) and network net0 (10.20.0.0/16) with this droplet \
-            as divider and bouncer. SIGTERM or SIGINT stop it; see docs/transitd.md.
+            as divider and bouncer. SIGTERM or SIGINT stop it; see docs/transitd.md. \
+            With --etcd, the desired state is the cluster's, kept in etcd and shared by every transitd \
+            pointed at it (docs/cluster.md); the local store is then a cache for starts without etcd.
             """,
         version: Daemon.version)
 
@@ -49,6 +51,19 @@ struct Transitd: AsyncParsableCommand {
     var tlsCert: String?
     @Option(name: .long, help: "PEM private key of --listen.")
     var tlsKey: String?
+    @Option(name: .long, parsing: .singleValue,
+            help: "Cluster mode: an etcd member's client URL (http:// or https://); repeat it or separate with commas (docs/cluster.md).")
+    var etcd: [String] = []
+    @Option(name: .long, help: "PEM CA file trusted for https etcd members.")
+    var etcdCA: String?
+    @Option(name: .long, help: "PEM client certificate for etcd members that ask for one.")
+    var etcdCert: String?
+    @Option(name: .long, help: "PEM private key of --etcd-cert.")
+    var etcdKey: String?
+    @Option(name: .long, help: "Key prefix of the cluster's objects in etcd (default /mizar/v1/).")
+    var etcdPrefix: String?
+    @Option(name: .long, help: "Seconds this droplet's lease in etcd lives unrenewed (default 10).")
+    var leaseTTL: Int?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
@@ -68,6 +83,13 @@ struct Transitd: AsyncParsableCommand {
         settings.tokenFile = tokenFile ?? settings.tokenFile
         settings.tlsCert = tlsCert ?? settings.tlsCert
         settings.tlsKey = tlsKey ?? settings.tlsKey
+        if !etcd.isEmpty { settings.etcd = etcd }
+        settings.etcdCA = etcdCA ?? settings.etcdCA
+        settings.etcdCert = etcdCert ?? settings.etcdCert
+        settings.etcdKey = etcdKey ?? settings.etcdKey
+        settings.etcdPrefix = etcdPrefix ?? settings.etcdPrefix
+        settings.leaseTTL = leaseTTL ?? settings.leaseTTL
+        guard (settings.etcdCert == nil) == (settings.etcdKey == nil) else { throw ValidationError("give --etcd-cert and --etcd-key together") }
         var remote: RemoteAccess?
         if let address = settings.listen {
             do { remote = try RemoteAccess(listen: address, tokenFile: settings.tokenFile, certificate: settings.tlsCert, key: settings.tlsKey) } catch {
@@ -106,6 +128,7 @@ struct Transitd: AsyncParsableCommand {
                               },
                               logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: RetryService(daemon: daemon))]
+        if settings.etcd?.isEmpty == false { services.append(.init(service: ClusterService(daemon: daemon))) }
         if let remote {
             let tcp = Application(router: makeAPIRouter(daemon: daemon, remote: remote, metrics: metrics), server: try .tls(.http1(), tlsConfiguration: remote.tls),
                                   configuration: .init(address: .hostname(remote.host, port: remote.port), serverName: "transitd"),
@@ -117,6 +140,7 @@ struct Transitd: AsyncParsableCommand {
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        await daemon.leaveCluster()
         await daemon.shutdown()
         unlink(settings.socket)
         logger.info("transitd stopped", metadata: ["cleanup": "\(settings.cleanup)"])
@@ -149,5 +173,14 @@ struct RetryService: Service {
             await daemon.retryFailures()
             await daemon.sweepPluginState()
         }
+    }
+}
+
+/// Cluster mode: the watch of etcd and the renewal of this droplet's lease, until transitd stops.
+struct ClusterService: Service {
+    let daemon: Daemon
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await daemon.runCluster() }
     }
 }

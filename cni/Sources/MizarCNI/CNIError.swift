@@ -54,7 +54,7 @@ extension CNIError {
     /// How an error from transitd's API reads to a runtime.
     static func from(_ error: APIError, doing what: String) -> CNIError {
         switch APIError.Code(rawValue: error.code) {
-        case .exhausted: CNIError(.tryAgainLater, "\(what): \(error.message)")
+        case .exhausted, .unavailable: CNIError(.tryAgainLater, "\(what): \(error.message)")
         case .invalid, .badRequest, .notFound, .conflict: CNIError(.invalidConfig, "\(what): \(error.message)")
         default: CNIError(.internal, "\(what): \(error.message)", details: error.code)
         }

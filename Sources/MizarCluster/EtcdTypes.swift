@@ -1,0 +1,99 @@
+import Foundation
+
+/// A key and its value as etcd keeps them.
+public struct EtcdKV: Sendable, Hashable {
+    public var key: [UInt8]
+    public var value: [UInt8]
+    /// The revision of the key's creation and of its last change.
+    public var createRevision: Int64
+    public var modRevision: Int64
+    public var lease: Int64
+
+    public init(key: [UInt8], value: [UInt8], createRevision: Int64 = 0, modRevision: Int64 = 0, lease: Int64 = 0) {
+        self.key = key
+        self.value = value
+        self.createRevision = createRevision
+        self.modRevision = modRevision
+        self.lease = lease
+    }
+
+    public var keyString: String { String(decoding: key, as: UTF8.self) }
+
+    init?(json: [String: Any]) {
+        guard let key = (json["key"] as? String).flatMap({ Data(base64Encoded: $0) }) else { return nil }
+        self.key = Array(key)
+        value = (json["value"] as? String).flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? []
+        createRevision = Self.int64(json["create_revision"]) ?? 0
+        modRevision = Self.int64(json["mod_revision"]) ?? 0
+        lease = Self.int64(json["lease"]) ?? 0
+    }
+
+    /// proto3's JSON writes 64-bit integers as strings (and leaves out zeros).
+    static func int64(_ value: Any?) -> Int64? {
+        switch value {
+        case let s as String: Int64(s)
+        case let n as NSNumber: n.int64Value
+        default: nil
+        }
+    }
+}
+
+/// A change a watch reports: a key put (created or changed) or deleted (then `kv.value` is empty).
+public struct EtcdEvent: Sendable, Hashable {
+    public enum Kind: Sendable { case put, delete }
+    public var kind: Kind
+    public var kv: EtcdKV
+
+    public init(kind: Kind, kv: EtcdKV) {
+        self.kind = kind
+        self.kv = kv
+    }
+
+    init?(json: [String: Any]) {
+        guard let kv = (json["kv"] as? [String: Any]).flatMap(EtcdKV.init(json:)) else { return nil }
+        self.kv = kv
+        kind = json["type"] as? String == "DELETE" ? .delete : .put
+    }
+}
+
+/// A condition of a transaction.
+public enum EtcdCompare: Sendable, Hashable {
+    /// The key was last changed at `revision` (0: the key does not exist).
+    case modRevision(String, equals: Int64)
+    /// The key holds exactly `value`.
+    case value(String, equals: [UInt8])
+
+    var json: [String: Any] {
+        switch self {
+        case .modRevision(let key, let revision):
+            ["key": EtcdClient.b64(Array(key.utf8)), "target": "MOD", "result": "EQUAL", "mod_revision": String(revision)]
+        case .value(let key, let value):
+            ["key": EtcdClient.b64(Array(key.utf8)), "target": "VALUE", "result": "EQUAL", "value": EtcdClient.b64(value)]
+        }
+    }
+}
+
+/// A write of a transaction.
+public enum EtcdOperation: Sendable, Hashable {
+    /// Puts `value` under the key, bound to `lease` when it is not 0.
+    case put(String, [UInt8], lease: Int64 = 0)
+    case delete(String)
+
+    var json: [String: Any] {
+        switch self {
+        case .put(let key, let value, let lease):
+            var put: [String: Any] = ["key": EtcdClient.b64(Array(key.utf8)), "value": EtcdClient.b64(value)]
+            if lease != 0 { put["lease"] = String(lease) }
+            return ["request_put": put]
+        case .delete(let key):
+            return ["request_delete_range": ["key": EtcdClient.b64(Array(key.utf8))]]
+        }
+    }
+}
+
+/// What a `EtcdFollower` hands on: the whole prefix (at the start, and whenever the watch
+/// cannot resume because history was compacted), or the changes since the last call.
+public enum EtcdChange: Sendable {
+    case snapshot([EtcdKV], revision: Int64)
+    case events([EtcdEvent], revision: Int64)
+}

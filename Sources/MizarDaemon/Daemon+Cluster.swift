@@ -1,0 +1,246 @@
+import Foundation
+import Logging
+import MizarAPI
+import MizarCluster
+
+/// transitd's way to the cluster store: the etcd client and the key layout.
+final class ClusterLink: Sendable {
+    let client: EtcdClient
+    let keys: ClusterKeys
+    let leaseTTL: Int
+
+    /// Nil when `config` names no etcd (the local store alone).
+    init?(config: DaemonConfig) throws {
+        guard let urls = config.etcd?.flatMap({ $0.split(separator: ",").map(String.init) }).filter({ !$0.isEmpty }), !urls.isEmpty else { return nil }
+        guard (2...3600).contains(config.leaseTTL) else { throw APIError(.invalid, "leaseTTL \(config.leaseTTL): give 2 to 3600 seconds") }
+        do {
+            client = try EtcdClient(endpoints: urls, caFile: config.etcdCA, certificate: config.etcdCert, key: config.etcdKey)
+        } catch {
+            throw APIError(.invalid, "\(error)")
+        }
+        keys = ClusterKeys(prefix: config.etcdPrefix)
+        leaseTTL = config.leaseTTL
+    }
+}
+
+/// What this droplet has seen of etcd.
+struct ClusterState {
+    /// The revision of the last change applied here (0: none yet).
+    var revision: Int64 = 0
+    /// The last-change revision of every key under the prefix: a write compares against it,
+    /// so a change made meanwhile by another host fails the transaction instead of being overwritten.
+    var revisions: [String: Int64] = [:]
+    /// Droplets whose lease is alive.
+    var live: Set<String> = []
+    var lease: Int64 = 0
+    /// True once this droplet and its liveness key are in etcd under the current lease.
+    var registered = false
+    /// The last failure to reach etcd, while it lasts.
+    var problem: (message: String, since: Date)?
+}
+
+/// A lock that waits without blocking a thread: changes in cluster mode hold it across
+/// their etcd round trip, so that two never interleave inside the actor.
+actor AsyncMutex {
+    private var held = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func lock() async {
+        guard held else {
+            held = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func unlock() {
+        if waiters.isEmpty { held = false } else { waiters.removeFirst().resume() }
+    }
+}
+
+extension Daemon {
+    /// Runs `body` holding `changes`.
+    func serialized<T>(_ body: () async throws -> T) async throws -> T {
+        await changes.lock()
+        do {
+            let value = try await body()
+            await changes.unlock()
+            return value
+        } catch {
+            await changes.unlock()
+            throw error
+        }
+    }
+
+    // MARK: Writes
+
+    /// Applies a request cluster-wide: admitted against what this droplet has seen, applied to
+    /// its data plane, then written to etcd in one transaction that holds only if no key it
+    /// touches changed meanwhile. When another host got there first, this droplet catches up
+    /// to that change and admits the request again (a few times), so racing hosts never hand
+    /// out one address twice. etcd unreachable: 503 and nothing changes.
+    func applyToCluster(_ request: ApplyRequest, _ cluster: ClusterLink) async throws -> ApplyResult {
+        for _ in 0..<5 {
+            let outcome: (result: ApplyResult?, conflictAt: Int64) = try await serialized {
+                let changes = try admission.admit(request, to: &desired)
+                guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0) }
+                do { try reconciler.sync(changes.refs, desired) } catch {
+                    rollBack(changes)
+                    throw APIError.from(error)
+                }
+                let (compares, operations) = transaction(for: changes, cluster.keys)
+                let done: (succeeded: Bool, revision: Int64)
+                do { done = try await cluster.client.txn(compares, operations) } catch {
+                    rollBack(changes)
+                    noteClusterProblem(error)
+                    throw APIError(.unavailable, "the cluster store is unreachable; nothing was changed: \(error)")
+                }
+                guard done.succeeded else {
+                    rollBack(changes)
+                    return (nil, done.revision)
+                }
+                for case .put(let key, _, _) in operations { clusterState.revisions[key] = done.revision }
+                for case .delete(let key) in operations { clusterState.revisions[key] = nil }
+                cache(upserts: changes.upserts, deletes: changes.deletes)
+                for ref in changes.refs { failures[ref] = nil }
+                return (ApplyResult(items: changes.items), 0)
+            }
+            if let result = outcome.result { return result }
+            await awaitClusterRevision(outcome.conflictAt)
+        }
+        throw APIError(.conflict, "other hosts kept changing what this request touches; nothing was changed, try again")
+    }
+
+    /// The compares and writes of `changes`: each resource key, and each endpoint's address key.
+    private func transaction(for changes: Admission.Changes, _ keys: ClusterKeys) -> ([EtcdCompare], [EtcdOperation]) {
+        var compares: [EtcdCompare] = [], operations: [EtcdOperation] = []
+        func touch(_ key: String, _ operation: EtcdOperation) {
+            compares.append(.modRevision(key, equals: clusterState.revisions[key] ?? 0))
+            operations.append(operation)
+        }
+        func addressKey(_ resource: AnyResource?) -> String? {
+            guard case .endpoint(let e)? = resource, let ip = e.spec.ip, let vpc = desired.networks[e.spec.network]?.spec.vpc else { return nil }
+            return keys.address(vpc: vpc, ip: ip)
+        }
+        for (ref, old) in changes.previous {
+            let new = desired.resource(ref), key = keys.resource(ref)
+            if let new, let value = try? ClusterKeys.encode(new) { touch(key, .put(key, value)) } else { touch(key, .delete(key)) }
+            let before = addressKey(old), after = addressKey(new)
+            if before != after {
+                if let before { touch(before, .delete(before)) }
+                if let after { touch(after, .put(after, Array(ref.name.utf8))) }
+            }
+        }
+        return (compares, operations)
+    }
+
+    /// Waits (at most 2 s) until the watch has brought this droplet to `revision`.
+    func awaitClusterRevision(_ revision: Int64) async {
+        let deadline = ContinuousClock.now + .seconds(2)
+        while clusterState.revision < revision, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    /// Writes to the local store, which in cluster mode is the cache a start falls back on.
+    private func cache(upserts: [AnyResource], deletes: [ResourceReference]) {
+        do { try store.commit(upserts: upserts, deletes: deletes) } catch {
+            logger.warning("local cache of the cluster state not written", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Start and liveness
+
+    /// At start: takes etcd's state in place of the cache when etcd answers.
+    func loadClusterSnapshot() async {
+        guard let cluster else { return }
+        do {
+            let (kvs, revision) = try await cluster.client.range(prefix: cluster.keys.prefix)
+            replaceDesired(with: kvs, revision: revision, keys: cluster.keys)
+            logger.info("cluster state loaded from etcd", metadata: ["revision": "\(revision)", "keys": "\(kvs.count)"])
+        } catch {
+            noteClusterProblem(error)
+            logger.warning("etcd unreachable at start; the data plane runs on the cached state until it answers", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Puts this droplet and its liveness key (bound to a fresh lease when the old one is gone) into etcd.
+    func registerInCluster() async {
+        guard let cluster, let me = desired.droplets[localName] else { return }
+        do {
+            if clusterState.lease == 0 { clusterState.lease = try await cluster.client.grantLease(ttl: cluster.leaseTTL) }
+            let key = cluster.keys.resource(me.reference.self), live = cluster.keys.live(localName)
+            let presence = Array("{\"ip\":\"\(me.spec.ip)\",\"since\":\"\(ISO8601DateFormatter().string(from: Date()))\"}".utf8)
+            let done = try await cluster.client.txn([], [.put(key, try ClusterKeys.encode(.droplet(me))), .put(live, presence, lease: clusterState.lease)])
+            clusterState.revisions[key] = done.revision
+            clusterState.registered = true
+            clusterState.live.insert(localName)
+            clusterState.problem = nil
+            logger.info("droplet registered in the cluster", metadata: ["lease": "\(clusterState.lease)", "ttl": "\(cluster.leaseTTL)s"])
+        } catch {
+            noteClusterProblem(error)
+        }
+    }
+
+    /// Renews the lease; a lease etcd no longer knows (expired while etcd or this process was
+    /// away) is replaced and the droplet registered again.
+    func renewLease() async {
+        guard let cluster else { return }
+        guard clusterState.registered, clusterState.lease != 0 else { return await registerInCluster() }
+        do {
+            if try await cluster.client.keepAlive(clusterState.lease) == 0 {
+                logger.warning("the droplet's lease expired; registering again")
+                clusterState.lease = 0
+                clusterState.registered = false
+                await registerInCluster()
+            } else {
+                clusterState.problem = nil
+            }
+        } catch {
+            noteClusterProblem(error)
+        }
+    }
+
+    /// The cluster's loops, run by transitd until it stops: the watch that applies what other
+    /// hosts change, and the lease's renewal (every third of its TTL).
+    public func runCluster() async {
+        guard let cluster else { return }
+        let follower = EtcdFollower(client: cluster.client, prefix: cluster.keys.prefix)
+        let after = clusterState.revision > 0 ? clusterState.revision : nil
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await follower.run(after: after, onError: { error in Task { await self.noteClusterProblem(error) } }) { change in
+                    await self.applyClusterChange(change)
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(max(1, Double(cluster.leaseTTL) / 3)))
+                    if Task.isCancelled { return }
+                    await self.renewLease()
+                }
+            }
+            await group.waitForAll()
+        }
+    }
+
+    /// Gives up this droplet's lease (a clean stop): other hosts see it leave at once.
+    public func leaveCluster() async {
+        guard let cluster, clusterState.lease != 0 else { return }
+        try? await cluster.client.revoke(clusterState.lease)
+    }
+
+    func noteClusterProblem(_ error: any Error) {
+        if clusterState.problem == nil {
+            logger.warning("cluster store problem", metadata: ["error": "\(error)"])
+            clusterState.problem = ("\(error)", Date())
+        } else {
+            clusterState.problem?.message = "\(error)"
+        }
+    }
+
+    func clusterHealth() -> String {
+        if let problem = clusterState.problem {
+            return "etcd unreachable since \(ISO8601DateFormatter().string(from: problem.since)): \(problem.message)"
+        }
+        return "ok (revision \(clusterState.revision), \(clusterState.live.count) live droplets\(clusterState.registered ? "" : ", not registered yet"))"
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import MizarNet
+
+/// Droplets run by transitd in cluster mode on one etcd cluster, all on one underlay: the
+/// etcd members are hosts of their own (172.30.0.100, .101, ...) that run no transitd.
+/// For the cluster tests, `make demo-cluster` and the bench. `teardown()` removes it all.
+public final class ClusterLab: @unchecked Sendable {
+    public let daemons: DaemonLab
+    public let etcd: EtcdMembers
+
+    /// Makes the droplets' and members' namespaces and starts etcd; `start` runs the daemons,
+    /// each with `--etcd` (every member) and `--lease-ttl leaseTTL`.
+    public init(droplets: [String], etcdMembers: Int = 1, leaseTTL: Int = 3, transitd: String, bpfDir: String) throws {
+        let prefix = uniquePrefix()
+        daemons = try DaemonLab(prefix: prefix, droplets: droplets, transitd: transitd, bpfDir: bpfDir)
+        do {
+            var specs: [(name: String, netns: Netns?, ip: String)] = []
+            for i in 0..<etcdMembers {
+                let (netns, ip) = try daemons.addExternalHost("etcd\(i + 1)", index: 100 + i)
+                specs.append((name: "etcd\(i + 1)", netns: netns, ip: "\(ip)"))
+            }
+            etcd = try EtcdMembers(specs, root: daemons.root + "/etcd", clientPort: 2379, peerPort: 2380)
+        } catch {
+            daemons.teardown()
+            throw error
+        }
+        daemons.extraArguments = ["--etcd", etcd.clientURLs, "--lease-ttl", "\(leaseTTL)"]
+    }
+
+    public func host(_ name: String) -> DaemonLab.Host { daemons.host(name) }
+
+    /// Starts transitd on every droplet named (default: all), in parallel.
+    public func start(_ names: [String]? = nil) throws {
+        let all = names ?? daemons.hosts.keys.sorted()
+        _ = try parallel(all.count) { i in try self.daemons.start(all[i]) }
+    }
+
+    public func teardown() {
+        daemons.teardown()
+        etcd.teardown()
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import MizarAPI
+import MizarClient
+import MizarTestSupport
+import Testing
+
+/// transitd in cluster mode: three droplets whose daemons share one real etcd (in its own
+/// namespace on the underlay). What is applied through any of them reaches all of them.
+@Suite("transitd: cluster mode on etcd", .serialized)
+struct ClusterDaemonTests {
+    static func lab(_ droplets: [String] = ["hosta", "hostb", "hostc"], members: Int = 1) throws -> ClusterLab {
+        let lab = try ClusterLab(droplets: droplets, etcdMembers: members, leaseTTL: 3, transitd: Binaries.transitd, bpfDir: TestPaths.bpfDir)
+        do { try lab.start() } catch {
+            lab.teardown()
+            throw error
+        }
+        return lab
+    }
+
+    /// VPC v1 divided by hostb and network n1 (10.1.0.0/24) bounced by hostb, applied through hosta.
+    static let manifest = """
+        apiVersion: mizar.com/v1
+        kind: VPC
+        metadata: {name: v1}
+        spec: {vni: 100, dividers: [hostb]}
+        ---
+        apiVersion: mizar.com/v1
+        kind: Network
+        metadata: {name: n1}
+        spec: {vpc: v1, cidr: 10.1.0.0/24, bouncers: [hostb]}
+        """
+
+    /// Creates endpoint `name` on `host` (through its own transitd) in a new namespace; returns the namespace and address.
+    static func plug(_ lab: ClusterLab, _ name: String, on host: String, network: String = "n1") async throws -> (Netns, IPv4Address) {
+        let netns = try lab.daemons.endpointNamespace(name)
+        let stored = try await lab.host(host).client.put(.endpoint(Endpoint(name: name, spec: EndpointSpec(network: network, netns: netns.path))))
+        guard case .endpoint(let e) = stored, let ip = e.spec.ip else { throw BedError("\(name) came back without an address: \(stored)") }
+        return (netns, ip)
+    }
+
+    /// Polls `condition` for at most `seconds`; false if it never held.
+    static func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if (try? await condition()) == true { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        } while Date() < deadline
+        return false
+    }
+
+    static func names(_ resources: [AnyResource]) -> Set<String> { Set(resources.map(\.name)) }
+
+    static func live(_ lab: ClusterLab, via host: String) async throws -> Set<String> {
+        Set(try await lab.host(host).client.list(.droplet).compactMap { if case .droplet(let d) = $0, d.status?.live == true { d.name } else { nil } })
+    }
+
+    @Test func endpointsOnThreeDropletsMeetThroughEtcd() async throws {
+        let lab = try Self.lab()
+        defer { lab.teardown() }
+        // Every droplet registers itself: each sees all three, alive.
+        for host in ["hosta", "hostb", "hostc"] {
+            #expect(await Self.eventually { try await Self.live(lab, via: host) == ["hosta", "hostb", "hostc"] }, "droplets seen by \(host)")
+        }
+        let applied = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
+        #expect(applied.status == 0 && applied.output.contains("network/n1 created"), "\(applied.output)\(applied.error)")
+
+        // Endpoints created on two droplets, each through its own transitd, take different addresses.
+        let (a1, a1ip) = try await Self.plug(lab, "a1", on: "hosta")
+        let (c1, c1ip) = try await Self.plug(lab, "c1", on: "hostc")
+        #expect(a1ip != c1ip)
+        // hostb, the bouncer, was told by etcd alone: it holds both, and traffic crosses it.
+        #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 2 }, "hostb's endpoint table")
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"), "a1 -> c1")
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(a1ip)"], in: c1).output.contains("3 received"), "c1 -> a1")
+        for host in ["hosta", "hostb", "hostc"] {
+            #expect(await Self.eventually { Self.names(try await lab.host(host).client.list(.endpoint)) == ["a1", "c1"] }, "endpoints seen by \(host)")
+        }
+        let keys = try lab.etcd.etcdctl(["get", "--prefix", "--keys-only", "/mizar/v1/"]).output
+        #expect(keys.contains("/mizar/v1/endpoints/c1") && keys.contains("/mizar/v1/addresses/v1/\(c1ip)") && keys.contains("/mizar/v1/live/hostc"), "\(keys)")
+
+        // Deleted through hosta, c1 leaves hostc: its veth goes, traffic stops.
+        let deleted = try lab.daemons.mizarctl("hosta", ["delete", "endpoint", "c1"])
+        #expect(deleted.status == 0, "\(deleted.output)\(deleted.error)")
+        #expect(await Self.eventually { (try? RouteSocket(in: c1).link(named: "eth0")) == nil }, "c1's veth removed by hostc")
+        #expect(try runCommand(["ping", "-c", "1", "-W", "1", "\(c1ip)"], in: a1).status != 0)
+    }
+
+    /// etcd gone: every data plane forwards on; writes get 503 and change nothing; once etcd
+    /// is back, writes go through and reach every droplet.
+    @Test func etcdDownKeepsForwardingAndRefusesWrites() async throws {
+        let lab = try Self.lab()
+        defer { lab.teardown() }
+        _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
+        let (a1, _) = try await Self.plug(lab, "a1", on: "hosta")
+        let (_, c1ip) = try await Self.plug(lab, "c1", on: "hostc")
+        #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 2 })
+
+        lab.etcd.stop("etcd1")
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"), "forwarding without etcd")
+        let a2ns = try lab.daemons.endpointNamespace("a2")
+        let refused = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: """
+            apiVersion: mizar.com/v1
+            kind: Endpoint
+            metadata: {name: a2}
+            spec: {network: n1, netns: \(a2ns.path)}
+            """)
+        #expect(refused.status != 0 && refused.error.contains("unavailable"), "\(refused.output)\(refused.error)")
+        #expect((try? RouteSocket(in: a2ns).link(named: "eth0")) == nil, "a refused endpoint leaves no veth")
+        let health = try await lab.host("hosta").client.health()
+        #expect(!health.healthy && health.checks["cluster"]?.contains("unreachable") == true, "\(health)")
+
+        try lab.etcd.start("etcd1")
+        try lab.etcd.awaitHealthy()
+        #expect(await Self.eventually(15) { (try? await Self.plug(lab, "a3", on: "hosta")) != nil }, "writes go through again")
+        #expect(await Self.eventually(15) { Self.names(try await lab.host("hostc").client.list(.endpoint)).contains("a3") })
+        #expect(await Self.eventually(15) { try await lab.host("hosta").client.health().healthy })
+    }
+
+    /// A transitd killed with SIGKILL: its droplet forwards on, its lease lapses (others see it
+    /// gone); restarted, it takes in what changed meanwhile and is live again.
+    @Test func killedTransitdForwardsAndResyncs() async throws {
+        let lab = try Self.lab()
+        defer { lab.teardown() }
+        _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
+        let (a1, _) = try await Self.plug(lab, "a1", on: "hosta")
+        let (_, c1ip) = try await Self.plug(lab, "c1", on: "hostc")
+        #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 2 })
+
+        lab.daemons.stop("hostb", signal: SIGKILL)
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"), "hostb forwards without transitd")
+        #expect(await Self.eventually(10) { try await Self.live(lab, via: "hosta") == ["hosta", "hostc"] }, "hostb's lease lapsed")
+        // Meanwhile: a network bounced by hostb and an endpoint in it, from hosta.
+        _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: """
+            apiVersion: mizar.com/v1
+            kind: Network
+            metadata: {name: n2}
+            spec: {vpc: v1, cidr: 10.2.0.0/24, bouncers: [hostb]}
+            """)
+        _ = try await Self.plug(lab, "a2", on: "hosta", network: "n2")
+        try lab.daemons.start("hostb")
+        #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 3 }, "hostb took in a2")
+        #expect(Self.names(try await lab.host("hostb").client.list(.network)) == ["n1", "n2"])
+        #expect(await Self.eventually { try await Self.live(lab, via: "hostc") == ["hosta", "hostb", "hostc"] }, "hostb live again")
+    }
+}
