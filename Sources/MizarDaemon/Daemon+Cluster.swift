@@ -37,6 +37,14 @@ struct ClusterState {
     var registered = false
     /// The last failure to reach etcd, while it lasts.
     var problem: (message: String, since: Date)?
+    /// The revision each droplet's data plane has applied (its `progress/` key).
+    var progress: [String: Int64] = [:]
+    /// The revision this droplet's progress key should say, and whether a write of it is under way.
+    var progressWanted: Int64 = 0
+    var progressWriting = false
+    /// Changes waiting for droplets to apply them: who, from which revision.
+    var waiters: [UInt64: (droplets: Set<String>, revision: Int64, continuation: CheckedContinuation<Bool, Never>)] = [:]
+    var nextWaiter: UInt64 = 0
 }
 
 /// A lock that waits without blocking a thread: changes in cluster mode hold it across
@@ -81,9 +89,9 @@ extension Daemon {
     /// out one address twice. etcd unreachable: 503 and nothing changes.
     func applyToCluster(_ request: ApplyRequest, _ cluster: ClusterLink) async throws -> ApplyResult {
         for _ in 0..<5 {
-            let outcome: (result: ApplyResult?, conflictAt: Int64) = try await serialized {
+            let outcome: (result: ApplyResult?, revision: Int64, confirm: Set<String>) = try await serialized {
                 let changes = try admission.admit(request, to: &desired)
-                guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0) }
+                guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0, []) }
                 do { try reconciler.sync(changes.refs, desired) } catch {
                     rollBack(changes)
                     throw APIError.from(error)
@@ -97,41 +105,134 @@ extension Daemon {
                 }
                 guard done.succeeded else {
                     rollBack(changes)
-                    return (nil, done.revision)
+                    return (nil, done.revision, [])  // another host's change: catch up to it, admit again
                 }
-                for case .put(let key, _, _) in operations { clusterState.revisions[key] = done.revision }
-                for case .delete(let key) in operations { clusterState.revisions[key] = nil }
+                for operation in operations {
+                    switch operation {
+                    case .put(let key, let value, _): noteKey(key, value: value, revision: done.revision, keys: cluster.keys)
+                    case .delete(let key): noteKey(key, value: nil, revision: done.revision, keys: cluster.keys)
+                    }
+                }
                 cache(upserts: changes.upserts, deletes: changes.deletes)
                 for ref in changes.refs { failures[ref] = nil }
-                return (ApplyResult(items: changes.items), 0)
+                // Endpoints: done once every live bouncer of their networks (before and after) has them.
+                let confirm = Set(changes.previous.flatMap { [$0.1, desired.resource($0.0)].flatMap(bouncersToConfirm) })
+                return (ApplyResult(items: changes.items), done.revision, confirm)
             }
-            if let result = outcome.result { return result }
-            await awaitClusterRevision(outcome.conflictAt)
+            guard let result = outcome.result else {
+                await awaitClusterRevision(outcome.revision)
+                continue
+            }
+            if !outcome.confirm.isEmpty, !(await awaitProgress(of: outcome.confirm, atLeast: outcome.revision)) {
+                logger.warning("bouncers did not confirm a change in time", metadata: ["bouncers": "\(outcome.confirm.sorted())", "revision": "\(outcome.revision)"])
+            }
+            return result
         }
         throw APIError(.conflict, "other hosts kept changing what this request touches; nothing was changed, try again")
     }
 
-    /// The compares and writes of `changes`: each resource key, and each endpoint's address key.
+    /// The live droplets other than this one that hold `resource` when it is an endpoint (the
+    /// bouncers of its network, pending too).
+    private func bouncersToConfirm(_ resource: AnyResource?) -> [String] {
+        guard case .endpoint(let endpoint)? = resource, let network = desired.networks[endpoint.spec.network] else { return [] }
+        return desired.bouncers(of: network, pending: true).filter { $0 != localName }
+    }
+
+    /// The compares and writes of `changes`: each resource key; each endpoint's address key;
+    /// the address block a new address of this droplet's lies in, claimed when nobody has;
+    /// and this droplet's blocks left empty, released. Every key is compared with the
+    /// revision this droplet saw, so the transaction fails if another host changed it.
     private func transaction(for changes: Admission.Changes, _ keys: ClusterKeys) -> ([EtcdCompare], [EtcdOperation]) {
-        var compares: [EtcdCompare] = [], operations: [EtcdOperation] = []
+        var compares: [EtcdCompare] = [], operations: [EtcdOperation] = [], written = Set<String>()
         func touch(_ key: String, _ operation: EtcdOperation) {
+            guard written.insert(key).inserted else { return }
             compares.append(.modRevision(key, equals: clusterState.revisions[key] ?? 0))
             operations.append(operation)
         }
-        func addressKey(_ resource: AnyResource?) -> String? {
-            guard case .endpoint(let e)? = resource, let ip = e.spec.ip, let vpc = desired.networks[e.spec.network]?.spec.vpc else { return nil }
-            return keys.address(vpc: vpc, ip: ip)
+        func address(_ resource: AnyResource?) -> (network: MizarAPI.Network, ip: IPv4Address, droplet: String?)? {
+            guard case .endpoint(let e)? = resource, let ip = e.spec.ip, let network = desired.networks[e.spec.network] else { return nil }
+            return (network, ip, e.spec.droplet)
         }
+        var vacated: [(MizarAPI.Network, UInt32)] = []
         for (ref, old) in changes.previous {
             let new = desired.resource(ref), key = keys.resource(ref)
             if let new, let value = try? ClusterKeys.encode(new) { touch(key, .put(key, value)) } else { touch(key, .delete(key)) }
-            let before = addressKey(old), after = addressKey(new)
-            if before != after {
-                if let before { touch(before, .delete(before)) }
-                if let after { touch(after, .put(after, Array(ref.name.utf8))) }
+            let before = address(old), after = address(new)
+            guard before.map({ "\($0.network.spec.vpc)/\($0.ip)" }) != after.map({ "\($0.network.spec.vpc)/\($0.ip)" }) else { continue }
+            if let before {
+                let k = keys.address(vpc: before.network.spec.vpc, ip: before.ip)
+                touch(k, .delete(k))
+                vacated.append((before.network, AddressBlocks.base(of: before.ip, in: before.network.spec.cidr)))
+            }
+            if let after {
+                let k = keys.address(vpc: after.network.spec.vpc, ip: after.ip)
+                touch(k, .put(k, Array(ref.name.utf8)))
+                let base = AddressBlocks.base(of: after.ip, in: after.network.spec.cidr)
+                if after.droplet == localName, desired.blocks?[after.network.name]?[base] == nil {
+                    let block = keys.block(network: after.network.name, base: base)
+                    touch(block, .put(block, Array(localName.utf8)))
+                }
             }
         }
+        for (network, base) in vacated where desired.blocks?[network.name]?[base] == localName {
+            let cidr = network.spec.cidr, size = AddressBlocks.blockSize(of: cidr)
+            let inUse = (desired.endpointsByNetwork[network.name] ?? []).contains { name in
+                desired.endpoints[name]?.spec.ip.map { $0.value >= base && $0.value < base &+ size } ?? false
+            }
+            let block = keys.block(network: network.name, base: base)
+            if !inUse, !written.contains(block) { touch(block, .delete(block)) }
+        }
         return (compares, operations)
+    }
+
+    /// Waits (at most `timeout`) until every droplet of `droplets` still alive has applied
+    /// `revision` (says so in its progress key); false on timeout.
+    func awaitProgress(of droplets: Set<String>, atLeast revision: Int64, timeout: Duration = .seconds(5)) async -> Bool {
+        guard !droplets.allSatisfy({ !desired.isLive($0) || (clusterState.progress[$0] ?? 0) >= revision }) else { return true }
+        let id = clusterState.nextWaiter
+        clusterState.nextWaiter += 1
+        return await withCheckedContinuation { continuation in
+            clusterState.waiters[id] = (droplets, revision, continuation)
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.clusterState.waiters.removeValue(forKey: id)?.continuation.resume(returning: false)
+            }
+        }
+    }
+
+    /// Resumes the waiters whose droplets have all caught up (or died).
+    func wakeWaiters() {
+        for (id, waiter) in clusterState.waiters
+        where waiter.droplets.allSatisfy({ !desired.isLive($0) || (clusterState.progress[$0] ?? 0) >= waiter.revision }) {
+            clusterState.waiters[id] = nil
+            waiter.continuation.resume(returning: true)
+        }
+    }
+
+    /// Has this droplet's progress key say `revision` (writes coalesce: one at a time, the latest wins).
+    func reportProgress(_ revision: Int64) {
+        guard let cluster, revision > clusterState.progressWanted else { return }
+        clusterState.progressWanted = revision
+        guard !clusterState.progressWriting else { return }
+        clusterState.progressWriting = true
+        Task {
+            var written: Int64 = 0
+            while let wanted = await self.nextProgress(after: written) {
+                do { try await cluster.client.put(cluster.keys.progress(self.localName), Array("\(wanted)".utf8)) } catch {
+                    self.noteClusterProblem(error)
+                    try? await Task.sleep(for: .milliseconds(200))
+                    continue
+                }
+                written = wanted
+            }
+        }
+    }
+
+    /// The revision to write next, or nil (and no writer any more) when `written` is the latest.
+    private func nextProgress(after written: Int64) -> Int64? {
+        if clusterState.progressWanted > written { return clusterState.progressWanted }
+        clusterState.progressWriting = false
+        return nil
     }
 
     /// Waits (at most 2 s) until the watch has brought this droplet to `revision`.

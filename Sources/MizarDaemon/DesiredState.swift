@@ -20,6 +20,32 @@ public struct DesiredState: Sendable {
     /// Endpoints of each network, by name.
     private(set) var endpointsByNetwork: [String: Set<String>] = [:]
 
+    /// Cluster mode: each network's address blocks (by base address) and the droplet that
+    /// claimed each; nil on one host, where a network is one pool.
+    var blocks: [String: [UInt32: String]]?
+    /// Cluster mode: droplets filling a network's endpoint table before they are named its bouncers.
+    var pendingBouncers: [String: Set<String>] = [:]
+    /// Cluster mode: the droplets whose lease is alive, once etcd has said; nil: every droplet
+    /// counts as alive (one host, or etcd not reached since the start).
+    var live: Set<String>?
+
+    /// False for a droplet whose lease has lapsed: its roles and endpoints are out of every table.
+    func isLive(_ droplet: String) -> Bool { live?.contains(droplet) ?? true }
+
+    /// The live droplets of a role's list; all of them when none is.
+    func alive(_ droplets: [String]) -> [String] {
+        let live = droplets.filter(isLive)
+        return live.isEmpty ? droplets : live
+    }
+
+    /// The droplets that bounce `network`, alive (named, or pending when `pending`). When
+    /// none named is alive, all of them: their data planes may well forward on.
+    func bouncers(of network: MizarAPI.Network, pending: Bool = false) -> [String] {
+        var names = alive(network.spec.bouncers ?? [])
+        if pending { names += (pendingBouncers[network.name] ?? []).sorted().filter { isLive($0) && !names.contains($0) } }
+        return names
+    }
+
     public init() {}
 
     /// The endpoint holding `ip` in the VPC of VNI `vni`, if any.

@@ -1,5 +1,6 @@
 import Foundation
 import MizarAPI
+import MizarCluster
 import MizarNet
 
 /// Fills in and checks an endpoint's spec against the desired state: its droplet, address,
@@ -90,9 +91,21 @@ struct EndpointDefaults {
         return spec
     }
 
-    /// The lowest free address of the network after its gateway.
+    /// The lowest free address of the network after its gateway. In cluster mode, the lowest
+    /// free address of this droplet's blocks; then of the lowest block nobody claimed (the
+    /// commit claims it); then, every block claimed, of anyone's (borrowed).
     private func allocate(in network: MizarAPI.Network) throws -> IPv4Address {
         let cidr = network.spec.cidr
+        func free(_ ip: IPv4Address) -> Bool { state.endpointByAddress[.init(vpc: network.spec.vpc, ip: ip)] == nil }
+        if let blocks = state.blocks {
+            let claimed = blocks[network.name] ?? [:]
+            for base in claimed.filter({ $0.value == localDroplet }).keys.sorted() {
+                if let ip = AddressBlocks.usable(base, in: cidr).first(where: free) { return ip }
+            }
+            for base in AddressBlocks.bases(of: cidr) where claimed[base] == nil {
+                if let ip = AddressBlocks.usable(base, in: cidr).first(where: free) { return ip }
+            }
+        }
         var candidate = cidr.gateway.value + 1
         while candidate < cidr.broadcast.value {
             let ip = IPv4Address(value: candidate)

@@ -28,7 +28,8 @@ final class Reconciler {
     private var configs: [String: JSONValue] = [:]
     /// The droplet table as last written (nil: not yet, rewrite it whole).
     private var knownDroplets: Set<DropletAddress>?
-    /// Resources written to the data plane so far (for the log of a start).
+    /// Resources written to (or removed from) the data plane so far: the log of a start, and
+    /// in cluster mode whether a change reached this droplet's tables.
     private(set) var writes = 0
 
     init(droplet: MizarDataplane.Droplet, localName: String, logger: Logger) {
@@ -141,7 +142,8 @@ final class Reconciler {
 
     /// The droplet table (who may send Geneve here) holds exactly the desired droplets.
     private func syncKnownDroplets(_ desired: DesiredState) throws {
-        let addresses = Set(desired.droplets.values.map { DropletAddress(ip: $0.spec.ip, mac: $0.spec.mac) })
+        // A droplet whose lease lapsed leaves the table: direct paths towards it go with it.
+        let addresses = Set(desired.droplets.values.filter { desired.isLive($0.name) }.map { DropletAddress(ip: $0.spec.ip, mac: $0.spec.mac) })
         guard addresses != knownDroplets else { return }
         try droplet.setKnownDroplets(Array(addresses))
         knownDroplets = addresses
@@ -154,7 +156,7 @@ final class Reconciler {
             break // The droplet table is written whole before the loop (syncKnownDroplets).
         case .vpc:
             if let r = desired.vpcs[ref.name] {
-                let vpc = MizarDataplane.VPC(vni: r.spec.vni, dividers: try (r.spec.dividers ?? []).map { try address(of: $0, desired) })
+                let vpc = MizarDataplane.VPC(vni: r.spec.vni, dividers: try desired.alive(r.spec.dividers ?? []).map { try address(of: $0, desired) })
                 if let old = vpcs[ref.name], old.vni != vpc.vni { try droplet.removeVPC(old.vni) }
                 if vpcs[ref.name] != vpc {
                     try droplet.setVPC(vpc)
@@ -166,7 +168,7 @@ final class Reconciler {
             }
         case .network:
             if let r = desired.networks[ref.name], let vpc = desired.vpcs[r.spec.vpc] {
-                let net = MizarDataplane.Network(vni: vpc.spec.vni, cidr: r.spec.cidr, bouncers: try (r.spec.bouncers ?? []).map { try address(of: $0, desired) })
+                let net = MizarDataplane.Network(vni: vpc.spec.vni, cidr: r.spec.cidr, bouncers: try desired.bouncers(of: r).map { try address(of: $0, desired) })
                 if let old = networks[ref.name], old.id != net.id { try droplet.removeNetwork(old.id) }
                 if networks[ref.name] != net {
                     try droplet.setNetwork(net)
@@ -211,10 +213,11 @@ final class Reconciler {
 
     // MARK: Endpoints
 
-    /// The bouncer-table entry of a remote endpoint when this droplet bounces its network.
+    /// The bouncer-table entry of a remote endpoint when this droplet bounces its network (or
+    /// is about to) and the endpoint's droplet is alive.
     private func remoteEntry(_ ep: MizarAPI.Endpoint, _ desired: DesiredState) throws -> MizarDataplane.Endpoint? {
-        guard let net = desired.networks[ep.spec.network], net.spec.bouncers?.contains(localName) == true,
-              let vpc = desired.vpcs[net.spec.vpc], let ip = ep.spec.ip, let mac = ep.spec.mac, let host = ep.spec.droplet else { return nil }
+        guard let net = desired.networks[ep.spec.network], desired.bouncers(of: net, pending: true).contains(localName),
+              let vpc = desired.vpcs[net.spec.vpc], let ip = ep.spec.ip, let mac = ep.spec.mac, let host = ep.spec.droplet, desired.isLive(host) else { return nil }
         return MizarDataplane.Endpoint(vni: vpc.spec.vni, ip: ip, mac: mac, droplet: try address(of: host, desired))
     }
 
@@ -222,6 +225,7 @@ final class Reconciler {
         guard let id = remotes[name] else { return }
         try droplet.removeEndpoint(id)
         remotes[name] = nil
+        writes += 1
     }
 
     private func plugLocal(_ ep: MizarAPI.Endpoint, _ desired: DesiredState) throws {

@@ -130,16 +130,78 @@ struct ClusterDaemonTests {
         #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"), "hostb forwards without transitd")
         #expect(await Self.eventually(10) { try await Self.live(lab, via: "hosta") == ["hosta", "hostc"] }, "hostb's lease lapsed")
         // Meanwhile: a network bounced by hostb and an endpoint in it, from hosta.
-        _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: """
+        let n2 = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: """
             apiVersion: mizar.com/v1
             kind: Network
             metadata: {name: n2}
             spec: {vpc: v1, cidr: 10.2.0.0/24, bouncers: [hostb]}
             """)
+        #expect(n2.status == 0, "\(n2.output)\(n2.error)")
         _ = try await Self.plug(lab, "a2", on: "hosta", network: "n2")
         try lab.daemons.start("hostb")
         #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 3 }, "hostb took in a2")
         #expect(Self.names(try await lab.host("hostb").client.list(.network)) == ["n1", "n2"])
         #expect(await Self.eventually { try await Self.live(lab, via: "hostc") == ["hosta", "hostb", "hostc"] }, "hostb live again")
+    }
+
+    /// 3 droplets × 40 endpoints created at once, each through its own droplet's transitd:
+    /// no address twice, every droplet takes addresses from blocks it claimed (one claim
+    /// contended, the rest local); a transitd killed in the middle of its burst leaves no
+    /// address held by nothing and no veth of an endpoint that was not stored.
+    @Test func parallelAddsNeverShareAnAddress() async throws {
+        let lab = try Self.lab()
+        defer { lab.teardown() }
+        _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
+        let hosts = ["hosta", "hostb", "hostc"], perHost = 40
+        var namespaces: [String: Netns] = [:]
+        for host in hosts { for i in 0..<perHost { namespaces["\(host)-\(i)"] = try lab.daemons.endpointNamespace("\(host)-\(i)") } }
+        #expect(await Self.eventually { Self.names(try await lab.host("hostc").client.list(.network)) == ["n1"] })
+        let outcomes = await withTaskGroup(of: (String, String?).self) { group in
+            for host in hosts {
+                for i in 0..<perHost {
+                    let name = "\(host)-\(i)", path = namespaces[name]!.path
+                    let client = MizarClient(server: .unixSocket(lab.host(host).socket), timeout: .seconds(10))
+                    group.addTask {
+                        do {
+                            _ = try await client.put(.endpoint(Endpoint(name: name, spec: EndpointSpec(network: "n1", netns: path))))
+                            return (name, nil)
+                        } catch { return (name, "\(error)") }
+                    }
+                }
+            }
+            // hostc dies in the middle of its burst.
+            try? await Task.sleep(for: .milliseconds(150))
+            lab.daemons.stop("hostc", signal: SIGKILL)
+            var all: [(String, String?)] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        let failed = outcomes.filter { $0.1 != nil }
+        #expect(failed.allSatisfy { $0.0.hasPrefix("hostc") }, "only the killed droplet's requests may fail: \(failed.prefix(3))")
+        try lab.daemons.start("hostc")
+
+        let endpoints = try await lab.host("hostb").client.list(.endpoint).compactMap { if case .endpoint(let e) = $0 { e } else { nil } }
+        let addresses = endpoints.compactMap(\.spec.ip)
+        #expect(Set(addresses).count == addresses.count, "an address twice: \(addresses.sorted())")
+        #expect(endpoints.filter { !$0.name.hasPrefix("hostc") }.count == 2 * perHost)
+        // Every address key names its endpoint, and nothing else is held.
+        let held = try lab.etcd.etcdctl(["get", "--prefix", "/mizar/v1/addresses/"]).output.split(separator: "\n").count / 2
+        #expect(held == endpoints.count, "\(held) addresses held for \(endpoints.count) endpoints")
+        // Blocks: each droplet's addresses come from its own blocks.
+        let blocks = try lab.etcd.etcdctl(["get", "--prefix", "/mizar/v1/blocks/n1/"]).output.split(separator: "\n").map(String.init)
+        var owner: [UInt32: String] = [:]
+        for i in stride(from: 0, to: blocks.count - 1, by: 2) {
+            if let ip = IPv4Address(String(blocks[i].split(separator: "/").last ?? "")) { owner[ip.value] = blocks[i + 1] }
+        }
+        for e in endpoints {
+            let base = e.spec.ip!.value & ~UInt32(63)
+            #expect(owner[base] == e.spec.droplet, "\(e.name) at \(e.spec.ip!) in a block of \(owner[base] ?? "nobody")")
+        }
+        // hostc, restarted, plugs what was stored and nothing else.
+        let mine = Set(endpoints.filter { $0.spec.droplet == "hostc" }.map(\.name))
+        for (name, netns) in namespaces where name.hasPrefix("hostc") {
+            let plugged = (try? RouteSocket(in: netns).link(named: "eth0")) != nil
+            #expect(plugged == mine.contains(name), "\(name): plugged \(plugged), stored \(mine.contains(name))")
+        }
     }
 }
