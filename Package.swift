@@ -47,6 +47,7 @@ let package = Package(
     products: [
         .executable(name: "mizarctl", targets: ["mizarctl"]),
         .executable(name: "transitd", targets: ["transitd"]),
+        .executable(name: "mizar-controller", targets: ["mizar-controller"]),
         .executable(name: "mizar", targets: ["mizar"]),
         .executable(name: "mizar-demo", targets: ["MizarDemo"]),
         .executable(name: "mizar-bench", targets: ["MizarBench"]),
@@ -113,6 +114,8 @@ let package = Package(
                            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
                            .product(name: "NIOSSL", package: "swift-nio-ssl")],
             swiftSettings: swiftSettings),
+        // mizar-controller's parts: placement of roles, handovers, block collection, leader election.
+        .target(name: "MizarController", dependencies: ["MizarCluster", "MizarAPI", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         // transitd's parts: the desired-state store, the reconciler that drives a Droplet, the HTTP API.
         .target(
             name: "MizarDaemon",
@@ -137,6 +140,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "mizar-controller",
+            dependencies: ["MizarController", "MizarCluster", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "mizarctl",
@@ -172,7 +180,7 @@ let package = Package(
         .testTarget(name: "MizarctlTests", dependencies: ["MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CNITests", dependencies: ["MizarCNI", "MizarAPI", "MizarClient", "MizarTestSupport"], path: "cni/Tests/CNITests",
                     swiftSettings: swiftSettings),
-        .testTarget(name: "ClusterTests", dependencies: ["MizarCluster", "MizarAPI", "MizarClient", "MizarTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ClusterTests", dependencies: ["MizarCluster", "MizarController", "MizarAPI", "MizarClient", "MizarTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TransitdTests", dependencies: ["MizarAPI", "MizarClient", "MizarTestSupport", "CMizarABI", .product(name: "Yams", package: "Yams")],
                     swiftSettings: swiftSettings),
     ],

@@ -37,12 +37,17 @@ public struct VPCSpec: ResourceSpec {
     public static let kind = Kind.vpc
     /// 1 to 16777215, unique among VPCs.
     public var vni: VNI
-    /// Droplet names; omitted, this droplet divides the VPC. At most 16.
+    /// Droplet names; omitted, this droplet divides the VPC (in cluster mode, the
+    /// controller places `dividerCount` of them). At most 16.
     public var dividers: [String]?
+    /// Cluster mode: how many live droplets divide the VPC, placed (and re-placed when
+    /// droplets come and go) by mizar-controller; default 2 when `dividers` is omitted, 1 to 16.
+    public var dividerCount: Int?
 
-    public init(vni: VNI, dividers: [String]? = nil) {
+    public init(vni: VNI, dividers: [String]? = nil, dividerCount: Int? = nil) {
         self.vni = vni
         self.dividers = dividers
+        self.dividerCount = dividerCount
     }
 }
 
@@ -53,13 +58,18 @@ public struct NetworkSpec: ResourceSpec {
     public var vpc: String
     /// Host bits must be zero; /8 to /30; networks of one VPC may not overlap.
     public var cidr: IPv4Interface
-    /// Droplet names; omitted, this droplet bounces the network. 1 to 16.
+    /// Droplet names; omitted, this droplet bounces the network (in cluster mode, the
+    /// controller places `bouncerCount` of them). 1 to 16.
     public var bouncers: [String]?
+    /// Cluster mode: how many live droplets bounce the network, placed (and re-placed when
+    /// droplets come and go) by mizar-controller; default 2 when `bouncers` is omitted, 1 to 16.
+    public var bouncerCount: Int?
 
-    public init(vpc: String, cidr: IPv4Interface, bouncers: [String]? = nil) {
+    public init(vpc: String, cidr: IPv4Interface, bouncers: [String]? = nil, bouncerCount: Int? = nil) {
         self.vpc = vpc
         self.cidr = cidr
         self.bouncers = bouncers
+        self.bouncerCount = bouncerCount
     }
 
     public struct Status: Codable, Sendable, Hashable {

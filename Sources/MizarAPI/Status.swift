@@ -115,11 +115,17 @@ public struct BouncerRole: Codable, Sendable, Hashable {
     public var network: String
     public var droplet: String
     public var local: Bool
+    /// Cluster mode: whether the droplet's lease is alive (a lapsed one is left out of every table).
+    public var live: Bool?
+    /// Cluster mode: true while the droplet fills the network's endpoint table, before the network names it.
+    public var pending: Bool?
 
-    public init(network: String, droplet: String, local: Bool) {
+    public init(network: String, droplet: String, local: Bool, live: Bool? = nil, pending: Bool? = nil) {
         self.network = network
         self.droplet = droplet
         self.local = local
+        self.live = live
+        self.pending = pending
     }
 }
 
@@ -128,11 +134,14 @@ public struct DividerRole: Codable, Sendable, Hashable {
     public var vpc: String
     public var droplet: String
     public var local: Bool
+    /// Cluster mode: whether the droplet's lease is alive.
+    public var live: Bool?
 
-    public init(vpc: String, droplet: String, local: Bool) {
+    public init(vpc: String, droplet: String, local: Bool, live: Bool? = nil) {
         self.vpc = vpc
         self.droplet = droplet
         self.local = local
+        self.live = live
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import MizarAPI
+import MizarCluster
 import MizarNet
 
 /// What admission needs to know of the plugins: the hooks each runs at and whether a
@@ -21,6 +22,8 @@ struct Admission {
     /// The droplet's own namespace (no endpoint may be plugged into it).
     let dropletNetns: Netns
     let catalog: any PluginCatalog
+    /// Cluster mode: bouncers and dividers left out are placed over the live droplets.
+    var clustered = false
 
     /// What one admitted request changed: the resources before, in order, to undo it.
     struct Changes {
@@ -134,6 +137,12 @@ struct Admission {
             return .droplet(r)
         case .vpc(var r):
             r.status = nil
+            if clustered, r.spec.dividers == nil {
+                var old: VPCSpec?
+                if case .vpc(let v)? = existing { old = v.spec }
+                (r.spec.dividers, r.spec.dividerCount) = try place(r.spec.dividerCount, kept: old?.dividerCount == nil ? nil : old?.dividers,
+                                                                   role: Placement.role(vpc: r.name), what: "VPC \(r.name)", in: state)
+            }
             r.spec.dividers = r.spec.dividers ?? [localDroplet]
             try checkDroplets(r.spec.dividers!, role: "dividers", of: "VPC \(r.name)", in: state, allowNone: true)
             if let other = state.vpcs.values.first(where: { $0.name != r.name && $0.spec.vni == r.spec.vni }) {
@@ -145,6 +154,12 @@ struct Admission {
             return .vpc(r)
         case .network(var r):
             r.status = nil
+            if clustered, r.spec.bouncers == nil {
+                var old: NetworkSpec?
+                if case .network(let n)? = existing { old = n.spec }
+                (r.spec.bouncers, r.spec.bouncerCount) = try place(r.spec.bouncerCount, kept: old?.bouncerCount == nil ? nil : old?.bouncers,
+                                                                   role: Placement.role(network: r.name), what: "network \(r.name)", in: state)
+            }
             r.spec.bouncers = r.spec.bouncers ?? [localDroplet]
             guard state.vpcs[r.spec.vpc] != nil else { throw APIError(.invalid, "network \(r.name): no VPC \(r.spec.vpc)") }
             let cidr = r.spec.cidr
@@ -192,6 +207,15 @@ struct Admission {
         case 224...255: "a multicast or reserved address"
         default: nil
         }
+    }
+
+    /// A placed role's droplets: those placed before (the controller keeps them current), or
+    /// the `count` (default 2) live droplets that weigh most for it.
+    private func place(_ count: Int?, kept: [String]?, role: String, what: String, in state: DesiredState) throws -> ([String], Int) {
+        let count = count ?? Placement.defaultCount
+        guard (1...16).contains(count) else { throw APIError(.invalid, "\(what): a count of \(count); give 1 to 16") }
+        if let kept, !kept.isEmpty { return (kept, count) }
+        return (Placement.choose(count, of: state.droplets.keys.filter(state.isLive), for: role), count)
     }
 
     private func checkDroplets(_ names: [String], role: String, of what: String, in state: DesiredState, allowNone: Bool) throws {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MizarAPI
 import MizarCluster
+import MizarNet
 
 /// transitd's way to the cluster store: the etcd client and the key layout.
 final class ClusterLink: Sendable {
@@ -43,6 +44,8 @@ struct ClusterState {
     var progressWanted: Int64 = 0
     var progressWriting = false
     /// Changes waiting for droplets to apply them: who, from which revision.
+    /// True once the droplet left for good (its interface went away).
+    var left = false
     var waiters: [UInt64: (droplets: Set<String>, revision: Int64, continuation: CheckedContinuation<Bool, Never>)] = [:]
     var nextWaiter: UInt64 = 0
 }
@@ -217,7 +220,7 @@ extension Daemon {
         clusterState.progressWriting = true
         Task {
             var written: Int64 = 0
-            while let wanted = await self.nextProgress(after: written) {
+            while let wanted = self.nextProgress(after: written) {
                 do { try await cluster.client.put(cluster.keys.progress(self.localName), Array("\(wanted)".utf8)) } catch {
                     self.noteClusterProblem(error)
                     try? await Task.sleep(for: .milliseconds(200))
@@ -284,7 +287,15 @@ extension Daemon {
     /// Renews the lease; a lease etcd no longer knows (expired while etcd or this process was
     /// away) is replaced and the droplet registered again.
     func renewLease() async {
-        guard let cluster else { return }
+        guard let cluster, !clusterState.left else { return }
+        // The substrate interface removed: the droplet is gone, it leaves (the lease goes, and
+        // the cluster runs its loss workflow at once, not a TTL later).
+        if (try? RouteSocket(in: dataplane.netns).link(index: dataplane.ifindex)) == nil {
+            logger.critical("the droplet's interface is gone; leaving the cluster", metadata: ["interface": "\(dataplane.interface)"])
+            clusterState.left = true
+            await leaveCluster()
+            return
+        }
         guard clusterState.registered, clusterState.lease != 0 else { return await registerInCluster() }
         do {
             if try await cluster.client.keepAlive(clusterState.lease) == 0 {

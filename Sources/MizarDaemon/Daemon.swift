@@ -68,8 +68,9 @@ public actor Daemon {
         for error in errors { logger.warning("plugin refused", metadata: ["error": "\(error)"]) }
         if !registered.isEmpty { logger.info("third-party plugins registered", metadata: ["plugins": "\(registered)"]) }
         reconciler = Reconciler(droplet: dataplane, localName: name, logger: logger)
-        admission = Admission(localDroplet: name, substrate: interface, dropletNetns: dataplane.netns, catalog: LivePluginCatalog(chains: dataplane.plugins))
         cluster = try ClusterLink(config: config)
+        admission = Admission(localDroplet: name, substrate: interface, dropletNetns: dataplane.netns, catalog: LivePluginCatalog(chains: dataplane.plugins),
+                              clustered: cluster != nil)
     }
 
     /// Loads the stored desired state and brings the kernel in line with it.
@@ -221,14 +222,18 @@ public actor Daemon {
     }
 
     public func bouncers() -> [BouncerRole] {
-        desired.networks.values.sorted { $0.name < $1.name }.flatMap { net in
-            (net.spec.bouncers ?? []).map { BouncerRole(network: net.name, droplet: $0, local: $0 == localName) }
+        let live = { (name: String) in self.cluster == nil ? nil : self.desired.isLive(name) }
+        return desired.networks.values.sorted { $0.name < $1.name }.flatMap { net in
+            let named = net.spec.bouncers ?? []
+            let pending = (desired.pendingBouncers[net.name] ?? []).subtracting(named).sorted()
+            return named.map { BouncerRole(network: net.name, droplet: $0, local: $0 == localName, live: live($0), pending: cluster == nil ? nil : false) }
+                + pending.map { BouncerRole(network: net.name, droplet: $0, local: $0 == localName, live: live($0), pending: true) }
         }
     }
 
     public func dividers() -> [DividerRole] {
         desired.vpcs.values.sorted { $0.name < $1.name }.flatMap { vpc in
-            (vpc.spec.dividers ?? []).map { DividerRole(vpc: vpc.name, droplet: $0, local: $0 == localName) }
+            (vpc.spec.dividers ?? []).map { DividerRole(vpc: vpc.name, droplet: $0, local: $0 == localName, live: cluster == nil ? nil : desired.isLive($0)) }
         }
     }
 

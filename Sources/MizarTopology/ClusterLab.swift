@@ -35,7 +35,23 @@ public final class ClusterLab: @unchecked Sendable {
         _ = try parallel(all.count) { i in try self.daemons.start(all[i]) }
     }
 
+    /// mizar-controller replicas by name, each running in a droplet's namespace.
+    public private(set) var controllers: [String: RunningCommand] = [:]
+
+    /// Starts a mizar-controller replica `name` in `host`'s namespace on every etcd member.
+    public func startController(_ name: String, on host: String, binary: String, leaseTTL: Int = 3, blockGrace: Int = 60) throws {
+        controllers[name] = try RunningCommand([binary, "--etcd", etcd.clientURLs, "--name", name, "--lease-ttl", "\(leaseTTL)",
+                                                "--block-grace", "\(blockGrace)"], in: self.host(host).netns)
+    }
+
+    @discardableResult
+    public func stopController(_ name: String, signal: Int32 = SIGKILL) -> CommandResult? {
+        controllers.removeValue(forKey: name)?.stop(with: signal)
+    }
+
     public func teardown() {
+        for controller in controllers.values { controller.stop(with: SIGKILL) }
+        controllers = [:]
         daemons.teardown()
         etcd.teardown()
     }

@@ -8,23 +8,67 @@ extension Kind: ExpressibleByArgument {
     public static var allValueStrings: [String] { Kind.allCases.map { $0.rawValue.lowercased() } }
 }
 
+/// What `get` lists: a kind of resource, or the roles droplets hold.
+enum GetTarget: ExpressibleByArgument {
+    case resources(Kind)
+    case bouncers, dividers
+
+    init?(argument: String) {
+        switch argument.lowercased() {
+        case "bouncers", "bouncer": self = .bouncers
+        case "dividers", "divider": self = .dividers
+        default:
+            guard let kind = Kind(argument: argument) else { return nil }
+            self = .resources(kind)
+        }
+    }
+
+    static var allValueStrings: [String] { Kind.allValueStrings + ["bouncers", "dividers"] }
+}
+
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "get", abstract: "List resources of a kind, or show one.",
-        discussion: "Kinds: droplet, vpc, network, endpoint, pluginconfig, chain (plurals and short forms such as ep and net work too).")
+        commandName: "get", abstract: "List resources of a kind, or show one; or where the bouncer and divider roles are.",
+        discussion: """
+            Kinds: droplet, vpc, network, endpoint, pluginconfig, chain (plurals and short forms such as ep and net work too). \
+            `get bouncers [NETWORK]` and `get dividers [VPC]` list the droplets holding each role: in cluster mode, \
+            whether each is live and which bouncers are still filling their tables (pending).
+            """)
 
-    @Argument(help: "The kind.") var kind: Kind
+    @Argument(help: "The kind, or bouncers, or dividers.") var target: GetTarget
     @Argument(help: "A name; omitted, every resource of the kind.") var name: String?
     @Option(name: .shortAndLong, help: "table, json or yaml.") var output: OutputFormat = .table
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
+        guard case .resources(let kind) = target else { return try await roles() }
         try await withClient(connection) { client in
             let resources = if let name { [try await client.get(kind, name)] } else { try await client.list(kind) }
             switch output {
             case .json: if name == nil { try printJSON(resources) } else { try printJSON(resources[0]) }
             case .yaml: print(try Manifests.yaml(resources), terminator: "")
             case .table: printTable(ResourceTable.header(kind), resources.map(ResourceTable.row))
+            }
+        }
+    }
+
+    private func roles() async throws {
+        func yes(_ flag: Bool?) -> String { flag.map { $0 ? "yes" : "no" } ?? "" }
+        try await withClient(connection) { client in
+            if case .bouncers = target {
+                let roles = try await client.bouncers().filter { name == nil || $0.network == name }
+                switch output {
+                case .json, .yaml: try printJSON(roles)
+                case .table:
+                    printTable(["NETWORK", "DROPLET", "STATE", "LIVE", "LOCAL"],
+                               roles.map { [$0.network, $0.droplet, $0.pending == true ? "pending" : "bouncing", yes($0.live), $0.local ? "yes" : ""] })
+                }
+            } else {
+                let roles = try await client.dividers().filter { name == nil || $0.vpc == name }
+                switch output {
+                case .json, .yaml: try printJSON(roles)
+                case .table: printTable(["VPC", "DROPLET", "LIVE", "LOCAL"], roles.map { [$0.vpc, $0.droplet, yes($0.live), $0.local ? "yes" : ""] })
+                }
             }
         }
     }
@@ -104,7 +148,7 @@ func report(_ result: ApplyResult, _ output: OutputFormat) {
 enum ResourceTable {
     static func header(_ kind: Kind) -> [String] {
         switch kind {
-        case .droplet: ["NAME", "IP", "MAC", "LOCAL"]
+        case .droplet: ["NAME", "IP", "MAC", "LOCAL", "LIVE"]
         case .vpc: ["NAME", "VNI", "DIVIDERS"]
         case .network: ["NAME", "VPC", "CIDR", "GATEWAY", "BOUNCERS", "ENDPOINTS"]
         case .endpoint: ["NAME", "NETWORK", "IP", "MAC", "DROPLET", "INTERFACE", "AGENT"]
@@ -115,7 +159,7 @@ enum ResourceTable {
 
     static func row(_ resource: AnyResource) -> [String] {
         switch resource {
-        case .droplet(let r): [r.name, "\(r.spec.ip)", "\(r.spec.mac)", r.status?.local == true ? "yes" : ""]
+        case .droplet(let r): [r.name, "\(r.spec.ip)", "\(r.spec.mac)", r.status?.local == true ? "yes" : "", r.status?.live.map { $0 ? "yes" : "no" } ?? ""]
         case .vpc(let r): [r.name, "\(r.spec.vni)", (r.spec.dividers ?? []).joined(separator: ",")]
         case .network(let r):
             [r.name, r.spec.vpc, "\(r.spec.cidr)", r.status.map { "\($0.gateway)" } ?? "", (r.spec.bouncers ?? []).joined(separator: ","),

@@ -6,6 +6,7 @@ public enum Binaries {
     public static let mizarctl = TestPaths.root + "/.build/debug/mizarctl"
     /// The CNI plugin.
     public static let mizar = TestPaths.root + "/.build/debug/mizar"
+    public static let controller = TestPaths.root + "/.build/debug/mizar-controller"
 }
 
 extension DaemonLab {

@@ -18,7 +18,7 @@ struct TraceDaemonTests {
     @Test func aDeniedSYNAndASpoofedFrameAppearWithTheirReasons() async throws {
         let lab = try DaemonLab.running(["hosta", "hostb"])
         defer { lab.teardown() }
-        let (a1, b1) = try await TwoDropletTests.applyManifests(lab)
+        let (a1, _) = try await TwoDropletTests.applyManifests(lab)
         // b1 takes nothing but ICMP: a TCP SYN to it is dropped by the acl at hostb's ingress.
         try await TwoDropletTests.applyACL(lab, on: "hostb", hook: "ingress", endpoint: "10.1.0.3", allowed: "icmp")
         #expect(try runCommand(["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output.contains("2 received"))
