@@ -92,6 +92,7 @@ bench: deps bpf
 	$(SWIFT) build -c release --product transitd
 	$(SWIFT) build -c release --product mizarctl
 	$(SWIFT) build -c release --product mizar
+	$(SWIFT) build -c release --product mizar-controller
 	$$($(SWIFT) build -c release --show-bin-path)/mizar-bench --bpf-dir $(BPF_OUT) --output $(BUILD)/bench/results.json
 
 ## fuzz: 1,000,000 random and mutated frames through transit XDP and the agent, invariants checked (SEED=, FRAMES=).

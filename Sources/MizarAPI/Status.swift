@@ -24,14 +24,40 @@ public struct DaemonStatus: Codable, Sendable, Hashable {
     /// The chain of each hook.
     public var chains: [String: [String]]
     public var health: Health
+    /// Cluster mode only: the cluster store as this transitd sees it.
+    public var cluster: ClusterStatus?
 
-    public init(version: String, droplet: Droplet, resources: [String: Int], localEndpoints: Int, chains: [String: [String]], health: Health) {
+    public init(version: String, droplet: Droplet, resources: [String: Int], localEndpoints: Int, chains: [String: [String]], health: Health,
+                cluster: ClusterStatus? = nil) {
         self.version = version
         self.droplet = droplet
         self.resources = resources
         self.localEndpoints = localEndpoints
         self.chains = chains
         self.health = health
+        self.cluster = cluster
+    }
+}
+
+/// A transitd's view of the cluster store (docs/cluster.md).
+public struct ClusterStatus: Codable, Sendable, Hashable {
+    /// The etcd members' client URLs.
+    public var etcd: [String]
+    /// The last revision applied here.
+    public var revision: Int64
+    /// Droplets whose lease is alive.
+    public var live: [String]
+    /// True while this droplet's registration and lease are current.
+    public var registered: Bool
+    /// The most resources one API request may carry (each request is one etcd transaction).
+    public var maxResourcesPerRequest: Int
+
+    public init(etcd: [String], revision: Int64, live: [String], registered: Bool, maxResourcesPerRequest: Int) {
+        self.etcd = etcd
+        self.revision = revision
+        self.live = live
+        self.registered = registered
+        self.maxResourcesPerRequest = maxResourcesPerRequest
     }
 }
 

@@ -33,7 +33,8 @@ struct MizarBench: AsyncParsableCommand {
     )
 
     enum Section: String, ExpressibleByArgument, CaseIterable {
-        case testrun, overlay, scale, plugins, hardening, observability, daemon, cni
+        case testrun, overlay, scale, plugins, hardening, observability, daemon, cni, cluster
+        case clusterScale = "cluster-scale", clusterLoss = "cluster-loss"
     }
 
     @Option(name: .customLong("bpf-dir"), help: "Directory of compiled BPF objects.")
@@ -75,6 +76,9 @@ struct MizarBench: AsyncParsableCommand {
                     case .scale: report.metrics += try scaleMetrics(locator, bpfDir: objects)
                     case .daemon: report.metrics += try await daemonMetrics(locator, bpfDir: objects)
                     case .cni: report.metrics += try cniMetrics(bpfDir: objects)
+                    case .cluster: report.metrics += try await provisionMetrics(bpfDir: objects)
+                    case .clusterScale: report.metrics += try await scaleOutMetrics(bpfDir: objects)
+                    case .clusterLoss: report.metrics += try await lossRecoveryMetrics(bpfDir: objects)
                     }
                     break
                 } catch {

@@ -63,15 +63,19 @@ public struct MizarClient: Sendable {
     public func apply(_ request: ApplyRequest) async throws -> ApplyResult { try await call(.POST, "/v1/apply", body: request) }
 
     /// Applies many resources (and deletes many) as consecutive requests of at most `limit`
-    /// bytes each: deletes first, then resources in kind order (what others refer to first).
+    /// bytes each, and in cluster mode of at most as many resources as one etcd transaction
+    /// takes (transitd's status says): deletes first, then resources in kind order (what others
+    /// refer to first).
     /// Each request is all or nothing; a failure stops the rest and throws `PartialApply`,
     /// which says what the requests before it did.
     public func applyInChunks(_ resources: [AnyResource], deleting: [ResourceReference] = [], limit: Int = 900_000) async throws -> ApplyResult {
         var items: [ApplyResult.Item] = []
+        var maxResources = Int.max
+        if resources.count + deleting.count > 1, let cap = try await status().cluster?.maxResourcesPerRequest { maxResources = cap }
         let encoder = JSONEncoder()
         var requests: [ApplyRequest] = [], current = ApplyRequest(), size = 0
         func add(_ bytes: Int, _ put: (inout ApplyRequest) -> Void) {
-            if size + bytes > limit, !(current.apply.isEmpty && current.delete.isEmpty) {
+            if size + bytes > limit || current.apply.count + current.delete.count >= maxResources, !(current.apply.isEmpty && current.delete.isEmpty) {
                 requests.append(current)
                 current = ApplyRequest()
                 size = 0

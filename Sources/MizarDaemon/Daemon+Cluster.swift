@@ -9,6 +9,10 @@ final class ClusterLink: Sendable {
     let client: EtcdClient
     let keys: ClusterKeys
     let leaseTTL: Int
+    /// The most keys one request may write: etcd's default --max-txn-ops.
+    static let maxOperations = 128
+    /// Resources per request that always fit: an endpoint writes at most four keys.
+    static let maxResources = 32
 
     /// Nil when `config` names no etcd (the local store alone).
     init?(config: DaemonConfig) throws {
@@ -100,6 +104,12 @@ extension Daemon {
                     throw APIError.from(error)
                 }
                 let (compares, operations) = transaction(for: changes, cluster.keys)
+                // etcd refuses a transaction of more operations than its --max-txn-ops (128 by default).
+                guard operations.count <= ClusterLink.maxOperations else {
+                    rollBack(changes)
+                    throw APIError(.tooLarge, "this request writes \(operations.count) keys; a cluster takes at most \(ClusterLink.maxOperations) in one request "
+                                   + "(etcd's --max-txn-ops): send fewer resources per request (mizarctl apply does)")
+                }
                 let done: (succeeded: Bool, revision: Int64)
                 do { done = try await cluster.client.txn(compares, operations) } catch {
                     rollBack(changes)

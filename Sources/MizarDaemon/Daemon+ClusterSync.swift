@@ -64,14 +64,14 @@ extension Daemon {
                 failures.merge(reconciler.retry(reconciler.ordered(touched, desired), desired)) { $1 }
             }
         }
+        // The data plane took something (or a role is being handed to it): say so, for whoever waits on it.
+        if reconciler.writes != writes || mentionsMe { reportProgress(revision) }
+        wakeWaiters()
         if !upserts.isEmpty || !deletes.isEmpty {
             do { try store.commit(upserts: upserts, deletes: deletes) } catch {
                 logger.warning("local cache of the cluster state not written", metadata: ["error": "\(error)"])
             }
         }
-        // The data plane took something (or a role is being handed to it): say so, for whoever waits on it.
-        if reconciler.writes != writes || mentionsMe { reportProgress(revision) }
-        wakeWaiters()
     }
 
     /// Takes in a key that is not a resource (written by this droplet or seen by the watch;

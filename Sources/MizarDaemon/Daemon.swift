@@ -52,15 +52,16 @@ public actor Daemon {
         if let problem = ObjectMeta.problem(with: name) { throw APIError(.invalid, "droplet name: \(problem) (give --name)") }
         localName = name
         lock = try StateLock(directory: config.stateDir)
-        store = try Store(directory: config.stateDir)
+        store = try Store(directory: config.stateDir, durable: config.etcd?.isEmpty ?? true)
         if let owner = try store.meta("droplet"), owner != name {
             throw APIError(.conflict, "\(config.stateDir) holds the state of droplet \(owner): start with --name \(owner), or give another --state-dir")
         }
         try store.setMeta("droplet", name)
         let hook: MizarDataplane.AgentHook = config.agentHook == .xdp ? .xdp : .tc
         let pins = try BPFPinDirectory(path: config.bpffs + "/" + interface)
-        dataplane = try MizarDataplane.Droplet(interface: interface, agentHook: hook, locator: BPFObjectLocator(explicit: config.bpfDir),
-                                               pins: pins, logger: logger)
+        guard (0...86400).contains(config.directPathMaxAge) else { throw APIError(.invalid, "directPathMaxAge \(config.directPathMaxAge): give 0 to 86400 seconds") }
+        dataplane = try MizarDataplane.Droplet(interface: interface, directPathMaxAge: .seconds(config.directPathMaxAge), agentHook: hook,
+                                               locator: BPFObjectLocator(explicit: config.bpfDir), pins: pins, logger: logger)
         for builtIn in BuiltInPlugin.all.values.sorted(by: { $0.descriptor.name < $1.descriptor.name }) {
             try dataplane.plugins.register(builtIn.descriptor)
         }
@@ -262,8 +263,12 @@ public actor Daemon {
         var resources: [String: Int] = [:]
         for kind in Kind.allCases { resources[kind.rawValue] = desired.count(kind) }
         let chains = Dictionary(uniqueKeysWithValues: PluginHook.allCases.map { ($0.rawValue, dataplane.plugins.chain($0)) })
+        let clusterStatus = cluster.map {
+            ClusterStatus(etcd: $0.client.endpoints, revision: clusterState.revision, live: clusterState.live.sorted(), registered: clusterState.registered,
+                          maxResourcesPerRequest: ClusterLink.maxResources)
+        }
         return DaemonStatus(version: Daemon.version, droplet: me!, resources: resources, localEndpoints: reconciler.localCount,
-                            chains: chains, health: health())
+                            chains: chains, health: health(), cluster: clusterStatus)
     }
 
     // MARK: Plugins and counters

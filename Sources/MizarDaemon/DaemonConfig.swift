@@ -35,6 +35,8 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
     public var etcdPrefix: String = "/mizar/v1/"
     /// Seconds this droplet's lease lives without being renewed (its liveness in the cluster).
     public var leaseTTL: Int = 10
+    /// Seconds a learned direct path is used without being refreshed; 0 turns the direct path off.
+    public var directPathMaxAge: Int = 30
 
     public init() {}
 
@@ -42,7 +44,7 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case interface, name, socket, stateDir, bpffs, bpfDir, pluginDir, agentHook, cleanup, listen, tokenFile, tlsCert, tlsKey
-        case etcd, etcdCA, etcdCert, etcdKey, etcdPrefix, leaseTTL
+        case etcd, etcdCA, etcdCert, etcdKey, etcdPrefix, leaseTTL, directPathMaxAge
     }
 
     public init(from decoder: any Decoder) throws {
@@ -67,6 +69,7 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
         etcdKey = try c.decodeIfPresent(String.self, forKey: .etcdKey)
         etcdPrefix = try c.decodeIfPresent(String.self, forKey: .etcdPrefix) ?? d.etcdPrefix
         leaseTTL = try c.decodeIfPresent(Int.self, forKey: .leaseTTL) ?? d.leaseTTL
+        directPathMaxAge = try c.decodeIfPresent(Int.self, forKey: .directPathMaxAge) ?? d.directPathMaxAge
     }
 
     /// Reads a YAML file; a missing file at the default path is an empty configuration.

@@ -19,6 +19,8 @@ public struct DesiredState: Sendable {
     private(set) var endpointByAddress: [AddressKey: String] = [:]
     /// Endpoints of each network, by name.
     private(set) var endpointsByNetwork: [String: Set<String>] = [:]
+    /// The endpoint each host-side veth of each droplet serves (`droplet/veth`).
+    private(set) var endpointByHostInterface: [String: String] = [:]
 
     /// Cluster mode: each network's address blocks (by base address) and the droplet that
     /// claimed each; nil on one host, where a network is one pool.
@@ -120,6 +122,7 @@ public struct DesiredState: Sendable {
         case .endpoint(let r):
             endpoints[r.name] = r
             endpointsByNetwork[r.spec.network, default: []].insert(r.name)
+            if let veth = r.spec.hostInterface, let droplet = r.spec.droplet { endpointByHostInterface[droplet + "/" + veth] = r.name }
             if let vpc = vpcName(ofNetwork: r.spec.network), let ip = r.spec.ip { endpointByAddress[AddressKey(vpc: vpc, ip: ip)] = r.name }
         case .pluginConfig(let r): pluginConfigs[r.name] = r
         case .pluginChain(let r): chains[r.name] = r
@@ -137,6 +140,9 @@ public struct DesiredState: Sendable {
         case .network: networks[ref.name] = nil
         case .endpoint:
             if let r = endpoints.removeValue(forKey: ref.name) {
+                if let veth = r.spec.hostInterface, let droplet = r.spec.droplet, endpointByHostInterface[droplet + "/" + veth] == r.name {
+                    endpointByHostInterface[droplet + "/" + veth] = nil
+                }
                 endpointsByNetwork[r.spec.network]?.remove(r.name)
                 if endpointsByNetwork[r.spec.network]?.isEmpty == true { endpointsByNetwork[r.spec.network] = nil }
                 if let vpc = vpcName(ofNetwork: r.spec.network), let ip = r.spec.ip { endpointByAddress[AddressKey(vpc: vpc, ip: ip)] = nil }

@@ -85,8 +85,8 @@ struct EndpointDefaults {
         guard spec.hostInterface != substrate, spec.hostInterface != "lo" else {
             throw APIError(.invalid, "endpoint \(name): \(spec.hostInterface!) is the droplet's own interface")
         }
-        if let other = state.endpoints.values.first(where: { $0.name != name && $0.spec.droplet == localDroplet && $0.spec.hostInterface == spec.hostInterface }) {
-            throw APIError(.conflict, "endpoint \(name): host interface \(spec.hostInterface!) serves endpoint \(other.name)")
+        if let other = state.endpointByHostInterface[localDroplet + "/" + spec.hostInterface!], other != name {
+            throw APIError(.conflict, "endpoint \(name): host interface \(spec.hostInterface!) serves endpoint \(other)")
         }
         return spec
     }

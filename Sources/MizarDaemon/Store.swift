@@ -10,13 +10,15 @@ public final class Store: Sendable {
     public let path: String
     private let pool: DatabasePool
 
-    /// Opens (or creates) `<directory>/transitd.db` in WAL mode and migrates its schema.
-    public init(directory: String) throws {
+    /// Opens (or creates) `<directory>/transitd.db` in WAL mode and migrates its schema. Not
+    /// `durable` (cluster mode, where it is a cache of etcd), a commit does not wait for the disk.
+    public init(directory: String, durable: Bool = true) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         path = directory + "/transitd.db"
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
+        if !durable { configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") } }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Store.migrator.migrate(pool)
     }

@@ -57,17 +57,27 @@ extension Droplet {
     func statsSlot(for endpoint: LocalEndpoint, ifindex: Int32) throws -> UInt16 {
         let capacity = UInt16(clamping: maps.endpointStats.handle.maxEntries)
         // Every slot a local entry holds is taken, plugged in this process yet or not (a restart re-plugs in any order).
-        var taken = Set(state.locals.values.map(\.statsSlot))
-        var earlier: UInt16?
-        for (index, entry) in try maps.localEndpoints.entries() where entry.stats_slot > 0 {
-            if entry.vni == endpoint.vni.rawValue, entry.ip == endpoint.ip.networkOrder, entry.stats_slot < capacity,
-               state.locals.values.allSatisfy({ $0.statsSlot != entry.stats_slot }) {
-                earlier = entry.stats_slot  // this endpoint's, left by an earlier process (maybe under an older veth)
+        // The table is read once, not at every plug: with thousands of endpoints that read was most of a plug's time.
+        if state.pinnedSlots == nil {
+            var found: [UInt32: (vni: UInt32, ip: UInt32, slot: UInt16)] = [:]
+            for (index, entry) in try maps.localEndpoints.entries() where entry.stats_slot > 0 { found[index] = (entry.vni, entry.ip, entry.stats_slot) }
+            state.pinnedSlots = found
+        }
+        let inUse = Set(state.locals.values.map(\.statsSlot))
+        var taken = inUse
+        var earlier: (index: UInt32, slot: UInt16)?
+        for (index, entry) in state.pinnedSlots! {
+            if entry.vni == endpoint.vni.rawValue, entry.ip == endpoint.ip.networkOrder, entry.slot < capacity, !inUse.contains(entry.slot) {
+                earlier = (index, entry.slot)  // this endpoint's, left by an earlier process (maybe under an older veth)
             } else if index != UInt32(ifindex) {
-                taken.insert(entry.stats_slot)
+                taken.insert(entry.slot)
             }
         }
-        if let earlier { return earlier }
+        state.pinnedSlots![UInt32(ifindex)] = nil
+        if let earlier {
+            state.pinnedSlots![earlier.index] = nil
+            return earlier.slot
+        }
         guard let free = (1..<max(capacity, 1)).first(where: { !taken.contains($0) }) else {
             logger.warning("no counter slot left: endpoint not counted", metadata: ["endpoint": "\(endpoint.id)"])
             return 0

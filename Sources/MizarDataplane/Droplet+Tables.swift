@@ -12,6 +12,9 @@ struct TableState {
     /// At least as many as the `endpoints` map holds (nil: not known yet, e.g. adopted tables):
     /// a batch that fits under it needs no count; one that may not gets an exact one.
     var endpointsBound: Int?
+    /// The counter slots an earlier process left in `local_endpoints` (by veth ifindex), read
+    /// once; a slot leaves it when it is handed out again. Nil: not read yet.
+    var pinnedSlots: [UInt32: (vni: UInt32, ip: UInt32, slot: UInt16)]?
 
     /// Networks never overlap within a VPC, so the first that holds `ip` is the one.
     func network(containing ip: IPv4Address, in vni: VNI) -> Network? {

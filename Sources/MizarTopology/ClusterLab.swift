@@ -10,7 +10,8 @@ public final class ClusterLab: @unchecked Sendable {
 
     /// Makes the droplets' and members' namespaces and starts etcd; `start` runs the daemons,
     /// each with `--etcd` (every member) and `--lease-ttl leaseTTL`.
-    public init(droplets: [String], etcdMembers: Int = 1, leaseTTL: Int = 3, transitd: String, bpfDir: String) throws {
+    /// etcd keeps its data under `etcdDataRoot` when given (a tmpfs such as /dev/shm for the bench), else in the lab's directory.
+    public init(droplets: [String], etcdMembers: Int = 1, leaseTTL: Int = 3, transitd: String, bpfDir: String, etcdDataRoot: String? = nil) throws {
         let prefix = uniquePrefix()
         daemons = try DaemonLab(prefix: prefix, droplets: droplets, transitd: transitd, bpfDir: bpfDir)
         do {
@@ -19,7 +20,7 @@ public final class ClusterLab: @unchecked Sendable {
                 let (netns, ip) = try daemons.addExternalHost("etcd\(i + 1)", index: 100 + i)
                 specs.append((name: "etcd\(i + 1)", netns: netns, ip: "\(ip)"))
             }
-            etcd = try EtcdMembers(specs, root: daemons.root + "/etcd", clientPort: 2379, peerPort: 2380)
+            etcd = try EtcdMembers(specs, root: (etcdDataRoot ?? daemons.root) + "/etcd-\(prefix)", clientPort: 2379, peerPort: 2380)
         } catch {
             daemons.teardown()
             throw error
@@ -38,10 +39,10 @@ public final class ClusterLab: @unchecked Sendable {
     /// mizar-controller replicas by name, each running in a droplet's namespace.
     public private(set) var controllers: [String: RunningCommand] = [:]
 
-    /// Starts a mizar-controller replica `name` in `host`'s namespace on every etcd member.
-    public func startController(_ name: String, on host: String, binary: String, leaseTTL: Int = 3, blockGrace: Int = 60) throws {
+    /// Starts a mizar-controller replica `name` in `host`'s namespace (nil: the first etcd member's) on every etcd member.
+    public func startController(_ name: String, on host: String?, binary: String, leaseTTL: Int = 3, blockGrace: Int = 60) throws {
         controllers[name] = try RunningCommand([binary, "--etcd", etcd.clientURLs, "--name", name, "--lease-ttl", "\(leaseTTL)",
-                                                "--block-grace", "\(blockGrace)"], in: self.host(host).netns)
+                                                "--block-grace", "\(blockGrace)"], in: host.map { self.host($0).netns } ?? etcd.members[0].netns)
     }
 
     @discardableResult

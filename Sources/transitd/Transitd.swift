@@ -64,6 +64,8 @@ struct Transitd: AsyncParsableCommand {
     var etcdPrefix: String?
     @Option(name: .long, help: "Seconds this droplet's lease in etcd lives unrenewed (default 10).")
     var leaseTTL: Int?
+    @Option(name: .long, help: "Seconds a learned direct path is used unrefreshed (default 30); 0 sends everything through bouncers.")
+    var directPathMaxAge: Int?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
@@ -89,6 +91,7 @@ struct Transitd: AsyncParsableCommand {
         settings.etcdKey = etcdKey ?? settings.etcdKey
         settings.etcdPrefix = etcdPrefix ?? settings.etcdPrefix
         settings.leaseTTL = leaseTTL ?? settings.leaseTTL
+        settings.directPathMaxAge = directPathMaxAge ?? settings.directPathMaxAge
         guard (settings.etcdCert == nil) == (settings.etcdKey == nil) else { throw ValidationError("give --etcd-cert and --etcd-key together") }
         var remote: RemoteAccess?
         if let address = settings.listen {

@@ -32,11 +32,10 @@ struct ClusterControllerTests {
 
     @Test func lostBouncerIsReplacedWhileTrafficFlows() async throws {
         let droplets = ["hosta", "hostb", "hostc", "hostd"]
-        let lab = try ClusterDaemonTests.lab(droplets)
+        let lab = try await ClusterDaemonTests.lab(droplets)
         defer { lab.teardown() }
         try lab.startController("ctl1", on: "hosta", binary: Binaries.controller)
         try lab.startController("ctl2", on: "hostb", binary: Binaries.controller)
-        #expect(await ClusterDaemonTests.eventually { try await ClusterDaemonTests.live(lab, via: "hosta") == Set(droplets) })
         let applied = try lab.daemons.mizarctl("hostc", ["apply", "-f", "-"], stdin: Self.manifest)
         #expect(applied.status == 0, "\(applied.output)\(applied.error)")
 
@@ -77,7 +76,7 @@ struct ClusterControllerTests {
     }
 
     @Test func killedLeaderIsReplacedAndItsSuccessorWorks() async throws {
-        let lab = try ClusterDaemonTests.lab(["hosta", "hostb", "hostc", "hostd"])
+        let lab = try await ClusterDaemonTests.lab(["hosta", "hostb", "hostc", "hostd"])
         defer { lab.teardown() }
         try lab.startController("ctl1", on: "hosta", binary: Binaries.controller)
         #expect(await ClusterDaemonTests.eventually { try Self.leader(lab).hasPrefix("ctl1/") }, "ctl1 leads")

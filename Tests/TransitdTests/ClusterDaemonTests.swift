@@ -8,11 +8,16 @@ import Testing
 /// namespace on the underlay). What is applied through any of them reaches all of them.
 @Suite("transitd: cluster mode on etcd", .serialized)
 struct ClusterDaemonTests {
-    static func lab(_ droplets: [String] = ["hosta", "hostb", "hostc"], members: Int = 1) throws -> ClusterLab {
+    static func lab(_ droplets: [String] = ["hosta", "hostb", "hostc"], members: Int = 1) async throws -> ClusterLab {
         let lab = try ClusterLab(droplets: droplets, etcdMembers: members, leaseTTL: 3, transitd: Binaries.transitd, bpfDir: TestPaths.bpfDir)
         do { try lab.start() } catch {
             lab.teardown()
             throw error
+        }
+        // Every droplet registered and seen by every other before a test applies anything.
+        for host in droplets where !(await eventually { try await live(lab, via: host) == Set(droplets) }) {
+            lab.teardown()
+            throw BedError("\(host) does not see every droplet live")
         }
         return lab
     }
@@ -55,7 +60,7 @@ struct ClusterDaemonTests {
     }
 
     @Test func endpointsOnThreeDropletsMeetThroughEtcd() async throws {
-        let lab = try Self.lab()
+        let lab = try await Self.lab()
         defer { lab.teardown() }
         // Every droplet registers itself: each sees all three, alive.
         for host in ["hosta", "hostb", "hostc"] {
@@ -88,7 +93,7 @@ struct ClusterDaemonTests {
     /// etcd gone: every data plane forwards on; writes get 503 and change nothing; once etcd
     /// is back, writes go through and reach every droplet.
     @Test func etcdDownKeepsForwardingAndRefusesWrites() async throws {
-        let lab = try Self.lab()
+        let lab = try await Self.lab()
         defer { lab.teardown() }
         _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
         let (a1, _) = try await Self.plug(lab, "a1", on: "hosta")
@@ -119,7 +124,7 @@ struct ClusterDaemonTests {
     /// A transitd killed with SIGKILL: its droplet forwards on, its lease lapses (others see it
     /// gone); restarted, it takes in what changed meanwhile and is live again.
     @Test func killedTransitdForwardsAndResyncs() async throws {
-        let lab = try Self.lab()
+        let lab = try await Self.lab()
         defer { lab.teardown() }
         _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
         let (a1, _) = try await Self.plug(lab, "a1", on: "hosta")
@@ -149,7 +154,7 @@ struct ClusterDaemonTests {
     /// contended, the rest local); a transitd killed in the middle of its burst leaves no
     /// address held by nothing and no veth of an endpoint that was not stored.
     @Test func parallelAddsNeverShareAnAddress() async throws {
-        let lab = try Self.lab()
+        let lab = try await Self.lab()
         defer { lab.teardown() }
         _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
         let hosts = ["hosta", "hostb", "hostc"], perHost = 40
@@ -203,5 +208,25 @@ struct ClusterDaemonTests {
             let plugged = (try? RouteSocket(in: netns).link(named: "eth0")) != nil
             #expect(plugged == mine.contains(name), "\(name): plugged \(plugged), stored \(mine.contains(name))")
         }
+    }
+
+    /// A member of a 3-member etcd killed: writes and watches move to the others, nothing stops.
+    @Test func etcdMemberLossInterruptsNothing() async throws {
+        let lab = try await Self.lab(members: 3)
+        defer { lab.teardown() }
+        _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
+        let (a1, _) = try await Self.plug(lab, "a1", on: "hosta")
+        let (_, c1ip) = try await Self.plug(lab, "c1", on: "hostc")
+        #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 2 })
+
+        // Every client prefers the first member: it is the one to lose.
+        lab.etcd.stop("etcd1")
+        let began = Date()
+        _ = try await Self.plug(lab, "a2", on: "hosta")
+        let write = Date().timeIntervalSince(began)
+        #expect(write < 3, "a write with one member of three gone took \(write) s")
+        #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 3 }, "hostb's watch moved on")
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"))
+        #expect(try await lab.host("hostc").client.health().healthy)
     }
 }
