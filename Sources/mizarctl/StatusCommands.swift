@@ -155,3 +155,25 @@ struct ChainConfigCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `mizarctl crds`: the Kubernetes CRDs of the API's kinds, from the types this build has.
+struct CRDsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crds", abstract: "Print (or write) Kubernetes CustomResourceDefinitions of Mizar's kinds.",
+        discussion: "For clusters that keep Mizar's objects in Kubernetes (group mizar.com, version v1). deploy/crds/ holds these files.")
+
+    @Option(name: [.customShort("o"), .long], help: "Write one file per kind into this directory instead of printing.")
+    var outputDirectory: String?
+
+    func run() throws {
+        for kind in Kind.allCases {
+            let yaml = try CustomResourceDefinitions.yaml(kind)
+            if let dir = outputDirectory {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                try yaml.write(toFile: dir + "/" + CustomResourceDefinitions.fileName(kind), atomically: true, encoding: .utf8)
+            } else {
+                print("---\n" + yaml, terminator: "")
+            }
+        }
+    }
+}
