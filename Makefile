@@ -29,7 +29,7 @@ TEST_BPF_SRCS := $(wildcard Tests/bpf/*.bpf.c)
 TEST_BPF_OBJS := $(patsubst %.c,$(BPF_OUT)/tests/%.o,$(notdir $(TEST_BPF_SRCS)))
 BIN_DIR    = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: all deps bpf build test bench fuzz demo install install-sdk clean cnidriver
+.PHONY: all deps bpf build test bench fuzz demo demo-cluster install install-sdk clean cnidriver
 
 all: build
 
@@ -109,6 +109,16 @@ demo: deps bpf
 	$(SWIFT) build --product mizarctl
 	$(SWIFT) build --product mizar
 	$$($(SWIFT) build --show-bin-path)/mizar-demo --bpf-dir $(BPF_OUT)
+
+## demo-cluster: a 3-member etcd, 4 droplets with transitd in cluster mode, 2 mizar-controllers (all in namespaces);
+## a manifest applied through one droplet, CNI ADDs on two others, pings across; a bouncer's droplet killed, its role re-placed.
+demo-cluster: deps bpf
+	$(SWIFT) build --product mizar-demo
+	$(SWIFT) build --product transitd
+	$(SWIFT) build --product mizarctl
+	$(SWIFT) build --product mizar
+	$(SWIFT) build --product mizar-controller
+	$$($(SWIFT) build --show-bin-path)/mizar-demo --cluster --bpf-dir $(BPF_OUT)
 
 ## install-sdk: what plugin authors build against (the BPF headers, for mizarctl plugin build) and start
 ## from (the template of mizarctl plugin new): $(PREFIX)/include/mizar and $(PREFIX)/share/mizar/plugin-template.

@@ -33,11 +33,15 @@ struct MizarDemo: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Also show the plugin chain: an ACL, then a shaper switched in live.")
     var plugins = true
 
+    @Flag(help: "Run the cluster demo instead (make demo-cluster): a 3-member etcd, 4 droplets, the controller, a droplet lost.")
+    var cluster = false
+
     static let droplets = ["hosta", "hostb", "bouncer", "divider"]
 
     func run() async throws {
         setvbuf(stdout, nil, _IOLBF, 0)
         let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        if cluster { return try await ClusterDemo(bin: bin, bpfDir: bpfDir, examples: "docs/examples").run() }
         // Names are fixed (the manifests name the namespaces): clear what an interrupted run left.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: Netns.namedDirectory)) ?? [] where name.hasPrefix("mzdemo-") {
             _ = try? Netns.delete(named: name)
