@@ -129,7 +129,7 @@ install-sdk:
 		$(DESTDIR)$(PREFIX)/share/mizar/plugin-template/
 	install -m 0644 plugins/examples/port_guard/Tests/PortGuardTests.swift $(DESTDIR)$(PREFIX)/share/mizar/plugin-template/Tests/
 
-## install: transitd and mizarctl to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf, the BPF headers to
+## install: transitd, mizar-controller and mizarctl to $(PREFIX)/bin, BPF objects to $(PREFIX)/lib/mizar/bpf, the BPF headers to
 ## $(PREFIX)/include/mizar and the plugin template to $(PREFIX)/share/mizar/plugin-template (plugin authors),
 ## the systemd unit to $(PREFIX)/lib/systemd/system, the CNI plugin `mizar` to $(CNI_BIN_DIR) and
 ## cni/10-mizar.conflist to $(CNI_CONF_DIR) and packaging/transitd.yaml to $(MIZAR_CONF_DIR) (existing ones are kept).
@@ -137,9 +137,11 @@ install: bpf
 	$(SWIFT) build -c release --product mizarctl
 	$(SWIFT) build -c release --product mizar
 	$(SWIFT) build -c release --product transitd
+	$(SWIFT) build -c release --product mizar-controller
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mizar/bpf $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/mizarctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/transitd $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/mizar-controller $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/mizar/bpf/
 	$(MAKE) install-sdk
 	sed 's|@PREFIX@|$(PREFIX)|g' packaging/systemd/transitd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/transitd.service
