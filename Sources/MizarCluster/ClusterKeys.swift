@@ -12,7 +12,8 @@ import MizarAPI
 /// - `<prefix>pending/<network>`: droplets the controller is making bouncers of the network,
 ///   which fill their endpoint table before the network names them (JSON list);
 /// - `<prefix>progress/<droplet>`: the last revision the droplet's data plane has applied;
-/// - `<prefix>controller/leader`: the active mizar-controller's name, bound to its lease.
+/// - `<prefix>controller/leader`: the active mizar-controller's name, bound to its lease;
+/// - `<prefix>cluster/secret`: the key droplets sign their pushes to bouncers with (made once, by the first).
 public struct ClusterKeys: Sendable, Hashable {
     public let prefix: String
 
@@ -27,6 +28,7 @@ public struct ClusterKeys: Sendable, Hashable {
     public func pending(_ network: String) -> String { prefix + "pending/" + network }
     public func progress(_ droplet: String) -> String { prefix + "progress/" + droplet }
     public var leader: String { prefix + "controller/leader" }
+    public var secret: String { prefix + "cluster/secret" }
 
     /// What a key under the prefix is.
     public enum Parsed: Hashable, Sendable {
@@ -37,6 +39,7 @@ public struct ClusterKeys: Sendable, Hashable {
         case pending(String)
         case progress(String)
         case leader
+        case secret
         case unknown
     }
 
@@ -51,6 +54,7 @@ public struct ClusterKeys: Sendable, Hashable {
         case "pending": return .pending(name)
         case "progress": return .progress(name)
         case "controller": return name == "leader" ? .leader : .unknown
+        case "cluster": return name == "secret" ? .secret : .unknown
         case "blocks":
             let parts = name.split(separator: "/")
             guard parts.count == 2, let base = IPv4Address(String(parts[1])) else { return .unknown }

@@ -69,7 +69,7 @@ struct ClusterMirror {
             blocks[network, default: [:]][base] = value.map { String(decoding: $0, as: UTF8.self) }
         case .leader:
             leader = value.map { String(decoding: $0, as: UTF8.self) }
-        case .address, .unknown:
+        case .address, .secret, .unknown:
             break
         }
         return nil

@@ -9,6 +9,8 @@ final class ClusterLink: Sendable {
     let client: EtcdClient
     let keys: ClusterKeys
     let leaseTTL: Int
+    /// Where droplets take pushes from each other (0: no pushes, progress keys only).
+    let peerPort: Int
     /// The most keys one request may write: etcd's default --max-txn-ops.
     static let maxOperations = 128
     /// Resources per request that always fit: an endpoint writes at most four keys.
@@ -25,6 +27,8 @@ final class ClusterLink: Sendable {
         }
         keys = ClusterKeys(prefix: config.etcdPrefix)
         leaseTTL = config.leaseTTL
+        guard (0...65535).contains(config.peerPort) else { throw APIError(.invalid, "peerPort \(config.peerPort): give 0 to 65535") }
+        peerPort = config.peerPort
     }
 }
 
@@ -50,6 +54,8 @@ struct ClusterState {
     /// Changes waiting for droplets to apply them: who, from which revision.
     /// True once the droplet left for good (its interface went away).
     var left = false
+    /// The key pushes to bouncers are signed with (`cluster/secret`); nil: not known yet (no pushes).
+    var secret: [UInt8]?
     var waiters: [UInt64: (droplets: Set<String>, revision: Int64, continuation: CheckedContinuation<Bool, Never>)] = [:]
     var nextWaiter: UInt64 = 0
 }
@@ -96,9 +102,9 @@ extension Daemon {
     /// out one address twice. etcd unreachable: 503 and nothing changes.
     func applyToCluster(_ request: ApplyRequest, _ cluster: ClusterLink) async throws -> ApplyResult {
         for _ in 0..<5 {
-            let outcome: (result: ApplyResult?, revision: Int64, confirm: Set<String>) = try await serialized {
+            let outcome: (result: ApplyResult?, revision: Int64, confirm: Set<String>, written: [EtcdOperation]) = try await serialized {
                 let changes = try admission.admit(request, to: &desired)
-                guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0, []) }
+                guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0, [], []) }
                 do { try reconciler.sync(changes.refs, desired) } catch {
                     rollBack(changes)
                     throw APIError.from(error)
@@ -118,7 +124,7 @@ extension Daemon {
                 }
                 guard done.succeeded else {
                     rollBack(changes)
-                    return (nil, done.revision, [])  // another host's change: catch up to it, admit again
+                    return (nil, done.revision, [], [])  // another host's change: catch up to it, admit again
                 }
                 for operation in operations {
                     switch operation {
@@ -130,14 +136,16 @@ extension Daemon {
                 for ref in changes.refs { failures[ref] = nil }
                 // Endpoints: done once every live bouncer of their networks (before and after) has them.
                 let confirm = Set(changes.previous.flatMap { [$0.1, desired.resource($0.0)].flatMap(bouncersToConfirm) })
-                return (ApplyResult(items: changes.items), done.revision, confirm)
+                return (ApplyResult(items: changes.items), done.revision, confirm, operations)
             }
             guard let result = outcome.result else {
                 await awaitClusterRevision(outcome.revision)
                 continue
             }
-            if !outcome.confirm.isEmpty, !(await awaitProgress(of: outcome.confirm, atLeast: outcome.revision)) {
-                logger.warning("bouncers did not confirm a change in time", metadata: ["bouncers": "\(outcome.confirm.sorted())", "revision": "\(outcome.revision)"])
+            // Pushed to the bouncers at once; those that do not confirm the push are waited for through etcd.
+            let unconfirmed = outcome.confirm.isEmpty ? [] : outcome.confirm.subtracting(await push(outcome.written, revision: outcome.revision, to: outcome.confirm))
+            if !unconfirmed.isEmpty, !(await awaitProgress(of: unconfirmed, atLeast: outcome.revision)) {
+                logger.warning("bouncers did not confirm a change in time", metadata: ["bouncers": "\(unconfirmed.sorted())", "revision": "\(outcome.revision)"])
             }
             return result
         }

@@ -23,7 +23,8 @@ extension Daemon {
         }
     }
 
-    private func applyEvents(_ events: [EtcdEvent], revision: Int64, keys: ClusterKeys) {
+    /// Takes in a batch of changes (the watch's, or a push's without `reportsProgress`).
+    func applyEvents(_ events: [EtcdEvent], revision: Int64, keys: ClusterKeys, reportsProgress: Bool = true) {
         var touched = Set<ResourceReference>(), upserts: [AnyResource] = [], deletes: [ResourceReference] = [], mentionsMe = false
         for event in events {
             let key = event.kv.keyString
@@ -65,7 +66,7 @@ extension Daemon {
             }
         }
         // The data plane took something (or a role is being handed to it): say so, for whoever waits on it.
-        if reconciler.writes != writes || mentionsMe { reportProgress(revision) }
+        if reportsProgress, reconciler.writes != writes || mentionsMe { reportProgress(revision) }
         wakeWaiters()
         if !upserts.isEmpty || !deletes.isEmpty {
             do { try store.commit(upserts: upserts, deletes: deletes) } catch {
@@ -102,6 +103,8 @@ extension Daemon {
             if old != names { return ([ResourceReference(kind: .network, name: network)], names.contains(localName) && !old.contains(localName)) }
         case .progress(let droplet):
             clusterState.progress[droplet] = value.flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
+        case .secret:
+            clusterState.secret = value
         case .address, .leader, .unknown, .resource:
             break
         }

@@ -83,7 +83,10 @@ public actor Daemon {
         // Cluster mode: etcd's state replaces the cache when etcd answers; else the cache serves until it does.
         if cluster != nil { await loadClusterSnapshot() }
         try bootstrap()
-        if cluster != nil { await registerInCluster() }
+        if cluster != nil {
+            await registerInCluster()
+            await ensureClusterSecret()
+        }
         let loaded = clock.now
         logger.debug("store loaded", metadata: ["decode": "\(decoded - began)", "index": "\(loaded - decoded)"])
         // Tables first (taken over from pins, they already hold all of it), then the

@@ -35,6 +35,8 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
     public var etcdPrefix: String = "/mizar/v1/"
     /// Seconds this droplet's lease lives without being renewed (its liveness in the cluster).
     public var leaseTTL: Int = 10
+    /// Cluster mode: the TCP port on the droplet's address where other droplets push changes to its bouncer tables; 0: no pushes.
+    public var peerPort: Int = 7947
     /// Seconds a learned direct path is used without being refreshed; 0 turns the direct path off.
     public var directPathMaxAge: Int = 30
 
@@ -44,7 +46,7 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case interface, name, socket, stateDir, bpffs, bpfDir, pluginDir, agentHook, cleanup, listen, tokenFile, tlsCert, tlsKey
-        case etcd, etcdCA, etcdCert, etcdKey, etcdPrefix, leaseTTL, directPathMaxAge
+        case etcd, etcdCA, etcdCert, etcdKey, etcdPrefix, leaseTTL, directPathMaxAge, peerPort
     }
 
     public init(from decoder: any Decoder) throws {
@@ -69,6 +71,7 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
         etcdKey = try c.decodeIfPresent(String.self, forKey: .etcdKey)
         etcdPrefix = try c.decodeIfPresent(String.self, forKey: .etcdPrefix) ?? d.etcdPrefix
         leaseTTL = try c.decodeIfPresent(Int.self, forKey: .leaseTTL) ?? d.leaseTTL
+        peerPort = try c.decodeIfPresent(Int.self, forKey: .peerPort) ?? d.peerPort
         directPathMaxAge = try c.decodeIfPresent(Int.self, forKey: .directPathMaxAge) ?? d.directPathMaxAge
     }
 

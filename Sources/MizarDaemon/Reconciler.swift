@@ -221,6 +221,9 @@ final class Reconciler {
         return MizarDataplane.Endpoint(vni: vpc.spec.vni, ip: ip, mac: mac, droplet: try address(of: host, desired))
     }
 
+    /// True when remote endpoint `name` is in this droplet's bouncer table.
+    func holdsRemote(_ name: String) -> Bool { remotes[name] != nil }
+
     private func removeRemote(_ name: String) throws {
         guard let id = remotes[name] else { return }
         try droplet.removeEndpoint(id)

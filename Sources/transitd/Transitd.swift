@@ -64,6 +64,8 @@ struct Transitd: AsyncParsableCommand {
     var etcdPrefix: String?
     @Option(name: .long, help: "Seconds this droplet's lease in etcd lives unrenewed (default 10).")
     var leaseTTL: Int?
+    @Option(name: .long, help: "Cluster mode: TCP port on the droplet's address where other droplets push changes to its tables (default 7947; 0: off).")
+    var peerPort: Int?
     @Option(name: .long, help: "Seconds a learned direct path is used unrefreshed (default 30); 0 sends everything through bouncers.")
     var directPathMaxAge: Int?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
@@ -91,6 +93,7 @@ struct Transitd: AsyncParsableCommand {
         settings.etcdKey = etcdKey ?? settings.etcdKey
         settings.etcdPrefix = etcdPrefix ?? settings.etcdPrefix
         settings.leaseTTL = leaseTTL ?? settings.leaseTTL
+        settings.peerPort = peerPort ?? settings.peerPort
         settings.directPathMaxAge = directPathMaxAge ?? settings.directPathMaxAge
         guard (settings.etcdCert == nil) == (settings.etcdKey == nil) else { throw ValidationError("give --etcd-cert and --etcd-key together") }
         var remote: RemoteAccess?
@@ -132,6 +135,12 @@ struct Transitd: AsyncParsableCommand {
                               logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: RetryService(daemon: daemon))]
         if settings.etcd?.isEmpty == false { services.append(.init(service: ClusterService(daemon: daemon))) }
+        if let peer = daemon.peerAddress {
+            let listener = Application(router: makePeerRouter(daemon: daemon), configuration: .init(address: .hostname(peer.host, port: peer.port), serverName: "transitd"),
+                                       onServerRunning: { _ in logger.info("peer listener (signed pushes from other droplets)", metadata: ["address": "\(peer.host):\(peer.port)"]) },
+                                       logger: logger)
+            services.append(.init(service: listener))
+        }
         if let remote {
             let tcp = Application(router: makeAPIRouter(daemon: daemon, remote: remote, metrics: metrics), server: try .tls(.http1(), tlsConfiguration: remote.tls),
                                   configuration: .init(address: .hostname(remote.host, port: remote.port), serverName: "transitd"),
