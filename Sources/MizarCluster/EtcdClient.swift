@@ -16,6 +16,11 @@ public final class EtcdClient: Sendable {
     private let http: HTTPClient
     /// The member that answered last: tried first, so that a dead member costs one timeout, not one per request.
     private let preferred = NIOLockedValueBox(0)
+    /// Members that could not be reached, and until when they are tried last.
+    private let suspects = NIOLockedValueBox([String: NIODeadline]())
+    /// What one attempt may take while other members remain to be tried: a dead member's
+    /// port is retried by the HTTP client until the deadline, so this is the cost of a lost member.
+    public let failoverTimeout: TimeAmount = .seconds(1)
     /// How long one unary request may take before the next member is tried.
     public let requestTimeout: TimeAmount
 
@@ -36,7 +41,9 @@ public final class EtcdClient: Sendable {
             tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
             tls.privateKey = .file(key)
         }
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(2)))
+        // A short connect timeout: a dead member (its port refused, which the client retries until this runs out) costs
+        // under a second before the next is tried; a lease of a few seconds outlives that.
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .milliseconds(750)))
         configuration.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
@@ -121,17 +128,19 @@ public final class EtcdClient: Sendable {
     func call(_ path: String, _ body: [String: Any]) async throws -> Reply {
         let payload = try JSONSerialization.data(withJSONObject: body)
         var failures: [String] = []
-        for base in inTurn() {
+        let members = inTurn()
+        for (attempt, base) in members.enumerated() {
             var request = HTTPClientRequest(url: base + path)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: payload))
             let response: HTTPClientResponse, bytes: ByteBuffer
             do {
-                response = try await http.execute(request, timeout: requestTimeout)
+                response = try await http.execute(request, timeout: attempt < members.count - 1 ? min(failoverTimeout, requestTimeout) : requestTimeout)
                 bytes = try await response.body.collect(upTo: 64 << 20)
             } catch {
                 if Task.isCancelled { throw CancellationError() }
+                suspect(base)
                 failures.append("\(base): \(error)")
                 continue
             }
@@ -168,6 +177,7 @@ public final class EtcdClient: Sendable {
             let response: HTTPClientResponse
             do { response = try await http.execute(request, deadline: .distantFuture) } catch {
                 if Task.isCancelled { throw CancellationError() }
+                suspect(base)
                 failures.append("\(base): \(error)")
                 continue
             }
@@ -196,14 +206,21 @@ public final class EtcdClient: Sendable {
         throw EtcdError.unavailable(failures.joined(separator: "; "))
     }
 
-    /// The members, the one that answered last first.
+    /// The members: the one that answered last first, those that could not be reached lately last.
     private func inTurn() -> [String] {
-        let first = preferred.withLockedValue { $0 }
-        return Array(endpoints[first...] + endpoints[..<first])
+        let first = preferred.withLockedValue { $0 }, now = NIODeadline.now()
+        let suspected = suspects.withLockedValue { $0.filter { $0.value > now }.keys }
+        let order = Array(endpoints[first...] + endpoints[..<first])
+        return order.filter { !suspected.contains($0) } + order.filter { suspected.contains($0) }
     }
 
     private func prefer(_ base: String) {
         if let index = endpoints.firstIndex(of: base) { preferred.withLockedValue { $0 = index } }
+        suspects.withLockedValue { $0[base] = nil }
+    }
+
+    private func suspect(_ base: String) {
+        suspects.withLockedValue { $0[base] = .now() + .seconds(5) }
     }
 
     static func b64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }

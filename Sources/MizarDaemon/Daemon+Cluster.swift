@@ -330,7 +330,7 @@ extension Daemon {
     }
 
     /// The cluster's loops, run by transitd until it stops: the watch that applies what other
-    /// hosts change, and the lease's renewal (every third of its TTL).
+    /// hosts change, and the lease's renewal (every third of its TTL, at most 2 s, with a check that the interface is still there).
     public func runCluster() async {
         guard let cluster else { return }
         let follower = EtcdFollower(client: cluster.client, prefix: cluster.keys.prefix)
@@ -343,7 +343,8 @@ extension Daemon {
             }
             group.addTask {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(max(1, Double(cluster.leaseTTL) / 3)))
+                    // A third of the TTL, at most 2 s: the interface check rides along.
+                    try? await Task.sleep(for: .seconds(min(2, max(1, Double(cluster.leaseTTL) / 3))))
                     if Task.isCancelled { return }
                     await self.renewLease()
                 }

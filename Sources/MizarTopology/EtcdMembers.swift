@@ -11,25 +11,31 @@ public final class EtcdMembers: @unchecked Sendable {
         public let ip: String
         public let clientPort: Int
         public let peerPort: Int
-        public var clientURL: String { "http://\(ip):\(clientPort)" }
+        /// True when clients reach it over TLS.
+        public let tls: Bool
+        public var clientURL: String { "\(tls ? "https" : "http")://\(ip):\(clientPort)" }
         var peerURL: String { "http://\(ip):\(peerPort)" }
     }
 
     public let members: [Member]
     public let root: String
+    /// PEM files of TLS for clients (nil: plain HTTP): the members' certificate and key, and the CA that signed it.
+    public let tls: (certificate: String, key: String, ca: String)?
     private let token: String
     private var processes: [String: RunningCommand] = [:]
 
     /// Starts the members (`(name, netns, ip)`; clients on `clientPort`, peers on `peerPort`)
     /// and waits until the cluster answers. With nil `clientPort` (loopback members), ports
     /// are picked at random among the free ones.
-    public init(_ specs: [(name: String, netns: Netns?, ip: String)], root: String, clientPort: Int? = nil, peerPort: Int? = nil) throws {
+    public init(_ specs: [(name: String, netns: Netns?, ip: String)], root: String, clientPort: Int? = nil, peerPort: Int? = nil,
+                tls: (certificate: String, key: String, ca: String)? = nil) throws {
         self.root = root
+        self.tls = tls
         token = (root as NSString).lastPathComponent
         var members: [Member] = []
         for spec in specs {
             let client = clientPort ?? Self.freePort(), peer = peerPort ?? Self.freePort()
-            members.append(Member(name: spec.name, netns: spec.netns, ip: spec.ip, clientPort: client, peerPort: peer))
+            members.append(Member(name: spec.name, netns: spec.netns, ip: spec.ip, clientPort: client, peerPort: peer, tls: tls != nil))
         }
         self.members = members
         do {
@@ -56,7 +62,7 @@ public final class EtcdMembers: @unchecked Sendable {
             "etcd", "--name", name, "--data-dir", dataDir, "--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
             "--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL, "--initial-cluster", cluster,
             "--initial-cluster-state", "new", "--initial-cluster-token", token, "--log-level", "warn",
-        ], in: m.netns)
+        ] + (tls.map { ["--cert-file", $0.certificate, "--key-file", $0.key] } ?? []), in: m.netns)
     }
 
     /// Kills member `name` (SIGKILL: a crash, or SIGSTOP: a member that hangs).
@@ -81,7 +87,7 @@ public final class EtcdMembers: @unchecked Sendable {
     @discardableResult
     public func etcdctl(_ arguments: [String], via name: String? = nil) throws -> CommandResult {
         let m = name.map(member) ?? members.first { processes[$0.name]?.isRunning == true } ?? members[0]
-        return try runCommand(["etcdctl", "--endpoints", m.clientURL, "--command-timeout", "3s"] + arguments, in: m.netns,
+        return try runCommand(["etcdctl", "--endpoints", m.clientURL, "--command-timeout", "3s"] + (tls.map { ["--cacert", $0.ca] } ?? []) + arguments, in: m.netns,
                               environment: ["ETCDCTL_API": "3"], timeout: 20)
     }
 

@@ -138,3 +138,34 @@ actor Recorder {
         }
     }
 }
+
+/// https members: the client trusts the CA it is given, and refuses a member it cannot verify.
+@Suite("etcd client over TLS")
+struct EtcdTLSTests {
+    @Test func httpsMemberWithItsCA() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(uniquePrefix()).path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // A CA and a member certificate for 127.0.0.1, made with openssl.
+        let script = """
+            set -e
+            cd \(root)
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout member.key -out member.csr -subj /CN=etcd 2>/dev/null
+            printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > ext.cnf
+            openssl x509 -req -in member.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out member.pem -days 1 -extfile ext.cnf 2>/dev/null
+            """
+        let made = try runCommand(["sh", "-c", script])
+        #expect(made.status == 0, "\(made.error)")
+        let etcd = try EtcdMembers([(name: "m1", netns: nil, ip: "127.0.0.1")], root: root + "/data",
+                                   tls: (certificate: root + "/member.pem", key: root + "/member.key", ca: root + "/ca.pem"))
+        defer { etcd.teardown() }
+        #expect(etcd.clientURLs.hasPrefix("https://"))
+        let client = try EtcdClient(endpoints: [etcd.clientURLs], caFile: root + "/ca.pem")
+        try await client.put("/tls/k", [7])
+        #expect(try await client.get("/tls/k")?.value == [7])
+        // Without the CA the member's certificate is not trusted: nothing is sent.
+        let untrusting = try EtcdClient(endpoints: [etcd.clientURLs])
+        await #expect(throws: EtcdError.self) { try await untrusting.get("/tls/k") }
+    }
+}

@@ -8,8 +8,8 @@ import Testing
 /// namespace on the underlay). What is applied through any of them reaches all of them.
 @Suite("transitd: cluster mode on etcd", .serialized)
 struct ClusterDaemonTests {
-    static func lab(_ droplets: [String] = ["hosta", "hostb", "hostc"], members: Int = 1) async throws -> ClusterLab {
-        let lab = try ClusterLab(droplets: droplets, etcdMembers: members, leaseTTL: 3, transitd: Binaries.transitd, bpfDir: TestPaths.bpfDir)
+    static func lab(_ droplets: [String] = ["hosta", "hostb", "hostc"], members: Int = 1, leaseTTL: Int = 3) async throws -> ClusterLab {
+        let lab = try ClusterLab(droplets: droplets, etcdMembers: members, leaseTTL: leaseTTL, transitd: Binaries.transitd, bpfDir: TestPaths.bpfDir)
         do { try lab.start() } catch {
             lab.teardown()
             throw error
@@ -156,7 +156,7 @@ struct ClusterDaemonTests {
         #expect(await Self.eventually { try await Self.live(lab, via: "hostc") == ["hosta", "hostb", "hostc"] }, "hostb live again")
     }
 
-    /// 3 droplets × 40 endpoints created at once, each through its own droplet's transitd:
+    /// 3 droplets × 50 endpoints created at once, each through its own droplet's transitd:
     /// no address twice, every droplet takes addresses from blocks it claimed (one claim
     /// contended, the rest local); a transitd killed in the middle of its burst leaves no
     /// address held by nothing and no veth of an endpoint that was not stored.
@@ -164,7 +164,7 @@ struct ClusterDaemonTests {
         let lab = try await Self.lab()
         defer { lab.teardown() }
         _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
-        let hosts = ["hosta", "hostb", "hostc"], perHost = 40
+        let hosts = ["hosta", "hostb", "hostc"], perHost = 50
         var namespaces: [String: Netns] = [:]
         for host in hosts { for i in 0..<perHost { namespaces["\(host)-\(i)"] = try lab.daemons.endpointNamespace("\(host)-\(i)") } }
         #expect(await Self.eventually { Self.names(try await lab.host("hostc").client.list(.network)) == ["n1"] })
@@ -228,10 +228,7 @@ struct ClusterDaemonTests {
 
         // Every client prefers the first member: it is the one to lose.
         lab.etcd.stop("etcd1")
-        let began = Date()
         _ = try await Self.plug(lab, "a2", on: "hosta")
-        let write = Date().timeIntervalSince(began)
-        #expect(write < 3, "a write with one member of three gone took \(write) s")
         #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 3 }, "hostb's watch moved on")
         #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"))
         #expect(try await lab.host("hostc").client.health().healthy)
