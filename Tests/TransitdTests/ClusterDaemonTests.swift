@@ -43,6 +43,17 @@ struct ClusterDaemonTests {
         return (netns, ip)
     }
 
+    /// The manifest applied through hosta, a1 plugged on hosta and c1 on hostc, both in hostb's
+    /// table: where most of these tests start. Returns a1's namespace and c1's address.
+    static func twoEndpoints(_ lab: ClusterLab) async throws -> (a1: Netns, c1ip: IPv4Address) {
+        let applied = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: manifest)
+        guard applied.status == 0 else { throw BedError("apply: \(applied.output)\(applied.error)") }
+        let (a1, _) = try await plug(lab, "a1", on: "hosta")
+        let (_, c1ip) = try await plug(lab, "c1", on: "hostc")
+        #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 2, "hostb holds both when the calls return")
+        return (a1, c1ip)
+    }
+
     /// Polls `condition` for at most `seconds`; false if it never held.
     static func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -102,10 +113,7 @@ struct ClusterDaemonTests {
     @Test func etcdDownKeepsForwardingAndRefusesWrites() async throws {
         let lab = try await Self.lab()
         defer { lab.teardown() }
-        _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
-        let (a1, _) = try await Self.plug(lab, "a1", on: "hosta")
-        let (_, c1ip) = try await Self.plug(lab, "c1", on: "hostc")
-        #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 2 })
+        let (a1, c1ip) = try await Self.twoEndpoints(lab)
 
         lab.etcd.stop("etcd1")
         #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"), "forwarding without etcd")
@@ -133,10 +141,7 @@ struct ClusterDaemonTests {
     @Test func killedTransitdForwardsAndResyncs() async throws {
         let lab = try await Self.lab()
         defer { lab.teardown() }
-        _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
-        let (a1, _) = try await Self.plug(lab, "a1", on: "hosta")
-        let (_, c1ip) = try await Self.plug(lab, "c1", on: "hostc")
-        #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 2 })
+        let (a1, c1ip) = try await Self.twoEndpoints(lab)
 
         lab.daemons.stop("hostb", signal: SIGKILL)
         #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"), "hostb forwards without transitd")
@@ -221,10 +226,7 @@ struct ClusterDaemonTests {
     @Test func etcdMemberLossInterruptsNothing() async throws {
         let lab = try await Self.lab(members: 3)
         defer { lab.teardown() }
-        _ = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: Self.manifest)
-        let (a1, _) = try await Self.plug(lab, "a1", on: "hosta")
-        let (_, c1ip) = try await Self.plug(lab, "c1", on: "hostc")
-        #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 2 })
+        let (a1, c1ip) = try await Self.twoEndpoints(lab)
 
         // Every client prefers the first member: it is the one to lose.
         lab.etcd.stop("etcd1")
