@@ -196,8 +196,11 @@ public actor Controller {
                 if gone { operations.append(.delete(keys.block(network: network, base: base))) }
             }
         }
-        guard !operations.isEmpty else { return }
-        if await transact(operations, identity) { logger.info("address blocks freed", metadata: ["blocks": "\(operations.count)"]) }
+        // In transactions of at most 60 deletes (etcd takes 128 operations and as many compares).
+        for start in stride(from: 0, to: operations.count, by: 60) {
+            let chunk = Array(operations[start..<min(start + 60, operations.count)])
+            if await transact(chunk, identity) { logger.info("address blocks freed", metadata: ["blocks": "\(chunk.count)"]) }
+        }
     }
 
     // MARK: Writes

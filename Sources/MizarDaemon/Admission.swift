@@ -129,6 +129,9 @@ struct Admission {
             if r.name == localDroplet, case .droplet(let mine)? = existing, mine.spec != r.spec {
                 throw APIError(.conflict, "droplet \(r.name) is this transitd's own: its address comes from its interface")
             }
+            if clustered, case .droplet(let theirs)? = existing, theirs.spec != r.spec {
+                throw APIError(.conflict, "droplet \(r.name) registers itself in the cluster: its address comes from its own transitd")
+            }
             if let other = state.droplets.values.first(where: { $0.name != r.name && $0.spec.ip == r.spec.ip }) {
                 throw APIError(.conflict, "droplet \(other.name) already has IP \(r.spec.ip)")
             }
@@ -180,7 +183,8 @@ struct Admission {
             if case .endpoint(let old)? = existing, r.spec.isSatisfied(by: old.spec) { return .endpoint(old) }
             var old: EndpointSpec?
             if case .endpoint(let e)? = existing { old = e.spec }
-            r.spec = try EndpointDefaults(localDroplet: localDroplet, substrate: substrate, dropletNetns: dropletNetns, state: state).fill(r.spec, name: r.name, existing: old)
+            r.spec = try EndpointDefaults(localDroplet: localDroplet, substrate: substrate, dropletNetns: dropletNetns, state: state, clustered: clustered)
+                .fill(r.spec, name: r.name, existing: old)
             return .endpoint(r)
         case .pluginConfig(var r):
             r.status = nil

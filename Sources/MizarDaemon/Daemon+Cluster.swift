@@ -13,8 +13,9 @@ final class ClusterLink: Sendable {
     let peerPort: Int
     /// The most keys one request may write: etcd's default --max-txn-ops.
     static let maxOperations = 128
-    /// Resources per request that always fit: an endpoint writes at most four keys.
-    static let maxResources = 32
+    /// Resources per request that always fit: an endpoint writes at most five keys (itself, its
+    /// old and new address, a block claimed and one released).
+    static let maxResources = 25
 
     /// Nil when `config` names no etcd (the local store alone).
     init?(config: DaemonConfig) throws {
@@ -56,6 +57,8 @@ struct ClusterState {
     var left = false
     /// The key pushes to bouncers are signed with (`cluster/secret`); nil: not known yet (no pushes).
     var secret: [UInt8]?
+    /// The revision at which each deleted key was deleted (a push older than that is stale).
+    var tombstones: [String: Int64] = [:]
     var waiters: [UInt64: (droplets: Set<String>, revision: Int64, continuation: CheckedContinuation<Bool, Never>)] = [:]
     var nextWaiter: UInt64 = 0
 }
@@ -100,9 +103,13 @@ extension Daemon {
     /// touches changed meanwhile. When another host got there first, this droplet catches up
     /// to that change and admits the request again (a few times), so racing hosts never hand
     /// out one address twice. etcd unreachable: 503 and nothing changes.
-    func applyToCluster(_ request: ApplyRequest, _ cluster: ClusterLink) async throws -> ApplyResult {
+    /// With `createOnly`, a resource that exists (here, or written meanwhile by another host) is 412 `exists`.
+    func applyToCluster(_ request: ApplyRequest, _ cluster: ClusterLink, createOnly: Bool = false) async throws -> ApplyResult {
         for _ in 0..<5 {
             let outcome: (result: ApplyResult?, revision: Int64, confirm: Set<String>, written: [EtcdOperation]) = try await serialized {
+                if createOnly, let ref = request.apply.first?.reference, desired.contains(ref) {
+                    throw APIError(.exists, "\(ref) exists", details: ["exists": "\(ref.kind.rawValue)/\(ref.name)"])
+                }
                 let changes = try admission.admit(request, to: &desired)
                 guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0, [], []) }
                 do { try reconciler.sync(changes.refs, desired) } catch {
@@ -118,9 +125,14 @@ extension Daemon {
                 }
                 let done: (succeeded: Bool, revision: Int64)
                 do { done = try await cluster.client.txn(compares, operations) } catch {
-                    rollBack(changes)
-                    noteClusterProblem(error)
-                    throw APIError(.unavailable, "the cluster store is unreachable; nothing was changed: \(error)")
+                    // A timeout may come after etcd committed: the first key written says which.
+                    if let committed = await committedRevision(of: operations, cluster) {
+                        done = (true, committed)
+                    } else {
+                        rollBack(changes)
+                        noteClusterProblem(error)
+                        throw APIError(.unavailable, "the cluster store is unreachable; nothing was changed: \(error)")
+                    }
                 }
                 guard done.succeeded else {
                     rollBack(changes)
@@ -150,6 +162,22 @@ extension Daemon {
             return result
         }
         throw APIError(.conflict, "other hosts kept changing what this request touches; nothing was changed, try again")
+    }
+
+    /// When a transaction's answer was lost: the revision it committed at when its first write
+    /// shows in etcd — a put's value there, changed since this droplet saw the key; a delete's
+    /// key gone — and nil when it does not or etcd cannot say.
+    private func committedRevision(of operations: [EtcdOperation], _ cluster: ClusterLink) async -> Int64? {
+        switch operations.first {
+        case .put(let key, let value, _)?:
+            guard let kv = try? await cluster.client.get(key), kv.value == value, kv.modRevision > (clusterState.revisions[key] ?? 0) else { return nil }
+            return kv.modRevision
+        case .delete(let key)?:
+            guard let read = try? await cluster.client.range(prefix: key), !read.kvs.contains(where: { $0.keyString == key }) else { return nil }
+            return read.revision
+        case nil:
+            return nil
+        }
     }
 
     /// The live droplets other than this one that hold `resource` when it is an endpoint (the
@@ -299,6 +327,17 @@ extension Daemon {
             logger.info("droplet registered in the cluster", metadata: ["lease": "\(clusterState.lease)", "ttl": "\(cluster.leaseTTL)s"])
         } catch {
             noteClusterProblem(error)
+        }
+    }
+
+    /// Refuses to start under a name another live droplet holds (another host, same --name):
+    /// its liveness key says a different address. A restart of this droplet finds its own.
+    func refuseTakenName() async throws {
+        guard let cluster, let live = try? await cluster.client.get(cluster.keys.live(localName)) else { return }
+        let mine = "\"ip\":\"\(dataplane.address.ip)\""
+        guard String(decoding: live.value, as: UTF8.self).contains(mine) else {
+            throw APIError(.conflict, "droplet \(localName) is live in the cluster at another address (\(String(decoding: live.value, as: UTF8.self))): "
+                           + "another transitd runs under this name; give this one --name")
         }
     }
 

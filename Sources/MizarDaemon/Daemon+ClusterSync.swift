@@ -18,13 +18,16 @@ extension Daemon {
             case .events(let events, let revision):
                 applyEvents(events, revision: revision, keys: keys)
                 clusterState.revision = max(clusterState.revision, revision)
+                // What the watch has passed needs no tombstone: a push that old is refused anyway.
+                if !clusterState.tombstones.isEmpty { clusterState.tombstones = clusterState.tombstones.filter { $0.value > revision } }
             }
             clusterState.problem = nil
         }
     }
 
-    /// Takes in a batch of changes (the watch's, or a push's without `reportsProgress`).
-    func applyEvents(_ events: [EtcdEvent], revision: Int64, keys: ClusterKeys, reportsProgress: Bool = true) {
+    /// Takes in a batch of changes: the watch's, or a push's (`pushed`: progress is not
+    /// reported, and deletes leave tombstones until the watch passes them).
+    func applyEvents(_ events: [EtcdEvent], revision: Int64, keys: ClusterKeys, pushed: Bool = false) {
         var touched = Set<ResourceReference>(), upserts: [AnyResource] = [], deletes: [ResourceReference] = [], mentionsMe = false
         for event in events {
             let key = event.kv.keyString
@@ -36,6 +39,7 @@ extension Daemon {
             }
             if event.kind == .delete {
                 clusterState.revisions[key] = nil
+                if pushed { clusterState.tombstones[key] = event.kv.modRevision }
                 // This droplet stays itself whatever another host deletes: it registers again.
                 if ref == ResourceReference(kind: .droplet, name: localName) {
                     clusterState.registered = false
@@ -47,7 +51,14 @@ extension Daemon {
                 }
             } else {
                 clusterState.revisions[key] = event.kv.modRevision
+                clusterState.tombstones[key] = nil
                 guard let resource = decode(event.kv), resource.reference == ref else { continue }
+                // This droplet's own resource says what its interface says: another writer is overwritten at the next renewal.
+                if ref == ResourceReference(kind: .droplet, name: localName), resource != desired.resource(ref) {
+                    logger.warning("this droplet's resource was changed in etcd; writing it back")
+                    clusterState.registered = false
+                    continue
+                }
                 if desired.resource(ref) != resource {
                     desired.put(resource)
                     touched.insert(ref)
@@ -66,7 +77,7 @@ extension Daemon {
             }
         }
         // The data plane took something (or a role is being handed to it): say so, for whoever waits on it.
-        if reportsProgress, reconciler.writes != writes || mentionsMe { reportProgress(revision) }
+        if !pushed, reconciler.writes != writes || mentionsMe { reportProgress(revision) }
         wakeWaiters()
         if !upserts.isEmpty || !deletes.isEmpty {
             do { try store.commit(upserts: upserts, deletes: deletes) } catch {

@@ -17,6 +17,8 @@ import NIOFoundationCompat
 /// behind falls back to waiting for the bouncer's progress key.
 struct PeerChanges: Codable {
     var from: String
+    /// The droplet it is for: a push signed for one bouncer is refused by another.
+    var to: String
     var revision: Int64
     /// Seconds since 1970 when it was sent: a push older than 30 s is refused (no replays).
     var sentAt: Double
@@ -51,12 +53,12 @@ extension Daemon {
             case .delete(let key): PeerEvent(key: key, value: nil)
             }
         }
-        guard let body = try? JSONEncoder().encode(PeerChanges(from: localName, revision: revision, sentAt: Date().timeIntervalSince1970, events: events))
-        else { return [] }
-        let signature = Daemon.sign(body, secret: secret), port = cluster.peerPort, logger = logger
+        let port = cluster.peerPort, logger = logger, from = localName, sentAt = Date().timeIntervalSince1970
         let targets = droplets.compactMap { name in desired.droplets[name].map { (name, "\($0.spec.ip)") } }
         return await withTaskGroup(of: String?.self) { group in
             for (name, ip) in targets {
+                guard let body = try? JSONEncoder().encode(PeerChanges(from: from, to: name, revision: revision, sentAt: sentAt, events: events)) else { continue }
+                let signature = Daemon.sign(body, secret: secret)
                 group.addTask {
                     var request = HTTPClientRequest(url: "http://\(ip):\(port)/v1/peer/changes")
                     request.method = .POST
@@ -80,27 +82,47 @@ extension Daemon {
         }
     }
 
-    /// A bouncer's side of a push: checked (signature, age), then taken in turn with every
-    /// other change; each key only when the push is newer than what this droplet has of it.
+    /// A bouncer's side of a push: checked (signature, receiver, age), then taken in turn with
+    /// every other change. Only endpoint keys are taken (nothing else is a bouncer's table), and
+    /// only from a push newer than both what the watch has brought and what this droplet has
+    /// of the key, deleted keys included: a late or replayed push changes nothing.
     public func takePush(_ body: Data, signature: String?) async throws -> Data {
         guard let keys = cluster?.keys, let secret = clusterState.secret else { throw APIError(.unavailable, "not in cluster mode, or the cluster's secret is not known yet") }
-        guard let signature, Daemon.sign(body, secret: secret).utf8.elementsEqual(signature.lowercased().utf8) else {
+        guard let signature, let code = Self.hexBytes(signature),
+              HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: body, using: SymmetricKey(data: secret)) else {
             throw APIError(.unauthorized, "push not signed with the cluster's secret")
         }
         let changes: PeerChanges
         do { changes = try JSONDecoder().decode(PeerChanges.self, from: body) } catch { throw APIError(.badRequest, "not a push: \(error)") }
+        guard changes.to == localName else { throw APIError(.unauthorized, "push meant for droplet \(changes.to)") }
         guard abs(Date().timeIntervalSince1970 - changes.sentAt) < 30 else { throw APIError(.unauthorized, "push too old (or clocks too far apart)") }
         let held: Bool = try await serialized {
-            let events = changes.events.filter { changes.revision > (clusterState.revisions[$0.key] ?? 0) }.map { e in
+            let fresh = changes.revision > clusterState.revision
+            let events = changes.events.filter { e in
+                guard fresh, case .resource(let ref) = keys.parse(e.key), ref.kind == .endpoint else { return false }
+                return changes.revision > max(clusterState.revisions[e.key] ?? 0, clusterState.tombstones[e.key] ?? 0)
+            }.map { e in
                 EtcdEvent(kind: e.value == nil ? .delete : .put, kv: EtcdKV(key: Array(e.key.utf8), value: e.value.map(Array.init) ?? [], modRevision: changes.revision))
             }
-            applyEvents(events, revision: changes.revision, keys: keys, reportsProgress: false)
+            applyEvents(events, revision: changes.revision, keys: keys, pushed: true)
             return changes.events.allSatisfy { e in
                 guard case .resource(let ref) = keys.parse(e.key), ref.kind == .endpoint else { return true }
                 return reconciler.holdsRemote(ref.name) == (e.value != nil)
             }
         }
         return try JSONEncoder().encode(PeerReply(held: held))
+    }
+
+    /// The bytes of a hex string (a signature), nil when it is not one.
+    static func hexBytes(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0, digits.count <= 128 else { return nil }
+        var bytes: [UInt8] = []
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[i...i + 1], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
     }
 
     /// Makes the cluster's secret when nobody has (create-only: the first droplet's wins), and learns it.

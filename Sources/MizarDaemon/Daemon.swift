@@ -84,6 +84,7 @@ public actor Daemon {
         if cluster != nil { await loadClusterSnapshot() }
         try bootstrap()
         if cluster != nil {
+            try await refuseTakenName()
             await registerInCluster()
             await ensureClusterSecret()
         }
@@ -157,7 +158,9 @@ public actor Daemon {
         if onlyIfAbsent, desired.resource(resource.reference) != nil {
             throw APIError(.exists, "\(resource.reference) exists", details: ["exists": "\(resource.kind.rawValue)/\(resource.name)"])
         }
-        let result = try await apply(ApplyRequest(apply: [resource]))
+        // Cluster mode checks again inside its turn, after catching up with any host that raced it.
+        let request = ApplyRequest(apply: [resource])
+        let result = if let cluster, onlyIfAbsent { try await applyToCluster(request, cluster, createOnly: true) } else { try await apply(request) }
         return (try get(resource.reference), result.items.first?.action == "created")
     }
 

@@ -12,6 +12,8 @@ struct EndpointDefaults {
     /// The droplet's own namespace: never an endpoint's.
     let dropletNetns: Netns
     let state: DesiredState
+    /// Cluster mode: an endpoint's local details (namespace, veths) are given only to its own droplet's transitd.
+    var clustered = false
 
     /// `existing` is the endpoint's stored spec: what a change leaves out (its address, MAC,
     /// veth names) stays as it was, unless the endpoint moves to another network.
@@ -51,6 +53,10 @@ struct EndpointDefaults {
         }
 
         if let mac = spec.mac, mac.isMulticast || mac.value == 0 { throw APIError(.invalid, "endpoint \(name): \(mac) is not a unicast MAC") }
+        if clustered, !local, given.netns != nil || given.interface != nil || given.hostInterface != nil || given.agentHook != nil {
+            throw APIError(.invalid, "endpoint \(name): netns, interface, hostInterface and agentHook are droplet \(spec.droplet!)'s to check: "
+                           + "create the endpoint through its transitd (docs/cluster.md)")
+        }
         guard local else {
             // netns, interface, hostInterface and agentHook concern the hosting droplet only: one
             // manifest serves every droplet, each takes what is its own.

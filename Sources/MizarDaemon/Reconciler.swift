@@ -239,6 +239,13 @@ final class Reconciler {
         guard let net = desired.networks[ep.spec.network], let vpc = desired.vpcs[net.spec.vpc] else {
             throw APIError(.invalid, "endpoint \(ep.name): its network is not in place")
         }
+        // Checked here too, not only at admission: in cluster mode the spec may come from etcd.
+        if ep.spec.hostInterface == droplet.interface || ep.spec.hostInterface == "lo" {
+            throw APIError(.invalid, "endpoint \(ep.name): \(ep.spec.hostInterface!) is the droplet's own interface")
+        }
+        if let path = ep.spec.netns, let here = try? droplet.netns.identity, let there = try? Netns(path).identity, here == there {
+            throw APIError(.invalid, "endpoint \(ep.name): \(path) is the droplet's own namespace, not a container's")
+        }
         defaultRoutes[ep.name] = try wiring.plug(ep.spec, name: ep.name, vni: vpc.spec.vni, cidr: net.spec.cidr)
         locals[ep.name] = ep.spec
         writes += 1

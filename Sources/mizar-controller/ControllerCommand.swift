@@ -22,7 +22,7 @@ struct ControllerCommand: AsyncParsableCommand {
     var etcd: [String] = []
     @Option(name: .long, help: "This replica's name (default: the host name and the process ID).")
     var name: String?
-    @Option(name: .long, help: "Key prefix of the cluster's objects in etcd (default /mizar/v1/).")
+    @Option(name: .long, help: "Key prefix of the cluster's objects in etcd.")
     var etcdPrefix = "/mizar/v1/"
     @Option(name: .long, help: "PEM CA file trusted for https etcd members.")
     var etcdCA: String?

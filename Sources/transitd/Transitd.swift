@@ -152,7 +152,6 @@ struct Transitd: AsyncParsableCommand {
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        await daemon.leaveCluster()
         await daemon.shutdown()
         unlink(settings.socket)
         logger.info("transitd stopped", metadata: ["cleanup": "\(settings.cleanup)"])

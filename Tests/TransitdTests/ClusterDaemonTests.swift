@@ -54,6 +54,19 @@ struct ClusterDaemonTests {
         return (a1, c1ip)
     }
 
+    /// POSTs `body` to `to`'s peer listener from hosta, signed with the cluster's secret (read
+    /// from etcd, HMAC by openssl); returns the answer's body and status.
+    static func signedPush(_ lab: ClusterLab, to: String, body: String) throws -> String {
+        let json = try lab.etcd.etcdctl(["get", "/mizar/v1/cluster/secret", "-w", "json"]).output
+        guard let range = json.range(of: #""value":"([^"]+)""#, options: .regularExpression),
+              let secret = Data(base64Encoded: String(json[range].dropFirst(9).dropLast())) else { throw BedError("no secret: \(json)") }
+        let hex = secret.map { String(format: "%02x", $0) }.joined()
+        let mac = try runCommand(["openssl", "dgst", "-sha256", "-mac", "HMAC", "-macopt", "hexkey:\(hex)", "-r"], input: body).output
+        let signature = String(mac.prefix { !$0.isWhitespace })
+        return try runCommand(["curl", "-s", "-w", " %{http_code}", "-X", "POST", "-H", "X-Mizar-Signature: \(signature)", "-H", "Content-Type: application/json",
+                               "--data-binary", body, "http://\(lab.host(to).ip):7947/v1/peer/changes"], in: lab.host("hosta").netns).output
+    }
+
     /// Polls `condition` for at most `seconds`; false if it never held.
     static func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -100,6 +113,33 @@ struct ClusterDaemonTests {
                                       "-H", "Content-Type: application/json", "-d", forged, "http://\(lab.host("hostb").ip):7947/v1/peer/changes"], in: lab.host("hosta").netns)
         #expect(refused.output == "401", "a forged push: \(refused.output) \(refused.error)")
         #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 2)
+
+        // Signed with the cluster's secret but stale (older than what hostb has), or for a key
+        // that is not an endpoint's: taken by nobody.
+        let stale = #"{"from":"hosta","to":"hostb","revision":1,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
+        #expect(try Self.signedPush(lab, to: "hostb", body: stale).contains("\"held\":false"), "a stale delete of c1")
+        let live = #"{"from":"hosta","to":"hostb","revision":999999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/live/hosta"}]}"#
+        _ = try Self.signedPush(lab, to: "hostb", body: live)
+        let wrongPeer = #"{"from":"hosta","to":"hostc","revision":999999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
+        #expect(try Self.signedPush(lab, to: "hostb", body: wrongPeer).contains("401"), "a push meant for another droplet")
+        #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 2, "nothing taken")
+        #expect(try await Self.live(lab, via: "hostb") == ["hosta", "hostb", "hostc"], "hosta still live on hostb")
+
+        // Another droplet's local details and its droplet resource are its own transitd's.
+        let elsewhere = try lab.daemons.mizarctl("hostb", ["apply", "-f", "-"], stdin: """
+            apiVersion: mizar.com/v1
+            kind: Endpoint
+            metadata: {name: evil}
+            spec: {network: n1, ip: 10.1.0.200, mac: "02:00:00:00:00:aa", droplet: hosta, netns: /proc/1/ns/net, hostInterface: evilh0}
+            """)
+        #expect(elsewhere.status != 0 && elsewhere.error.contains("its transitd"), "\(elsewhere.output)\(elsewhere.error)")
+        let moved = try lab.daemons.mizarctl("hostb", ["apply", "-f", "-"], stdin: """
+            apiVersion: mizar.com/v1
+            kind: Droplet
+            metadata: {name: hosta}
+            spec: {ip: 172.30.0.250, mac: "02:00:00:00:00:bb"}
+            """)
+        #expect(moved.status != 0 && moved.error.contains("registers itself"), "\(moved.output)\(moved.error)")
 
         // Deleted through hosta, c1 leaves hostc: its veth goes, traffic stops.
         let deleted = try lab.daemons.mizarctl("hosta", ["delete", "endpoint", "c1"])
