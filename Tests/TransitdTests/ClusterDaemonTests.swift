@@ -275,4 +275,36 @@ struct ClusterDaemonTests {
         #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"))
         #expect(try await lab.host("hostc").client.health().healthy)
     }
+
+    /// A transitd whose watch fell behind history that etcd then compacted: it takes a snapshot
+    /// and reconciles its data plane against it (what changed meanwhile reaches its tables).
+    @Test func watchResyncsAfterCompaction() async throws {
+        let lab = try await Self.lab(leaseTTL: 30)
+        defer { lab.teardown() }
+        let (a1, c1ip) = try await Self.twoEndpoints(lab)
+        // hostb frozen, and etcd restarted meanwhile: hostb's watch is cut where it stood.
+        let hostb = try #require(lab.host("hostb").process)
+        kill(hostb.processID, SIGSTOP)
+        var resumed = false
+        defer { if !resumed { kill(hostb.processID, SIGCONT) } }
+        lab.etcd.stop("etcd1")
+        try lab.etcd.start("etcd1")
+        try lab.etcd.awaitHealthy()
+        // Changes hostb has not seen, then history up to them compacted.
+        let n2 = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: """
+            apiVersion: mizar.com/v1
+            kind: Network
+            metadata: {name: n2}
+            spec: {vpc: v1, cidr: 10.2.0.0/24, bouncers: [hostb]}
+            """)
+        #expect(n2.status == 0, "\(n2.output)\(n2.error)")
+        _ = try await Self.plug(lab, "a2", on: "hosta", network: "n2")
+        let compacted = try lab.etcd.etcdctl(["compact", "\(try lab.etcd.revision())"])
+        #expect(compacted.status == 0, "\(compacted.error)")
+        kill(hostb.processID, SIGCONT)
+        resumed = true
+        #expect(await Self.eventually(20) { try KernelTables(lab.host("hostb").netns).count("endpoints") == 3 }, "hostb took in a2 from a snapshot")
+        #expect(await Self.eventually { lab.host("hostb").log.contains("resynchronized with etcd") }, "\(lab.host("hostb").log.suffix(1500))")
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"))
+    }
 }
