@@ -91,10 +91,6 @@ extension Daemon {
     /// hands this droplet a role.
     @discardableResult
     func noteKey(_ key: String, value: [UInt8]?, revision: Int64, keys: ClusterKeys) -> (touched: [ResourceReference], mentionsMe: Bool) {
-        if case .resource = keys.parse(key) {
-            clusterState.revisions[key] = value == nil ? nil : revision
-            return ([], false)
-        }
         clusterState.revisions[key] = value == nil ? nil : revision
         switch keys.parse(key) {
         case .block(let network, let base):

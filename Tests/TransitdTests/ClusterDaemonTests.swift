@@ -67,6 +67,18 @@ struct ClusterDaemonTests {
                                "--data-binary", body, "http://\(lab.host(to).ip):7947/v1/peer/changes"], in: lab.host("hosta").netns).output
     }
 
+    /// Through hosta: network n2 (10.2.0.0/24) bounced by hostb, and a2 on hosta in it.
+    static func addNetworkBouncedByHostb(_ lab: ClusterLab) async throws {
+        let n2 = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: """
+            apiVersion: mizar.com/v1
+            kind: Network
+            metadata: {name: n2}
+            spec: {vpc: v1, cidr: 10.2.0.0/24, bouncers: [hostb]}
+            """)
+        #expect(n2.status == 0, "\(n2.output)\(n2.error)")
+        _ = try await plug(lab, "a2", on: "hosta", network: "n2")
+    }
+
     /// Polls `condition` for at most `seconds`; false if it never held.
     static func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -187,14 +199,7 @@ struct ClusterDaemonTests {
         #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "\(c1ip)"], in: a1).output.contains("3 received"), "hostb forwards without transitd")
         #expect(await Self.eventually(10) { try await Self.live(lab, via: "hosta") == ["hosta", "hostc"] }, "hostb's lease lapsed")
         // Meanwhile: a network bounced by hostb and an endpoint in it, from hosta.
-        let n2 = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: """
-            apiVersion: mizar.com/v1
-            kind: Network
-            metadata: {name: n2}
-            spec: {vpc: v1, cidr: 10.2.0.0/24, bouncers: [hostb]}
-            """)
-        #expect(n2.status == 0, "\(n2.output)\(n2.error)")
-        _ = try await Self.plug(lab, "a2", on: "hosta", network: "n2")
+        try await Self.addNetworkBouncedByHostb(lab)
         try lab.daemons.start("hostb")
         #expect(await Self.eventually { try KernelTables(lab.host("hostb").netns).count("endpoints") == 3 }, "hostb took in a2")
         #expect(Self.names(try await lab.host("hostb").client.list(.network)) == ["n1", "n2"])
@@ -291,14 +296,7 @@ struct ClusterDaemonTests {
         try lab.etcd.start("etcd1")
         try lab.etcd.awaitHealthy()
         // Changes hostb has not seen, then history up to them compacted.
-        let n2 = try lab.daemons.mizarctl("hosta", ["apply", "-f", "-"], stdin: """
-            apiVersion: mizar.com/v1
-            kind: Network
-            metadata: {name: n2}
-            spec: {vpc: v1, cidr: 10.2.0.0/24, bouncers: [hostb]}
-            """)
-        #expect(n2.status == 0, "\(n2.output)\(n2.error)")
-        _ = try await Self.plug(lab, "a2", on: "hosta", network: "n2")
+        try await Self.addNetworkBouncedByHostb(lab)
         let compacted = try lab.etcd.etcdctl(["compact", "\(try lab.etcd.revision())"])
         #expect(compacted.status == 0, "\(compacted.error)")
         kill(hostb.processID, SIGCONT)
