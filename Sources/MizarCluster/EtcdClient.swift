@@ -23,11 +23,15 @@ public final class EtcdClient: Sendable {
     public let failoverTimeout: TimeAmount = .seconds(1)
     /// How long one unary request may take before the next member is tried.
     public let requestTimeout: TimeAmount
+    /// Told of every unary request: its operation (`kv_txn`, `kv_range`, `lease_keepalive`, ...),
+    /// whether a member answered it, and how long it took, failovers included.
+    public typealias Observer = @Sendable (_ operation: String, _ answered: Bool, _ duration: Duration) -> Void
+    private let observe: Observer?
 
     /// `caFile` (PEM) is trusted for https members besides the system's roots; `certificate`
     /// and `key` (PEM) authenticate this client to members that ask for client certificates.
     public init(endpoints: [String], caFile: String? = nil, certificate: String? = nil, key: String? = nil,
-                requestTimeout: TimeAmount = .seconds(3)) throws {
+                requestTimeout: TimeAmount = .seconds(3), observe: Observer? = nil) throws {
         let urls = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         guard !urls.isEmpty else { throw EtcdError.invalid("no etcd URL given") }
         for url in urls where !(url.hasPrefix("http://") || url.hasPrefix("https://")) || URL(string: url)?.host == nil {
@@ -35,6 +39,7 @@ public final class EtcdClient: Sendable {
         }
         self.endpoints = urls
         self.requestTimeout = requestTimeout
+        self.observe = observe
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile { tls.trustRoots = .file(caFile) }
         if let certificate, let key {
@@ -68,6 +73,11 @@ public final class EtcdClient: Sendable {
             guard reply.body["more"] as? Bool == true, let last = page.last else { return (kvs, revision) }
             start = last.key + [0]
         }
+    }
+
+    /// The store's revision now (one small read).
+    public func revision() async throws -> Int64 {
+        try await call("/v3/kv/range", ["key": Self.b64([0]), "count_only": true]).revision
     }
 
     /// The value under `key`, nil when there is none.
@@ -126,6 +136,21 @@ public final class EtcdClient: Sendable {
     /// One unary request: each member in turn until one answers. A member's own error (a
     /// 4xx/5xx with etcd's message) is thrown at once; only an unreachable member moves on.
     func call(_ path: String, _ body: [String: Any]) async throws -> Reply {
+        guard let observe else { return try await attempt(path, body) }
+        let clock = ContinuousClock(), start = clock.now
+        let operation = path.split(separator: "/").suffix(2).joined(separator: "_")
+        do {
+            let reply = try await attempt(path, body)
+            observe(operation, true, clock.now - start)
+            return reply
+        } catch {
+            // etcd's own refusal was an answer; an unreachable store (or a cancelled call) was not.
+            observe(operation, { if case EtcdError.server = error { true } else { false } }(), clock.now - start)
+            throw error
+        }
+    }
+
+    private func attempt(_ path: String, _ body: [String: Any]) async throws -> Reply {
         let payload = try JSONSerialization.data(withJSONObject: body)
         var failures: [String] = []
         let members = inTurn()

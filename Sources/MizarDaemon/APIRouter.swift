@@ -11,7 +11,8 @@ public let maxRequestBody = 1 << 20
 /// The routes of API v1 (docs/api.md, docs/openapi.yaml): handlers decode and check the
 /// request, hand it to the daemon and encode its answer; every error leaves as `APIError` JSON.
 /// With `remote`, every request must carry its bearer token (the TCP listener's router).
-public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil, metrics: APIMetrics = APIMetrics()) -> Router<BasicRequestContext> {
+public func makeAPIRouter(daemon: Daemon, remote: RemoteAccess? = nil, metrics: APIMetrics? = nil) -> Router<BasicRequestContext> {
+    let metrics = metrics ?? daemon.metrics
     let router = Router()
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: APIErrorMiddleware())

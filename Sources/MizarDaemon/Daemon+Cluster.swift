@@ -18,11 +18,12 @@ final class ClusterLink: Sendable {
     static let maxResources = 25
 
     /// Nil when `config` names no etcd (the local store alone).
-    init?(config: DaemonConfig) throws {
+    init?(config: DaemonConfig, metrics: APIMetrics) throws {
         guard let urls = config.etcd?.flatMap({ $0.split(separator: ",").map(String.init) }).filter({ !$0.isEmpty }), !urls.isEmpty else { return nil }
         guard (2...3600).contains(config.leaseTTL) else { throw APIError(.invalid, "leaseTTL \(config.leaseTTL): give 2 to 3600 seconds") }
         do {
-            client = try EtcdClient(endpoints: urls, caFile: config.etcdCA, certificate: config.etcdCert, key: config.etcdKey)
+            client = try EtcdClient(endpoints: urls, caFile: config.etcdCA, certificate: config.etcdCert, key: config.etcdKey,
+                                    observe: { metrics.recordStore(operation: $0, answered: $1, duration: $2) })
         } catch {
             throw APIError(.invalid, "\(error)")
         }
@@ -52,6 +53,10 @@ struct ClusterState {
     /// The revision this droplet's progress key should say, and whether a write of it is under way.
     var progressWanted: Int64 = 0
     var progressWriting = false
+    /// True when the next progress write is wanted at once (not put off).
+    var progressPrompt = false
+    /// The put-off progress write, waiting until it is due.
+    var progressDue: CheckedContinuation<Void, Never>?
     /// Changes waiting for droplets to apply them: who, from which revision.
     /// True once the droplet left for good (its interface went away).
     var left = false
@@ -105,17 +110,21 @@ extension Daemon {
     /// out one address twice. etcd unreachable: 503 and nothing changes.
     /// With `createOnly`, a resource that exists (here, or written meanwhile by another host) is 412 `exists`.
     func applyToCluster(_ request: ApplyRequest, _ cluster: ClusterLink, createOnly: Bool = false) async throws -> ApplyResult {
+        var caughtUp = false
         for _ in 0..<5 {
-            let outcome: (result: ApplyResult?, revision: Int64, confirm: Set<String>, written: [EtcdOperation]) = try await serialized {
+            let outcome: (result: ApplyResult?, revision: Int64, confirm: Set<String>, pushing: Task<Set<String>, Never>?) = try await serialized {
                 if createOnly, let ref = request.apply.first?.reference, desired.contains(ref) {
                     throw APIError(.exists, "\(ref) exists", details: ["exists": "\(ref.kind.rawValue)/\(ref.name)"])
                 }
-                let changes = try admission.admit(request, to: &desired)
-                guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0, [], []) }
-                do { try reconciler.sync(changes.refs, desired) } catch {
-                    rollBack(changes)
-                    throw APIError.from(error)
+                let changes: Admission.Changes
+                do { changes = try admission.admit(request, to: &desired) } catch {
+                    // What the request needs may be in etcd and not here yet (a network just made
+                    // through another host): once, this droplet catches up with etcd and admits again.
+                    guard !caughtUp, let latest = try? await cluster.client.revision(), latest > clusterState.revision else { throw error }
+                    caughtUp = true
+                    return (nil, latest, [], nil)
                 }
+                guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0, [], nil) }
                 let (compares, operations) = transaction(for: changes, cluster.keys)
                 // etcd refuses a transaction of more operations than its --max-txn-ops (128 by default).
                 guard operations.count <= ClusterLink.maxOperations else {
@@ -123,20 +132,48 @@ extension Daemon {
                     throw APIError(.tooLarge, "this request writes \(operations.count) keys; a cluster takes at most \(ClusterLink.maxOperations) in one request "
                                    + "(etcd's --max-txn-ops): send fewer resources per request (mizarctl apply does)")
                 }
-                let done: (succeeded: Bool, revision: Int64)
-                do { done = try await cluster.client.txn(compares, operations) } catch {
+                // Endpoints: done once every live bouncer of their networks (before and after) has them.
+                let confirm = Set(changes.previous.flatMap { [$0.1, desired.resource($0.0)].flatMap(bouncersToConfirm) })
+                let plan = pushPlan(to: confirm)
+                let committed: Committed, plugged: Result<Void, any Error>
+                if changes.previous.allSatisfy({ $0.1 == nil }) {
+                    // New resources (a CNI ADD's endpoint) are plugged while etcd commits them and
+                    // the bouncers take them, each taking milliseconds; a plug that fails after the
+                    // commit takes it back.
+                    async let committing = Committed.attempt(compares, operations, cluster, plan)
+                    plugged = Result(catching: { try reconciler.sync(changes.refs, desired) })
+                    committed = await committing
+                } else {
+                    // A change to what exists is plugged first: a refused plug never reaches etcd.
+                    plugged = Result(catching: { try reconciler.sync(changes.refs, desired) })
+                    if case .failure(let error) = plugged {
+                        rollBack(changes)
+                        throw APIError.from(error)
+                    }
+                    committed = await Committed.attempt(compares, operations, cluster, plan)
+                }
+                var done: (succeeded: Bool, revision: Int64), pushing = committed.pushing
+                switch committed.answer {
+                case .success(let reply): done = reply
+                case .failure(let error):
                     // A timeout may come after etcd committed: the first key written says which.
-                    if let committed = await committedRevision(of: operations, cluster) {
-                        done = (true, committed)
-                    } else {
+                    guard let revision = await committedRevision(of: operations, cluster) else {
                         rollBack(changes)
                         noteClusterProblem(error)
                         throw APIError(.unavailable, "the cluster store is unreachable; nothing was changed: \(error)")
                     }
+                    done = (true, revision)
+                    pushing = plan?.start(operations, revision: revision)
+                }
+                if case .failure(let error) = plugged {
+                    pushing?.cancel()
+                    if done.succeeded { await takeBack(operations, committedAt: done.revision, cluster) }
+                    rollBack(changes)
+                    throw APIError.from(error)
                 }
                 guard done.succeeded else {
                     rollBack(changes)
-                    return (nil, done.revision, [], [])  // another host's change: catch up to it, admit again
+                    return (nil, done.revision, [], nil)  // another host's change: catch up to it, admit again
                 }
                 for operation in operations {
                     switch operation {
@@ -146,16 +183,14 @@ extension Daemon {
                 }
                 cache(upserts: changes.upserts, deletes: changes.deletes)
                 for ref in changes.refs { failures[ref] = nil }
-                // Endpoints: done once every live bouncer of their networks (before and after) has them.
-                let confirm = Set(changes.previous.flatMap { [$0.1, desired.resource($0.0)].flatMap(bouncersToConfirm) })
-                return (ApplyResult(items: changes.items), done.revision, confirm, operations)
+                return (ApplyResult(items: changes.items), done.revision, confirm, pushing)
             }
             guard let result = outcome.result else {
                 await awaitClusterRevision(outcome.revision)
                 continue
             }
-            // Pushed to the bouncers at once; those that do not confirm the push are waited for through etcd.
-            let unconfirmed = outcome.confirm.isEmpty ? [] : outcome.confirm.subtracting(await push(outcome.written, revision: outcome.revision, to: outcome.confirm))
+            // Bouncers that did not confirm the push (unreachable, or pushes off) are waited for through etcd.
+            let unconfirmed = outcome.confirm.subtracting(await outcome.pushing?.value ?? [])
             if !unconfirmed.isEmpty, !(await awaitProgress(of: unconfirmed, atLeast: outcome.revision)) {
                 logger.warning("bouncers did not confirm a change in time", metadata: ["bouncers": "\(unconfirmed.sorted())", "revision": "\(outcome.revision)"])
             }
@@ -177,6 +212,18 @@ extension Daemon {
             return read.revision
         case nil:
             return nil
+        }
+    }
+
+    /// Undoes a transaction of puts only (new resources) that committed at `revision`: its keys
+    /// are deleted unless another host changed them since. Failing that (etcd gone meanwhile),
+    /// the resources stay stored and this droplet retries plugging them; the caller's error stands.
+    private func takeBack(_ operations: [EtcdOperation], committedAt revision: Int64, _ cluster: ClusterLink) async {
+        let keys = operations.compactMap { if case .put(let key, _, _) = $0 { key } else { nil } }
+        do {
+            _ = try await cluster.client.txn(keys.map { .modRevision($0, equals: revision) }, keys.map { .delete($0) })
+        } catch {
+            logger.error("a change whose plug failed stays in etcd", metadata: ["keys": "\(keys)", "error": "\(error)"])
         }
     }
 
@@ -258,15 +305,24 @@ extension Daemon {
         }
     }
 
-    /// Has this droplet's progress key say `revision` (writes coalesce: one at a time, the latest wins).
-    func reportProgress(_ revision: Int64) {
+    /// How long a progress write that nobody waits on may be put off (see `reportProgress`).
+    static let progressDelay: Duration = .seconds(1)
+
+    /// Has this droplet's progress key say `revision`. Writes coalesce (one at a time, the
+    /// latest wins) and, unless `promptly`, wait `progressDelay` first: with pushes on, the
+    /// writer of an endpoint learns from the push's answer that this bouncer holds it, and a
+    /// progress write per change per bouncer would cost etcd a write and every droplet a watch
+    /// event. Prompt: a role handed to this droplet (the controller waits on it), pushes off.
+    func reportProgress(_ revision: Int64, promptly: Bool) {
         guard let cluster, revision > clusterState.progressWanted else { return }
         clusterState.progressWanted = revision
+        clusterState.progressPrompt = clusterState.progressPrompt || promptly || cluster.peerPort == 0
+        if clusterState.progressPrompt { progressIsDue() }
         guard !clusterState.progressWriting else { return }
         clusterState.progressWriting = true
         Task {
             var written: Int64 = 0
-            while let wanted = self.nextProgress(after: written) {
+            while let wanted = await self.nextProgress(after: written) {
                 do { try await cluster.client.put(cluster.keys.progress(self.localName), Array("\(wanted)".utf8)) } catch {
                     self.noteClusterProblem(error)
                     try? await Task.sleep(for: .milliseconds(200))
@@ -277,11 +333,29 @@ extension Daemon {
         }
     }
 
-    /// The revision to write next, or nil (and no writer any more) when `written` is the latest.
-    private func nextProgress(after written: Int64) -> Int64? {
-        if clusterState.progressWanted > written { return clusterState.progressWanted }
-        clusterState.progressWriting = false
-        return nil
+    /// The revision to write next, once it is due, or nil (and no writer any more) when `written` is the latest.
+    private func nextProgress(after written: Int64) async -> Int64? {
+        guard clusterState.progressWanted > written else {
+            clusterState.progressWriting = false
+            return nil
+        }
+        if !clusterState.progressPrompt {
+            await withCheckedContinuation { continuation in
+                clusterState.progressDue = continuation
+                Task {
+                    try? await Task.sleep(for: Self.progressDelay)
+                    self.progressIsDue()
+                }
+            }
+        }
+        clusterState.progressPrompt = false
+        return clusterState.progressWanted
+    }
+
+    /// Ends the wait of a put-off progress write.
+    private func progressIsDue() {
+        clusterState.progressDue?.resume()
+        clusterState.progressDue = nil
     }
 
     /// Waits (at most 2 s) until the watch has brought this droplet to `revision`.
@@ -296,121 +370,21 @@ extension Daemon {
             logger.warning("local cache of the cluster state not written", metadata: ["error": "\(error)"])
         }
     }
+}
 
-    // MARK: Start and liveness
+/// A change's transaction as etcd answered it, and its push to the bouncers under way (it
+/// answers with those that hold it; the change's turn need not wait for it).
+struct Committed: Sendable {
+    var answer: Result<(succeeded: Bool, revision: Int64), any Error>
+    var pushing: Task<Set<String>, Never>?
 
-    /// At start: takes etcd's state in place of the cache when etcd answers.
-    func loadClusterSnapshot() async {
-        guard let cluster else { return }
+    /// Commits, and when that succeeds starts pushing what it wrote by `plan`.
+    static func attempt(_ compares: [EtcdCompare], _ operations: [EtcdOperation], _ cluster: ClusterLink, _ plan: PushPlan?) async -> Committed {
         do {
-            let (kvs, revision) = try await cluster.client.range(prefix: cluster.keys.prefix)
-            replaceDesired(with: kvs, revision: revision, keys: cluster.keys)
-            logger.info("cluster state loaded from etcd", metadata: ["revision": "\(revision)", "keys": "\(kvs.count)"])
+            let reply = try await cluster.client.txn(compares, operations)
+            return Committed(answer: .success(reply), pushing: reply.succeeded ? plan?.start(operations, revision: reply.revision) : nil)
         } catch {
-            noteClusterProblem(error)
-            logger.warning("etcd unreachable at start; the data plane runs on the cached state until it answers", metadata: ["error": "\(error)"])
+            return Committed(answer: .failure(error))
         }
-    }
-
-    /// Puts this droplet and its liveness key (bound to a fresh lease when the old one is gone) into etcd.
-    func registerInCluster() async {
-        guard let cluster, let me = desired.droplets[localName] else { return }
-        do {
-            if clusterState.lease == 0 { clusterState.lease = try await cluster.client.grantLease(ttl: cluster.leaseTTL) }
-            let key = cluster.keys.resource(me.reference.self), live = cluster.keys.live(localName)
-            let presence = Array("{\"ip\":\"\(me.spec.ip)\",\"since\":\"\(ISO8601DateFormatter().string(from: Date()))\"}".utf8)
-            let done = try await cluster.client.txn([], [.put(key, try ClusterKeys.encode(.droplet(me))), .put(live, presence, lease: clusterState.lease)])
-            clusterState.revisions[key] = done.revision
-            clusterState.registered = true
-            clusterState.live.insert(localName)
-            clusterState.problem = nil
-            logger.info("droplet registered in the cluster", metadata: ["lease": "\(clusterState.lease)", "ttl": "\(cluster.leaseTTL)s"])
-        } catch {
-            noteClusterProblem(error)
-        }
-    }
-
-    /// Refuses to start under a name another live droplet holds (another host, same --name):
-    /// its liveness key says a different address. A restart of this droplet finds its own.
-    func refuseTakenName() async throws {
-        guard let cluster, let live = try? await cluster.client.get(cluster.keys.live(localName)) else { return }
-        let mine = "\"ip\":\"\(dataplane.address.ip)\""
-        guard String(decoding: live.value, as: UTF8.self).contains(mine) else {
-            throw APIError(.conflict, "droplet \(localName) is live in the cluster at another address (\(String(decoding: live.value, as: UTF8.self))): "
-                           + "another transitd runs under this name; give this one --name")
-        }
-    }
-
-    /// Renews the lease; a lease etcd no longer knows (expired while etcd or this process was
-    /// away) is replaced and the droplet registered again.
-    func renewLease() async {
-        guard let cluster, !clusterState.left else { return }
-        // The substrate interface removed: the droplet is gone, it leaves (the lease goes, and
-        // the cluster runs its loss workflow at once, not a TTL later).
-        if (try? RouteSocket(in: dataplane.netns).link(index: dataplane.ifindex)) == nil {
-            logger.critical("the droplet's interface is gone; leaving the cluster", metadata: ["interface": "\(dataplane.interface)"])
-            clusterState.left = true
-            await leaveCluster()
-            return
-        }
-        guard clusterState.registered, clusterState.lease != 0 else { return await registerInCluster() }
-        do {
-            if try await cluster.client.keepAlive(clusterState.lease) == 0 {
-                logger.warning("the droplet's lease expired; registering again")
-                clusterState.lease = 0
-                clusterState.registered = false
-                await registerInCluster()
-            } else {
-                clusterState.problem = nil
-            }
-        } catch {
-            noteClusterProblem(error)
-        }
-    }
-
-    /// The cluster's loops, run by transitd until it stops: the watch that applies what other
-    /// hosts change, and the lease's renewal (every third of its TTL, at most 2 s, with a check that the interface is still there).
-    public func runCluster() async {
-        guard let cluster else { return }
-        let follower = EtcdFollower(client: cluster.client, prefix: cluster.keys.prefix)
-        let after = clusterState.revision > 0 ? clusterState.revision : nil
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await follower.run(after: after, onError: { error in Task { await self.noteClusterProblem(error) } }) { change in
-                    await self.applyClusterChange(change)
-                }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    // A third of the TTL, at most 2 s: the interface check rides along.
-                    try? await Task.sleep(for: .seconds(min(2, max(1, Double(cluster.leaseTTL) / 3))))
-                    if Task.isCancelled { return }
-                    await self.renewLease()
-                }
-            }
-            await group.waitForAll()
-        }
-    }
-
-    /// Gives up this droplet's lease (a clean stop): other hosts see it leave at once.
-    public func leaveCluster() async {
-        guard let cluster, clusterState.lease != 0 else { return }
-        try? await cluster.client.revoke(clusterState.lease)
-    }
-
-    func noteClusterProblem(_ error: any Error) {
-        if clusterState.problem == nil {
-            logger.warning("cluster store problem", metadata: ["error": "\(error)"])
-            clusterState.problem = ("\(error)", Date())
-        } else {
-            clusterState.problem?.message = "\(error)"
-        }
-    }
-
-    func clusterHealth() -> String {
-        if let problem = clusterState.problem {
-            return "etcd unreachable since \(ISO8601DateFormatter().string(from: problem.since)): \(problem.message)"
-        }
-        return "ok (revision \(clusterState.revision), \(clusterState.live.count) live droplets\(clusterState.registered ? "" : ", not registered yet"))"
     }
 }

@@ -50,6 +50,8 @@ extension Daemon {
                     deletes.append(ref)
                 }
             } else {
+                // This very write is here already (a push brought it, or this droplet made it): nothing to decode.
+                if clusterState.revisions[key] == event.kv.modRevision { continue }
                 clusterState.revisions[key] = event.kv.modRevision
                 clusterState.tombstones[key] = nil
                 guard let resource = decode(event.kv), resource.reference == ref else { continue }
@@ -77,7 +79,7 @@ extension Daemon {
             }
         }
         // The data plane took something (or a role is being handed to it): say so, for whoever waits on it.
-        if !pushed, reconciler.writes != writes || mentionsMe { reportProgress(revision) }
+        if !pushed, reconciler.writes != writes || mentionsMe { reportProgress(revision, promptly: mentionsMe) }
         wakeWaiters()
         if !upserts.isEmpty || !deletes.isEmpty {
             do { try store.commit(upserts: upserts, deletes: deletes) } catch {

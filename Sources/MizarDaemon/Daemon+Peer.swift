@@ -39,22 +39,29 @@ struct PeerReply: Codable {
 /// The header that carries a push's signature.
 let peerSignatureHeader = "X-Mizar-Signature"
 
-extension Daemon {
-    static func sign(_ body: Data, secret: [UInt8]) -> String {
-        HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: secret)).map { String(format: "%02x", $0) }.joined()
+/// Where and how a committed change is pushed: made on the actor, sent off it.
+struct PushPlan: Sendable {
+    let from: String
+    let port: Int
+    let secret: [UInt8]
+    let logger: Logger
+    let metrics: APIMetrics
+    let targets: [(name: String, ip: String)]
+
+    /// Starts pushing what a transaction wrote, at `revision`: the task answers with the targets that hold it.
+    func start(_ operations: [EtcdOperation], revision: Int64) -> Task<Set<String>, Never> {
+        Task { await send(operations, revision: revision) }
     }
 
-    /// Pushes what a transaction wrote to `droplets` in parallel; returns those that hold it.
-    func push(_ operations: [EtcdOperation], revision: Int64, to droplets: Set<String>) async -> Set<String> {
-        guard let cluster, cluster.peerPort > 0, let secret = clusterState.secret else { return [] }
+    /// Pushes what a transaction wrote, at `revision`, to every target in parallel; returns those that hold it.
+    func send(_ operations: [EtcdOperation], revision: Int64) async -> Set<String> {
         let events = operations.map { operation -> PeerEvent in
             switch operation {
             case .put(let key, let value, _): PeerEvent(key: key, value: Data(value))
             case .delete(let key): PeerEvent(key: key, value: nil)
             }
         }
-        let port = cluster.peerPort, logger = logger, from = localName, sentAt = Date().timeIntervalSince1970
-        let targets = droplets.compactMap { name in desired.droplets[name].map { (name, "\($0.spec.ip)") } }
+        let sentAt = Date().timeIntervalSince1970
         return await withTaskGroup(of: String?.self) { group in
             for (name, ip) in targets {
                 guard let body = try? JSONEncoder().encode(PeerChanges(from: from, to: name, revision: revision, sentAt: sentAt, events: events)) else { continue }
@@ -65,12 +72,15 @@ extension Daemon {
                     request.headers.add(name: "Content-Type", value: "application/json")
                     request.headers.add(name: peerSignatureHeader, value: signature)
                     request.body = .bytes(ByteBuffer(data: body))
+                    let clock = ContinuousClock(), start = clock.now
                     do {
                         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(1))
                         let reply = try await response.body.collect(upTo: 4096)
-                        guard response.status == .ok, (try? JSONDecoder().decode(PeerReply.self, from: Data(buffer: reply)))?.held == true else { return nil }
-                        return name
+                        let held = response.status == .ok && (try? JSONDecoder().decode(PeerReply.self, from: Data(buffer: reply)))?.held == true
+                        metrics.recordPush(outcome: held ? "held" : response.status == .ok ? "not_held" : "failed", duration: clock.now - start)
+                        return held ? name : nil
                     } catch {
+                        metrics.recordPush(outcome: "failed", duration: clock.now - start)
                         logger.debug("push to a bouncer failed; waiting for its progress instead", metadata: ["droplet": "\(name)", "error": "\(error)"])
                         return nil
                     }
@@ -80,6 +90,20 @@ extension Daemon {
             for await name in group { if let name { held.insert(name) } }
             return held
         }
+    }
+}
+
+extension Daemon {
+    static func sign(_ body: Data, secret: [UInt8]) -> String {
+        HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: secret)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// How to push a change to `droplets`, taken from this droplet's state before the change
+    /// commits (nil: pushes off or the secret not known yet; every one is then waited for through etcd).
+    func pushPlan(to droplets: Set<String>) -> PushPlan? {
+        guard let cluster, cluster.peerPort > 0, let secret = clusterState.secret, !droplets.isEmpty else { return nil }
+        return PushPlan(from: localName, port: cluster.peerPort, secret: secret, logger: logger, metrics: metrics,
+                        targets: droplets.compactMap { name in desired.droplets[name].map { (name, "\($0.spec.ip)") } })
     }
 
     /// A bouncer's side of a push: checked (signature, receiver, age), then taken in turn with

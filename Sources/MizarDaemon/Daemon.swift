@@ -38,6 +38,8 @@ public actor Daemon {
     var clusterState = ClusterState()
     /// Cluster mode: changes wait on etcd, so they take turns explicitly (the actor alone would interleave them).
     let changes = AsyncMutex()
+    /// transitd's own metrics (API requests, and in cluster mode etcd requests and pushes): one set for every listener.
+    public nonisolated let metrics = APIMetrics()
 
     /// Opens the store, loads and attaches the data plane on the configured interface and
     /// registers the plugins; `start()` then reconciles. On the first start (an empty store) it creates VPC `vpc0` (VNI 1) and network
@@ -69,7 +71,7 @@ public actor Daemon {
         for error in errors { logger.warning("plugin refused", metadata: ["error": "\(error)"]) }
         if !registered.isEmpty { logger.info("third-party plugins registered", metadata: ["plugins": "\(registered)"]) }
         reconciler = Reconciler(droplet: dataplane, localName: name, logger: logger)
-        cluster = try ClusterLink(config: config)
+        cluster = try ClusterLink(config: config, metrics: metrics)
         admission = Admission(localDroplet: name, substrate: interface, dropletNetns: dataplane.netns, catalog: LivePluginCatalog(chains: dataplane.plugins),
                               clustered: cluster != nil)
     }
@@ -94,8 +96,9 @@ public actor Daemon {
         // programs: the transit XDP link is updated in place, atomically.
         // A trace an earlier process left on (it died mid-stream) ends here.
         try? dataplane.setTracing(nil)
+        let unfinished = try reconciler.pruneUnfinished()
         failures = reconciler.syncAll(desired)
-        let pruned = try reconciler.pruneStale()
+        let pruned = try reconciler.pruneStale() + unfinished
         try dataplane.attach()
         logger.info("transitd ready", metadata: [
             "store": "\(loaded - began)", "reconcile": "\(clock.now - loaded)",

@@ -130,13 +130,21 @@ struct EndpointWiring {
     /// Deletes veths transitd made for endpoints that are no longer wanted (left by a process
     /// killed between creating one and storing its endpoint). Returns their names.
     func pruneVeths(keeping endpoints: Set<String>) throws -> [String] {
-        let socket = try RouteSocket(in: droplet.netns)
         let wanted = Set(endpoints.map(EndpointWiring.alias(of:)))
+        return try deleteVeths { $0.alias.map { $0.hasPrefix(EndpointWiring.aliasPrefix) && !wanted.contains($0) } ?? false }
+    }
+
+    /// Deletes the veths a process killed mid-plug left under a scratch name, marked or not
+    /// (their peer holds the endpoint's interface name in its namespace, so a new plug could not
+    /// make it): at start, before anything is plugged.
+    func pruneUnfinished() throws -> [String] {
+        try deleteVeths { EndpointWiring.isTemporaryName($0.name, EndpointWiring.scratchPrefix) }
+    }
+
+    private func deleteVeths(where stale: (Link) -> Bool) throws -> [String] {
+        let socket = try RouteSocket(in: droplet.netns)
         var removed: [String] = []
-        for link in try socket.links() where link.kind == "veth" {
-            // Marked as an endpoint's that is no longer wanted, or still unmarked under a scratch name.
-            let scratch = link.alias == nil && EndpointWiring.isTemporaryName(link.name, EndpointWiring.scratchPrefix)
-            guard scratch || (link.alias.map { $0.hasPrefix(EndpointWiring.aliasPrefix) && !wanted.contains($0) } ?? false) else { continue }
+        for link in try socket.links() where link.kind == "veth" && stale(link) {
             if try socket.deleteLink(named: link.name) { removed.append(link.name) }
         }
         return removed

@@ -7,13 +7,32 @@ import MizarPlugins
 import Prometheus
 
 /// transitd's own metrics, kept for its life (docs/observability.md): API requests by route,
-/// method and status code, and their latency.
+/// method and status code, and their latency; in cluster mode, etcd requests and pushes to bouncers.
 public final class APIMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private static let buckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500),
                                               .seconds(2), .seconds(10)]
+    /// Finer at the low end: a healthy etcd answers in about a millisecond.
+    private static let storeBuckets: [Duration] = [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+                                                   .milliseconds(25), .milliseconds(100), .seconds(1), .seconds(5)]
 
     public init() {}
+
+    /// One request to etcd: `operation` is its API call (`kv_txn`, `kv_range`, `lease_keepalive`, ...).
+    func recordStore(operation: String, answered: Bool, duration: Duration) {
+        registry.makeCounter(name: "mizar_store_requests_total", labels: [("operation", operation), ("outcome", answered ? "answered" : "unreachable")],
+                             help: "Requests to the cluster store (etcd), by operation and whether a member answered").increment()
+        registry.makeDurationHistogram(name: "mizar_store_request_duration_seconds", labels: [("operation", operation)], buckets: Self.storeBuckets,
+                                       help: "Cluster store (etcd) request latency, failovers included, by operation").record(duration)
+    }
+
+    /// One push of a change to a bouncer: `outcome` is `held`, `not_held` or `failed` (unreachable, timed out, refused).
+    func recordPush(outcome: String, duration: Duration) {
+        registry.makeCounter(name: "mizar_peer_pushes_total", labels: [("outcome", outcome)],
+                             help: "Changes pushed to bouncers, by outcome (held: the bouncer's table has it)").increment()
+        registry.makeDurationHistogram(name: "mizar_peer_push_duration_seconds", labels: [], buckets: Self.storeBuckets,
+                                       help: "Latency of a push to a bouncer until it answered").record(duration)
+    }
 
     func record(route: String, method: String, status: Int, duration: Duration) {
         registry.makeCounter(name: "mizar_api_requests_total", labels: [("route", route), ("method", method), ("code", "\(status)")],

@@ -258,6 +258,13 @@ final class Reconciler {
         defaultRoutes[name] = nil
     }
 
+    /// Removes what a process killed mid-plug left half made (before `syncAll`, which plugs again).
+    func pruneUnfinished() throws -> Int {
+        let veths = try wiring.pruneUnfinished()
+        if !veths.isEmpty { logger.info("removed veths left half made", metadata: ["veths": "\(veths)"]) }
+        return veths.count
+    }
+
     /// Deletes table entries nobody asked for (left in pinned tables by an earlier process
     /// while the store changed); returns how many.
     func pruneStale() throws -> Int {

@@ -124,7 +124,7 @@ struct Transitd: AsyncParsableCommand {
             throw ExitCode.failure
         }
 
-        let metrics = APIMetrics()  // one set for both listeners: /metrics counts every request
+        let metrics = daemon.metrics  // one set for both listeners: /metrics counts every request
         let app = Application(router: makeAPIRouter(daemon: daemon, metrics: metrics),
                               configuration: .init(address: .unixDomainSocket(path: settings.socket), serverName: "transitd"),
                               onServerRunning: { _ in

@@ -79,6 +79,12 @@ struct ClusterDaemonTests {
         _ = try await plug(lab, "a2", on: "hosta", network: "n2")
     }
 
+    /// The value of the sample `series` (name and labels, as Prometheus prints them) in `host`'s /metrics, nil when absent.
+    static func metric(_ lab: ClusterLab, _ host: String, _ series: String) throws -> Double? {
+        let text = try runCommand(["curl", "-sf", "--unix-socket", lab.host(host).socket, "http://transitd/metrics"]).output
+        return text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
     /// Polls `condition` for at most `seconds`; false if it never held.
     static func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -119,6 +125,12 @@ struct ClusterDaemonTests {
         let keys = try lab.etcd.etcdctl(["get", "--prefix", "--keys-only", "/mizar/v1/"]).output
         #expect(keys.contains("/mizar/v1/endpoints/c1") && keys.contains("/mizar/v1/addresses/v1/\(c1ip)") && keys.contains("/mizar/v1/live/hostc"), "\(keys)")
 
+        // /metrics: etcd's latency by operation, and the push of a1 to hostb that held.
+        #expect(try Self.metric(lab, "hosta", #"mizar_store_requests_total{operation="kv_txn",outcome="answered"}"#) ?? 0 >= 2)
+        #expect(try Self.metric(lab, "hosta", #"mizar_store_request_duration_seconds_count{operation="kv_txn"}"#) ?? 0 >= 2)
+        #expect(try Self.metric(lab, "hosta", #"mizar_peer_pushes_total{outcome="held"}"#) == 1, "a1's push to hostb")
+        #expect(try Self.metric(lab, "hostc", #"mizar_peer_pushes_total{outcome="held"}"#) == 1, "c1's push to hostb")
+
         // A push not signed with the cluster's secret changes nothing on a bouncer.
         let forged = #"{"from":"hosta","revision":999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/x","value":"e30="}]}"#
         let refused = try runCommand(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "X-Mizar-Signature: 00",
@@ -136,6 +148,18 @@ struct ClusterDaemonTests {
         #expect(try Self.signedPush(lab, to: "hostb", body: wrongPeer).contains("401"), "a push meant for another droplet")
         #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 2, "nothing taken")
         #expect(try await Self.live(lab, via: "hostb") == ["hosta", "hostb", "hostc"], "hosta still live on hostb")
+
+        // A plug that fails after etcd committed (its namespace has an eth0 already; the plug
+        // and the commit run at once) is taken back: nothing stays in etcd or in hostb's table.
+        let taken = try lab.daemons.endpointNamespace("bad")
+        #expect(try runCommand(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0x"], in: taken).status == 0)
+        await #expect(throws: (any Error).self, "a plug into a namespace whose eth0 is taken") {
+            try await lab.host("hosta").client.put(.endpoint(Endpoint(name: "bad", spec: EndpointSpec(network: "n1", netns: taken.path))))
+        }
+        let after = try lab.etcd.etcdctl(["get", "--prefix", "--keys-only", "/mizar/v1/"]).output
+        #expect(!after.contains("endpoints/bad") && after.components(separatedBy: "/mizar/v1/addresses/").count == 3, "\(after)")
+        #expect(await Self.eventually { Self.names(try await lab.host("hostb").client.list(.endpoint)) == ["a1", "c1"] }, "bad gone from hostb")
+        #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 2)
 
         // Another droplet's local details and its droplet resource are its own transitd's.
         let elsewhere = try lab.daemons.mizarctl("hostb", ["apply", "-f", "-"], stdin: """
@@ -180,6 +204,7 @@ struct ClusterDaemonTests {
         #expect((try? RouteSocket(in: a2ns).link(named: "eth0")) == nil, "a refused endpoint leaves no veth")
         let health = try await lab.host("hosta").client.health()
         #expect(!health.healthy && health.checks["cluster"]?.contains("unreachable") == true, "\(health)")
+        #expect(try Self.metric(lab, "hosta", #"mizar_store_requests_total{operation="kv_txn",outcome="unreachable"}"#) ?? 0 >= 1)
 
         try lab.etcd.start("etcd1")
         try lab.etcd.awaitHealthy()
