@@ -60,6 +60,8 @@ static __always_inline void count_events(struct mz_transit_stats *s, const struc
 		count(s, MZ_TRANSIT_OPT_UNKNOWN, 0);
 	if (learned > 0)
 		count(s, MZ_TRANSIT_LEARNED, 0);
+	if (learned > 1)
+		count(s, MZ_TRANSIT_LEARNED_NEW, 0);
 	else if (learned < 0)
 		count(s, MZ_TRANSIT_RTS_UNKNOWN_DROPLET, 0);
 }
@@ -142,9 +144,10 @@ static __always_inline __u32 geneve_err_stat(int err)
 }
 
 /*
- * Records where the inner source lives; returns 1 when the cache was written, 0 when it
- * was fresh already, -1 when the RTS names no known droplet (or not with its MAC): only
- * the droplet table, not a packet, decides where endpoints may be reached.
+ * Records where the inner source lives; returns 2 when the cache was written for an endpoint
+ * it did not hold (an LRU eviction may make room), 1 when an entry was rewritten, 0 when it
+ * was fresh already, -1 when the RTS names no known droplet (or not with its MAC): only the
+ * droplet table, not a packet, decides where endpoints may be reached.
  */
 static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_rts *rts,
 				 const struct mz_droplet *self)
@@ -170,7 +173,7 @@ static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_r
 	mz_copy_mac(path.droplet.mac, rts->droplet_mac);
 	path.learned_ns = now;
 	bpf_map_update_elem(&direct_path, &key, &path, BPF_ANY);
-	return 1;
+	return old ? 1 : 2;
 }
 
 /* Redirects the (decapsulated) frame to the endpoint's veth. */

@@ -128,6 +128,8 @@ extension Daemon {
         }
         gauge("mizar_endpoints_uncounted", [], Double(dataplane.uncountedEndpoints), "Local endpoints without a counter slot (the slots are full)")
         count("mizar_direct_path_learned_total", [], transit[.learned].packets, "Direct paths learned or refreshed from RTS options")
+        count("mizar_direct_path_evictions_total", [], try dataplane.directPathEvictions(),
+              "Direct paths the full cache evicted to make room for others (since transitd started)")
         count("mizar_trace_lost_events_total", [], try dataplane.traceLost(), "Trace events the ring buffer had no room for")
         count("mizar_reconcile_writes_total", [], UInt64(writes), "Table writes the reconciler made")
         gauge("mizar_reconcile_failures", [], Double(failureCount), "Resources the data plane could not take (retried)")

@@ -123,7 +123,8 @@ public struct TransitStat: DescribedSlot {
     public static let noBouncer = Self(MZ_TRANSIT_NO_BOUNCER), stale = Self(MZ_TRANSIT_STALE)
     public static let outerTTL = Self(MZ_TRANSIT_OUTER_TTL), notLocal = Self(MZ_TRANSIT_NOT_LOCAL)
     public static let optionRTS = Self(MZ_TRANSIT_OPT_RTS), optionUnknown = Self(MZ_TRANSIT_OPT_UNKNOWN)
-    public static let learned = Self(MZ_TRANSIT_LEARNED), rtsUnknownDroplet = Self(MZ_TRANSIT_RTS_UNKNOWN_DROPLET)
+    public static let learned = Self(MZ_TRANSIT_LEARNED), learnedNew = Self(MZ_TRANSIT_LEARNED_NEW)
+    public static let rtsUnknownDroplet = Self(MZ_TRANSIT_RTS_UNKNOWN_DROPLET)
     public static let ingressChain = Self(MZ_TRANSIT_INGRESS_CHAIN), transitChain = Self(MZ_TRANSIT_TRANSIT_CHAIN)
 }
 

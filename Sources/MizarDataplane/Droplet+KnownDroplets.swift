@@ -34,7 +34,7 @@ extension Droplet {
             }
             // Paths towards a droplet that is not (or no longer with that MAC) in the table go.
             for (key, path) in try maps.directPath.entries() where wanted[path.droplet.ip] != DropletAddress(path.droplet) {
-                try maps.directPath.delete(key)
+                try forgetDirectPath(key)
             }
         }
     }

@@ -15,6 +15,8 @@ struct TableState {
     /// The counter slots an earlier process left in `local_endpoints` (by veth ifindex), read
     /// once; a slot leaves it when it is handed out again. Nil: not read yet.
     var pinnedSlots: [UInt32: (vni: UInt32, ip: UInt32, slot: UInt16)]?
+    /// What the direct-path evictions are counted from (Droplet+DirectPaths.swift).
+    var directPaths = DirectPathTally()
 
     /// Networks never overlap within a VPC, so the first that holds `ip` is the one.
     func network(containing ip: IPv4Address, in vni: VNI) -> Network? {
@@ -196,14 +198,7 @@ extension Droplet {
         } else {
             try maps.endpoints.delete(id.key)
         }
-        try maps.directPath.delete(id.key)
-    }
-
-    /// The direct paths learned from RTS options: which droplet each endpoint was last seen behind.
-    public func learnedPaths() throws -> [EndpointID: DropletAddress] {
-        var result: [EndpointID: DropletAddress] = [:]
-        for (key, value) in try maps.directPath.entries() { result[EndpointID(key)] = DropletAddress(value.droplet) }
-        return result
+        try forgetDirectPath(id.key)
     }
 
     func remoteValue(_ ep: Endpoint, plen: Int) -> mz_endpoint {
@@ -214,10 +209,6 @@ extension Droplet {
         return value
     }
 
-    /// Deletes learned direct paths whose endpoint matches.
-    func purgeDirectPaths(where matches: (EndpointID) -> Bool) throws {
-        for key in try maps.directPath.keys() where matches(EndpointID(key)) { try maps.directPath.delete(key) }
-    }
 }
 
 /// `body(0..<count)` on every CPU; the first error thrown is rethrown once all have run.

@@ -123,6 +123,7 @@ public final class Droplet: @unchecked Sendable {
         // Adopted tables keep counting generations (after the table): caches of an earlier one must not revive.
         config.droplets_generation = Droplet.nextGeneration(after: try maps.droplet.lookup(0)?.droplets_generation ?? 0)
         try maps.droplet.update(0, config)
+        try noteDirectPathBaseline()
     }
 
     /// Opens the droplet of `interface` in `netns`: its index, MAC, MTU and (unless given) first IPv4 address.

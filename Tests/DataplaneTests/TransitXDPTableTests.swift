@@ -44,12 +44,12 @@ let transitCases: [TransitCase] = {
     let to = { (ip: IPv4Address) in Wire.icmp(from: Wire.q, Wire.qMAC, to: ip) }
     return [
         // Delivered to local endpoint A.
-        TransitCase(name: "delivered with RTS: learned", packet: good, outcome: .delivered, events: [.optionRTS, .learned]),
+        TransitCase(name: "delivered with RTS: learned", packet: good, outcome: .delivered, events: [.optionRTS, .learned, .learnedNew]),
         TransitCase(name: "delivered without options", packet: Wire.geneve(options: []), outcome: .delivered),
-        TransitCase(name: "unknown option is skipped", packet: Wire.geneve(options: [unknown, Wire.rts]), outcome: .delivered, events: [.optionRTS, .optionUnknown, .learned]),
+        TransitCase(name: "unknown option is skipped", packet: Wire.geneve(options: [unknown, Wire.rts]), outcome: .delivered, events: [.optionRTS, .optionUnknown, .learned, .learnedNew]),
         TransitCase(name: "RTS type of another class is unknown", packet: Wire.geneve(options: [foreignRTS]), outcome: .delivered, events: [.optionUnknown]),
         TransitCase(name: "options past the walk cap, no C bit", packet: Wire.geneve(options: manyOptions), outcome: .delivered, events: [.optionUnknown]),
-        TransitCase(name: "Ethernet padding after the datagram", packet: good + Array(repeating: 0, count: 16), outcome: .delivered, events: [.optionRTS, .learned]),
+        TransitCase(name: "Ethernet padding after the datagram", packet: good + Array(repeating: 0, count: 16), outcome: .delivered, events: [.optionRTS, .learned, .learnedNew]),
         // Only droplets speak Geneve here, and only a droplet's true address is learned.
         TransitCase(name: "Geneve from a host that is no droplet", packet: Wire.geneve(from: Wire.stranger), outcome: .geneveFromUnknownSource),
         TransitCase(name: "Geneve from a stranger for a bounce", packet: Wire.geneve(inner: to(Wire.b), from: Wire.stranger), outcome: .geneveFromUnknownSource),
@@ -128,6 +128,28 @@ final class TransitXDPTableTests {
         let before = try bed.droplet.transitCounters()
         _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())
         #expect(try bed.droplet.transitCounters().delta(since: before)[.learned].packets == 0)
+    }
+
+    /// A cache of 16 paths learns 40: the ones it evicted to make room are counted, apart
+    /// from a path removed with its endpoint.
+    @Test func directPathEvictionsAreCounted() throws {
+        var limits = DropletLimits()
+        limits.directPaths = 16
+        let small = try TableBed(limits: limits)
+        defer { small.teardown() }
+        let before = try small.droplet.transitCounters()
+        for i in 0..<40 {
+            let packet = Wire.geneve(inner: Wire.icmp(from: IPv4Address(10, 0, 1, UInt8(100 + i)), Wire.qMAC, to: Wire.a))
+            #expect(try small.droplet.transitProgram.testRun(packet: packet).action == .redirect)
+        }
+        #expect(try small.droplet.transitCounters().delta(since: before)[.learnedNew].packets == 40)
+        let held = try small.droplet.learnedPaths()
+        #expect(held.count <= 16 && !held.isEmpty)
+        #expect(try small.droplet.directPathEvictions() == UInt64(40 - held.count))
+        // Removed with its endpoint: not an eviction.
+        try small.droplet.removeEndpoint(try #require(held.keys.first))
+        #expect(try small.droplet.learnedPaths().count == held.count - 1)
+        #expect(try small.droplet.directPathEvictions() == UInt64(40 - held.count))
     }
 
     @Test(arguments: [(Wire.b, Wire.y), (IPv4Address(10, 0, 2, 5), Wire.x)])

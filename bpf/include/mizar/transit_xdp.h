@@ -61,6 +61,8 @@
 	X(MZ_TRANSIT_OPT_RTS, "option_rts", MZ_STAT_EVENT, "option: valid Return To Sender")                   \
 	X(MZ_TRANSIT_OPT_UNKNOWN, "option_unknown", MZ_STAT_EVENT, "option: unknown, skipped")                 \
 	X(MZ_TRANSIT_LEARNED, "direct_path_learned", MZ_STAT_EVENT, "direct path learned or refreshed from an RTS") \
+	X(MZ_TRANSIT_LEARNED_NEW, "direct_path_new", MZ_STAT_EVENT,                                            \
+	  "direct path learned for an endpoint the cache did not hold (beside direct_path_learned)")          \
 	X(MZ_TRANSIT_RTS_UNKNOWN_DROPLET, "rts_unknown_droplet", MZ_STAT_EVENT,                                \
 	  "RTS not learned: it names no known droplet, or another MAC than the droplet's")                    \
 	X(MZ_TRANSIT_INGRESS_CHAIN, "ingress_chain", MZ_STAT_EVENT,                                            \
