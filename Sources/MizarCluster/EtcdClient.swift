@@ -75,6 +75,14 @@ public final class EtcdClient: Sendable {
         }
     }
 
+    /// The revision of the newest write under `prefix` still there (0: none): a watch on the
+    /// prefix that stays behind it has stopped delivering.
+    public func latestWrite(under prefix: String) async throws -> Int64 {
+        let reply = try await call("/v3/kv/range", ["key": Self.b64(Array(prefix.utf8)), "range_end": Self.b64(Self.prefixEnd(prefix)),
+                                                    "limit": 1, "sort_order": "DESCEND", "sort_target": "MOD", "keys_only": true])
+        return (reply.body["kvs"] as? [[String: Any]])?.first.flatMap(EtcdKV.init(json:))?.modRevision ?? 0
+    }
+
     /// The store's revision now (one small read).
     public func revision() async throws -> Int64 {
         try await call("/v3/kv/range", ["key": Self.b64([0]), "count_only": true]).revision

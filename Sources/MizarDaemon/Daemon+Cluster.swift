@@ -65,6 +65,10 @@ struct ClusterState {
     /// The revision at which each deleted key was deleted (a push older than that is stale).
     var tombstones: [String: Int64] = [:]
     var waiters: [UInt64: (droplets: Set<String>, revision: Int64, continuation: CheckedContinuation<Bool, Never>)] = [:]
+    /// The watch under way, and how it looked at the last renewals (`checkWatch`).
+    var watching: Task<Void, Never>?
+    var watchChecked: Int64 = 0
+    var watchStalls = 0
     var nextWaiter: UInt64 = 0
 }
 
@@ -103,28 +107,27 @@ extension Daemon {
 
     // MARK: Writes
 
-    /// Applies a request cluster-wide: admitted against what this droplet has seen, applied to
-    /// its data plane, then written to etcd in one transaction that holds only if no key it
-    /// touches changed meanwhile. When another host got there first, this droplet catches up
+    /// Applies a request cluster-wide: admitted against what this droplet has seen, plugged
+    /// into its data plane and written to etcd in one transaction that holds only if no key it
+    /// touches changed meanwhile (new endpoints: plugged while etcd commits; changes to what
+    /// exists: plugged first). When another host got there first, this droplet catches up
     /// to that change and admits the request again (a few times), so racing hosts never hand
-    /// out one address twice. etcd unreachable: 503 and nothing changes.
+    /// out one address twice. A request naming what this droplet has not seen yet (a network
+    /// made a moment ago through another host) makes it catch up with etcd once. etcd
+    /// unreachable: 503 and nothing changes.
     /// With `createOnly`, a resource that exists (here, or written meanwhile by another host) is 412 `exists`.
     func applyToCluster(_ request: ApplyRequest, _ cluster: ClusterLink, createOnly: Bool = false) async throws -> ApplyResult {
         var caughtUp = false
         for _ in 0..<5 {
-            let outcome: (result: ApplyResult?, revision: Int64, confirm: Set<String>, pushing: Task<Set<String>, Never>?) = try await serialized {
+            let outcome: (result: ApplyResult?, revision: Int64, confirm: Set<String>, pushing: Task<Set<String>, Never>?, missing: APIError?) = try await serialized {
                 if createOnly, let ref = request.apply.first?.reference, desired.contains(ref) {
                     throw APIError(.exists, "\(ref) exists", details: ["exists": "\(ref.kind.rawValue)/\(ref.name)"])
                 }
                 let changes: Admission.Changes
-                do { changes = try admission.admit(request, to: &desired) } catch {
-                    // What the request needs may be in etcd and not here yet (a network just made
-                    // through another host): once, this droplet catches up with etcd and admits again.
-                    guard !caughtUp, let latest = try? await cluster.client.revision(), latest > clusterState.revision else { throw error }
-                    caughtUp = true
-                    return (nil, latest, [], nil)
+                do { changes = try admission.admit(request, to: &desired) } catch let error as APIError where error.details?["missing"] != nil && !caughtUp {
+                    return (nil, 0, [], nil, error)
                 }
-                guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0, [], nil) }
+                guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0, [], nil, nil) }
                 let (compares, operations) = transaction(for: changes, cluster.keys)
                 // etcd refuses a transaction of more operations than its --max-txn-ops (128 by default).
                 guard operations.count <= ClusterLink.maxOperations else {
@@ -136,15 +139,15 @@ extension Daemon {
                 let confirm = Set(changes.previous.flatMap { [$0.1, desired.resource($0.0)].flatMap(bouncersToConfirm) })
                 let plan = pushPlan(to: confirm)
                 let committed: Committed, plugged: Result<Void, any Error>
-                if changes.previous.allSatisfy({ $0.1 == nil }) {
-                    // New resources (a CNI ADD's endpoint) are plugged while etcd commits them and
-                    // the bouncers take them, each taking milliseconds; a plug that fails after the
+                if changes.previous.allSatisfy({ $0.1 == nil && $0.0.kind == .endpoint }) {
+                    // New endpoints (a CNI ADD's) are plugged while etcd commits them and the
+                    // bouncers take them, each taking milliseconds; a plug that fails after the
                     // commit takes it back.
                     async let committing = Committed.attempt(compares, operations, cluster, plan)
                     plugged = Result(catching: { try reconciler.sync(changes.refs, desired) })
                     committed = await committing
                 } else {
-                    // A change to what exists is plugged first: a refused plug never reaches etcd.
+                    // Anything else is plugged first: a refused plug never reaches etcd.
                     plugged = Result(catching: { try reconciler.sync(changes.refs, desired) })
                     if case .failure(let error) = plugged {
                         rollBack(changes)
@@ -163,27 +166,32 @@ extension Daemon {
                         throw APIError(.unavailable, "the cluster store is unreachable; nothing was changed: \(error)")
                     }
                     done = (true, revision)
-                    pushing = plan?.start(operations, revision: revision)
+                    if case .success = plugged { pushing = plan?.start(operations, revision: revision) }
+                }
+                if case .failure(let error) = plugged, done.succeeded {
+                    pushing?.cancel()
+                    try await takeBack(changes, operations, committedAt: done.revision, cluster, plugError: error)
                 }
                 if case .failure(let error) = plugged {
-                    pushing?.cancel()
-                    if done.succeeded { await takeBack(operations, committedAt: done.revision, cluster) }
                     rollBack(changes)
                     throw APIError.from(error)
                 }
                 guard done.succeeded else {
                     rollBack(changes)
-                    return (nil, done.revision, [], nil)  // another host's change: catch up to it, admit again
+                    return (nil, done.revision, [], nil, nil)  // another host's change: catch up to it, admit again
                 }
-                for operation in operations {
-                    switch operation {
-                    case .put(let key, let value, _): noteKey(key, value: value, revision: done.revision, keys: cluster.keys)
-                    case .delete(let key): noteKey(key, value: nil, revision: done.revision, keys: cluster.keys)
-                    }
-                }
+                noteCommitted(operations, at: done.revision, cluster.keys)
                 cache(upserts: changes.upserts, deletes: changes.deletes)
                 for ref in changes.refs { failures[ref] = nil }
-                return (ApplyResult(items: changes.items), done.revision, confirm, pushing)
+                return (ApplyResult(items: changes.items), done.revision, confirm, pushing, nil)
+            }
+            if let missing = outcome.missing {
+                // What the request names may be in etcd and not here yet (a network just made
+                // through another host): once, this droplet catches up with etcd and admits again.
+                caughtUp = true
+                guard let latest = try? await cluster.client.latestWrite(under: cluster.keys.prefix), latest > clusterState.revision else { throw missing }
+                await awaitClusterRevision(latest)
+                continue
             }
             guard let result = outcome.result else {
                 await awaitClusterRevision(outcome.revision)
@@ -197,6 +205,16 @@ extension Daemon {
             return result
         }
         throw APIError(.conflict, "other hosts kept changing what this request touches; nothing was changed, try again")
+    }
+
+    /// Takes in what this droplet's own transaction wrote, at `revision`.
+    private func noteCommitted(_ operations: [EtcdOperation], at revision: Int64, _ keys: ClusterKeys) {
+        for operation in operations {
+            switch operation {
+            case .put(let key, let value, _): noteKey(key, value: value, revision: revision, keys: keys)
+            case .delete(let key): noteKey(key, value: nil, revision: revision, keys: keys)
+            }
+        }
     }
 
     /// When a transaction's answer was lost: the revision it committed at when its first write
@@ -215,16 +233,32 @@ extension Daemon {
         }
     }
 
-    /// Undoes a transaction of puts only (new resources) that committed at `revision`: its keys
-    /// are deleted unless another host changed them since. Failing that (etcd gone meanwhile),
-    /// the resources stay stored and this droplet retries plugging them; the caller's error stands.
-    private func takeBack(_ operations: [EtcdOperation], committedAt revision: Int64, _ cluster: ClusterLink) async {
+    /// Undoes the transaction of new endpoints whose plug failed after it committed at
+    /// `revision`: its keys are deleted, each only if still as written. Taken back, the watch
+    /// skips the puts (nothing comes back here) and the caller rolls back. Not taken back (etcd
+    /// unreachable, or a key changed meanwhile), the endpoints stay stored and desired: this
+    /// droplet retries plugging them, a DELETE removes them, and this throws saying so.
+    private func takeBack(_ changes: Admission.Changes, _ operations: [EtcdOperation], committedAt revision: Int64, _ cluster: ClusterLink,
+                          plugError: any Error) async throws {
         let keys = operations.compactMap { if case .put(let key, _, _) = $0 { key } else { nil } }
+        let why: String
         do {
-            _ = try await cluster.client.txn(keys.map { .modRevision($0, equals: revision) }, keys.map { .delete($0) })
+            if try await cluster.client.txn(keys.map { .modRevision($0, equals: revision) }, keys.map { .delete($0) }).succeeded {
+                for key in keys { clusterState.revisions[key] = revision }
+                return
+            }
+            why = "another host changed them meanwhile"
         } catch {
-            logger.error("a change whose plug failed stays in etcd", metadata: ["keys": "\(keys)", "error": "\(error)"])
+            noteClusterProblem(error)
+            why = "\(error)"
         }
+        logger.error("a change whose plug failed stays in etcd", metadata: ["keys": "\(keys)", "error": "\(why)"])
+        noteCommitted(operations, at: revision, cluster.keys)
+        cache(upserts: changes.upserts, deletes: changes.deletes)
+        for ref in changes.refs { failures[ref] = "\(plugError)" }
+        var error = APIError.from(plugError)
+        error.message += "; it is stored in the cluster and could not be taken back (\(why)): transitd retries plugging it, delete it to remove it"
+        throw error
     }
 
     /// The live droplets other than this one that hold `resource` when it is an endpoint (the

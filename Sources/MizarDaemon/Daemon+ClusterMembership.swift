@@ -63,6 +63,7 @@ extension Daemon {
         }
         guard clusterState.registered, clusterState.lease != 0 else { return await registerInCluster() }
         do {
+            await checkWatch()
             if try await cluster.client.keepAlive(clusterState.lease) == 0 {
                 logger.warning("the droplet's lease expired; registering again")
                 clusterState.lease = 0
@@ -81,11 +82,18 @@ extension Daemon {
     public func runCluster() async {
         guard let cluster else { return }
         let follower = EtcdFollower(client: cluster.client, prefix: cluster.keys.prefix)
-        let after = clusterState.revision > 0 ? clusterState.revision : nil
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                await follower.run(after: after, onError: { error in Task { await self.noteClusterProblem(error) } }) { change in
-                    await self.applyClusterChange(change)
+                // Followed from what was applied; again from there when `checkWatch` ends a watch that stalled.
+                while !Task.isCancelled {
+                    let after = await self.clusterState.revision
+                    let watching = Task {
+                        await follower.run(after: after > 0 ? after : nil, onError: { error in Task { await self.noteClusterProblem(error) } }) { change in
+                            await self.applyClusterChange(change)
+                        }
+                    }
+                    await self.follow(watching)
+                    await withTaskCancellationHandler { await watching.value } onCancel: { watching.cancel() }
                 }
             }
             group.addTask {
@@ -98,6 +106,26 @@ extension Daemon {
             }
             await group.waitForAll()
         }
+    }
+
+    private func follow(_ watching: Task<Void, Never>) {
+        clusterState.watching = watching
+    }
+
+    /// A watch on a member that hangs (its connection open, nothing on it) delivers nothing and
+    /// fails no request. Each renewal compares what the watch applied with the newest write
+    /// under the prefix; behind it without progress at two renewals in a row, the watch is
+    /// ended and followed again from what was applied, on a member that answers.
+    func checkWatch() async {
+        guard let cluster, let latest = try? await cluster.client.latestWrite(under: cluster.keys.prefix) else { return }
+        let applied = clusterState.revision
+        clusterState.watchStalls = latest > applied && applied == clusterState.watchChecked ? clusterState.watchStalls + 1 : 0
+        clusterState.watchChecked = applied
+        guard clusterState.watchStalls >= 2 else { return }
+        logger.warning("the watch delivers nothing while etcd has newer writes; following again from another member",
+                       metadata: ["applied": "\(applied)", "latest": "\(latest)"])
+        clusterState.watchStalls = 0
+        clusterState.watching?.cancel()
     }
 
     /// Gives up this droplet's lease (a clean stop): other hosts see it leave at once.

@@ -96,7 +96,7 @@ public actor Daemon {
         // programs: the transit XDP link is updated in place, atomically.
         // A trace an earlier process left on (it died mid-stream) ends here.
         try? dataplane.setTracing(nil)
-        let unfinished = try reconciler.pruneUnfinished()
+        let unfinished = try reconciler.pruneUnfinished(desired)
         failures = reconciler.syncAll(desired)
         let pruned = try reconciler.pruneStale() + unfinished
         try dataplane.attach()

@@ -31,10 +31,12 @@ struct EndpointDefaults {
                 }
             }
         }
-        guard let network = state.networks[spec.network] else { throw APIError(.invalid, "endpoint \(name): no network \(spec.network)") }
+        guard let network = state.networks[spec.network] else { throw APIError(.invalid, "endpoint \(name): no network \(spec.network)", details: ["missing": "network/\(spec.network)"]) }
         let cidr = network.spec.cidr
         spec.droplet = spec.droplet ?? localDroplet
-        guard state.droplets[spec.droplet!] != nil else { throw APIError(.invalid, "endpoint \(name): no droplet \(spec.droplet!)") }
+        guard state.droplets[spec.droplet!] != nil else {
+            throw APIError(.invalid, "endpoint \(name): no droplet \(spec.droplet!)", details: ["missing": "droplet/\(spec.droplet!)"])
+        }
         let local = spec.droplet == localDroplet
 
         if let ip = spec.ip {

@@ -23,7 +23,9 @@ struct EndpointWiring {
 
     /// `prefix` and 10 random hex digits: 13 characters, within an interface name's 15.
     static func temporaryName(_ prefix: String) -> String { prefix + String(UInt64.random(in: (1 << 36)..<(1 << 40)), radix: 16) }
-    static func isTemporaryName(_ name: String, _ prefix: String) -> Bool { name.hasPrefix(prefix) && name.utf8.count == prefix.utf8.count + 10 }
+    static func isTemporaryName(_ name: String, _ prefix: String) -> Bool {
+        name.hasPrefix(prefix) && name.utf8.count == prefix.utf8.count + 10 && name.dropFirst(prefix.count).allSatisfy(\.isHexDigit)
+    }
 
     /// Returns, for an endpoint in a namespace, whether the namespace's default route goes
     /// through it (nil without a namespace).
@@ -134,11 +136,15 @@ struct EndpointWiring {
         return try deleteVeths { $0.alias.map { $0.hasPrefix(EndpointWiring.aliasPrefix) && !wanted.contains($0) } ?? false }
     }
 
-    /// Deletes the veths a process killed mid-plug left under a scratch name, marked or not
-    /// (their peer holds the endpoint's interface name in its namespace, so a new plug could not
-    /// make it): at start, before anything is plugged.
-    func pruneUnfinished() throws -> [String] {
-        try deleteVeths { EndpointWiring.isTemporaryName($0.name, EndpointWiring.scratchPrefix) }
+    /// Deletes the veths a process killed mid-plug left under a scratch name, unmarked or
+    /// marked as an endpoint's (their peer holds the endpoint's interface name in its
+    /// namespace, so a new plug could not make it): at start, before anything is plugged.
+    /// A name some endpoint gives as its `hostInterface` is left alone.
+    func pruneUnfinished(keeping hostInterfaces: Set<String>) throws -> [String] {
+        try deleteVeths { link in
+            EndpointWiring.isTemporaryName(link.name, EndpointWiring.scratchPrefix) && !hostInterfaces.contains(link.name)
+                && (link.alias.map { $0.hasPrefix(EndpointWiring.aliasPrefix) } ?? true)
+        }
     }
 
     private func deleteVeths(where stale: (Link) -> Bool) throws -> [String] {

@@ -259,8 +259,8 @@ final class Reconciler {
     }
 
     /// Removes what a process killed mid-plug left half made (before `syncAll`, which plugs again).
-    func pruneUnfinished() throws -> Int {
-        let veths = try wiring.pruneUnfinished()
+    func pruneUnfinished(_ desired: DesiredState) throws -> Int {
+        let veths = try wiring.pruneUnfinished(keeping: Set(desired.endpoints.values.compactMap(\.spec.hostInterface)))
         if !veths.isEmpty { logger.info("removed veths left half made", metadata: ["veths": "\(veths)"]) }
         return veths.count
     }

@@ -65,10 +65,20 @@ public final class EtcdMembers: @unchecked Sendable {
         ] + (tls.map { ["--cert-file", $0.certificate, "--key-file", $0.key] } ?? []), in: m.netns)
     }
 
-    /// Kills member `name` (SIGKILL: a crash, or SIGSTOP: a member that hangs).
+    /// Ends member `name` (SIGKILL: a crash) and waits for it.
     @discardableResult
     public func stop(_ name: String, signal: Int32 = SIGKILL) -> CommandResult? {
         processes.removeValue(forKey: name)?.stop(with: signal)
+    }
+
+    /// Freezes member `name` (SIGSTOP): its connections stay open and nothing on them is
+    /// answered, as with a hung member. `thaw` resumes it; `teardown` kills it either way.
+    public func freeze(_ name: String) {
+        if let process = processes[name] { kill(process.processID, SIGSTOP) }
+    }
+
+    public func thaw(_ name: String) {
+        if let process = processes[name] { kill(process.processID, SIGCONT) }
     }
 
     /// Waits until a quorum answers through every running member.

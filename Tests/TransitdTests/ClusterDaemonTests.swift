@@ -306,6 +306,21 @@ struct ClusterDaemonTests {
         #expect(try await lab.host("hostc").client.health().healthy)
     }
 
+    /// A member that hangs (frozen: its connections open, nothing answered) under the watch
+    /// of every droplet: each notices its watch delivers nothing while etcd has newer writes,
+    /// and follows again from another member. hostc, no bouncer, learns of a2 only that way.
+    @Test func watchOnAHungMemberMovesOn() async throws {
+        let lab = try await Self.lab(members: 3)
+        defer { lab.teardown() }
+        _ = try await Self.twoEndpoints(lab)
+        // Every client prefers the first member: it is the one to hang.
+        lab.etcd.freeze("etcd1")
+        defer { lab.etcd.thaw("etcd1") }
+        _ = try await Self.plug(lab, "a2", on: "hosta")
+        #expect(await Self.eventually(20) { Self.names(try await lab.host("hostc").client.list(.endpoint)).contains("a2") }, "hostc's watch moved on")
+        #expect(lab.host("hostc").log.contains("the watch delivers nothing"), "hostc says why")
+    }
+
     /// A transitd whose watch fell behind history that etcd then compacted: it takes a snapshot
     /// and reconciles its data plane against it (what changed meanwhile reaches its tables).
     @Test func watchResyncsAfterCompaction() async throws {
