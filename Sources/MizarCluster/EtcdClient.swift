@@ -98,7 +98,8 @@ public final class EtcdClient: Sendable {
     /// whether it was done and the store's revision after it (the writes' revision when done).
     @discardableResult
     public func txn(_ compares: [EtcdCompare], _ operations: [EtcdOperation]) async throws -> (succeeded: Bool, revision: Int64) {
-        let reply = try await call("/v3/kv/txn", ["compare": compares.map(\.json), "success": operations.map(\.json)])
+        // Typed and encoded by JSONEncoder: a transaction of 100-odd writes goes several times faster than through JSONSerialization.
+        let reply = try await call("/v3/kv/txn", payload: try JSONEncoder().encode(TxnRequest(compare: compares, success: operations)))
         return (reply.body["succeeded"] as? Bool ?? false, reply.revision)
     }
 
@@ -144,11 +145,15 @@ public final class EtcdClient: Sendable {
     /// One unary request: each member in turn until one answers. A member's own error (a
     /// 4xx/5xx with etcd's message) is thrown at once; only an unreachable member moves on.
     func call(_ path: String, _ body: [String: Any]) async throws -> Reply {
-        guard let observe else { return try await attempt(path, body) }
+        try await call(path, payload: try JSONSerialization.data(withJSONObject: body))
+    }
+
+    func call(_ path: String, payload: Data) async throws -> Reply {
+        guard let observe else { return try await attempt(path, payload) }
         let clock = ContinuousClock(), start = clock.now
         let operation = path.split(separator: "/").suffix(2).joined(separator: "_")
         do {
-            let reply = try await attempt(path, body)
+            let reply = try await attempt(path, payload)
             observe(operation, true, clock.now - start)
             return reply
         } catch {
@@ -158,8 +163,7 @@ public final class EtcdClient: Sendable {
         }
     }
 
-    private func attempt(_ path: String, _ body: [String: Any]) async throws -> Reply {
-        let payload = try JSONSerialization.data(withJSONObject: body)
+    private func attempt(_ path: String, _ payload: Data) async throws -> Reply {
         var failures: [String] = []
         let members = inTurn()
         for (attempt, base) in members.enumerated() {

@@ -57,38 +57,64 @@ public struct EtcdEvent: Sendable, Hashable {
 }
 
 /// A condition of a transaction.
-public enum EtcdCompare: Sendable, Hashable {
+public enum EtcdCompare: Sendable, Hashable, Encodable {
     /// The key was last changed at `revision` (0: the key does not exist).
     case modRevision(String, equals: Int64)
     /// The key holds exactly `value`.
     case value(String, equals: [UInt8])
 
-    var json: [String: Any] {
+    private enum CodingKeys: String, CodingKey {
+        case key, target, result, value
+        case modRevision = "mod_revision"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode("EQUAL", forKey: .result)
         switch self {
         case .modRevision(let key, let revision):
-            ["key": EtcdClient.b64(Array(key.utf8)), "target": "MOD", "result": "EQUAL", "mod_revision": String(revision)]
+            try c.encode(EtcdClient.b64(Array(key.utf8)), forKey: .key)
+            try c.encode("MOD", forKey: .target)
+            try c.encode(String(revision), forKey: .modRevision)
         case .value(let key, let value):
-            ["key": EtcdClient.b64(Array(key.utf8)), "target": "VALUE", "result": "EQUAL", "value": EtcdClient.b64(value)]
+            try c.encode(EtcdClient.b64(Array(key.utf8)), forKey: .key)
+            try c.encode("VALUE", forKey: .target)
+            try c.encode(EtcdClient.b64(value), forKey: .value)
         }
     }
 }
 
 /// A write of a transaction.
-public enum EtcdOperation: Sendable, Hashable {
+public enum EtcdOperation: Sendable, Hashable, Encodable {
     /// Puts `value` under the key, bound to `lease` when it is not 0.
     case put(String, [UInt8], lease: Int64 = 0)
     case delete(String)
 
-    var json: [String: Any] {
+    private enum CodingKeys: String, CodingKey {
+        case put = "request_put", delete = "request_delete_range"
+    }
+
+    private enum FieldKeys: String, CodingKey { case key, value, lease }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
         switch self {
         case .put(let key, let value, let lease):
-            var put: [String: Any] = ["key": EtcdClient.b64(Array(key.utf8)), "value": EtcdClient.b64(value)]
-            if lease != 0 { put["lease"] = String(lease) }
-            return ["request_put": put]
+            var put = c.nestedContainer(keyedBy: FieldKeys.self, forKey: .put)
+            try put.encode(EtcdClient.b64(Array(key.utf8)), forKey: .key)
+            try put.encode(EtcdClient.b64(value), forKey: .value)
+            if lease != 0 { try put.encode(String(lease), forKey: .lease) }
         case .delete(let key):
-            return ["request_delete_range": ["key": EtcdClient.b64(Array(key.utf8))]]
+            var delete = c.nestedContainer(keyedBy: FieldKeys.self, forKey: .delete)
+            try delete.encode(EtcdClient.b64(Array(key.utf8)), forKey: .key)
         }
     }
+}
+
+/// A transaction in proto3's JSON mapping: done (`success`) only when every `compare` holds.
+struct TxnRequest: Encodable {
+    var compare: [EtcdCompare]
+    var success: [EtcdOperation]
 }
 
 /// What a `EtcdFollower` hands on: the whole prefix (at the start, and whenever the watch
