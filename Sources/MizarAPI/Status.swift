@@ -127,6 +127,9 @@ public struct Counters: Codable, Sendable, Hashable {
     /// agent's slot names); zeros left out.
     public var endpoints: [String: [String: CounterValue]]?
 
+    /// The verdicts among a plugin's counts (the rest are its drop reasons, counted beside `drop`).
+    public static let pluginVerdicts = ["continue", "drop", "pass", "aborted"]
+
     public init(transit: [String: CounterValue], agent: [String: CounterValue], plugins: [String: [String: [String: CounterValue]]],
                 endpoints: [String: [String: CounterValue]]? = nil) {
         self.transit = transit

@@ -16,7 +16,7 @@ struct Mizarctl: AsyncParsableCommand {
             """,
         version: MizarVersion.current,
         subcommands: [StatusCommand.self, GetCommand.self, DescribeCommand.self, ApplyCommand.self, DeleteCommand.self,
-                      ChainCommand.self, PluginCommand.self, CountersCommand.self, TraceCommand.self, BPFCommand.self, CRDsCommand.self, VersionCommand.self]
+                      ChainCommand.self, PluginCommand.self, CountersCommand.self, TopCommand.self, TraceCommand.self, BPFCommand.self, CRDsCommand.self, VersionCommand.self]
     )
 
     /// ArgumentParser's own exit code for usage errors is 64; mizarctl's is 2.

@@ -1,4 +1,5 @@
 import CMizarABI
+import MizarAPI
 import MizarPluginSDK
 import MizarTestSupport
 import Testing
@@ -66,6 +67,11 @@ struct ChainOrderTests {
         #expect(try harness.run(udpFrame, hook: .egress).verdict == .passed)
         #expect(try harness.counters("passer", at: .egress)[.pass].packets == 1)
         #expect(try harness.counters("b", at: .egress).packets == 0)
+    }
+
+    @Test("the API's list of verdicts is the chains' (mizarctl top sums a plugin's counts by it)")
+    func verdictNamesAreTheAPIs() {
+        #expect(PluginVerdict.allCases.map(\.description) == Counters.pluginVerdicts)
     }
 
     @Test("chains that cannot be built are refused and the live chain stays")

@@ -56,5 +56,16 @@ struct MetricsTests {
         // mizarctl counters shows the same, per endpoint, with rates.
         let counters = try lab.mizarctl("hosta", ["counters", "--rates", "--interval", "0.5"])
         #expect(counters.status == 0 && counters.output.contains("PACKETS/S") && counters.output.contains("endpoint/a1"), "\(counters.output)\(counters.error)")
+
+        // mizarctl top: while a1 pings (20 packets/s through it, requests and replies), a1 leads with about that rate.
+        let ping = try RunningCommand(["ping", "-i", "0.1", "-w", "4", "10.1.0.3"], in: a1)
+        defer { ping.interrupt() }
+        let top = try lab.mizarctl("hosta", ["top", "--count", "2", "--interval", "1", "-o", "json"])
+        let views = top.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let busiest = (views.last?["endpoints"] as? [[String: Any]])?.first
+        #expect(views.count == 2 && busiest?["name"] as? String == "a1", "\(top.output)\(top.error)")
+        #expect((14...26).contains(busiest?["packetsPerSecond"] as? Double ?? 0), "\(top.output)")
+        let table = try lab.mizarctl("hosta", ["top", "--count", "1", "--interval", "0.5"])
+        #expect(table.status == 0 && table.output.contains("ENDPOINT") && table.output.contains("a1") && table.output.contains("PLUGIN"), "\(table.output)\(table.error)")
     }
 }
