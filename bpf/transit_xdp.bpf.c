@@ -172,8 +172,11 @@ static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_r
 	path.droplet.ip = rts->droplet_ip;
 	mz_copy_mac(path.droplet.mac, rts->droplet_mac);
 	path.learned_ns = now;
+	/* New only if this CPU's insert made it: two CPUs learning one endpoint count it once. */
+	if (!old && !bpf_map_update_elem(&direct_path, &key, &path, BPF_NOEXIST))
+		return 2;
 	bpf_map_update_elem(&direct_path, &key, &path, BPF_ANY);
-	return old ? 1 : 2;
+	return 1;
 }
 
 /* Redirects the (decapsulated) frame to the endpoint's veth. */

@@ -164,7 +164,7 @@ struct Admission {
                                                                    role: Placement.role(network: r.name), what: "network \(r.name)", in: state)
             }
             r.spec.bouncers = r.spec.bouncers ?? [localDroplet]
-            guard state.vpcs[r.spec.vpc] != nil else { throw APIError(.invalid, "network \(r.name): no VPC \(r.spec.vpc)", details: ["missing": "vpc/\(r.spec.vpc)"]) }
+            guard state.vpcs[r.spec.vpc] != nil else { throw APIError(.invalid, "network \(r.name): no VPC \(r.spec.vpc)", details: ["missing": "VPC/\(r.spec.vpc)"]) }
             let cidr = r.spec.cidr
             guard (8...30).contains(cidr.prefixLength) else { throw APIError(.invalid, "network \(r.name): \(cidr) must be a /8 to /30") }
             guard cidr == cidr.network else { throw APIError(.invalid, "network \(r.name): \(cidr) has host bits set; did you mean \(cidr.network)?") }
@@ -227,7 +227,7 @@ struct Admission {
         guard names.count <= 16 else { throw APIError(.invalid, "\(what) has \(names.count) \(role); at most 16") }
         guard Set(names).count == names.count else { throw APIError(.invalid, "\(what) names a droplet twice among its \(role)") }
         for name in names where state.droplets[name] == nil {
-            throw APIError(.invalid, "\(what): no droplet \(name) (\(role))", details: ["missing": "droplet/\(name)"])
+            throw APIError(.invalid, "\(what): no droplet \(name) (\(role))", details: ["missing": "Droplet/\(name)"])
         }
     }
 }

@@ -67,7 +67,9 @@ struct ClusterState {
     var waiters: [UInt64: (droplets: Set<String>, revision: Int64, continuation: CheckedContinuation<Bool, Never>)] = [:]
     /// The watch under way, and how it looked at the last renewals (`checkWatch`).
     var watching: Task<Void, Never>?
-    var watchChecked: Int64 = 0
+    /// Batches the watch brought (counted on arrival, before they wait for their turn), and that count at the last check.
+    var watchHeard = 0
+    var watchHeardChecked = 0
     var watchStalls = 0
     var nextWaiter: UInt64 = 0
 }
@@ -189,8 +191,11 @@ extension Daemon {
                 // What the request names may be in etcd and not here yet (a network just made
                 // through another host): once, this droplet catches up with etcd and admits again.
                 caughtUp = true
-                guard let latest = try? await cluster.client.latestWrite(under: cluster.keys.prefix), latest > clusterState.revision else { throw missing }
-                await awaitClusterRevision(latest)
+                guard let named = missing.details?["missing"], let slash = named.firstIndex(of: "/"),
+                      let kind = Kind(rawValue: String(named[..<slash])),
+                      let stored = try? await cluster.client.get(cluster.keys.resource(ResourceReference(kind: kind, name: String(named[named.index(after: slash)...])))),
+                      stored.modRevision > clusterState.revision else { throw missing }
+                await awaitClusterRevision(stored.modRevision)
                 continue
             }
             guard let result = outcome.result else {

@@ -63,7 +63,6 @@ extension Daemon {
         }
         guard clusterState.registered, clusterState.lease != 0 else { return await registerInCluster() }
         do {
-            await checkWatch()
             if try await cluster.client.keepAlive(clusterState.lease) == 0 {
                 logger.warning("the droplet's lease expired; registering again")
                 clusterState.lease = 0
@@ -74,7 +73,10 @@ extension Daemon {
             }
         } catch {
             noteClusterProblem(error)
+            return
         }
+        // After the renewal, which must not wait on it.
+        await checkWatch()
     }
 
     /// The cluster's loops, run by transitd until it stops: the watch that applies what other
@@ -113,14 +115,21 @@ extension Daemon {
     }
 
     /// A watch on a member that hangs (its connection open, nothing on it) delivers nothing and
-    /// fails no request. Each renewal compares what the watch applied with the newest write
-    /// under the prefix; behind it without progress at two renewals in a row, the watch is
-    /// ended and followed again from what was applied, on a member that answers.
+    /// fails no request. At each renewal: when the watch has brought nothing since the last
+    /// one and etcd's revision is past what it applied, the newest write under the prefix is
+    /// read (a scan of the prefix, so only then); behind that twice in a row, the watch is
+    /// ended and followed again from what was applied, on a member that answers. A watch that
+    /// only misses deletes is not noticed until the next write.
     func checkWatch() async {
-        guard let cluster, let latest = try? await cluster.client.latestWrite(under: cluster.keys.prefix) else { return }
-        let applied = clusterState.revision
-        clusterState.watchStalls = latest > applied && applied == clusterState.watchChecked ? clusterState.watchStalls + 1 : 0
-        clusterState.watchChecked = applied
+        guard let cluster else { return }
+        let heard = clusterState.watchHeard, applied = clusterState.revision
+        defer { clusterState.watchHeardChecked = heard }
+        guard heard == clusterState.watchHeardChecked, let now = try? await cluster.client.revision(), now > applied,
+              let latest = try? await cluster.client.latestWrite(under: cluster.keys.prefix), latest > applied else {
+            clusterState.watchStalls = 0
+            return
+        }
+        clusterState.watchStalls += 1
         guard clusterState.watchStalls >= 2 else { return }
         logger.warning("the watch delivers nothing while etcd has newer writes; following again from another member",
                        metadata: ["applied": "\(applied)", "latest": "\(latest)"])

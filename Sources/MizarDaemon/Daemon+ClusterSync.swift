@@ -9,6 +9,7 @@ extension Daemon {
     /// Applies one change the watch brought, in turn with API changes.
     func applyClusterChange(_ change: EtcdChange) async {
         guard let keys = cluster?.keys else { return }
+        clusterState.watchHeard &+= 1
         _ = try? await serialized {
             switch change {
             case .snapshot(let kvs, let revision):

@@ -31,11 +31,11 @@ struct EndpointDefaults {
                 }
             }
         }
-        guard let network = state.networks[spec.network] else { throw APIError(.invalid, "endpoint \(name): no network \(spec.network)", details: ["missing": "network/\(spec.network)"]) }
+        guard let network = state.networks[spec.network] else { throw APIError(.invalid, "endpoint \(name): no network \(spec.network)", details: ["missing": "Network/\(spec.network)"]) }
         let cidr = network.spec.cidr
         spec.droplet = spec.droplet ?? localDroplet
         guard state.droplets[spec.droplet!] != nil else {
-            throw APIError(.invalid, "endpoint \(name): no droplet \(spec.droplet!)", details: ["missing": "droplet/\(spec.droplet!)"])
+            throw APIError(.invalid, "endpoint \(name): no droplet \(spec.droplet!)", details: ["missing": "Droplet/\(spec.droplet!)"])
         }
         let local = spec.droplet == localDroplet
 

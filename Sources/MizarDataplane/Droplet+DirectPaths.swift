@@ -5,7 +5,7 @@ import CMizarABI
 /// and the ones the kernel evicted to make room, which nothing reports by itself.
 struct DirectPathTally {
     /// Paths learned new less paths held, when this process took the tables: what went before it.
-    var baseline: UInt64?
+    var baseline: Int64?
     /// Paths this process removed (their endpoint or droplet went).
     var removed: UInt64 = 0
     /// The last count reported: a counter never goes back.
@@ -27,20 +27,20 @@ extension Droplet {
     public func directPathEvictions() throws -> UInt64 {
         try lock.withLock {
             if state.directPaths.baseline == nil { try noteDirectPathBaseline() }
-            let learned = try transitCounters()[.learnedNew].packets
-            let held = UInt64(try maps.directPath.count())
-            let gone = learned &- state.directPaths.baseline! &- state.directPaths.removed
-            // Wrapped below zero: a path learned after the counters were read is held already.
-            let evicted = gone > held ? gone - held : 0
-            state.directPaths.reported = max(state.directPaths.reported, evicted)
+            let learned = Int64(clamping: try transitCounters()[.learnedNew].packets)
+            let held = Int64(try maps.directPath.count())
+            // Below zero when a path learned after the counters were read is held already, or
+            // one learned before the baseline was removed since: none evicted then.
+            let evicted = learned - state.directPaths.baseline! - Int64(clamping: state.directPaths.removed) - held
+            state.directPaths.reported = max(state.directPaths.reported, UInt64(max(0, evicted)))
             return state.directPaths.reported
         }
     }
 
     /// Takes what the cache lost before now as lost before this process (called with `lock` held, at start).
     func noteDirectPathBaseline() throws {
-        let held = UInt64(try maps.directPath.count())
-        state.directPaths.baseline = try transitCounters()[.learnedNew].packets &- held
+        let held = Int64(try maps.directPath.count())
+        state.directPaths.baseline = Int64(clamping: try transitCounters()[.learnedNew].packets) - held
     }
 
     /// Removes a learned path (with `lock` held), counted apart from evictions.

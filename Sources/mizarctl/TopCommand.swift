@@ -17,8 +17,22 @@ struct TopView: Encodable {
     var endpoints: [TopRow]
     var plugins: [TopRow]
 
-    /// The rates between two samples `interval` seconds apart, busiest first (ties by name).
-    init(from before: Counters, to after: Counters, interval: Double, limit: Int) {
+    /// What the views rank by.
+    enum Order: String, ExpressibleByArgument, CaseIterable {
+        case packets, bytes, drops
+
+        func key(_ row: TopRow) -> Double {
+            switch self {
+            case .packets: row.packetsPerSecond
+            case .bytes: row.bytesPerSecond
+            case .drops: row.dropsPerSecond
+            }
+        }
+    }
+
+    /// The rates between two samples `interval` seconds apart (zeros are left out of a sample:
+    /// a row missing from the first started from 0), busiest by `order` first, ties by name.
+    init(from before: Counters, to after: Counters, interval: Double, limit: Int, order: Order) {
         self.interval = interval
         func rate(_ now: UInt64, _ then: UInt64) -> Double { Double(now >= then ? now - then : now) / interval }  // down: reset, count from 0
         func rows(_ now: [String: Totals], _ then: [String: Totals]) -> [TopRow] {
@@ -27,7 +41,7 @@ struct TopView: Encodable {
                 return TopRow(name: name, packetsPerSecond: rate(t.packets, was.packets), bytesPerSecond: rate(t.bytes, was.bytes),
                               dropsPerSecond: rate(t.drops, was.drops))
             }
-            return Array(all.sorted { ($0.packetsPerSecond, $1.name) > ($1.packetsPerSecond, $0.name) }.prefix(limit))
+            return Array(all.sorted { (order.key($0), $1.name) > (order.key($1), $0.name) }.prefix(limit))
         }
         endpoints = rows(Totals.endpoints(after), Totals.endpoints(before))
         plugins = rows(Totals.plugins(after), Totals.plugins(before))
@@ -66,14 +80,16 @@ struct TopCommand: AsyncParsableCommand {
         commandName: "top",
         abstract: "A live view of the busiest local endpoints and plugins: packets, bytes and drops per second.",
         discussion: """
-            Refreshes every --interval seconds until interrupted (or after --count views). Endpoints are ranked by the \
-            packets they sent and received per second, plugins by the packets they judged; drops are the agent's (an \
-            endpoint) or the plugin's (`drop` and `aborted` verdicts). `-o json` prints one JSON object per view.
+            Refreshes every --interval seconds until Ctrl-C (or after --count views). Endpoints count the packets they \
+            sent and received, plugins the packets they judged; drops are the agent's (an endpoint) or the plugin's \
+            (`drop` and `aborted` verdicts). Rows are ranked by --sort (packets/s; `drops` finds what drops most). \
+            `-o json` prints one JSON object per view.
             """)
 
     @Option(help: "Seconds between views (0.2 to 60).") var interval: Double = 1
     @Option(help: "Rows of each table.") var limit = 10
     @Option(help: "Views to show, then exit (0: until interrupted).") var count = 0
+    @Option(help: "Rank rows by packets, bytes or drops per second.") var sort: TopView.Order = .packets
     @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
     @OptionGroup var connection: ConnectionOptions
 
@@ -81,17 +97,23 @@ struct TopCommand: AsyncParsableCommand {
         if !(0.2...60).contains(interval) { throw ValidationError("--interval takes 0.2 to 60 seconds") }
         if limit < 1 { throw ValidationError("--limit takes 1 or more") }
         if count < 0 { throw ValidationError("--count takes 0 (until interrupted) or more") }
+        if output == .yaml { throw ValidationError("top prints a table or json") }
     }
 
     func run() async throws {
         try await withClient(connection) { client in
             let live = output == .table && isatty(STDOUT_FILENO) == 1
-            var before = try await client.counters(), shown = 0
+            let clock = ContinuousClock()
+            var before = try await client.counters(), sampled = clock.now, shown = 0
+            if live { print("\u{1B}[H\u{1B}[2Jsampling for \(interval) s…") }
             while count == 0 || shown < count {
                 try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
-                let after = try await client.counters()
-                let view = TopView(from: before, to: after, interval: interval, limit: limit)
+                let after = try await client.counters(), now = clock.now
+                // Rates over the time that really passed between the samples (requests take time too).
+                let elapsed = Double((now - sampled).components.attoseconds) / 1e18 + Double((now - sampled).components.seconds)
+                let view = TopView(from: before, to: after, interval: elapsed, limit: limit, order: sort)
                 before = after
+                sampled = now
                 shown += 1
                 guard output == .table else {
                     let encoder = JSONEncoder()
@@ -101,13 +123,15 @@ struct TopCommand: AsyncParsableCommand {
                 }
                 // On a terminal each view replaces the last; piped, they follow one another.
                 print(live ? "\u{1B}[H\u{1B}[2J" : (shown > 1 ? "\n" : ""), terminator: "")
-                print("every \(interval) s, busiest first")
+                print(String(format: "over %.2f s", elapsed) + ", by \(sort.rawValue)/s (Ctrl-C ends)")
                 func cells(_ r: TopRow) -> [String] {
                     [r.name, String(format: "%.1f", r.packetsPerSecond), String(format: "%.0f", r.bytesPerSecond), String(format: "%.1f", r.dropsPerSecond)]
                 }
                 printTable(["ENDPOINT", "PACKETS/S", "BYTES/S", "DROPS/S"], view.endpoints.map(cells))
+                if view.endpoints.isEmpty { print("(no local endpoint has counted a packet)") }
                 print("")
                 printTable(["PLUGIN", "PACKETS/S", "BYTES/S", "DROPS/S"], view.plugins.map(cells))
+                if view.plugins.isEmpty { print("(no plugin in a chain)") }
                 fflush(stdout)
             }
         }

@@ -65,7 +65,7 @@ struct MetricsTests {
         let busiest = (views.last?["endpoints"] as? [[String: Any]])?.first
         #expect(views.count == 2 && busiest?["name"] as? String == "a1", "\(top.output)\(top.error)")
         #expect((14...26).contains(busiest?["packetsPerSecond"] as? Double ?? 0), "\(top.output)")
-        let table = try lab.mizarctl("hosta", ["top", "--count", "1", "--interval", "0.5"])
+        let table = try lab.mizarctl("hosta", ["top", "--count", "1", "--interval", "0.5", "--sort", "drops"])
         #expect(table.status == 0 && table.output.contains("ENDPOINT") && table.output.contains("a1") && table.output.contains("PLUGIN"), "\(table.output)\(table.error)")
     }
 }
