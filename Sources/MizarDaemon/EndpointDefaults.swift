@@ -100,8 +100,10 @@ struct EndpointDefaults {
     }
 
     /// The lowest free address of the network after its gateway. In cluster mode, the lowest
-    /// free address of this droplet's blocks; then of the lowest block nobody claimed (the
-    /// commit claims it); then, every block claimed, of anyone's (borrowed).
+    /// free address of this droplet's blocks; then of a block nobody claimed (the commit claims
+    /// it), looked for from a place this droplet's name hashes to, so that droplets filling up
+    /// at once claim different blocks rather than race for the lowest; then, every block
+    /// claimed, of anyone's (borrowed).
     private func allocate(in network: MizarAPI.Network) throws -> IPv4Address {
         let cidr = network.spec.cidr
         func free(_ ip: IPv4Address) -> Bool { state.endpointByAddress[.init(vpc: network.spec.vpc, ip: ip)] == nil }
@@ -110,7 +112,8 @@ struct EndpointDefaults {
             for base in claimed.filter({ $0.value == localDroplet }).keys.sorted() {
                 if let ip = AddressBlocks.usable(base, in: cidr).first(where: free) { return ip }
             }
-            for base in AddressBlocks.bases(of: cidr) where claimed[base] == nil {
+            let bases = AddressBlocks.bases(of: cidr), start = Int(FNV1a.hash(localDroplet.utf8) % UInt64(bases.count))
+            for base in bases[start...] + bases[..<start] where claimed[base] == nil {
                 if let ip = AddressBlocks.usable(base, in: cidr).first(where: free) { return ip }
             }
         }
