@@ -57,13 +57,13 @@ struct ClusterState {
     var progressPrompt = false
     /// The put-off progress write, waiting until it is due.
     var progressDue: CheckedContinuation<Void, Never>?
-    /// Changes waiting for droplets to apply them: who, from which revision.
     /// True once the droplet left for good (its interface went away).
     var left = false
     /// The key pushes to bouncers are signed with (`cluster/secret`); nil: not known yet (no pushes).
     var secret: [UInt8]?
     /// The revision at which each deleted key was deleted (a push older than that is stale).
     var tombstones: [String: Int64] = [:]
+    /// Changes waiting for droplets to apply them: who, from which revision.
     var waiters: [UInt64: (droplets: Set<String>, revision: Int64, continuation: CheckedContinuation<Bool, Never>)] = [:]
     /// The watch under way, and how it looked at the last renewals (`checkWatch`).
     var watching: Task<Void, Never>?
@@ -170,11 +170,11 @@ extension Daemon {
                     done = (true, revision)
                     if case .success = plugged { pushing = plan?.start(operations, revision: revision) }
                 }
-                if case .failure(let error) = plugged, done.succeeded {
-                    pushing?.cancel()
-                    try await takeBack(changes, operations, committedAt: done.revision, cluster, plugError: error)
-                }
                 if case .failure(let error) = plugged {
+                    if done.succeeded {
+                        pushing?.cancel()
+                        try await takeBack(changes, operations, committedAt: done.revision, cluster, plugError: error)
+                    }
                     rollBack(changes)
                     throw APIError.from(error)
                 }

@@ -4,8 +4,8 @@ import CMizarABI
 /// user space sees it: the paths it holds, the ones removed with their endpoint or droplet,
 /// and the ones the kernel evicted to make room, which nothing reports by itself.
 struct DirectPathTally {
-    /// Paths learned new less paths held, when this process took the tables: what went before it.
-    var baseline: Int64?
+    /// Paths learned new less paths held when this process took the tables (set at start): what went before it.
+    var baseline: Int64 = 0
     /// Paths this process removed (their endpoint or droplet went).
     var removed: UInt64 = 0
     /// The last count reported: a counter never goes back.
@@ -26,18 +26,17 @@ extension Droplet {
     /// reads is counted a scrape late.
     public func directPathEvictions() throws -> UInt64 {
         try lock.withLock {
-            if state.directPaths.baseline == nil { try noteDirectPathBaseline() }
             let learned = Int64(clamping: try transitCounters()[.learnedNew].packets)
             let held = Int64(try maps.directPath.count())
             // Below zero when a path learned after the counters were read is held already, or
             // one learned before the baseline was removed since: none evicted then.
-            let evicted = learned - state.directPaths.baseline! - Int64(clamping: state.directPaths.removed) - held
+            let evicted = learned - state.directPaths.baseline - Int64(clamping: state.directPaths.removed) - held
             state.directPaths.reported = max(state.directPaths.reported, UInt64(max(0, evicted)))
             return state.directPaths.reported
         }
     }
 
-    /// Takes what the cache lost before now as lost before this process (called with `lock` held, at start).
+    /// Takes what the cache lost before now as lost before this process (at start).
     func noteDirectPathBaseline() throws {
         let held = Int64(try maps.directPath.count())
         state.directPaths.baseline = Int64(clamping: try transitCounters()[.learnedNew].packets) - held

@@ -208,7 +208,6 @@ extension Droplet {
         value.net_plen = UInt8(plen)
         return value
     }
-
 }
 
 /// `body(0..<count)` on every CPU; the first error thrown is rethrown once all have run.

@@ -110,7 +110,7 @@ struct TopCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
                 let after = try await client.counters(), now = clock.now
                 // Rates over the time that really passed between the samples (requests take time too).
-                let elapsed = Double((now - sampled).components.attoseconds) / 1e18 + Double((now - sampled).components.seconds)
+                let elapsed = (now - sampled) / .seconds(1)
                 let view = TopView(from: before, to: after, interval: elapsed, limit: limit, order: sort)
                 before = after
                 sampled = now
