@@ -165,7 +165,8 @@ extension Daemon {
                     guard let revision = await committedRevision(of: operations, cluster) else {
                         rollBack(changes)
                         noteClusterProblem(error)
-                        throw APIError(.unavailable, "the cluster store is unreachable; nothing was changed: \(error)")
+                        throw APIError(.unavailable, "the cluster store is unreachable; the change was undone here (should etcd apply it late, "
+                                       + "the watch brings it back), try again: \(error)")
                     }
                     done = (true, revision)
                     if case .success = plugged { pushing = plan?.start(operations, revision: revision) }
@@ -351,11 +352,13 @@ extension Daemon {
     /// latest wins) and, unless `promptly`, wait `progressDelay` first: with pushes on, the
     /// writer of an endpoint learns from the push's answer that this bouncer holds it, and a
     /// progress write per change per bouncer would cost etcd a write and every droplet a watch
-    /// event. Prompt: a role handed to this droplet (the controller waits on it), pushes off.
+    /// event. Prompt: a role handed to this droplet (the controller waits on it), pushes off or
+    /// not possible yet (no secret).
     func reportProgress(_ revision: Int64, promptly: Bool) {
         guard let cluster, revision > clusterState.progressWanted else { return }
         clusterState.progressWanted = revision
-        clusterState.progressPrompt = clusterState.progressPrompt || promptly || cluster.peerPort == 0
+        // Without pushes (off, or the cluster's secret not known yet) the writer waits on this key.
+        clusterState.progressPrompt = clusterState.progressPrompt || promptly || cluster.peerPort == 0 || clusterState.secret == nil
         if clusterState.progressPrompt { progressIsDue() }
         guard !clusterState.progressWriting else { return }
         clusterState.progressWriting = true

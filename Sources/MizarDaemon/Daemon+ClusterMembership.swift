@@ -75,7 +75,8 @@ extension Daemon {
             noteClusterProblem(error)
             return
         }
-        // After the renewal, which must not wait on it.
+        // After the renewal, which must not wait on them: a secret etcd could not give at start, the watch's health.
+        await ensureClusterSecret()
         await checkWatch()
     }
 

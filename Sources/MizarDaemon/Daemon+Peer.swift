@@ -80,6 +80,7 @@ struct PushPlan: Sendable {
                         metrics.recordPush(outcome: held ? "held" : response.status == .ok ? "not_held" : "failed", duration: clock.now - start)
                         return held ? name : nil
                     } catch {
+                        if Task.isCancelled { return nil }  // taken back: not the bouncer's failure
                         metrics.recordPush(outcome: "failed", duration: clock.now - start)
                         logger.debug("push to a bouncer failed; waiting for its progress instead", metadata: ["droplet": "\(name)", "error": "\(error)"])
                         return nil

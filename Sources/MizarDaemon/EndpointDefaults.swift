@@ -103,7 +103,7 @@ struct EndpointDefaults {
     /// free address of this droplet's blocks; then of a block nobody claimed (the commit claims
     /// it), looked for from a place this droplet's name hashes to, so that droplets filling up
     /// at once claim different blocks rather than race for the lowest; then, every block
-    /// claimed, of anyone's (borrowed).
+    /// claimed, of anyone's from that place on (borrowed).
     private func allocate(in network: MizarAPI.Network) throws -> IPv4Address {
         let cidr = network.spec.cidr
         func free(_ ip: IPv4Address) -> Bool { state.endpointByAddress[.init(vpc: network.spec.vpc, ip: ip)] == nil }
@@ -113,9 +113,15 @@ struct EndpointDefaults {
                 if let ip = AddressBlocks.usable(base, in: cidr).first(where: free) { return ip }
             }
             let bases = AddressBlocks.bases(of: cidr), start = Int(FNV1a.hash(localDroplet.utf8) % UInt64(bases.count))
-            for base in bases[start...] + bases[..<start] where claimed[base] == nil {
+            let mine = bases[start...] + bases[..<start]
+            for base in mine where claimed[base] == nil {
                 if let ip = AddressBlocks.usable(base, in: cidr).first(where: free) { return ip }
             }
+            // Every block claimed: borrowed from the same place on, not raced for from the bottom.
+            for base in mine {
+                if let ip = AddressBlocks.usable(base, in: cidr).first(where: free) { return ip }
+            }
+            throw APIError(.exhausted, "network \(network.name) (\(cidr)) has no free address")
         }
         var candidate = cidr.gateway.value + 1
         while candidate < cidr.broadcast.value {

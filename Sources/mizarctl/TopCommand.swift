@@ -128,7 +128,7 @@ struct TopCommand: AsyncParsableCommand {
                     [r.name, String(format: "%.1f", r.packetsPerSecond), String(format: "%.0f", r.bytesPerSecond), String(format: "%.1f", r.dropsPerSecond)]
                 }
                 printTable(["ENDPOINT", "PACKETS/S", "BYTES/S", "DROPS/S"], view.endpoints.map(cells))
-                if view.endpoints.isEmpty { print("(no local endpoint has counted a packet)") }
+                if view.endpoints.isEmpty { print("(no local endpoint with a counter slot)") }
                 print("")
                 printTable(["PLUGIN", "PACKETS/S", "BYTES/S", "DROPS/S"], view.plugins.map(cells))
                 if view.plugins.isEmpty { print("(no plugin in a chain)") }
