@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MizarAddresses
 
 /// `GET /v1/trace`: which frames to trace (docs/observability.md), as its query says them.

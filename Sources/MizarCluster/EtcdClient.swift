@@ -68,9 +68,10 @@ public final class EtcdClient: Sendable {
             if revision > 0 { request["revision"] = String(revision) }
             let reply = try await call("/v3/kv/range", request)
             if revision == 0 { revision = reply.revision }
-            let page = (reply.body["kvs"] as? [[String: Any]] ?? []).compactMap(EtcdKV.init(json:))
+            let answer = try reply.decode(RangeResponse.self)
+            let page = answer.kvs ?? []
             kvs += page
-            guard reply.body["more"] as? Bool == true, let last = page.last else { return (kvs, revision) }
+            guard answer.more == true, let last = page.last else { return (kvs, revision) }
             start = last.key + [0]
         }
     }
@@ -80,7 +81,7 @@ public final class EtcdClient: Sendable {
     public func latestWrite(under prefix: String) async throws -> Int64 {
         let reply = try await call("/v3/kv/range", ["key": Self.b64(Array(prefix.utf8)), "range_end": Self.b64(Self.prefixEnd(prefix)),
                                                     "limit": 1, "sort_order": "DESCEND", "sort_target": "MOD", "keys_only": true])
-        return (reply.body["kvs"] as? [[String: Any]])?.first.flatMap(EtcdKV.init(json:))?.modRevision ?? 0
+        return try reply.decode(RangeResponse.self).kvs?.first?.modRevision ?? 0
     }
 
     /// The store's revision now (one small read).
@@ -91,7 +92,7 @@ public final class EtcdClient: Sendable {
     /// The value under `key`, nil when there is none.
     public func get(_ key: String) async throws -> EtcdKV? {
         let reply = try await call("/v3/kv/range", ["key": Self.b64(Array(key.utf8))])
-        return (reply.body["kvs"] as? [[String: Any]])?.first.flatMap(EtcdKV.init(json:))
+        return try reply.decode(RangeResponse.self).kvs?.first
     }
 
     /// Puts and deletes in one transaction, done only when every comparison holds. Returns
@@ -140,6 +141,13 @@ public final class EtcdClient: Sendable {
     struct Reply {
         var body: [String: Any]
         var revision: Int64
+        /// The answer as it came.
+        var bytes: ByteBuffer
+
+        /// The answer decoded as `type`; etcd answering something else is a protocol error.
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            do { return try JSONDecoder().decode(type, from: bytes) } catch { throw EtcdError.protocolError("unexpected answer: \(error)") }
+        }
     }
 
     /// One unary request: each member in turn until one answers. A member's own error (a
@@ -192,7 +200,7 @@ public final class EtcdClient: Sendable {
                 throw EtcdError.server(status: Int(response.status.code), message: message)
             }
             prefer(base)
-            return Reply(body: json, revision: EtcdKV.int64((json["header"] as? [String: Any])?["revision"]) ?? 0)
+            return Reply(body: json, revision: EtcdKV.int64((json["header"] as? [String: Any])?["revision"]) ?? 0, bytes: bytes)
         }
         throw EtcdError.unavailable(failures.joined(separator: "; "))
     }
@@ -227,14 +235,19 @@ public final class EtcdClient: Sendable {
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = Array(pending[..<newline])
                     pending.removeSubrange(...newline)
-                    guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else { continue }
-                    guard let result = object["result"] as? [String: Any] else {
-                        throw EtcdError.server(status: 200, message: "\(object["error"] ?? object)")
+                    // Typed: this runs for every change on every droplet, and JSONSerialization cost twice as much.
+                    // A line not understood ends the watch (the caller resyncs) rather than losing its events.
+                    let message: WatchMessage
+                    do { message = try JSONDecoder().decode(WatchMessage.self, from: Data(line)) } catch {
+                        throw EtcdError.protocolError("watch: unexpected line: \(error)")
                     }
-                    if let compacted = EtcdKV.int64(result["compact_revision"]), compacted > 0 { throw EtcdError.compacted(compacted) }
-                    if result["canceled"] as? Bool == true { throw EtcdError.server(status: 200, message: "watch canceled: \(result["cancel_reason"] ?? "")") }
-                    let at = EtcdKV.int64((result["header"] as? [String: Any])?["revision"]) ?? 0
-                    let events = (result["events"] as? [[String: Any]] ?? []).compactMap(EtcdEvent.init(json:))
+                    guard let result = message.result else {
+                        throw EtcdError.server(status: 200, message: String(decoding: line, as: UTF8.self))
+                    }
+                    if let compacted = result.compactRevision?.value, compacted > 0 { throw EtcdError.compacted(compacted) }
+                    if result.canceled == true { throw EtcdError.server(status: 200, message: "watch canceled: \(result.cancelReason ?? "")") }
+                    let at = result.header?.revision?.value ?? 0
+                    let events = result.events ?? []
                     if !events.isEmpty { try await handle(events, events.map(\.kv.modRevision).max() ?? at) }
                 }
             }

@@ -19,15 +19,6 @@ public struct EtcdKV: Sendable, Hashable {
 
     public var keyString: String { String(decoding: key, as: UTF8.self) }
 
-    init?(json: [String: Any]) {
-        guard let key = (json["key"] as? String).flatMap({ Data(base64Encoded: $0) }) else { return nil }
-        self.key = Array(key)
-        value = (json["value"] as? String).flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? []
-        createRevision = Self.int64(json["create_revision"]) ?? 0
-        modRevision = Self.int64(json["mod_revision"]) ?? 0
-        lease = Self.int64(json["lease"]) ?? 0
-    }
-
     /// proto3's JSON writes 64-bit integers as strings (and leaves out zeros).
     static func int64(_ value: Any?) -> Int64? {
         switch value {
@@ -35,6 +26,50 @@ public struct EtcdKV: Sendable, Hashable {
         case let n as NSNumber: n.int64Value
         default: nil
         }
+    }
+}
+
+/// Decoded as the JSON gateway writes a KeyValue: bytes in base64, 64-bit integers as strings, zeros left out.
+extension EtcdKV: Decodable {
+    private enum CodingKeys: String, CodingKey {
+        case key, value, lease
+        case createRevision = "create_revision", modRevision = "mod_revision"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        key = try c.decode(ProtoBytes.self, forKey: .key).bytes
+        value = try c.decodeIfPresent(ProtoBytes.self, forKey: .value)?.bytes ?? []
+        createRevision = try c.decodeIfPresent(ProtoInt64.self, forKey: .createRevision)?.value ?? 0
+        modRevision = try c.decodeIfPresent(ProtoInt64.self, forKey: .modRevision)?.value ?? 0
+        lease = try c.decodeIfPresent(ProtoInt64.self, forKey: .lease)?.value ?? 0
+    }
+}
+
+/// A proto3 int64 in JSON: a string, or (from some encoders) a number.
+struct ProtoInt64: Decodable {
+    var value: Int64
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let number = try? c.decode(Int64.self) { value = number; return }
+        guard let parsed = Int64(try c.decode(String.self)) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a 64-bit integer")
+        }
+        value = parsed
+    }
+}
+
+/// proto3 bytes in JSON: base64.
+struct ProtoBytes: Decodable {
+    var bytes: [UInt8]
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        guard let data = Data(base64Encoded: try c.decode(String.self)) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not base64")
+        }
+        bytes = Array(data)
     }
 }
 
@@ -49,11 +84,41 @@ public struct EtcdEvent: Sendable, Hashable {
         self.kv = kv
     }
 
-    init?(json: [String: Any]) {
-        guard let kv = (json["kv"] as? [String: Any]).flatMap(EtcdKV.init(json:)) else { return nil }
-        self.kv = kv
-        kind = json["type"] as? String == "DELETE" ? .delete : .put
+}
+
+extension EtcdEvent: Decodable {
+    private enum CodingKeys: String, CodingKey { case type, kv }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kv = try c.decode(EtcdKV.self, forKey: .kv)
+        kind = try c.decodeIfPresent(String.self, forKey: .type) == "DELETE" ? .delete : .put
     }
+}
+
+/// What a range answers (only what is read of it).
+struct RangeResponse: Decodable {
+    var kvs: [EtcdKV]?
+    var more: Bool?
+}
+
+/// One line of a watch stream: a result, or an error (kept whole for the message).
+struct WatchMessage: Decodable {
+    struct Header: Decodable { var revision: ProtoInt64? }
+    struct Result: Decodable {
+        var header: Header?
+        var events: [EtcdEvent]?
+        var compactRevision: ProtoInt64?
+        var canceled: Bool?
+        var cancelReason: String?
+
+        enum CodingKeys: String, CodingKey {
+            case header, events, canceled
+            case compactRevision = "compact_revision", cancelReason = "cancel_reason"
+        }
+    }
+
+    var result: Result?
 }
 
 /// A condition of a transaction.

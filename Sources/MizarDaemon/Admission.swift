@@ -180,7 +180,11 @@ struct Admission {
             return .network(r)
         case .endpoint(var r):
             r.status = nil
-            if case .endpoint(let old)? = existing, r.spec.isSatisfied(by: old.spec) { return .endpoint(old) }
+            // A spec the endpoint already satisfies keeps what was filled in; labels are taken as given.
+            if case .endpoint(var old)? = existing, r.spec.isSatisfied(by: old.spec) {
+                old.metadata = r.metadata
+                return .endpoint(old)
+            }
             var old: EndpointSpec?
             if case .endpoint(let e)? = existing { old = e.spec }
             r.spec = try EndpointDefaults(localDroplet: localDroplet, substrate: substrate, dropletNetns: dropletNetns, state: state, clustered: clustered)

@@ -130,6 +130,8 @@ extension Daemon {
                     return (nil, 0, [], nil, error)
                 }
                 guard !changes.previous.isEmpty else { return (ApplyResult(items: changes.items), 0, [], nil, nil) }
+                uncommitted = Dictionary(changes.previous.map { ($0.0, $0.1) }) { first, _ in first }
+                defer { uncommitted = [:] }
                 let (compares, operations) = transaction(for: changes, cluster.keys)
                 // etcd refuses a transaction of more operations than its --max-txn-ops (128 by default).
                 guard operations.count <= ClusterLink.maxOperations else {

@@ -36,6 +36,10 @@ public actor Daemon {
     /// Cluster mode: etcd and what this droplet has seen of it (nil: the local store alone).
     let cluster: ClusterLink?
     var clusterState = ClusterState()
+    /// Cluster mode: what the change in flight has altered in `desired` while etcd has not
+    /// committed it yet, each reference with what it was before. Reads answer with that, so
+    /// nobody sees a change that may still be refused or undone.
+    var uncommitted: [ResourceReference: AnyResource?] = [:]
     /// Cluster mode: changes wait on etcd, so they take turns explicitly (the actor alone would interleave them).
     let changes = AsyncMutex()
     /// transitd's own metrics (API requests, and in cluster mode etcd requests and pushes): one set for every listener.
@@ -189,11 +193,23 @@ public actor Daemon {
     // MARK: Reads
 
     public func get(_ ref: ResourceReference) throws -> AnyResource {
-        guard let resource = desired.resource(ref) else { throw APIError(.notFound, "no \(ref.kind.rawValue) \(ref.name)") }
+        guard let resource = committed(ref) else { throw APIError(.notFound, "no \(ref.kind.rawValue) \(ref.name)") }
         return withStatus(resource)
     }
 
-    public func list(_ kind: Kind) -> [AnyResource] { desired.list(kind).map(withStatus) }
+    /// Every resource of `kind` as committed, sorted by name.
+    public func list(_ kind: Kind) -> [AnyResource] {
+        guard uncommitted.keys.contains(where: { $0.kind == kind }) else { return desired.list(kind).map(withStatus) }
+        let pending = Set(uncommitted.keys)
+        let committed = desired.list(kind).filter { !pending.contains($0.reference) } + uncommitted.filter { $0.key.kind == kind }.compactMap(\.value)
+        return committed.sorted { $0.name < $1.name }.map(withStatus)
+    }
+
+    /// `ref` as committed: as it was before the change in flight, if that touches it.
+    func committed(_ ref: ResourceReference) -> AnyResource? {
+        if let before = uncommitted[ref] { return before }
+        return desired.resource(ref)
+    }
 
     /// The kernel's view of a local endpoint against its spec (CNI CHECK).
     public func check(endpoint name: String) throws -> EndpointCheck {

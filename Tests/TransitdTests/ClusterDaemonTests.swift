@@ -140,11 +140,11 @@ struct ClusterDaemonTests {
 
         // Signed with the cluster's secret but stale (older than what hostb has), or for a key
         // that is not an endpoint's: taken by nobody.
-        let stale = #"{"from":"hosta","to":"hostb","revision":1,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
+        let stale = #"{"from":"hosta","to":["hostb"],"revision":1,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
         #expect(try Self.signedPush(lab, to: "hostb", body: stale).contains("\"held\":false"), "a stale delete of c1")
-        let live = #"{"from":"hosta","to":"hostb","revision":999999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/live/hosta"}]}"#
+        let live = #"{"from":"hosta","to":["hostb"],"revision":999999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/live/hosta"}]}"#
         _ = try Self.signedPush(lab, to: "hostb", body: live)
-        let wrongPeer = #"{"from":"hosta","to":"hostc","revision":999999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
+        let wrongPeer = #"{"from":"hosta","to":["hostc"],"revision":999999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
         #expect(try Self.signedPush(lab, to: "hostb", body: wrongPeer).contains("401"), "a push meant for another droplet")
         #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 2, "nothing taken")
         #expect(try await Self.live(lab, via: "hostb") == ["hosta", "hostb", "hostc"], "hosta still live on hostb")
@@ -319,6 +319,39 @@ struct ClusterDaemonTests {
         _ = try await Self.plug(lab, "a2", on: "hosta")
         #expect(await Self.eventually(20) { Self.names(try await lab.host("hostc").client.list(.endpoint)).contains("a2") }, "hostc's watch moved on")
         #expect(lab.host("hostc").log.contains("the watch delivers nothing"), "hostc says why")
+    }
+
+    /// A change waiting on etcd is not read back: until etcd answers (here it never does: its
+    /// member hangs, and the change ends in a 503 and is undone), GET and list answer with
+    /// what was committed — no new endpoint, the old labels.
+    @Test func readsSeeOnlyCommittedChanges() async throws {
+        let lab = try await Self.lab()
+        defer { lab.teardown() }
+        _ = try await Self.twoEndpoints(lab)
+        let hosta = lab.host("hosta").client
+        guard case .endpoint(var a1) = try await hosta.get(.endpoint, "a1") else { throw BedError("a1 is not an endpoint") }
+        a1.status = nil
+        a1.metadata.labels = ["tier": "new"]
+        let a2 = Endpoint(name: "a2", spec: EndpointSpec(network: "n1", netns: try lab.daemons.endpointNamespace("a2").path))
+        lab.etcd.freeze("etcd1")
+        var thawed = false
+        defer { if !thawed { lab.etcd.thaw("etcd1") } }
+        let write = Task { try await hosta.apply(ApplyRequest(apply: [.endpoint(a1), .endpoint(a2)])) }
+        try await Task.sleep(for: .seconds(1))
+        await #expect(throws: APIError.self, "a2 is not committed") { try await hosta.get(.endpoint, "a2") }
+        #expect(Self.names(try await hosta.list(.endpoint)) == ["a1", "c1"])
+        guard case .endpoint(let read) = try await hosta.get(.endpoint, "a1") else { throw BedError("a1 is not an endpoint") }
+        #expect(read.metadata.labels?["tier"] == nil, "a1's new labels are not committed")
+        let refused = await write.result
+        #expect((try? refused.get()) == nil, "etcd never answered: the write fails")
+        lab.etcd.thaw("etcd1")
+        thawed = true
+        #expect(Self.names(try await hosta.list(.endpoint)) == ["a1", "c1"], "and is undone")
+        // Committed, the new labels are read back (a change of labels alone is a change).
+        let relabeled = try await hosta.apply(ApplyRequest(apply: [.endpoint(a1)]))
+        #expect(relabeled.items.map(\.action) == ["configured"])
+        guard case .endpoint(let after) = try await hosta.get(.endpoint, "a1") else { throw BedError("a1 is not an endpoint") }
+        #expect(after.metadata.labels == ["tier": "new"])
     }
 
     /// A transitd whose watch fell behind history that etcd then compacted: it takes a snapshot

@@ -23,6 +23,10 @@ struct CNISpecTests {
     @Test func staticBinaryWithHelp() throws {
         let ldd = try runCommand(["ldd", Binaries.mizar])
         #expect(ldd.status == 0 && !ldd.output.contains("libswift") && !ldd.output.contains("libFoundation"), "\(ldd.output)")
+        // FoundationEssentials only: one `import Foundation` in its dependencies links all of
+        // Foundation and CoreFoundation in (twice the size, and CoreFoundation's start-up on every call).
+        let symbols = try runCommand(["nm", "--defined-only", Binaries.mizar])
+        #expect(symbols.status == 0 && !symbols.output.contains("__CFInitialize"), "CoreFoundation is linked into mizar")
         let help = try runCommand([Binaries.mizar, "--help"])
         #expect(help.status == 0 && help.output.contains("CNI_COMMAND") && help.output.contains("docs/cni.md"))
         #expect(try runCommand([Binaries.mizar, "--version"]).output.hasPrefix("mizar \(mizarVersion)"))
