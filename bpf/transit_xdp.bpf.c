@@ -287,6 +287,23 @@ int transit_xdp(struct xdp_md *ctx)
 	key.vni = gnv.vni;
 	key.ip = inner_ip->daddr;
 	ep = bpf_map_lookup_elem(&endpoints, &key);
+	/*
+	 * An inter-network frame sent here as the VPC's divider (straight from its source's
+	 * droplet) meets the transit chain even when this droplet also hosts or bounces its
+	 * destination: inter-network policy has no way around it. A frame another divider
+	 * judged comes relayed (its RTS names another droplet) and is not judged twice.
+	 */
+	if (ep && gnv.has_rts && gnv.rts.droplet_ip == iph->saddr &&
+	    !mz_same_network(inner_ip->saddr, inner_ip->daddr, ep->net_plen) && mz_chain_is_active(MZ_HOOK_TRANSIT)) {
+		vpc = bpf_map_lookup_elem(&vpcs, &gnv.vni);
+		if (vpc && (vpc->flags & MZ_VPC_DIVIDER_HERE)) {
+			events_counted = 1;
+			count_events_now(&gnv, learned);
+			enter_chain(ctx, &transit_root, MZ_HOOK_TRANSIT, 0, gnv.vni, 0, inner_ip->daddr, inner_ip, MZ_TRANSIT_DIVIDED);
+			stat = MZ_TRANSIT_CHAIN_UNAVAILABLE; /* never around the chain */
+			goto out;
+		}
+	}
 	if (ep && (ep->flags & MZ_ENDPOINT_LOCAL)) {
 		/* Only intra-network paths are learned: inter-network flows keep the divider. */
 		if (gnv.has_rts && self->direct_path_max_age_ms && gnv.rts.droplet_ip != self->self.ip &&
@@ -425,7 +442,9 @@ out:
 
 /*
  * The last position of every transit chain: divides the frame as the plugins left it (its
- * inner destination may have been rewritten) — to a bouncer of the destination's network.
+ * inner destination may have been rewritten) — delivered when this droplet hosts the
+ * destination (through the ingress chain, if there is one), bounced to its droplet when
+ * this droplet bounces its network, else sent to a bouncer of the destination's network.
  */
 SEC("xdp.frags")
 int transit_continue(struct xdp_md *ctx)
@@ -434,13 +453,15 @@ int transit_continue(struct xdp_md *ctx)
 	const struct mz_droplet_addr *to;
 	struct mz_plugin_ctx *pc;
 	struct mz_geneve_info gnv = {};
+	const struct mz_endpoint *ep;
 	const struct mz_droplet *self;
 	const struct mz_network *net;
 	struct mz_transit_stats *stats;
+	struct mz_endpoint_key key;
 	struct iphdr *iph, *inner_ip;
 	struct ethhdr *eth, *inner;
 	struct udphdr *udp;
-	__u32 stat = MZ_TRANSIT_BAD_INNER;
+	__u32 stat = MZ_TRANSIT_BAD_INNER, frame = MZ_TRACE_FRAME_GENEVE;
 	int action = XDP_DROP;
 
 	if (mz_parse_eth(&cur, &eth) != ETH_P_IP || mz_parse_ipv4(&cur, &iph) != IPPROTO_UDP ||
@@ -448,9 +469,43 @@ int transit_continue(struct xdp_md *ctx)
 	    mz_parse_eth(&cur, &inner) != ETH_P_IP || mz_parse_ipv4(&cur, &inner_ip) < 0)
 		goto out;
 	self = mz_droplet();
-	net = mz_network_of(gnv.vni, inner_ip->daddr);
 	stat = MZ_TRANSIT_NO_NETWORK;
-	if (!self || !net)
+	if (!self)
+		goto out;
+	key.vni = gnv.vni;
+	key.ip = inner_ip->daddr;
+	ep = bpf_map_lookup_elem(&endpoints, &key);
+	if (ep && (ep->flags & MZ_ENDPOINT_LOCAL)) {
+		stat = MZ_TRANSIT_BAD_INNER;
+		if (bpf_xdp_adjust_head(ctx, (void *)inner - (void *)eth))
+			goto out;
+		frame = MZ_TRACE_FRAME_PLAIN;
+		if (mz_chain_is_active(MZ_HOOK_INGRESS)) {
+			/* This chain's pass is counted now: the ingress continuation counts the outcome. */
+			stats = stats_get();
+			if (stats)
+				count(stats, MZ_TRANSIT_TRANSIT_CHAIN, 0);
+			run_ingress_chain(ctx, 0, gnv.vni, ep->ifindex, key.ip, MZ_TRANSIT_DELIVERED);
+			stats = stats_get();
+			if (stats)
+				count(stats, MZ_TRANSIT_CHAIN_UNAVAILABLE, cur.len);
+			return XDP_DROP; /* never around the chain */
+		}
+		action = deliver(ctx, ep);
+		stat = action == XDP_REDIRECT ? MZ_TRANSIT_DELIVERED : MZ_TRANSIT_BAD_INNER;
+		goto out;
+	}
+	if (ep) { /* this droplet bounces the destination's network */
+		to = &ep->droplet;
+		stat = MZ_TRANSIT_OUTER_TTL;
+		if (mz_readdress(eth, iph, self, to) < 0)
+			goto out;
+		stat = MZ_TRANSIT_BOUNCED;
+		action = XDP_TX;
+		goto out;
+	}
+	net = mz_network_of(gnv.vni, inner_ip->daddr);
+	if (!net)
 		goto out;
 	to = mz_pick(net->bouncers, net->bouncer_count, MZ_MAX_BOUNCERS, bpf_ntohs(udp->source));
 	stat = MZ_TRANSIT_NO_BOUNCER;
@@ -469,7 +524,7 @@ out:
 	}
 	pc = mz_plugin_ctx_get();
 	if (pc)
-		mz_trace_xdp_outcome(ctx, pc, MZ_TRACE_TRANSIT, stat, action, 0, gnv.vni, cur.len, MZ_TRACE_FRAME_GENEVE);
+		mz_trace_xdp_outcome(ctx, pc, MZ_TRACE_TRANSIT, stat, action, 0, gnv.vni, cur.len, frame);
 	return action;
 }
 

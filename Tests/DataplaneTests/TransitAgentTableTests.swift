@@ -25,7 +25,8 @@ let agentCases: [AgentCase] = {
     return [
         AgentCase(name: "to B on Y: this bouncer knows the way", packet: fromA(Wire.b), outcome: .direct),
         AgentCase(name: "to an unknown peer: via a bouncer", packet: fromA(IPv4Address(10, 0, 1, 50)), outcome: .toBouncer),
-        AgentCase(name: "to another network: via the divider", packet: fromA(IPv4Address(10, 0, 2, 5)), outcome: .toDivider),
+        // D divides VPC 100 itself: a frame to its own address would never come back, so the agent divides (to X, the network's bouncer).
+        AgentCase(name: "to another network: divided here, to its bouncer", packet: fromA(IPv4Address(10, 0, 2, 5)), outcome: .toBouncer),
         AgentCase(name: "to C on this droplet", packet: fromA(Wire.c), outcome: .local),
         AgentCase(name: "ARP for a peer", packet: arpFromA(target: Wire.b), outcome: .arpReplied),
         AgentCase(name: "ARP for the gateway", packet: arpFromA(target: IPv4Address(10, 0, 1, 1)), outcome: .arpReplied),
@@ -177,6 +178,13 @@ final class TransitAgentTableTests {
         try bed.droplet.setVPC(VPC(vni: 100, dividers: []))
         defer { try? bed.droplet.setVPC(VPC(vni: 100, dividers: [Wire.d])) }
         #expect(try agentSlot(fromA(IPv4Address(10, 0, 2, 5))) == .noDivider)
+
+        // Another droplet divides VPC 100: the frame goes to it.
+        try bed.droplet.setVPC(VPC(vni: 100, dividers: [Wire.x]))
+        let before2 = try bed.droplet.agentCounters()
+        let sent = try bed.agentRun(fromA(IPv4Address(10, 0, 2, 5)))
+        #expect(OuterHeaders(sent.packet)?.dst == Wire.x.ip)
+        #expect(try bed.droplet.agentCounters().delta(since: before2)[.toDivider].packets == 1)
     }
 
     /// Makes the IPv4 total length match an oversized frame built from a prefix.

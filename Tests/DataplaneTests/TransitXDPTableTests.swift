@@ -209,6 +209,7 @@ final class TransitXDPTableTests {
             .unknownPort: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
             .noBouncer: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
             .noDivider: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
+            .toDivider: "TransitAgentTableTests.outcomesThatNeedAnotherPortOrTable",
             .encapFailed: "needs an skb without headroom: not reachable through test-run",
         ]
         let transitProduced = Set(transitCases.map(\.outcome)), agentProduced = Set(agentCases.map(\.outcome))

@@ -167,6 +167,41 @@ static __always_inline int mz_agent_admit(struct mz_cursor *cur, __u32 ifindex, 
 }
 
 /*
+ * An inter-network frame whose flow hashes to this droplet as the VPC's divider: sent to its
+ * own address it would never come back from the wire. Without a transit chain it is divided
+ * here — to the destination's droplet when this droplet bounces its network, else to a
+ * bouncer of that network. A transit chain runs only in transit XDP: the frame then goes to
+ * another divider of the VPC, or is dropped when there is none (never around the chain).
+ */
+static __always_inline const struct mz_droplet_addr *mz_divide_here(const struct mz_vpc *vpc, const struct mz_network *net,
+								     const struct mz_endpoint *ep, struct mz_agent_plan *p)
+{
+	const struct mz_droplet_addr *to;
+	__u32 i;
+
+	if (!mz_chain_is_active(MZ_HOOK_TRANSIT)) {
+		if (ep) { /* this droplet bounces the network: it knows the way */
+			p->stat = MZ_AGENT_DIRECT;
+			return &ep->droplet;
+		}
+		to = mz_pick(net->bouncers, net->bouncer_count, MZ_MAX_BOUNCERS, p->hash);
+		/* This droplet bounces the network and does not know the destination. */
+		if (to && to->ip == p->self->self.ip)
+			to = NULL;
+		p->stat = to ? MZ_AGENT_TO_BOUNCER : MZ_AGENT_NO_ROUTE;
+		return to;
+	}
+	for (i = 0; i < MZ_MAX_DIVIDERS; i++) {
+		if (i >= vpc->divider_count)
+			break;
+		if (vpc->dividers[i].ip != p->self->self.ip)
+			return &vpc->dividers[i];
+	}
+	p->stat = MZ_AGENT_CHAIN_UNAVAILABLE;
+	return NULL;
+}
+
+/*
  * Routes an admitted frame of endpoint `lep` towards `dst`: its destination, or the
  * endpoint an egress plugin steers it to (the inner header keeps its destination).
  */
@@ -220,13 +255,16 @@ static __always_inline void mz_agent_route(struct mz_cursor *cur, struct ethhdr 
 		}
 	} else {
 		/* Inter-network traffic always crosses a divider (inter-network ACL lives there). */
-		if (!mz_network_of(key.vni, key.ip)) {
+		net = mz_network_of(key.vni, key.ip);
+		if (!net) {
 			p->stat = MZ_AGENT_NO_ROUTE;
 			return;
 		}
 		vpc = bpf_map_lookup_elem(&vpcs, &key.vni);
 		to = vpc ? mz_pick(vpc->dividers, vpc->divider_count, MZ_MAX_DIVIDERS, p->hash) : NULL;
 		p->stat = to ? MZ_AGENT_TO_DIVIDER : MZ_AGENT_NO_DIVIDER;
+		if (to && vpc && to->ip == p->self->self.ip)
+			to = mz_divide_here(vpc, net, ep, p);
 	}
 	if (to) {
 		p->to = *to;

@@ -62,18 +62,25 @@ static __always_inline __u32 mz_mix32(__u32 h)
 
 /*
  * Hash of the inner flow: addresses and protocol, plus the ports of a TCP/UDP packet
- * that is not a fragment (every fragment of a datagram hashes alike).
+ * that is not a fragment (every fragment of a datagram hashes alike). Symmetric: a reply
+ * hashes as its request, so both directions pick the same divider and bouncer (a
+ * stateful transit chain sees the whole flow).
  */
 static __always_inline __u32 mz_flow_hash(const struct iphdr *iph, const void *end)
 {
-	__u32 h = mz_mix32(iph->saddr ^ mz_mix32(iph->daddr + iph->protocol));
-	const __u32 *ports;
+	__u32 lo = iph->saddr < iph->daddr ? iph->saddr : iph->daddr;
+	__u32 h = mz_mix32(lo ^ mz_mix32((iph->saddr ^ iph->daddr ^ lo) + iph->protocol));
+	const __u16 *ports;
+	__u16 plo, phi;
 
 	if ((iph->protocol == IPPROTO_TCP || iph->protocol == IPPROTO_UDP) &&
 	    !(iph->frag_off & bpf_htons(MZ_IP_MF | MZ_IP_OFFSET))) {
 		ports = (const void *)iph + iph->ihl * 4;
-		if ((const void *)(ports + 1) <= end)
-			h = mz_mix32(h ^ *ports);
+		if ((const void *)(ports + 2) <= end) {
+			plo = ports[0] < ports[1] ? ports[0] : ports[1];
+			phi = ports[0] ^ ports[1] ^ plo;
+			h = mz_mix32(h ^ ((__u32)plo << 16 | phi));
+		}
 	}
 	return h;
 }

@@ -41,6 +41,43 @@ struct ACLNamespaceTests {
         #expect(try divider.transitCounters().delta(since: before)[.chainUnavailable].packets >= 2)
     }
 
+    /// The divider also hosts or bounces the destination: an inter-network frame sent to it
+    /// as the divider still meets its transit chain before it is delivered (b2, on the
+    /// divider) or bounced (c2, in a network the divider bounces). TCP passes both ways (its
+    /// replies reach the same divider, judged there too). An endpoint on the divider reaches
+    /// other networks (its agent divides: a frame to its own droplet never comes back from the
+    /// wire) — but not while a transit chain it cannot run is set and no other divider exists.
+    @Test func dividerThatHostsOrBouncesTheDestinationStillJudges() throws {
+        let lab = try OverlayLab(droplets: ["hosta", "hostb", "hostc"])
+        defer { lab.teardown() }
+        try lab.createVPC(100, dividers: ["hostb"])
+        try lab.createNetwork(100, "10.0.1.0/24", bouncers: ["hostc"])
+        try lab.createNetwork(100, "10.0.2.0/24", bouncers: ["hostb"])
+        try lab.createEndpoint("a1", vni: 100, ip: "10.0.1.2", on: "hosta")
+        try lab.createEndpoint("b2", vni: 100, ip: "10.0.2.3", on: "hostb")
+        try lab.createEndpoint("c2", vni: 100, ip: "10.0.2.4", on: "hostc")
+        let divider = lab.host("hostb").dataplane, b2 = lab.guest("b2"), c2 = lab.guest("c2")
+        try divider.plugins.register(ACL.descriptor)
+        try divider.plugins.configure("acl", ACL.Config(rules: [
+            ACL.Rule(priority: 10, vpc: 100, direction: .ingress, source: "10.0.1.0/24", protocol: .icmp, action: .deny),
+        ], endpoints: [b2, c2].map { ACL.EndpointPolicy(vpc: 100, ip: $0.ip.description, defaultEgress: .allow, defaultIngress: .allow) }))
+        #expect(try lab.ping(from: "a1", to: b2.ip, count: 2, interval: 0.1) == 2, "no chain yet: delivered by the divider")
+        #expect(try lab.ping(from: "a1", to: c2.ip, count: 2, interval: 0.1) == 2, "no chain yet: bounced by the divider")
+        #expect(try lab.ping(from: "b2", to: lab.guest("a1").ip, count: 2, interval: 0.1) == 2, "from the divider's own endpoint")
+        try divider.plugins.setChain(.transit, ["acl"])
+
+        let echoes = (try icmpEchoesReceived(in: b2.netns), try icmpEchoesReceived(in: c2.netns))
+        #expect(try lab.ping(from: "a1", to: b2.ip, count: 3, interval: 0.1) == 0, "denied before the divider delivers")
+        #expect(try lab.ping(from: "a1", to: c2.ip, count: 3, interval: 0.1) == 0, "denied before the divider bounces")
+        #expect(try icmpEchoesReceived(in: b2.netns) == echoes.0 && icmpEchoesReceived(in: c2.netns) == echoes.1, "nothing reached b2 or c2")
+        #expect(try divider.plugins.counters("acl", at: .transit).dropReasons[ACL.Reason.rule.rawValue].packets >= 6)
+        let tcp = try lab.iperf(from: "a1", to: "c2", seconds: 1)
+        #expect(((tcp["sum_received"] as? [String: Any])?["bytes"] as? Int ?? 0) > 0, "TCP a1 -> c2 through the transit chain, both ways")
+        let agent = try divider.agentCounters()
+        #expect(try lab.ping(from: "b2", to: lab.guest("a1").ip, count: 2, interval: 0.1) == 0, "no way around the transit chain")
+        #expect(try divider.agentCounters().delta(since: agent)[.chainUnavailable].packets >= 2)
+    }
+
     @Test func aclBlocksAndPermitsPingAndTCPWithRepliesByConntrack() throws {
         let lab = try OverlayLab.design()
         defer { lab.teardown() }
