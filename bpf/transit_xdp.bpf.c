@@ -208,9 +208,10 @@ int transit_xdp(struct xdp_md *ctx)
 	struct iphdr *iph, *inner_ip;
 	struct udphdr *udp;
 	struct mz_endpoint_key key;
+	struct mz_geneve_rts *rts;
 	__u32 stat, len = cur.len;
 	int ret, action = XDP_PASS, learned = 0, geneve_ok = 0;
-	int events_counted = 0;
+	int events_counted = 0, straight;
 
 	ret = mz_parse_eth(&cur, &eth);
 	if (ret < 0) {
@@ -288,21 +289,23 @@ int transit_xdp(struct xdp_md *ctx)
 	key.ip = inner_ip->daddr;
 	ep = bpf_map_lookup_elem(&endpoints, &key);
 	/*
-	 * An inter-network frame sent here as the VPC's divider (straight from its source's
-	 * droplet) meets the transit chain even when this droplet also hosts or bounces its
-	 * destination: inter-network policy has no way around it. A frame another divider
-	 * judged comes relayed (its RTS names another droplet) and is not judged twice.
+	 * An inter-network frame sent here straight from its source's droplet (the RTS names the
+	 * outer source, or there is none) was sent to a divider: with a transit chain it meets
+	 * the chain here even when this droplet hosts or bounces its destination, or no longer
+	 * divides the VPC in its own view. A frame another divider judged comes relayed (its RTS
+	 * names another droplet) and is not judged twice. When this droplet hosts the
+	 * destination and the flow hashed to it, its replies go to the flow's peer divider
+	 * (agent.bpf.h): the frame is relayed there, RTS naming this droplet, to be judged with them.
 	 */
-	if (ep && gnv.has_rts && gnv.rts.droplet_ip == iph->saddr &&
-	    !mz_same_network(inner_ip->saddr, inner_ip->daddr, ep->net_plen) && mz_chain_is_active(MZ_HOOK_TRANSIT)) {
-		vpc = bpf_map_lookup_elem(&vpcs, &gnv.vni);
-		if (vpc && (vpc->flags & MZ_VPC_DIVIDER_HERE)) {
-			events_counted = 1;
-			count_events_now(&gnv, learned);
-			enter_chain(ctx, &transit_root, MZ_HOOK_TRANSIT, 0, gnv.vni, 0, inner_ip->daddr, inner_ip, MZ_TRANSIT_DIVIDED);
-			stat = MZ_TRANSIT_CHAIN_UNAVAILABLE; /* never around the chain */
-			goto out;
+	straight = !gnv.has_rts || gnv.rts.droplet_ip == iph->saddr;
+	if (ep && straight && !mz_same_network(inner_ip->saddr, inner_ip->daddr, ep->net_plen) && mz_chain_is_active(MZ_HOOK_TRANSIT)) {
+		vpc = (ep->flags & MZ_ENDPOINT_LOCAL) ? bpf_map_lookup_elem(&vpcs, &gnv.vni) : NULL;
+		to = vpc ? mz_peer_divider(vpc, mz_flow_hash(inner_ip, cur.end), self->self.ip) : NULL;
+		if (to) {
+			stat = MZ_TRANSIT_DIVIDED;
+			goto relay;
 		}
+		goto judge;
 	}
 	if (ep && (ep->flags & MZ_ENDPOINT_LOCAL)) {
 		/* Only intra-network paths are learned: inter-network flows keep the divider. */
@@ -351,16 +354,14 @@ int transit_xdp(struct xdp_md *ctx)
 	if (vpc && (vpc->flags & MZ_VPC_DIVIDER_HERE)) {
 		stat = MZ_TRANSIT_DIVIDED;
 		/* Inter-network policy lives here (DESIGN §4): the transit chain sees the inner frame. */
-		if (mz_chain_is_active(MZ_HOOK_TRANSIT)) {
-			events_counted = 1;
-			count_events_now(&gnv, learned);
-			enter_chain(ctx, &transit_root, MZ_HOOK_TRANSIT, 0, gnv.vni, 0, inner_ip->daddr, inner_ip, MZ_TRANSIT_DIVIDED);
-			stat = MZ_TRANSIT_CHAIN_UNAVAILABLE; /* never around the chain */
-			goto out;
-		}
+		if (mz_chain_is_active(MZ_HOOK_TRANSIT))
+			goto judge;
 	} else if (gnv.has_rts && gnv.rts.droplet_ip == iph->saddr) {
-		/* Sent straight here by its source droplet: a stale direct path, not a loop. */
+		/* Sent straight here by its source droplet: a stale direct path, not a loop; or,
+		 * between networks, sent to a divider this droplet no longer is (judged all the same). */
 		stat = MZ_TRANSIT_FALLBACK;
+		if (mz_chain_is_active(MZ_HOOK_TRANSIT) && mz_network_of(gnv.vni, inner_ip->saddr) != net)
+			goto judge;
 	} else {
 		stat = MZ_TRANSIT_STALE;
 		goto out;
@@ -378,6 +379,23 @@ forward:
 	}
 	action = XDP_TX;
 	goto out;
+judge:
+	events_counted = 1;
+	count_events_now(&gnv, learned);
+	enter_chain(ctx, &transit_root, MZ_HOOK_TRANSIT, 0, gnv.vni, 0, inner_ip->daddr, inner_ip, MZ_TRANSIT_DIVIDED);
+	stat = MZ_TRANSIT_CHAIN_UNAVAILABLE; /* never around the chain */
+	goto out;
+relay:
+	if (gnv.has_rts) {
+		rts = (void *)(long)ctx->data + (gnv.rts_off & 0x3ff);
+		if ((void *)(rts + 1) > (void *)(long)ctx->data_end) {
+			stat = MZ_TRANSIT_BAD_GENEVE;
+			goto out;
+		}
+		rts->droplet_ip = self->self.ip;
+		mz_copy_mac(rts->droplet_mac, self->self.mac);
+	}
+	goto forward;
 external:
 	run_external_chain(ctx, iph, stat);
 out:

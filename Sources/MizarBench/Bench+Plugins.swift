@@ -15,7 +15,9 @@ import MizarTopology
 func restoreDescriptor(_ locator: BPFObjectLocator) -> PluginDescriptor {
     var restore = PluginDescriptor(name: "restore", version: "1.0.0", object: "restore_plugin.bpf.o", entry: "restore", hooks: [.egress],
                                    maps: [PluginMapDescriptor(name: "restore_frame", type: "array", keySize: 4, valueSize: 54, maxEntries: 1)])
-    restore.directory = (locator.directories.first { FileManager.default.fileExists(atPath: $0 + "/tests/restore_plugin.bpf.o") } ?? "build/bpf") + "/tests"
+    // Absolute: a plugin's directory is where its object is looked for, and `make bench` gives a relative --bpf-dir.
+    let directory = locator.directories.first { FileManager.default.fileExists(atPath: $0 + "/tests/restore_plugin.bpf.o") } ?? "build/bpf"
+    restore.directory = URL(fileURLWithPath: directory + "/tests").standardizedFileURL.path
     return restore
 }
 

@@ -180,13 +180,20 @@ struct Admission {
             return .network(r)
         case .endpoint(var r):
             r.status = nil
-            // A spec the endpoint already satisfies keeps what was filled in; labels are taken as given.
-            if case .endpoint(var old)? = existing, r.spec.isSatisfied(by: old.spec) {
-                old.metadata = r.metadata
-                return .endpoint(old)
-            }
             var old: EndpointSpec?
-            if case .endpoint(let e)? = existing { old = e.spec }
+            if case .endpoint(let e)? = existing {
+                old = e.spec
+                // The CNI plugin's own labels stay unless given: its GC and CHECK find the attachment by them.
+                for (key, value) in e.metadata.labels ?? [:] where key.hasPrefix("cni.mizar.com/") && r.metadata.labels?[key] == nil {
+                    r.metadata.labels = (r.metadata.labels ?? [:]).merging([key: value]) { $1 }
+                }
+                // A spec the endpoint already satisfies keeps what was filled in; labels are taken as given.
+                if r.spec.isSatisfied(by: e.spec) {
+                    var kept = e
+                    kept.metadata = r.metadata
+                    return .endpoint(kept)
+                }
+            }
             r.spec = try EndpointDefaults(localDroplet: localDroplet, substrate: substrate, dropletNetns: dropletNetns, state: state, clustered: clustered)
                 .fill(r.spec, name: r.name, existing: old)
             return .endpoint(r)

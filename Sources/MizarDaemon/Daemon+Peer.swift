@@ -24,6 +24,23 @@ struct PeerChanges: Codable {
     /// Seconds since 1970 when it was sent: a push older than 30 s is refused (no replays).
     var sentAt: Double
     var events: [PeerEvent]
+
+    init(from: String, to: [String], revision: Int64, sentAt: Double, events: [PeerEvent]) {
+        (self.from, self.to, self.revision, self.sentAt, self.events) = (from, to, revision, sentAt, events)
+    }
+
+    private enum CodingKeys: String, CodingKey { case from, to, revision, sentAt, events }
+
+    /// `to` is also taken as one name, as droplets before one body per change sent it: a
+    /// cluster upgraded one droplet at a time keeps its pushes.
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        from = try c.decode(String.self, forKey: .from)
+        to = try (try? c.decode([String].self, forKey: .to)) ?? [c.decode(String.self, forKey: .to)]
+        revision = try c.decode(Int64.self, forKey: .revision)
+        sentAt = try c.decode(Double.self, forKey: .sentAt)
+        events = try c.decode([PeerEvent].self, forKey: .events)
+    }
 }
 
 struct PeerEvent: Codable {

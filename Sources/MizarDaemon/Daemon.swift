@@ -162,7 +162,7 @@ public actor Daemon {
     /// was created. With `onlyIfAbsent` (HTTP `If-None-Match: *`), one that exists is left as
     /// it is: 412 `exists`.
     public func put(_ resource: AnyResource, onlyIfAbsent: Bool = false) async throws -> (AnyResource, created: Bool) {
-        if onlyIfAbsent, desired.resource(resource.reference) != nil {
+        if onlyIfAbsent, committed(resource.reference) != nil {
             throw APIError(.exists, "\(resource.reference) exists", details: ["exists": "\(resource.kind.rawValue)/\(resource.name)"])
         }
         // Cluster mode checks again inside its turn, after catching up with any host that raced it.

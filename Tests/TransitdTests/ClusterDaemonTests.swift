@@ -353,6 +353,13 @@ struct ClusterDaemonTests {
         #expect(relabeled.items.map(\.action) == ["configured"])
         guard case .endpoint(let after) = try await hosta.get(.endpoint, "a1") else { throw BedError("a1 is not an endpoint") }
         #expect(after.metadata.labels == ["tier": "newer"])
+        // The CNI plugin's own labels stay when a manifest leaves them out (its GC finds attachments by them).
+        a1.metadata.labels = ["cni.mizar.com/network": "n1"]
+        _ = try await hosta.apply(ApplyRequest(apply: [.endpoint(a1)]))
+        a1.metadata.labels = nil
+        _ = try await hosta.apply(ApplyRequest(apply: [.endpoint(a1)]))
+        guard case .endpoint(let kept) = try await hosta.get(.endpoint, "a1") else { throw BedError("a1 is not an endpoint") }
+        #expect(kept.metadata.labels == ["cni.mizar.com/network": "n1"])
     }
 
     /// A transitd whose watch fell behind history that etcd then compacted: it takes a snapshot

@@ -171,13 +171,13 @@ static __always_inline int mz_agent_admit(struct mz_cursor *cur, __u32 ifindex, 
  * own address it would never come back from the wire. Without a transit chain it is divided
  * here — to the destination's droplet when this droplet bounces its network, else to a
  * bouncer of that network. A transit chain runs only in transit XDP: the frame then goes to
- * another divider of the VPC, or is dropped when there is none (never around the chain).
+ * the flow's peer divider (mz_peer_divider, where transit XDP relays the other direction),
+ * or is dropped when the VPC has no other divider (never around the chain).
  */
 static __always_inline const struct mz_droplet_addr *mz_divide_here(const struct mz_vpc *vpc, const struct mz_network *net,
 								     const struct mz_endpoint *ep, struct mz_agent_plan *p)
 {
 	const struct mz_droplet_addr *to;
-	__u32 i;
 
 	if (!mz_chain_is_active(MZ_HOOK_TRANSIT)) {
 		if (ep) { /* this droplet bounces the network: it knows the way */
@@ -191,14 +191,10 @@ static __always_inline const struct mz_droplet_addr *mz_divide_here(const struct
 		p->stat = to ? MZ_AGENT_TO_BOUNCER : MZ_AGENT_NO_ROUTE;
 		return to;
 	}
-	for (i = 0; i < MZ_MAX_DIVIDERS; i++) {
-		if (i >= vpc->divider_count)
-			break;
-		if (vpc->dividers[i].ip != p->self->self.ip)
-			return &vpc->dividers[i];
-	}
-	p->stat = MZ_AGENT_CHAIN_UNAVAILABLE;
-	return NULL;
+	to = mz_peer_divider(vpc, p->hash, p->self->self.ip);
+	if (!to)
+		p->stat = MZ_AGENT_CHAIN_UNAVAILABLE;
+	return to;
 }
 
 /*

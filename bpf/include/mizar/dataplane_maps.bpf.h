@@ -149,6 +149,26 @@ mz_pick(const struct mz_droplet_addr *set, __u32 count, __u32 max, __u32 hash)
 	return &set[(hash % count) & (max - 1)];
 }
 
+/*
+ * With a transit chain, the divider that judges a flow with an end on divider `self`
+ * when the flow hashes to `self` (whose frames to itself would never come back from the
+ * wire): the next divider of the VPC's list. The agent sends that end's frames there and
+ * transit XDP relays the other end's there, so both directions meet one chain. NULL when
+ * the flow hashes elsewhere (that divider judges it) or the VPC has no other divider.
+ */
+static __always_inline const struct mz_droplet_addr *mz_peer_divider(const struct mz_vpc *vpc, __u32 hash, __be32 self)
+{
+	__u32 k;
+
+	/* No upper check: the masks bound the indices (user space never stores more than the maximum). */
+	if (vpc->divider_count < 2)
+		return NULL;
+	k = (hash % vpc->divider_count) & (MZ_MAX_DIVIDERS - 1);
+	if (vpc->dividers[k].ip != self)
+		return NULL;
+	return &vpc->dividers[((k + 1) % vpc->divider_count) & (MZ_MAX_DIVIDERS - 1)];
+}
+
 /* Per-endpoint counters (struct mz_endpoint_stats), by the slot user space gives each local endpoint. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -69,6 +69,7 @@ struct mz_geneve_info {
 	__u32 vni;
 	__u8 has_rts;
 	__u8 unknown_opts;
+	__u16 rts_off; /* where the RTS body is in the packet (a relay rewrites it) */
 	struct mz_geneve_rts rts;
 };
 
@@ -145,6 +146,7 @@ static __always_inline int mz_parse_geneve_opt(struct mz_cursor *c, void *opts_e
 			return MZ_ERR_BAD_OPTION;
 		info->rts = *rts;
 		info->has_rts = 1;
+		info->rts_off = (void *)rts - c->start;
 	} else if (o->type & MZ_GENEVE_OPT_CRITICAL) {
 		return MZ_ERR_CRITICAL;
 	} else {

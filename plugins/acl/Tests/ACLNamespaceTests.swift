@@ -78,6 +78,38 @@ struct ACLNamespaceTests {
         #expect(try divider.agentCounters().delta(since: agent)[.chainUnavailable].packets >= 2)
     }
 
+    /// Two dividers and a stateful rule: a1 may open TCP to b2 (hosted on divider hostb) and
+    /// receives only what the acl's conntrack lets back. Whichever divider a connection
+    /// hashes to, its two directions meet one chain: when it hashes to hostb, whose own
+    /// replies cannot be sent to itself, hostb relays the requests to the peer divider the
+    /// replies go to. Every connection of `iperf3 -P 4` (and its control connection) completes.
+    @Test func twoDividersJudgeBothDirectionsOfAFlowInOnePlace() throws {
+        let lab = try OverlayLab(droplets: ["hosta", "hostb", "hostd", "bouncer"])
+        defer { lab.teardown() }
+        try lab.createVPC(100, dividers: ["hostb", "hostd"])
+        try lab.createNetwork(100, "10.0.1.0/24", bouncers: ["bouncer"])
+        try lab.createNetwork(100, "10.0.2.0/24", bouncers: ["bouncer"])
+        try lab.createEndpoint("a1", vni: 100, ip: "10.0.1.2", on: "hosta")
+        try lab.createEndpoint("b2", vni: 100, ip: "10.0.2.3", on: "hostb")
+        let a1 = lab.guest("a1"), b2 = lab.guest("b2")
+        for divider in ["hostb", "hostd"] {
+            let plugins = lab.host(divider).dataplane.plugins
+            try plugins.register(ACL.descriptor)
+            try plugins.configure("acl", ACL.Config(rules: [
+                ACL.Rule(priority: 10, vpc: 100, direction: .ingress, source: "10.0.1.0/24", protocol: .tcp, ports: 5201...5201, action: .allow),
+            ], endpoints: [
+                ACL.EndpointPolicy(vpc: 100, ip: a1.ip.description, defaultEgress: .allow, defaultIngress: .deny),
+                ACL.EndpointPolicy(vpc: 100, ip: b2.ip.description, defaultEgress: .allow, defaultIngress: .deny),
+            ]))
+            try plugins.setChain(.transit, ["acl"])
+        }
+        // iperf3 fails (and this throws) when a connection cannot complete.
+        let tcp = try lab.iperf(from: "a1", to: "b2", seconds: 1, extra: ["-P", "4"])
+        let streams = tcp["streams"] as? [[String: Any]] ?? []
+        #expect(streams.count == 4 && (tcp["sum_received"] as? [String: Any])?["bytes"] as? Int ?? 0 > 0, "every connection through one divider both ways")
+        #expect(try lab.ping(from: "a1", to: b2.ip, count: 2, interval: 0.1) == 0, "ICMP is not allowed in")
+    }
+
     @Test func aclBlocksAndPermitsPingAndTCPWithRepliesByConntrack() throws {
         let lab = try OverlayLab.design()
         defer { lab.teardown() }
