@@ -300,7 +300,9 @@ int transit_xdp(struct xdp_md *ctx)
 	straight = !gnv.has_rts || gnv.rts.droplet_ip == iph->saddr;
 	if (ep && straight && !mz_same_network(inner_ip->saddr, inner_ip->daddr, ep->net_plen) && mz_chain_is_active(MZ_HOOK_TRANSIT)) {
 		vpc = (ep->flags & MZ_ENDPOINT_LOCAL) ? bpf_map_lookup_elem(&vpcs, &gnv.vni) : NULL;
-		to = vpc ? mz_peer_divider(vpc, mz_flow_hash(inner_ip, cur.end), self->self.ip) : NULL;
+		/* Only a frame with an RTS is relayed: it names this droplet on the way, and the peer
+		 * then judges it as straight (one without would come back here, straight again). */
+		to = vpc && gnv.has_rts ? mz_peer_divider(vpc, mz_flow_hash(inner_ip, cur.end), self->self.ip) : NULL;
 		if (to) {
 			stat = MZ_TRANSIT_DIVIDED;
 			goto relay;
@@ -386,15 +388,14 @@ judge:
 	stat = MZ_TRANSIT_CHAIN_UNAVAILABLE; /* never around the chain */
 	goto out;
 relay:
-	if (gnv.has_rts) {
-		rts = (void *)(long)ctx->data + (gnv.rts_off & 0x3ff);
-		if ((void *)(rts + 1) > (void *)(long)ctx->data_end) {
-			stat = MZ_TRANSIT_BAD_GENEVE;
-			goto out;
-		}
-		rts->droplet_ip = self->self.ip;
-		mz_copy_mac(rts->droplet_mac, self->self.mac);
+	rts = (void *)(long)ctx->data + (gnv.rts_off & 0x3ff);
+	if ((void *)(rts + 1) > (void *)(long)ctx->data_end) {
+		stat = MZ_TRANSIT_BAD_GENEVE;
+		goto out;
 	}
+	rts->droplet_ip = self->self.ip;
+	mz_copy_mac(rts->droplet_mac, self->self.mac);
+	udp->check = 0; /* the payload changed; 0 is "no checksum", as the agents send */
 	goto forward;
 external:
 	run_external_chain(ctx, iph, stat);

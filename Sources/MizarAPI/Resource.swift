@@ -57,7 +57,8 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
     /// Unique within its kind: 1-253 characters of `a-z`, `0-9`, `-`, `.` and `_`, starting and
     /// ending with a letter or digit.
     public var name: String
-    /// Free-form labels; transitd keeps them and does not interpret them.
+    /// Free-form labels; transitd keeps them and does not interpret them (an endpoint whose spec
+    /// is unchanged keeps the CNI plugin's `cni.mizar.com/*` labels when a request leaves them out).
     public var labels: [String: String]?
 
     public init(name: String, labels: [String: String]? = nil) {

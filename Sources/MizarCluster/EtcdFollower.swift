@@ -33,9 +33,10 @@ public struct EtcdFollower: Sendable {
                 onError(EtcdError.compacted(compacted))
                 next = nil
                 continue
-            } catch let error as EtcdError where { if case .protocolError = error { true } else { false } }() {
+            } catch EtcdError.protocolError(let why) {
                 // An answer not understood (a watch line, a page): start again from a snapshot rather than retry it forever.
-                onError(error)
+                if Task.isCancelled { return }
+                onError(EtcdError.protocolError(why))
                 next = nil
             } catch {
                 if Task.isCancelled { return }

@@ -183,14 +183,15 @@ struct Admission {
             var old: EndpointSpec?
             if case .endpoint(let e)? = existing {
                 old = e.spec
-                // The CNI plugin's own labels stay unless given: its GC and CHECK find the attachment by them.
-                for (key, value) in e.metadata.labels ?? [:] where key.hasPrefix("cni.mizar.com/") && r.metadata.labels?[key] == nil {
-                    r.metadata.labels = (r.metadata.labels ?? [:]).merging([key: value]) { $1 }
-                }
-                // A spec the endpoint already satisfies keeps what was filled in; labels are taken as given.
+                // A spec the endpoint already satisfies keeps what was filled in; labels are taken
+                // as given, but the CNI plugin's own stay unless given (its GC and CHECK find the
+                // attachment by them). A new spec replaces the attachment: its labels are the request's.
                 if r.spec.isSatisfied(by: e.spec) {
                     var kept = e
                     kept.metadata = r.metadata
+                    for (key, value) in e.metadata.labels ?? [:] where key.hasPrefix("cni.mizar.com/") && r.metadata.labels?[key] == nil {
+                        kept.metadata.labels = (kept.metadata.labels ?? [:]).merging([key: value]) { $1 }
+                    }
                     return .endpoint(kept)
                 }
             }
