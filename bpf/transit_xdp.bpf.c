@@ -481,7 +481,7 @@ int transit_continue(struct xdp_md *ctx)
 	struct ethhdr *eth, *inner;
 	struct udphdr *udp;
 	__u32 stat = MZ_TRANSIT_BAD_INNER, frame = MZ_TRACE_FRAME_GENEVE;
-	int action = XDP_DROP;
+	int action = XDP_DROP, chain_counted = 0;
 
 	if (mz_parse_eth(&cur, &eth) != ETH_P_IP || mz_parse_ipv4(&cur, &iph) != IPPROTO_UDP ||
 	    mz_parse_udp(&cur, &udp) != MZ_GENEVE_UDP_PORT || mz_parse_geneve(&cur, &gnv) != MZ_GENEVE_PROTO_ETH ||
@@ -504,11 +504,10 @@ int transit_continue(struct xdp_md *ctx)
 			stats = stats_get();
 			if (stats)
 				count(stats, MZ_TRANSIT_TRANSIT_CHAIN, 0);
+			chain_counted = 1;
 			run_ingress_chain(ctx, 0, gnv.vni, ep->ifindex, key.ip, MZ_TRANSIT_DELIVERED);
-			stats = stats_get();
-			if (stats)
-				count(stats, MZ_TRANSIT_CHAIN_UNAVAILABLE, cur.len);
-			return XDP_DROP; /* never around the chain */
+			stat = MZ_TRANSIT_CHAIN_UNAVAILABLE; /* never around the chain */
+			goto out;
 		}
 		action = deliver(ctx, ep);
 		stat = action == XDP_REDIRECT ? MZ_TRANSIT_DELIVERED : MZ_TRANSIT_BAD_INNER;
@@ -539,7 +538,8 @@ out:
 	stats = stats_get();
 	if (stats) {
 		count(stats, stat, cur.len);
-		count(stats, MZ_TRANSIT_TRANSIT_CHAIN, 0);
+		if (!chain_counted)
+			count(stats, MZ_TRANSIT_TRANSIT_CHAIN, 0);
 	}
 	pc = mz_plugin_ctx_get();
 	if (pc)

@@ -213,7 +213,7 @@ public actor Daemon {
 
     /// The kernel's view of a local endpoint against its spec (CNI CHECK).
     public func check(endpoint name: String) throws -> EndpointCheck {
-        guard let endpoint = desired.endpoints[name] else { throw APIError(.notFound, "no endpoint \(name)") }
+        guard case .endpoint(let endpoint)? = committed(ResourceReference(kind: .endpoint, name: name)) else { throw APIError(.notFound, "no endpoint \(name)") }
         guard endpoint.spec.droplet == localName, let net = desired.networks[endpoint.spec.network] else {
             throw APIError(.invalid, "endpoint \(name) is not on this droplet")
         }
@@ -249,7 +249,8 @@ public actor Daemon {
 
     public func bouncers() -> [BouncerRole] {
         let live = { (name: String) in self.cluster == nil ? nil : self.desired.isLive(name) }
-        return desired.networks.values.sorted { $0.name < $1.name }.flatMap { net in
+        let networks = list(.network).compactMap { if case .network(let n) = $0 { n } else { nil } }
+        return networks.flatMap { net in
             let named = net.spec.bouncers ?? []
             let pending = (desired.pendingBouncers[net.name] ?? []).subtracting(named).sorted()
             return named.map { BouncerRole(network: net.name, droplet: $0, local: $0 == localName, live: live($0), pending: cluster == nil ? nil : false) }
@@ -258,7 +259,7 @@ public actor Daemon {
     }
 
     public func dividers() -> [DividerRole] {
-        desired.vpcs.values.sorted { $0.name < $1.name }.flatMap { vpc in
+        list(.vpc).compactMap { if case .vpc(let v) = $0 { v } else { nil } }.flatMap { vpc in
             (vpc.spec.dividers ?? []).map { DividerRole(vpc: vpc.name, droplet: $0, local: $0 == localName, live: cluster == nil ? nil : desired.isLive($0)) }
         }
     }
