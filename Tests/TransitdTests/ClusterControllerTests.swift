@@ -66,7 +66,7 @@ struct ClusterControllerTests {
         let after = try await Self.bouncers(lab, via: others[0]).named
         #expect(after.subtracting(placed).count == 1, "one role moved: \(placed) -> \(after)")
         // The new bouncer holds the network's table.
-        let newcomer = after.subtracting(placed).first!
+        let newcomer = try #require(after.subtracting(placed).first, "no role moved (a trap here would leave the lab behind)")
         #expect(await ClusterDaemonTests.eventually { try KernelTables(lab.host(newcomer).netns).count("endpoints") == 2 })
         let result = ping.wait(timeout: 30)
         let received = pingReplies(result.output)
