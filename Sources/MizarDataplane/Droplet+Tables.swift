@@ -1,5 +1,6 @@
 import Foundation
 import CMizarABI
+import MizarBPF
 import MizarNet
 
 /// What this droplet's tables hold, as programmed: the source for cascading removals.
@@ -69,10 +70,7 @@ extension Droplet {
     public func removeVPC(_ vni: VNI) throws {
         try lock.withLock {
             guard state.vpcs[vni] != nil else { throw DataplaneError(.notFound, "no VPC \(vni)") }
-            for id in state.networks.keys where id.vni == vni { try removeNetworkLocked(id) }
-            try purgeDirectPaths { $0.vni == vni }
-            try maps.vpcs.delete(vni.rawValue)
-            state.vpcs[vni] = nil
+            try removeLocked(networks: state.networks.keys.filter { $0.vni == vni }, vpc: vni) { $0.vni == vni }
         }
     }
 
@@ -109,14 +107,43 @@ extension Droplet {
 
     private func removeNetworkLocked(_ id: NetworkID) throws {
         guard let network = state.networks[id] else { throw DataplaneError(.notFound, "no network \(id)") }
-        for (eid, local) in state.locals where eid.vni == id.vni && network.contains(eid.ip) { try unplugLocked(local) }
-        for key in try maps.endpoints.keys() {
-            let eid = EndpointID(key)
-            if eid.vni == id.vni && network.contains(eid.ip) { try maps.endpoints.delete(key) }
+        try removeLocked(networks: [id], vpc: nil) { $0.vni == id.vni && network.contains($0.ip) }
+    }
+
+    /// Removes networks (and a VPC) with the endpoints and learned paths `holds` names. All
+    /// that goes is read before anything goes, so a failed read changes nothing. Then every
+    /// step runs even when one fails (each is repeatable); the networks and the VPC go last,
+    /// and only once all they held is gone, so removing them again finishes the job.
+    private func removeLocked(networks ids: [NetworkID], vpc: VNI?, holds: (EndpointID) -> Bool) throws {
+        let locals = state.locals.filter { holds($0.key) }.map(\.value)
+        let entries = try maps.endpoints.keys().filter { holds(EndpointID($0)) }
+        let paths = try maps.directPath.keys().filter { holds(EndpointID($0)) }
+        var failed: [String] = []
+        func step(_ what: @autoclosure () -> String, _ body: () throws -> Void) {
+            do { try body() } catch { failed.append("\(what()): \(error)") }
         }
-        try purgeDirectPaths { $0.vni == id.vni && network.contains($0.ip) }
-        try maps.networks.delete(id.key)
-        state.networks[id] = nil
+        for local in locals { step("unplugging \(local.spec.id)") { try unplugLocked(local) } }
+        // After the unplugs: an unplugged endpoint's bouncer entry came back, and goes too.
+        for key in entries { step("endpoint \(EndpointID(key))") { try maps.endpoints.delete(key) } }
+        for key in paths { step("direct path to \(EndpointID(key))") { try forgetDirectPath(key) } }
+        guard failed.isEmpty else {
+            throw DataplaneError(.invalidState, "removal stopped short (\(failed.joined(separator: "; "))); what is gone stays gone, remove again to finish")
+        }
+        for id in ids {
+            step("network \(id)") {
+                try maps.networks.delete(id.key)
+                state.networks[id] = nil
+            }
+        }
+        if let vpc, failed.isEmpty {
+            step("VPC \(vpc)") {
+                try maps.vpcs.delete(vpc.rawValue)
+                state.vpcs[vpc] = nil
+            }
+        }
+        guard failed.isEmpty else {
+            throw DataplaneError(.invalidState, "removal stopped short (\(failed.joined(separator: "; "))); remove again to finish")
+        }
     }
 
     // MARK: Endpoints (the bouncer table)
@@ -136,9 +163,38 @@ extension Droplet {
             }
             let writes = built.reduce(0) { $0 + $1.batch.count }
             try ensureRoom(for: built.flatMap(\.batch))
-            _ = try concurrentMap(slices) { slice in try maps.endpoints.update(batch: built[slice].batch) }
+            try writeUndoably(built.map(\.batch))
             self.state.endpointsBound = (self.state.endpointsBound ?? 0) + writes
             for (plugged, value) in built.flatMap(\.shadowed) { plugged.shadowed = value }
+        }
+    }
+
+    /// Writes slices of endpoint entries on every CPU. Should the kernel refuse one midway (a
+    /// writer this droplet does not know filled the table, or kernel memory ran out), every
+    /// entry is put back as it was, read beforehand unless the table is known to be empty:
+    /// the table then holds what it held before, and the error says so.
+    private func writeUndoably(_ slices: [[(key: mz_endpoint_key, value: mz_endpoint)]]) throws {
+        let known = state.endpointsBound == 0
+        let before = try concurrentMap(slices.count) { slice in known ? [] : try slices[slice].map { try maps.endpoints.lookup($0.key) } }
+        do {
+            _ = try concurrentMap(slices.count) { slice in try maps.endpoints.update(batch: slices[slice]) }
+        } catch {
+            let unrestored = try concurrentMap(slices.count) { slice in
+                slices[slice].enumerated().reduce(0) { left, item in
+                    do {
+                        if let old = known ? nil : before[slice][item.offset] { try maps.endpoints.update(item.element.key, old) } else { try maps.endpoints.delete(item.element.key) }
+                        return left
+                    } catch {
+                        return left + 1
+                    }
+                }
+            }.reduce(0, +)
+            state.endpointsBound = nil  // someone else writes this table: count it next time
+            let full = (error as? BPFError)?.errno == E2BIG
+            guard unrestored == 0 else {
+                throw DataplaneError(full ? .full : .invalidState, "\(error); putting the batch's entries back failed for \(unrestored) of them: set the endpoints again")
+            }
+            throw DataplaneError(full ? .full : .invalidState, "\(error); the table holds what it held before")
         }
     }
 

@@ -171,11 +171,12 @@ public final class PluginChains: @unchecked Sendable {
     // MARK: Configuration and counters
 
     /// Validates a configuration and writes it: each named map ends up holding exactly the
-    /// given entries (stale keys are deleted after the new ones are written). Maps are
-    /// written in the descriptor's order, flushes (a map given no entries, such as a
-    /// conntrack) last, so state is cleared only once the new rules are whole. Should the
-    /// kernel refuse a write, every map written is put back as it was: a configuration
-    /// applies completely or not at all.
+    /// given entries; maps not named are left alone. A `GenerationalConfiguration` is
+    /// written beside the live one and switched to in one write, so packets meet the old
+    /// configuration or the new, never parts of both. Any other is written in place, map by
+    /// map in the descriptor's order, flushes (a map given no entries, such as a conntrack)
+    /// last. Should the kernel refuse a write before the new configuration is in force,
+    /// the previous one is left (or put back) as it was.
     public func configure(_ name: String, _ config: any PluginConfiguration) throws {
         try config.validate()
         let wanted = try config.mapEntries()
@@ -190,25 +191,11 @@ public final class PluginChains: @unchecked Sendable {
                     throw PluginError(.invalidConfig, plugin: name, "\(entries.count) entries for \(mapName), which holds \(handle.maxEntries)")
                 }
             }
-            let order = plugin.descriptor.maps.map(\.name)
-            let ordered = wanted.sorted { a, b in
-                (a.value.isEmpty ? 1 : 0, order.firstIndex(of: a.key) ?? order.count) < (b.value.isEmpty ? 1 : 0, order.firstIndex(of: b.key) ?? order.count)
-            }
-            var written: [(RawMap, RawMap.Snapshot)] = []
-            for (mapName, entries) in ordered {
-                let raw = RawMap(try plugin.map(mapName))
-                do {
-                    // A flush is not put back (state judged afresh is never looser than the rules).
-                    if !entries.isEmpty { written.append((raw, try raw.snapshot())) }
-                    try raw.replaceAll(with: entries.map { ($0.key, $0.value) })
-                } catch {
-                    // Put back what this configuration changed (the failed map too), newest first.
-                    let unrestored = written.reversed().compactMap { map, before in (try? map.restore(before)) == nil ? map.handle.name : nil }
-                    guard unrestored.isEmpty else {
-                        throw PluginError(.system, plugin: name, "writing map \(mapName): \(error); putting the previous configuration back failed for \(unrestored.joined(separator: ", ")): apply a configuration again")
-                    }
-                    throw PluginError(.system, plugin: name, "writing map \(mapName): \(error); the previous configuration is back in place")
-                }
+            let writer = ConfigurationWriter(plugin: name, map: { RawMap(try plugin.map($0)) }, order: plugin.descriptor.maps.map(\.name))
+            if let generational = config as? any GenerationalConfiguration {
+                try writer.writeGeneration(generational)
+            } else {
+                try writer.writeInPlace(wanted)
             }
         }
     }

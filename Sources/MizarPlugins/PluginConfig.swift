@@ -53,6 +53,38 @@ public protocol PluginConfiguration: Sendable {
     func mapEntries() throws -> [String: [PluginMapEntry]]
 }
 
+/// A configuration written beside the live one and switched to at once (as Katran and Cilium
+/// do): the plugin keys its configured maps by a generation, 0 or 1, and reads the live one
+/// from `generationMap`, a one-entry array. `PluginChains.configure` clears what an
+/// unfinished earlier write left of the other generation, writes this configuration as
+/// that generation, switches `generationMap` over in one write, then deletes the old
+/// generation and flushes. A packet meets either the old configuration or the new one,
+/// never parts of both; a failure before the switch leaves the old one as it was.
+///
+/// Maps must hold both generations at once. Maps whose keys `generation(ofKey:in:)`
+/// does not place in a generation (and arrays) are written in place before the switch.
+public protocol GenerationalConfiguration: PluginConfiguration {
+    /// The one-entry array (key 0) whose value names the live generation; written last.
+    var generationMap: String { get }
+    /// The generation a value of `generationMap` names (a zeroed value names 0).
+    func generation(named value: [UInt8]) -> UInt32
+    /// The generation a key of `map` belongs to, or nil when the map is written in place.
+    func generation(ofKey key: [UInt8], in map: String) -> UInt32?
+    /// The entries of this configuration as `generation`, its `generationMap` entry included.
+    func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]]
+}
+
+extension GenerationalConfiguration {
+    /// Generation 0: what a raw write (`RawPluginConfiguration`) of this configuration holds.
+    public func mapEntries() throws -> [String: [PluginMapEntry]] { try mapEntries(generation: 0) }
+}
+
+/// Reads a host-order `UInt32` at `offset` of a key or value (0 when it is too short).
+public func pluginField(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+    guard bytes.count >= offset + 4 else { return 0 }
+    return bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
+}
+
 /// Map entries as they are: for plugins whose typed configuration lives elsewhere (a third
 /// party's own tool), and for tests and benchmarks.
 public struct RawPluginConfiguration: PluginConfiguration {

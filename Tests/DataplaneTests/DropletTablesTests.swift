@@ -53,6 +53,39 @@ final class DropletTablesTests {
         #expect(try small.droplet.endpoints().filter { (0x0200_0000_0300..<0x0200_0000_0500).contains($0.mac.value) }.isEmpty, "not even the replacement in a refused batch")
     }
 
+    /// A batch the kernel refuses midway — another writer filled the table behind this
+    /// droplet's back, so its own count let the batch through — is undone: the entry it
+    /// replaced is back, the new ones it wrote are gone (issue 13, item 5).
+    @Test func aBatchTheKernelRefusesMidwayIsUndone() throws {
+        var limits = DropletLimits()
+        limits.endpoints = 8
+        let small = try TableBed(limits: limits)  // B, A and C: 3 entries
+        defer { small.teardown() }
+        let strangers = (0..<4).map { Endpoint(vni: 200, ip: IPv4Address(10, 0, 1, UInt8(50 + $0)), mac: MACAddress(value: 0x0200_0000_0500 + UInt64($0)), droplet: Wire.x) }
+        for stranger in strangers {
+            var value = mz_endpoint()
+            value.net_plen = 24  // its droplet (zero) matters not: no packet is sent
+            try small.droplet.maps.endpoints.update(stranger.id.key, value)
+        }
+        func image() throws -> Set<[UInt8]> {
+            Set(try small.droplet.maps.endpoints.entries().map { withUnsafeBytes(of: $0.key) { Array($0) } + withUnsafeBytes(of: $0.value) { Array($0) } })
+        }
+        let before = try image()
+        #expect(before.count == 7)
+        // B moves and two endpoints arrive: the first new one fills the table, the second is refused.
+        let batch = [Endpoint(vni: 100, ip: Wire.b, mac: MACAddress(value: 0x0200_0000_0600), droplet: Wire.x),
+                     Endpoint(vni: 100, ip: IPv4Address(10, 0, 1, 201), mac: MACAddress(value: 0x0200_0000_0601), droplet: Wire.y),
+                     Endpoint(vni: 100, ip: IPv4Address(10, 0, 1, 202), mac: MACAddress(value: 0x0200_0000_0602), droplet: Wire.y)]
+        #expect { try small.droplet.setEndpoints(batch) } throws: {
+            ($0 as? DataplaneError)?.code == .full && "\($0)".contains("holds what it held before")
+        }
+        #expect(try image() == before, "B as it was, no new entry")
+        // The droplet counts the table again instead of trusting its own tally: refused whole.
+        #expect { try small.droplet.setEndpoints(batch) } throws: { "\($0)".contains("nothing was written") }
+        try small.droplet.setEndpoints(Array(batch.prefix(2)))
+        #expect(try small.droplet.endpoints().contains { $0.ip == Wire.b && $0.droplet == Wire.x })
+    }
+
     @Test func unplugAndRemoveEndpointTakeTheirEntries() throws {
         try bed.droplet.unplug(EndpointID(vni: 100, ip: Wire.a))
         try bed.droplet.removeEndpoint(EndpointID(vni: 100, ip: Wire.b))

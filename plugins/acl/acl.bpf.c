@@ -11,7 +11,7 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, ACL_MAX_PREFIXES);
+	__uint(max_entries, ACL_MAX_PREFIXES * ACL_GENERATIONS);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct acl_rules_key);
 	__type(value, struct acl_rule_list);
@@ -19,7 +19,8 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, ACL_MAX_ENDPOINTS);
+	__uint(max_entries, ACL_MAX_ENDPOINTS * ACL_GENERATIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the generation being written only while it is */
 	__type(key, struct acl_endpoint_key);
 	__type(value, struct acl_endpoint_policy);
 } acl_endpoints SEC(".maps");
@@ -119,13 +120,15 @@ static __always_inline int acl(struct mz_pkt *pkt)
 		return MZ_CONTINUE;
 	}
 
+	ep.generation = config ? config->generation : 0;
 	ep.vni = c->vni;
 	/* The endpoint the frame belongs to, as the core names it (its address otherwise). */
 	ep.ip = c->endpoint_ip ? c->endpoint_ip : dir == ACL_EGRESS ? iph->saddr : iph->daddr;
 	policy = bpf_map_lookup_elem(&acl_endpoints, &ep);
 	if (!policy)
 		return MZ_CONTINUE;
-	key.prefixlen = 64 + 32;
+	key.prefixlen = 96 + 32;
+	key.generation = ep.generation;
 	key.vni = c->vni;
 	key.direction = dir;
 	key.remote = dir == ACL_EGRESS ? iph->daddr : iph->saddr;

@@ -10,8 +10,8 @@ public enum ACL {
     public static let descriptor = PluginDescriptor(
         name: "acl", version: "1.0.0", object: ACL_OBJECT, entry: "acl", hooks: [.egress, .ingress, .transit], priority: 20,
         maps: [
-            PluginMapDescriptor(name: ACL_RULES_MAP, type: "lpm_trie", key: acl_rules_key.self, value: acl_rule_list.self, maxEntries: UInt32(ACL_MAX_PREFIXES)),
-            PluginMapDescriptor(name: ACL_ENDPOINTS_MAP, type: "hash", key: acl_endpoint_key.self, value: acl_endpoint_policy.self, maxEntries: UInt32(ACL_MAX_ENDPOINTS)),
+            PluginMapDescriptor(name: ACL_RULES_MAP, type: "lpm_trie", key: acl_rules_key.self, value: acl_rule_list.self, maxEntries: UInt32(ACL_MAX_PREFIXES * ACL_GENERATIONS)),
+            PluginMapDescriptor(name: ACL_ENDPOINTS_MAP, type: "hash", key: acl_endpoint_key.self, value: acl_endpoint_policy.self, maxEntries: UInt32(ACL_MAX_ENDPOINTS * ACL_GENERATIONS)),
             PluginMapDescriptor(name: ACL_CONNTRACK_MAP, type: "lru_hash", key: acl_flow_key.self, value: acl_flow.self, maxEntries: UInt32(ACL_CONNTRACK_SIZE)),
             PluginMapDescriptor(name: ACL_CONFIG_MAP, type: "array", key: UInt32.self, value: acl_config.self, maxEntries: 1),
         ],
@@ -87,9 +87,10 @@ public enum ACL {
         }
     }
 
-    /// The whole ACL of a droplet. Writing it replaces the rules and endpoint policies and
+    /// The whole ACL of a droplet. Writing it replaces the rules and endpoint policies at
+    /// once (a generation switch: no packet meets new rules beside old policies) and then
     /// forgets the flows allowed so far (they are judged again by the new rules).
-    public struct Config: PluginConfiguration, Codable, Hashable {
+    public struct Config: GenerationalConfiguration, Codable, Hashable {
         public var rules: [Rule]
         public var endpoints: [EndpointPolicy]
         /// Replies of an allowed flow pass while the flow was seen this recently (seconds).
@@ -105,10 +106,23 @@ public enum ACL {
             _ = try compile()
         }
 
-        public func mapEntries() throws -> [String: [PluginMapEntry]] {
-            let (lists, policies) = try compile()
+        public var generationMap: String { ACL_CONFIG_MAP }
+
+        public func generation(named value: [UInt8]) -> UInt32 { pluginField(value, at: MemoryLayout<acl_config>.offset(of: \.generation)!) }
+
+        public func generation(ofKey key: [UInt8], in map: String) -> UInt32? {
+            switch map {
+            case ACL_RULES_MAP: pluginField(key, at: MemoryLayout<acl_rules_key>.offset(of: \.generation)!)
+            case ACL_ENDPOINTS_MAP: pluginField(key, at: MemoryLayout<acl_endpoint_key>.offset(of: \.generation)!)
+            default: nil
+            }
+        }
+
+        public func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
+            let (lists, policies) = try compile(generation: generation)
             var config = acl_config()
             config.conntrack_timeout_ns = UInt64(conntrackTimeoutSeconds) * 1_000_000_000
+            config.generation = generation
             return [
                 ACL_RULES_MAP: lists.map { PluginMapEntry($0.key, $0.value) },
                 ACL_ENDPOINTS_MAP: policies.map { PluginMapEntry($0.key, $0.value) },
@@ -118,7 +132,7 @@ public enum ACL {
         }
 
         /// Parses, checks and flattens the rules into the tables of include/acl.h.
-        func compile() throws -> (lists: [(key: acl_rules_key, value: acl_rule_list)], policies: [(key: acl_endpoint_key, value: acl_endpoint_policy)]) {
+        func compile(generation: UInt32 = 0) throws -> (lists: [(key: acl_rules_key, value: acl_rule_list)], policies: [(key: acl_endpoint_key, value: acl_endpoint_policy)]) {
             let parsed = try rules.enumerated().map { try CompiledRule($0.element, number: $0.offset) }
                 .sorted { ($0.priority, $0.number) < ($1.priority, $1.number) }
             var lists: [(key: acl_rules_key, value: acl_rule_list)] = []
@@ -133,7 +147,8 @@ public enum ACL {
                         throw ConfigCheck("acl").fail("\(covering.count) rules of VPC \(group.vpc) \(group.direction) cover \(prefix); at most \(ACL_MAX_RULES) may overlap one remote prefix")
                     }
                     var key = acl_rules_key()
-                    key.prefixlen = 64 + UInt32(prefix.prefixLength)
+                    key.prefixlen = 96 + UInt32(prefix.prefixLength)
+                    key.generation = generation
                     key.vni = group.vpc
                     key.direction = group.direction.c
                     key.remote = prefix.address.networkOrder
@@ -156,11 +171,15 @@ public enum ACL {
                 let vni = try check.vni(policy.vpc)
                 guard seen.insert("\(vni)/\(ip)").inserted else { throw check.fail("endpoint \(ip) of VPC \(vni) has two policies") }
                 var key = acl_endpoint_key()
+                key.generation = generation
                 key.vni = vni
                 key.ip = ip.networkOrder
                 var value = acl_endpoint_policy()
                 value.default_action = (policy.defaultEgress == .allow ? UInt8(ACL_ALLOW.rawValue) : 0, policy.defaultIngress == .allow ? UInt8(ACL_ALLOW.rawValue) : 0)
                 policies.append((key, value))
+            }
+            guard policies.count <= Int(ACL_MAX_ENDPOINTS) else {
+                throw check.fail("\(policies.count) endpoint policies; the table holds \(ACL_MAX_ENDPOINTS)")
             }
             return (lists, policies)
         }

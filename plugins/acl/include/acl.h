@@ -7,6 +7,11 @@
  * prefix) holds, for each prefix any rule names, every rule whose remote CIDR contains
  * that prefix, in priority order. The program scans that short list for the first rule
  * whose local CIDR, protocol and ports match; no match means the endpoint's default.
+ *
+ * Rules and endpoint policies are keyed by a generation (0 or 1) that `acl_config` names:
+ * a new configuration is written beside the live one and switched to by one write of
+ * `acl_config`, so a packet never meets the new rules beside the old policies (the host's
+ * `GenerationalConfiguration`, docs/plugins.md).
  */
 #ifndef MIZAR_ACL_H
 #define MIZAR_ACL_H
@@ -19,9 +24,11 @@
 #define ACL_CONNTRACK_MAP "acl_conntrack"
 #define ACL_CONFIG_MAP "acl_config"
 
-#define ACL_MAX_PREFIXES 65536	/* distinct (VPC, direction, remote prefix) entries */
+#define ACL_MAX_PREFIXES 65536	/* distinct (VPC, direction, remote prefix) entries of one configuration */
 #define ACL_MAX_RULES 32	/* rules that may cover one remote prefix */
 #define ACL_MAX_ENDPOINTS 65536
+/* The rules and endpoint maps hold two generations: the live one and the one being written. */
+#define ACL_GENERATIONS 2
 #define ACL_CONNTRACK_SIZE 262144
 
 enum acl_direction { ACL_EGRESS = 0, ACL_INGRESS = 1 };
@@ -37,7 +44,8 @@ enum acl_reason {
 };
 
 struct acl_rules_key {
-	__u32 prefixlen; /* 64 + the remote prefix length */
+	__u32 prefixlen; /* 96 + the remote prefix length */
+	__u32 generation;
 	__u32 vni;
 	__u32 direction;
 	__be32 remote;
@@ -59,6 +67,7 @@ struct acl_rule_list {
 };
 
 struct acl_endpoint_key {
+	__u32 generation;
 	__u32 vni;
 	__be32 ip;
 };
@@ -87,6 +96,8 @@ struct acl_flow {
 
 struct acl_config {
 	__u64 conntrack_timeout_ns; /* replies pass while the flow was seen this recently */
+	__u32 generation;	    /* of the rules and endpoint policies packets use */
+	__u32 pad;
 };
 
 #endif /* MIZAR_ACL_H */

@@ -1,0 +1,97 @@
+import CMizarACL
+import Foundation
+import MizarACL
+import MizarBPF
+import MizarPluginSDK
+import Synchronization
+import Testing
+
+/// An ACL configuration is written beside the live one and switched to in one write
+/// (issue 13, item 5): packets meet the old rules or the new, never parts of both.
+@Suite("acl configuration generations (SDK harness)")
+struct ACLGenerationTests {
+    static let a = IPv4Address(10, 0, 1, 2), b = IPv4Address(10, 0, 2, 5)
+
+    /// SSH from a is denied by a rule, everything else allowed by a's default.
+    static let denySSH = ACL.Config(rules: [ACL.Rule(vpc: 100, direction: .egress, destination: "10.0.2.0/24", protocol: .tcp, ports: 22...22, action: .deny)],
+                                    endpoints: [ACL.EndpointPolicy(vpc: 100, ip: "10.0.1.2", defaultEgress: .allow, defaultIngress: .allow)])
+    /// Only the web is allowed from a, by a rule; a's default denies the rest.
+    static let onlyWeb = ACL.Config(rules: [ACL.Rule(vpc: 100, direction: .egress, destination: "10.0.2.0/24", protocol: .tcp, ports: 80...80, action: .allow)],
+                                    endpoints: [ACL.EndpointPolicy(vpc: 100, ip: "10.0.1.2", defaultEgress: .deny, defaultIngress: .deny)])
+
+    func ssh(_ harness: PluginHarness, sourcePort: UInt16) throws -> HarnessVerdict {
+        try harness.run(PacketBuilder.tcpFrame(src: Self.a, dst: Self.b, sourcePort: sourcePort, destinationPort: 22), hook: .egress,
+                        context: HarnessContext(vni: 100, endpointIP: Self.a)).verdict
+    }
+
+    /// Both configurations drop SSH from a; only `onlyWeb`'s rules beside `denySSH`'s
+    /// default (a half-written switch) let it through. Packets run on one thread while the
+    /// other switches back and forth; written map by map in place, a few hundred switches
+    /// let some through.
+    @Test("packets meet the old rules or the new while configurations switch, never both")
+    func noPacketMeetsHalfASwitch() throws {
+        let harness = try PluginHarness(plugin: ACL.descriptor, hooks: [.egress], configuration: Self.denySSH)
+        #expect(try ssh(harness, sourcePort: 1) == .dropped)
+        let done = Atomic<Bool>(false), switches = Atomic<Int>(0)
+        let failure = Mutex<(any Error)?>(nil)
+        let writer = Thread {
+            do {
+                for i in 0..<400 { try harness.chains.configure("acl", i % 2 == 0 ? Self.onlyWeb : Self.denySSH) }
+            } catch {
+                failure.withLock { $0 = error }
+            }
+            switches.store(400, ordering: .releasing)
+            done.store(true, ordering: .releasing)
+        }
+        writer.start()
+        var sent = 0, passed = 0
+        while !done.load(ordering: .acquiring) {
+            // A new flow each time: conntrack never answers for it.
+            if try ssh(harness, sourcePort: UInt16(1024 + sent % 60000)) != .dropped { passed += 1 }
+            sent += 1
+        }
+        try failure.withLock { if let error = $0 { throw error } }
+        #expect(switches.load(ordering: .acquiring) == 400 && sent > 400, "packets ran while configurations switched (\(sent) sent)")
+        #expect(passed == 0, "\(passed) of \(sent) SSH packets met one configuration's rules beside the other's policy")
+        let counters = try harness.counters("acl", at: .egress)
+        #expect(counters.dropReasons[ACL.Reason.rule.rawValue].packets + counters.dropReasons[ACL.Reason.defaultPolicy.rawValue].packets >= UInt64(sent))
+    }
+
+    /// `denySSH` with its switch entry at a slot the one-entry array lacks: the kernel
+    /// refuses the switch after the new generation was written beside the live one.
+    struct RefusedSwitch: GenerationalConfiguration {
+        let base: ACL.Config
+        var generationMap: String { base.generationMap }
+        func validate() throws { try base.validate() }
+        func generation(named value: [UInt8]) -> UInt32 { base.generation(named: value) }
+        func generation(ofKey key: [UInt8], in map: String) -> UInt32? { base.generation(ofKey: key, in: map) }
+        func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
+            var entries = try base.mapEntries(generation: generation)
+            entries[ACL_CONFIG_MAP] = entries[ACL_CONFIG_MAP]!.map { PluginMapEntry(key: [5, 0, 0, 0], value: $0.value) }
+            return entries
+        }
+    }
+
+    @Test("a switch the kernel refuses leaves the live generation alone and takes the new one away")
+    func refusedSwitchChangesNothing() throws {
+        let harness = try PluginHarness(plugin: ACL.descriptor, hooks: [.egress], configuration: Self.onlyWeb)
+        let maps = [ACL_RULES_MAP, ACL_ENDPOINTS_MAP, ACL_CONFIG_MAP]
+        func image() throws -> [Set<[UInt8]>] { try maps.map { Set(try RawMap(harness.chains.map($0, of: "acl")).entries().map { $0.key + $0.value }) } }
+        let before = try image()
+        #expect(try ssh(harness, sourcePort: 1) == .dropped)
+        #expect { try harness.chains.configure("acl", RefusedSwitch(base: Self.denySSH)) } throws: {
+            ($0 as? PluginError)?.code == .system && "\($0)".contains("previous configuration is back")
+        }
+        #expect(try image() == before, "the maps hold the live generation only")
+        #expect(try ssh(harness, sourcePort: 2) == .dropped)
+        let web = PacketBuilder.tcpFrame(src: Self.a, dst: Self.b, sourcePort: 3, destinationPort: 80)
+        #expect(try harness.run(web, hook: .egress, context: HarnessContext(vni: 100, endpointIP: Self.a)).verdict == .forwarded, "the old rules still hold")
+
+        // The next configuration switches over, and the old generation leaves the maps.
+        try harness.chains.configure("acl", Self.denySSH)
+        let rules = try RawMap(harness.chains.map(ACL_RULES_MAP, of: "acl")).keys()
+        #expect(rules.count == 1 && Set(rules.map { Self.denySSH.generation(ofKey: $0, in: ACL_RULES_MAP) }).count == 1)
+        #expect(try harness.run(web, hook: .egress, context: HarnessContext(vni: 100, endpointIP: Self.a)).verdict == .forwarded)
+        #expect(try ssh(harness, sourcePort: 4) == .dropped)
+    }
+}
