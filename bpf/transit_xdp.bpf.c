@@ -253,7 +253,7 @@ int transit_xdp(struct xdp_md *ctx)
 	/* From here on the packet is the overlay's: what is not forwarded is dropped. */
 	action = XDP_DROP;
 	/* Only droplets of the cluster speak Geneve to it (DESIGN §6: fail closed). */
-	if (!mz_trust_underlay && !mz_is_droplet(iph->saddr, self)) {
+	if (!mz_trust_underlay && !mz_is_droplet(iph->saddr)) {
 		stat = MZ_TRANSIT_GENEVE_FROM_UNKNOWN_SOURCE;
 		goto out;
 	}

@@ -41,6 +41,9 @@ public struct BPFMap<Key: BitwiseCopyable, Value: BitwiseCopyable>: @unchecked S
         try rawKeys(handle, as: Key.self)
     }
 
+    /// True when the map holds no key.
+    public func isEmpty() throws -> Bool { try RawMap(handle).isEmpty() }
+
     /// Every entry. Uses batch lookup where the map supports it, else walks the keys.
     public func entries(batchSize: Int = 4096) throws -> [(key: Key, value: Value)] {
         var result: [(key: Key, value: Value)] = []

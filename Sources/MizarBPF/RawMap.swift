@@ -35,6 +35,15 @@ public struct RawMap: @unchecked Sendable {
         try keys().compactMap { key in try lookup(key: key).map { (key, $0) } }
     }
 
+    /// True when the map holds no key (one `BPF_MAP_GET_NEXT_KEY`; an array is never empty).
+    public func isEmpty() throws -> Bool {
+        var first = [UInt8](repeating: 0, count: handle.keySize)
+        if first.withUnsafeMutableBytes({ bpf_map_get_next_key(handle.fd, nil, $0.baseAddress) }) == 0 { return false }
+        if errno == ENOENT { return true }
+        try check("walk keys of map \(handle.name)", -1)
+        return false
+    }
+
     /// Every key (`BPF_MAP_GET_NEXT_KEY` walk).
     public func keys() throws -> [[UInt8]] {
         var keys: [[UInt8]] = []
@@ -127,6 +136,12 @@ public struct RawMap: @unchecked Sendable {
     public enum Snapshot: Sendable {
         case image([UInt8])
         case entries([(key: [UInt8], value: [UInt8])])
+
+        /// The keys of a map held entry by entry (none for an array image).
+        public var keys: [[UInt8]] {
+            guard case .entries(let entries) = self else { return [] }
+            return entries.map(\.key)
+        }
     }
 
     public func snapshot() throws -> Snapshot {

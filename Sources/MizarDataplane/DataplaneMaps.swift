@@ -37,12 +37,14 @@ public struct DataplaneMaps: @unchecked Sendable {
     public let directPath: BPFMap<mz_endpoint_key, mz_direct_path>
     /// The droplets of the cluster, keyed by underlay IPv4 address (network order).
     public let droplets: BPFMap<UInt32, mz_droplet_addr>
+    /// `droplets` by the last octet of each address, for the programs' per-packet check.
+    public let dropletIndex: BPFMap<UInt32, mz_droplet_slot>
     /// Per-CPU counters of local endpoints, by the slot each is given (`Droplet.endpointCounters`).
     public let endpointStats: PerCPUMap<UInt32, mz_endpoint_stats>
 
     /// Every shared map, by name.
     static let names = [MZ_DROPLET_MAP, MZ_ENDPOINTS_MAP, MZ_LOCAL_ENDPOINTS_MAP, MZ_NETWORKS_MAP, MZ_VPCS_MAP, MZ_DIRECT_PATH_MAP, MZ_DROPLETS_MAP,
-                        MZ_ENDPOINT_STATS_MAP]
+                        MZ_DROPLET_INDEX_MAP, MZ_ENDPOINT_STATS_MAP]
 
     init(_ map: (String) throws -> BPFMapHandle) throws {
         droplet = try BPFMap(map(MZ_DROPLET_MAP))
@@ -52,6 +54,7 @@ public struct DataplaneMaps: @unchecked Sendable {
         vpcs = try BPFMap(map(MZ_VPCS_MAP))
         directPath = try BPFMap(map(MZ_DIRECT_PATH_MAP))
         droplets = try BPFMap(map(MZ_DROPLETS_MAP))
+        dropletIndex = try BPFMap(map(MZ_DROPLET_INDEX_MAP))
         endpointStats = try PerCPUMap(map(MZ_ENDPOINT_STATS_MAP))
     }
 

@@ -15,6 +15,7 @@ extension Droplet {
     public func setKnownDroplets(_ droplets: [DropletAddress]) throws {
         var wanted: [UInt32: DropletAddress] = [address.ip.networkOrder: address]
         for droplet in droplets {
+            guard droplet.ip.value != 0 else { throw DataplaneError(.invalidArgument, "0.0.0.0 is not a droplet's address") }
             if let other = wanted[droplet.ip.networkOrder], other != droplet {
                 throw DataplaneError(.invalidArgument, "droplet \(droplet.ip) is given with two MACs (\(other.mac), \(droplet.mac))")
             }
@@ -25,13 +26,9 @@ extension Droplet {
             var have: [UInt32: DropletAddress] = [:]
             for (key, value) in present { have[key] = DropletAddress(value) }
             for (key, droplet) in wanted where have[key] != droplet { try maps.droplets.update(key, droplet.c) }
+            // The index names droplets the table holds: written between the table's additions and its removals.
+            try writeDropletIndex(Array(wanted.keys))
             for key in have.keys where wanted[key] == nil { try maps.droplets.delete(key) }
-            // After the table, on every call (an earlier one may have written the table and
-            // failed before this): the programs' per-CPU caches of it expire.
-            if var config = try maps.droplet.lookup(0) {
-                config.droplets_generation = Droplet.nextGeneration(after: config.droplets_generation)
-                try maps.droplet.update(0, config)
-            }
             // Paths towards a droplet that is not (or no longer with that MAC) in the table go.
             for (key, path) in try maps.directPath.entries() where wanted[path.droplet.ip] != DropletAddress(path.droplet) {
                 try forgetDirectPath(key)
@@ -39,6 +36,15 @@ extension Droplet {
         }
     }
 
-    /// The generation after `generation` (0 is never one: an empty cache slot holds it).
-    static func nextGeneration(after generation: UInt32) -> UInt32 { generation == UInt32.max ? 1 : generation + 1 }
+    /// Makes `droplet_index` name `droplets` (network-order addresses): each slot, by the last
+    /// octet, names the first droplet ending in it and whether others do (`MZ_DROPLET_SLOT_SHARED`).
+    func writeDropletIndex(_ droplets: [UInt32]) throws {
+        var slots = [mz_droplet_slot](repeating: mz_droplet_slot(), count: Int(MZ_DROPLET_INDEX_SLOTS))
+        for ip in droplets.sorted() {
+            let i = Int(UInt32(bigEndian: ip) & UInt32(MZ_DROPLET_INDEX_SLOTS - 1))
+            // MZ_DROPLET_SLOT_WORD: the address in the low half, flags in the high.
+            slots[i].word = slots[i].word == 0 ? UInt64(MZ_DROPLET_SLOT_KNOWN) << 32 | UInt64(ip) : slots[i].word | UInt64(MZ_DROPLET_SLOT_SHARED) << 32
+        }
+        try maps.dropletIndex.update(batch: slots.enumerated().map { (key: UInt32($0.offset), value: $0.element) })
+    }
 }

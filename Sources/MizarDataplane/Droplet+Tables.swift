@@ -116,7 +116,8 @@ extension Droplet {
     /// and only once all they held is gone, so removing them again finishes the job.
     private func removeLocked(networks ids: [NetworkID], vpc: VNI?, holds: (EndpointID) -> Bool) throws {
         let locals = state.locals.filter { holds($0.key) }.map(\.value)
-        let entries = try maps.endpoints.keys().filter { holds(EndpointID($0)) }
+        // Locals' keys too: an unplug that failed after its entry went puts it back on a retry.
+        let entries = try maps.endpoints.keys().filter { holds(EndpointID($0)) } + locals.map(\.spec.id.key)
         let paths = try maps.directPath.keys().filter { holds(EndpointID($0)) }
         var failed: [String] = []
         func step(_ what: @autoclosure () -> String, _ body: () throws -> Void) {
@@ -174,7 +175,8 @@ extension Droplet {
     /// entry is put back as it was, read beforehand unless the table is known to be empty:
     /// the table then holds what it held before, and the error says so.
     private func writeUndoably(_ slices: [[(key: mz_endpoint_key, value: mz_endpoint)]]) throws {
-        let known = state.endpointsBound == 0
+        // Known empty (fresh tables, and still nothing in them): every entry is new, nothing to read.
+        let known = try state.endpointsBound == 0 && maps.endpoints.isEmpty()
         let before = try concurrentMap(slices.count) { slice in known ? [] : try slices[slice].map { try maps.endpoints.lookup($0.key) } }
         do {
             _ = try concurrentMap(slices.count) { slice in try maps.endpoints.update(batch: slices[slice]) }

@@ -120,8 +120,8 @@ public final class Droplet: @unchecked Sendable {
         config.direct_path_max_age_ms = UInt32(clamping: ms)
         // A droplet knows itself; the others come from the control plane (`setKnownDroplets`).
         try maps.droplets.update(address.ip.networkOrder, address.c)
-        // Adopted tables keep counting generations (after the table): caches of an earlier one must not revive.
-        config.droplets_generation = Droplet.nextGeneration(after: try maps.droplet.lookup(0)?.droplets_generation ?? 0)
+        // Adopted tables keep their droplets; an index pinned by an older build may be missing.
+        try writeDropletIndex(try maps.droplets.keys())
         try maps.droplet.update(0, config)
         try noteDirectPathBaseline()
     }

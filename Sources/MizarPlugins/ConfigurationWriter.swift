@@ -10,21 +10,44 @@ struct ConfigurationWriter {
     /// The descriptor's map names, in its order.
     let order: [String]
 
-    /// Writes maps in place, in the descriptor's order and flushes (maps given no entries)
-    /// last, so state is cleared only once the new rules are whole. A refused write puts
-    /// back every map written; packets may meet one map's new entries beside another's old.
+    /// Writes maps in place: first every keyed map's new entries beside its old ones (in the
+    /// descriptor's order), then arrays (where a switch such as a generation lives), then the
+    /// keys the configuration no longer names, flushes (maps given no entries) last. A
+    /// refused write before the stale keys go puts back every map written. Packets may meet
+    /// one map's new entries beside another's old, never an emptied map mid-write; a plugin
+    /// keyed by generation (the acl) even stays whole through a raw write: the new
+    /// generation goes in beside the live one, and the old goes only after its switch.
     func writeInPlace(_ wanted: [String: [PluginMapEntry]]) throws {
-        var written: [(RawMap, RawMap.Snapshot)] = []
-        for (mapName, entries) in ordered(wanted) {
-            let raw = try map(mapName)
-            do {
-                // A flush is not put back (state judged afresh is never looser than the rules).
-                if !entries.isEmpty { written.append((raw, try raw.snapshot())) }
-                try raw.replaceAll(with: entries.map { ($0.key, $0.value) })
-            } catch {
-                try putBack(written, after: "writing map \(mapName): \(error)")
-            }
+        var keyed: [(RawMap, [PluginMapEntry])] = [], arrays: [(RawMap, [PluginMapEntry])] = [], flushes: [RawMap] = []
+        for (name, entries) in ordered(wanted) {
+            let raw = try map(name)
+            if entries.isEmpty { flushes.append(raw) } else if raw.handle.type == .array { arrays.append((raw, entries)) } else { keyed.append((raw, entries)) }
         }
+        var written: [(RawMap, RawMap.Snapshot)] = [], stale: [(RawMap, [[UInt8]])] = [], current = ""
+        do {
+            for (raw, entries) in keyed {
+                current = raw.handle.name
+                let before = try raw.snapshot()
+                written.append((raw, before))
+                let keys = Set(entries.map(\.key))
+                let old = before.keys.filter { !keys.contains($0) }
+                if old.count + keys.count > Int(raw.handle.maxEntries) {
+                    // No room for both: this map is rewritten stale keys first.
+                    try raw.replaceAll(with: entries.map { ($0.key, $0.value) })
+                    continue
+                }
+                for entry in entries { try raw.update(key: entry.key, value: entry.value) }
+                stale.append((raw, old))
+            }
+            for (raw, entries) in arrays {
+                current = raw.handle.name
+                written.append((raw, try raw.snapshot()))
+                try raw.replaceAll(with: entries.map { ($0.key, $0.value) })
+            }
+        } catch {
+            try putBack(written, after: "writing map \(current): \(error)")
+        }
+        try clear(stale, flushes)
     }
 
     /// Writes `config` as the generation the live one is not, beside it, switches its
@@ -43,17 +66,21 @@ struct ConfigurationWriter {
             throw PluginError(.invalidConfig, plugin: plugin, "the configuration must give \(config.generationMap) one entry naming generation \(next)")
         }
         var generational: [(name: String, map: RawMap, entries: [PluginMapEntry])] = [], inPlace: [String: [PluginMapEntry]] = [:]
-        var flushes: [String] = []
+        var flushes: [RawMap] = []
         for (name, entries) in ordered(wanted) where name != config.generationMap {
             let raw = try map(name)
-            if entries.isEmpty {
-                flushes.append(name)
-            } else if raw.handle.type == .array || entries.contains(where: { config.generation(ofKey: $0.key, in: name) == nil }) {
-                inPlace[name] = entries
-            } else if entries.allSatisfy({ config.generation(ofKey: $0.key, in: name) == next }) {
+            try Self.check(entries, for: raw.handle, plugin: plugin)
+            // Generational by map, not by entries: one given none is emptied by the switch, not flushed.
+            let keyedByGeneration = raw.handle.type != .array && config.generation(ofKey: [UInt8](repeating: 0, count: raw.handle.keySize), in: name) != nil
+            if keyedByGeneration {
+                guard entries.allSatisfy({ config.generation(ofKey: $0.key, in: name) == next }) else {
+                    throw PluginError(.invalidConfig, plugin: plugin, "entries for \(name) are not all of generation \(next)")
+                }
                 generational.append((name, raw, entries))
+            } else if entries.isEmpty {
+                flushes.append(raw)
             } else {
-                throw PluginError(.invalidConfig, plugin: plugin, "entries for \(name) are not all of generation \(next)")
+                inPlace[name] = entries
             }
         }
         // What an unfinished earlier write left of `next` goes first (no packet reads it);
@@ -87,11 +114,26 @@ struct ConfigurationWriter {
             try putBack(written, after: "writing generation \(next): \(error)")
         }
         // Switched: what packets no longer read goes.
+        try clear(generational.map { ($0.map, old[$0.name, default: []]) }, flushes)
+    }
+
+    /// Once the new configuration is in force: deletes keys it no longer names, then flushes.
+    private func clear(_ stale: [(RawMap, [[UInt8]])], _ flushes: [RawMap]) throws {
         var left: [String] = []
-        for (name, raw, _) in generational where (try? old[name, default: []].forEach { try raw.delete(key: $0) }) == nil { left.append(name) }
-        for name in flushes where (try? map(name).replaceAll(with: [])) == nil { left.append(name) }
+        for (raw, keys) in stale where (try? keys.forEach { try raw.delete(key: $0) }) == nil { left.append(raw.handle.name) }
+        for raw in flushes where (try? raw.replaceAll(with: [])) == nil { left.append(raw.handle.name) }
         guard left.isEmpty else {
             throw PluginError(.system, plugin: plugin, "the new configuration is in force, but clearing \(left.joined(separator: ", ")) failed: apply it again to finish")
+        }
+    }
+
+    /// Throws `.invalidConfig` unless `entries` have the map's key and value sizes and fit it.
+    static func check(_ entries: [PluginMapEntry], for handle: BPFMapHandle, plugin: String) throws {
+        for entry in entries where entry.key.count != handle.keySize || entry.value.count != handle.valueSize {
+            throw PluginError(.invalidConfig, plugin: plugin, "an entry for \(handle.name) has a \(entry.key.count)-byte key and \(entry.value.count)-byte value; the map takes \(handle.keySize) and \(handle.valueSize)")
+        }
+        guard entries.count <= Int(handle.maxEntries) else {
+            throw PluginError(.invalidConfig, plugin: plugin, "\(entries.count) entries for \(handle.name), which holds \(handle.maxEntries)")
         }
     }
 

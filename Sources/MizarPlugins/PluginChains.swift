@@ -173,24 +173,17 @@ public final class PluginChains: @unchecked Sendable {
     /// Validates a configuration and writes it: each named map ends up holding exactly the
     /// given entries; maps not named are left alone. A `GenerationalConfiguration` is
     /// written beside the live one and switched to in one write, so packets meet the old
-    /// configuration or the new, never parts of both. Any other is written in place, map by
-    /// map in the descriptor's order, flushes (a map given no entries, such as a conntrack)
-    /// last. Should the kernel refuse a write before the new configuration is in force,
-    /// the previous one is left (or put back) as it was.
+    /// configuration or the new, never parts of both. Any other is written in place: new
+    /// entries beside old ones first (descriptor order, arrays last), stale keys after,
+    /// flushes (a map given no entries, such as a conntrack) last. Should the kernel refuse
+    /// a write before the new configuration is in force, the previous one is left (or put
+    /// back) as it was.
     public func configure(_ name: String, _ config: any PluginConfiguration) throws {
         try config.validate()
         let wanted = try config.mapEntries()
         try lock.withLock {
             guard let plugin = plugins[name] else { throw PluginError(.invalidConfig, plugin: name, "not registered") }
-            for (mapName, entries) in wanted {
-                let handle = try plugin.map(mapName)
-                for entry in entries where entry.key.count != handle.keySize || entry.value.count != handle.valueSize {
-                    throw PluginError(.invalidConfig, plugin: name, "an entry for \(mapName) has a \(entry.key.count)-byte key and \(entry.value.count)-byte value; the map takes \(handle.keySize) and \(handle.valueSize)")
-                }
-                guard entries.count <= Int(handle.maxEntries) else {
-                    throw PluginError(.invalidConfig, plugin: name, "\(entries.count) entries for \(mapName), which holds \(handle.maxEntries)")
-                }
-            }
+            for (mapName, entries) in wanted { try ConfigurationWriter.check(entries, for: try plugin.map(mapName), plugin: name) }
             let writer = ConfigurationWriter(plugin: name, map: { RawMap(try plugin.map($0)) }, order: plugin.descriptor.maps.map(\.name))
             if let generational = config as? any GenerationalConfiguration {
                 try writer.writeGeneration(generational)

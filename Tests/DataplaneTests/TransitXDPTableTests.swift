@@ -229,7 +229,7 @@ final class TransitXDPTableTests {
             let delta = try bed.droplet.transitCounters().delta(since: before)
             return TransitStat.allCases.first { !$0.isEvent && delta[$0].packets == 1 }
         }
-        for _ in 0..<20 { #expect(try outcome() == .delivered) }  // cached on the CPUs that ran it
+        for _ in 0..<20 { #expect(try outcome() == .delivered) }
         #expect(try bed.droplet.learnedPaths()[EndpointID(vni: 100, ip: Wire.q)] == Wire.p)
         try bed.droplet.setKnownDroplets([Wire.x, Wire.y])
         for _ in 0..<20 { #expect(try outcome() == .geneveFromUnknownSource) }
@@ -238,6 +238,32 @@ final class TransitXDPTableTests {
         #expect(try outcome() == .delivered)
         #expect { try bed.droplet.setKnownDroplets([Wire.p, DropletAddress(ip: Wire.p.ip, mac: Wire.y.mac)]) } throws: { _ in true }
         #expect(try bed.droplet.knownDroplets() == [Wire.d, Wire.p, Wire.x, Wire.y], "a refused change changes nothing")
+    }
+
+    /// The per-packet check reads one slot per last octet; droplets that share one are found
+    /// in the table, and an address that merely ends like a droplet's is still refused.
+    @Test func dropletsThatEndInTheSameOctetAreTold() throws {
+        func outcome() throws -> TransitStat? {
+            let before = try bed.droplet.transitCounters()
+            _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())
+            let delta = try bed.droplet.transitCounters().delta(since: before)
+            return TransitStat.allCases.first { !$0.isEvent && delta[$0].packets == 1 }
+        }
+        let twin = DropletAddress(ip: IPv4Address(10, 99, 0, Wire.p.ip.bytes[3]), mac: MACAddress("02:00:00:00:00:99")!)  // ends like p
+        try bed.droplet.setKnownDroplets([twin, Wire.x, Wire.y])
+        #expect(try outcome() == .geneveFromUnknownSource, "p's slot names its twin only")
+        try bed.droplet.setKnownDroplets([Wire.p, twin, Wire.x, Wire.y])
+        let slot = try #require(try bed.droplet.maps.dropletIndex.lookup(UInt32(Wire.p.ip.bytes[3])))
+        #expect(slot.word >> 32 == UInt64(MZ_DROPLET_SLOT_KNOWN | MZ_DROPLET_SLOT_SHARED))
+        #expect(try outcome() == .delivered, "p is found in the table behind its shared slot")
+        let stranger = DropletAddress(ip: IPv4Address(172, 16, 0, Wire.p.ip.bytes[3]), mac: Wire.p.mac)  // ends like both, is neither
+        let before = try bed.droplet.transitCounters()
+        _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve(options: [], from: stranger))
+        #expect(try bed.droplet.transitCounters().delta(since: before)[.geneveFromUnknownSource].packets == 1)
+        try bed.droplet.setKnownDroplets([Wire.p, Wire.x, Wire.y])
+        #expect(try bed.droplet.maps.dropletIndex.lookup(UInt32(Wire.p.ip.bytes[3]))?.word == UInt64(MZ_DROPLET_SLOT_KNOWN) << 32 | UInt64(Wire.p.ip.networkOrder))
+        #expect(try outcome() == .delivered)
+        #expect { try bed.droplet.setKnownDroplets([DropletAddress(ip: IPv4Address(0, 0, 0, 0), mac: Wire.p.mac)]) } throws: { ($0 as? DataplaneError)?.code == .invalidArgument }
     }
 
     @Test func runtShorterThanEthernetIsRefusedByTheKernel() throws {

@@ -120,7 +120,7 @@ static __always_inline int acl(struct mz_pkt *pkt)
 		return MZ_CONTINUE;
 	}
 
-	ep.generation = config ? config->generation : 0;
+	ep.generation = config ? config->generation & 1 : 0; /* 0 or 1, whatever the slot holds */
 	ep.vni = c->vni;
 	/* The endpoint the frame belongs to, as the core names it (its address otherwise). */
 	ep.ip = c->endpoint_ip ? c->endpoint_ip : dir == ACL_EGRESS ? iph->saddr : iph->daddr;

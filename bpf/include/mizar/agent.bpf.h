@@ -303,7 +303,7 @@ static __always_inline int mz_agent_to_underlay(struct mz_cursor *cur, const str
 
 	if (mz_trust_underlay)
 		return 0;
-	if (!(flags & MZ_CTX_ANSWER) && (iph->daddr == self->self.ip || mz_is_droplet(iph->daddr, self)))
+	if (!(flags & MZ_CTX_ANSWER) && (iph->daddr == self->self.ip || mz_is_droplet(iph->daddr)))
 		return 1;
 	if (iph->protocol != IPPROTO_UDP || mz_ipv4_is_later_fragment(iph))
 		return 0;

@@ -18,6 +18,7 @@
 #define MZ_VPCS_MAP "vpcs"
 #define MZ_DIRECT_PATH_MAP "direct_path"
 #define MZ_DROPLETS_MAP "droplets"
+#define MZ_DROPLET_INDEX_MAP "droplet_index"
 #define MZ_ENDPOINT_STATS_MAP "endpoint_stats" /* per CPU, by an endpoint's stats_slot (0: none) */
 
 /* Default sizes; user space sets the real ones at load time. */
@@ -58,8 +59,23 @@ struct mz_droplet_addr {
  * leaving the overlay may not go to them.
  */
 
-/* Slots of the per-CPU cache of droplets recently found in `droplets` (a power of two). */
-#define MZ_DROPLET_CACHE_SLOTS 16
+/*
+ * `droplet_index` answers "is this a droplet?" for most addresses without a hash lookup:
+ * an array slot per last octet of an address names the droplet ending in it. When several
+ * droplets end in the same octet, the slot names one and says so; the others are looked
+ * up in `droplets`. User space writes it with `droplets` (added there first, removed after).
+ */
+#define MZ_DROPLET_INDEX_SLOTS 256
+#define MZ_DROPLET_SLOT_KNOWN 0x1  /* `ip` is a droplet */
+#define MZ_DROPLET_SLOT_SHARED 0x2 /* other droplets end in this octet too: ask `droplets` */
+
+/* Value of `droplet_index`: the droplet's address (as on the wire) in the low 32 bits, the
+ * MZ_DROPLET_SLOT_* flags in the high 32; read in one load, so a packet never meets one
+ * droplet's address beside another slot state's flags. */
+struct mz_droplet_slot {
+	__u64 word;
+};
+#define MZ_DROPLET_SLOT_WORD(ip, flags) (((__u64)(flags) << 32) | (__u32)(ip))
 
 /* Value of the one-entry `droplet` array: this droplet. */
 struct mz_droplet {
@@ -67,7 +83,7 @@ struct mz_droplet {
 	__u32 ifindex;		      /* substrate interface: encapsulated frames leave here */
 	__u32 mtu;		      /* substrate MTU: larger encapsulated frames are dropped */
 	__u32 direct_path_max_age_ms; /* learned paths older than this are not used; 0: never used */
-	__u32 droplets_generation;    /* bumped after `droplets` changes: per-CPU caches of it expire; never 0 */
+	__u32 reserved;		      /* was a generation of `droplets`; kept so pinned tables still fit */
 };
 
 /* Key of `endpoints` and `direct_path`: an endpoint IP inside a VPC. */
@@ -148,7 +164,7 @@ struct mz_direct_path {
 
 _Static_assert((MZ_MAX_BOUNCERS & (MZ_MAX_BOUNCERS - 1)) == 0, "a power of two (index mask)");
 _Static_assert((MZ_MAX_DIVIDERS & (MZ_MAX_DIVIDERS - 1)) == 0, "a power of two (index mask)");
-_Static_assert((MZ_DROPLET_CACHE_SLOTS & (MZ_DROPLET_CACHE_SLOTS - 1)) == 0, "a power of two (index mask)");
+_Static_assert(MZ_DROPLET_INDEX_SLOTS == 256, "one slot per last octet (index mask)");
 _Static_assert(MZ_MTU_OVERHEAD == MZ_ENCAP_OVERHEAD, "the header overhead is the MTU overhead");
 _Static_assert(sizeof(struct mz_droplet_addr) == 12, "droplet address is 12 bytes");
 _Static_assert(sizeof(struct mz_droplet) == 28, "droplet config layout");

@@ -84,41 +84,27 @@ static __always_inline const struct mz_droplet_addr *mz_known_droplet(__be32 ip)
 	return bpf_map_lookup_elem(&droplets, &ip);
 }
 
-/*
- * What this CPU lately found in `droplets`, direct-mapped by address and stamped with the
- * table's generation: a hit (droplet or not) costs an array access instead of a hash
- * lookup, and every change of the table (a new generation, written after it) expires all.
- */
-struct mz_droplet_cache {
-	struct {
-		__be32 ip;
-		__u32 generation;
-		__u32 known;
-	} slot[MZ_DROPLET_CACHE_SLOTS];
-};
-
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MZ_DROPLET_INDEX_SLOTS);
 	__type(key, __u32);
-	__type(value, struct mz_droplet_cache);
-} droplet_cache SEC(".maps");
+	__type(value, struct mz_droplet_slot);
+} droplet_index SEC(".maps");
 
-/* True when `ip` is the address of a known droplet. */
-static __always_inline int mz_is_droplet(__be32 ip, const struct mz_droplet *self)
+/* True when `ip` is the address of a known droplet: one array access, unless another
+ * droplet ends in the same octet (then a lookup in `droplets`). */
+static __always_inline int mz_is_droplet(__be32 ip)
 {
-	struct mz_droplet_cache *cache = bpf_map_lookup_elem(&droplet_cache, &(__u32){ 0 });
-	__u32 fold = ip ^ (ip >> 16), i;
+	__u32 i = bpf_ntohl(ip) & (MZ_DROPLET_INDEX_SLOTS - 1);
+	const struct mz_droplet_slot *slot = bpf_map_lookup_elem(&droplet_index, &i);
+	__u64 word;
 
-	if (!cache)
-		return mz_known_droplet(ip) != NULL;
-	i = (fold ^ (fold >> 8)) & (MZ_DROPLET_CACHE_SLOTS - 1);
-	if (cache->slot[i].ip != ip || cache->slot[i].generation != self->droplets_generation) {
-		cache->slot[i].ip = ip;
-		cache->slot[i].generation = self->droplets_generation;
-		cache->slot[i].known = mz_known_droplet(ip) != NULL;
-	}
-	return cache->slot[i].known;
+	if (!slot)
+		return 0;
+	word = slot->word;
+	if ((word & ~MZ_DROPLET_SLOT_WORD(0, MZ_DROPLET_SLOT_SHARED)) == MZ_DROPLET_SLOT_WORD(ip, MZ_DROPLET_SLOT_KNOWN))
+		return 1;
+	return (word & MZ_DROPLET_SLOT_WORD(0, MZ_DROPLET_SLOT_SHARED)) && mz_known_droplet(ip);
 }
 
 /* The network of the VPC holding `ip` (longest prefix), or NULL. */

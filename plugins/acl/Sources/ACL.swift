@@ -108,7 +108,7 @@ public enum ACL {
 
         public var generationMap: String { ACL_CONFIG_MAP }
 
-        public func generation(named value: [UInt8]) -> UInt32 { pluginField(value, at: MemoryLayout<acl_config>.offset(of: \.generation)!) }
+        public func generation(named value: [UInt8]) -> UInt32 { pluginField(value, at: MemoryLayout<acl_config>.offset(of: \.generation)!) & 1 }  // as the program reads it
 
         public func generation(ofKey key: [UInt8], in map: String) -> UInt32? {
             switch map {

@@ -57,6 +57,42 @@ struct ACLGenerationTests {
         #expect(counters.dropReasons[ACL.Reason.rule.rawValue].packets + counters.dropReasons[ACL.Reason.defaultPolicy.rawValue].packets >= UInt64(sent))
     }
 
+    /// What an interrupted write left of the next generation (here: a rule letting SSH
+    /// through) must go before the switch, also when the new configuration gives the rules
+    /// no entry at all: packets run while a leftover is planted and a rule-less, default-deny
+    /// configuration is written, 200 times; not one SSH packet may pass.
+    @Test("an interrupted write's leftovers never go live, even under a configuration with no rules")
+    func leftoversOfAnInterruptedWriteNeverGoLive() throws {
+        let noRules = ACL.Config(rules: [], endpoints: [ACL.EndpointPolicy(vpc: 100, ip: "10.0.1.2", defaultEgress: .deny, defaultIngress: .deny)])
+        let allowSSH = ACL.Config(rules: [ACL.Rule(vpc: 100, direction: .egress, destination: "10.0.2.0/24", protocol: .tcp, ports: 22...22, action: .allow)],
+                                  endpoints: noRules.endpoints)
+        let harness = try PluginHarness(plugin: ACL.descriptor, hooks: [.egress], configuration: noRules)
+        let rules = RawMap(try harness.chains.map(ACL_RULES_MAP, of: "acl")), config = RawMap(try harness.chains.map(ACL_CONFIG_MAP, of: "acl"))
+        let done = Atomic<Bool>(false)
+        let failure = Mutex<(any Error)?>(nil)
+        let writer = Thread {
+            do {
+                for _ in 0..<200 {
+                    let next: UInt32 = noRules.generation(named: try config.lookup(key: [0, 0, 0, 0]) ?? []) == 0 ? 1 : 0
+                    for entry in try allowSSH.mapEntries(generation: next)[ACL_RULES_MAP] ?? [] { try rules.update(key: entry.key, value: entry.value) }
+                    try harness.chains.configure("acl", noRules)
+                }
+            } catch {
+                failure.withLock { $0 = error }
+            }
+            done.store(true, ordering: .releasing)
+        }
+        writer.start()
+        var sent = 0, passed = 0
+        while !done.load(ordering: .acquiring) {
+            if try ssh(harness, sourcePort: UInt16(1024 + sent % 60000)) != .dropped { passed += 1 }
+            sent += 1
+        }
+        try failure.withLock { if let error = $0 { throw error } }
+        #expect(sent > 200 && passed == 0, "\(passed) of \(sent) SSH packets met a leftover rule")
+        #expect(try rules.keys().isEmpty, "nothing left of either generation")
+    }
+
     /// `denySSH` with its switch entry at a slot the one-entry array lacks: the kernel
     /// refuses the switch after the new generation was written beside the live one.
     struct RefusedSwitch: GenerationalConfiguration {
