@@ -219,16 +219,18 @@ final class TransitXDPTableTests {
         #expect(agentMissing.isEmpty, "agent outcomes no test produces: \(agentMissing)")
     }
 
+    /// The one outcome a Geneve frame from p (to an endpoint hosted here) takes.
+    private func outcome(from source: DropletAddress = Wire.p) throws -> TransitStat? {
+        let before = try bed.droplet.transitCounters()
+        _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve(from: source))
+        let delta = try bed.droplet.transitCounters().delta(since: before)
+        return TransitStat.allCases.first { !$0.isEvent && delta[$0].packets == 1 }
+    }
+
     /// A droplet that leaves the cluster is refused from its next packet on, though the CPUs
     /// the test ran on had it cached, and the paths learned towards it go; one that comes back
     /// is accepted.
     @Test func aDropletThatLeavesIsRefusedAtOnce() throws {
-        func outcome() throws -> TransitStat? {
-            let before = try bed.droplet.transitCounters()
-            _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())
-            let delta = try bed.droplet.transitCounters().delta(since: before)
-            return TransitStat.allCases.first { !$0.isEvent && delta[$0].packets == 1 }
-        }
         for _ in 0..<20 { #expect(try outcome() == .delivered) }
         #expect(try bed.droplet.learnedPaths()[EndpointID(vni: 100, ip: Wire.q)] == Wire.p)
         try bed.droplet.setKnownDroplets([Wire.x, Wire.y])
@@ -243,12 +245,6 @@ final class TransitXDPTableTests {
     /// The per-packet check reads one slot per last octet; droplets that share one are found
     /// in the table, and an address that merely ends like a droplet's is still refused.
     @Test func dropletsThatEndInTheSameOctetAreTold() throws {
-        func outcome() throws -> TransitStat? {
-            let before = try bed.droplet.transitCounters()
-            _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve())
-            let delta = try bed.droplet.transitCounters().delta(since: before)
-            return TransitStat.allCases.first { !$0.isEvent && delta[$0].packets == 1 }
-        }
         let twin = DropletAddress(ip: IPv4Address(10, 99, 0, Wire.p.ip.bytes[3]), mac: MACAddress("02:00:00:00:00:99")!)  // ends like p
         try bed.droplet.setKnownDroplets([twin, Wire.x, Wire.y])
         #expect(try outcome() == .geneveFromUnknownSource, "p's slot names its twin only")
@@ -257,9 +253,7 @@ final class TransitXDPTableTests {
         #expect(slot.word >> 32 == UInt64(MZ_DROPLET_SLOT_KNOWN | MZ_DROPLET_SLOT_SHARED))
         #expect(try outcome() == .delivered, "p is found in the table behind its shared slot")
         let stranger = DropletAddress(ip: IPv4Address(172, 16, 0, Wire.p.ip.bytes[3]), mac: Wire.p.mac)  // ends like both, is neither
-        let before = try bed.droplet.transitCounters()
-        _ = try bed.droplet.transitProgram.testRun(packet: Wire.geneve(options: [], from: stranger))
-        #expect(try bed.droplet.transitCounters().delta(since: before)[.geneveFromUnknownSource].packets == 1)
+        #expect(try outcome(from: stranger) == .geneveFromUnknownSource)
         try bed.droplet.setKnownDroplets([Wire.p, Wire.x, Wire.y])
         #expect(try bed.droplet.maps.dropletIndex.lookup(UInt32(Wire.p.ip.bytes[3]))?.word == UInt64(MZ_DROPLET_SLOT_KNOWN) << 32 | UInt64(Wire.p.ip.networkOrder))
         #expect(try outcome() == .delivered)

@@ -24,6 +24,26 @@ struct ACLGenerationTests {
                         context: HarnessContext(vni: 100, endpointIP: Self.a)).verdict
     }
 
+    /// Sends SSH from a, a new flow each time (conntrack never answers for it), on this thread
+    /// while `write` runs on another; rethrows what `write` threw. Returns how many were sent
+    /// and how many were not dropped.
+    func sshWhile(_ harness: PluginHarness, _ write: @escaping @Sendable () throws -> Void) throws -> (sent: Int, passed: Int) {
+        let done = Atomic<Bool>(false)
+        let failure = Mutex<(any Error)?>(nil)
+        let writer = Thread {
+            do { try write() } catch { failure.withLock { $0 = error } }
+            done.store(true, ordering: .releasing)
+        }
+        writer.start()
+        var sent = 0, passed = 0
+        while !done.load(ordering: .acquiring) {
+            if try ssh(harness, sourcePort: UInt16(1024 + sent % 60000)) != .dropped { passed += 1 }
+            sent += 1
+        }
+        try failure.withLock { if let error = $0 { throw error } }
+        return (sent, passed)
+    }
+
     /// Both configurations drop SSH from a; only `onlyWeb`'s rules beside `denySSH`'s
     /// default (a half-written switch) let it through. Packets run on one thread while the
     /// other switches back and forth; written map by map in place, a few hundred switches
@@ -32,26 +52,8 @@ struct ACLGenerationTests {
     func noPacketMeetsHalfASwitch() throws {
         let harness = try PluginHarness(plugin: ACL.descriptor, hooks: [.egress], configuration: Self.denySSH)
         #expect(try ssh(harness, sourcePort: 1) == .dropped)
-        let done = Atomic<Bool>(false), switches = Atomic<Int>(0)
-        let failure = Mutex<(any Error)?>(nil)
-        let writer = Thread {
-            do {
-                for i in 0..<400 { try harness.chains.configure("acl", i % 2 == 0 ? Self.onlyWeb : Self.denySSH) }
-            } catch {
-                failure.withLock { $0 = error }
-            }
-            switches.store(400, ordering: .releasing)
-            done.store(true, ordering: .releasing)
-        }
-        writer.start()
-        var sent = 0, passed = 0
-        while !done.load(ordering: .acquiring) {
-            // A new flow each time: conntrack never answers for it.
-            if try ssh(harness, sourcePort: UInt16(1024 + sent % 60000)) != .dropped { passed += 1 }
-            sent += 1
-        }
-        try failure.withLock { if let error = $0 { throw error } }
-        #expect(switches.load(ordering: .acquiring) == 400 && sent > 400, "packets ran while configurations switched (\(sent) sent)")
+        let (sent, passed) = try sshWhile(harness) { for i in 0..<400 { try harness.chains.configure("acl", i % 2 == 0 ? Self.onlyWeb : Self.denySSH) } }
+        #expect(sent > 400, "packets ran while configurations switched (\(sent) sent)")
         #expect(passed == 0, "\(passed) of \(sent) SSH packets met one configuration's rules beside the other's policy")
         let counters = try harness.counters("acl", at: .egress)
         #expect(counters.dropReasons[ACL.Reason.rule.rawValue].packets + counters.dropReasons[ACL.Reason.defaultPolicy.rawValue].packets >= UInt64(sent))
@@ -68,27 +70,13 @@ struct ACLGenerationTests {
                                   endpoints: noRules.endpoints)
         let harness = try PluginHarness(plugin: ACL.descriptor, hooks: [.egress], configuration: noRules)
         let rules = RawMap(try harness.chains.map(ACL_RULES_MAP, of: "acl")), config = RawMap(try harness.chains.map(ACL_CONFIG_MAP, of: "acl"))
-        let done = Atomic<Bool>(false)
-        let failure = Mutex<(any Error)?>(nil)
-        let writer = Thread {
-            do {
-                for _ in 0..<200 {
-                    let next: UInt32 = noRules.generation(named: try config.lookup(key: [0, 0, 0, 0]) ?? []) == 0 ? 1 : 0
-                    for entry in try allowSSH.mapEntries(generation: next)[ACL_RULES_MAP] ?? [] { try rules.update(key: entry.key, value: entry.value) }
-                    try harness.chains.configure("acl", noRules)
-                }
-            } catch {
-                failure.withLock { $0 = error }
+        let (sent, passed) = try sshWhile(harness) {
+            for _ in 0..<200 {
+                let next: UInt32 = noRules.generation(named: try config.lookup(key: [0, 0, 0, 0]) ?? []) == 0 ? 1 : 0
+                for entry in try allowSSH.mapEntries(generation: next)[ACL_RULES_MAP] ?? [] { try rules.update(key: entry.key, value: entry.value) }
+                try harness.chains.configure("acl", noRules)
             }
-            done.store(true, ordering: .releasing)
         }
-        writer.start()
-        var sent = 0, passed = 0
-        while !done.load(ordering: .acquiring) {
-            if try ssh(harness, sourcePort: UInt16(1024 + sent % 60000)) != .dropped { passed += 1 }
-            sent += 1
-        }
-        try failure.withLock { if let error = $0 { throw error } }
         #expect(sent > 200 && passed == 0, "\(passed) of \(sent) SSH packets met a leftover rule")
         #expect(try rules.keys().isEmpty, "nothing left of either generation")
     }
