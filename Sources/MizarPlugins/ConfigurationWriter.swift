@@ -1,3 +1,4 @@
+import Foundation
 import MizarBPF
 
 /// Writes a checked configuration into one plugin's maps (`PluginChains.configure`, with
@@ -9,6 +10,10 @@ struct ConfigurationWriter {
     let map: (String) throws -> RawMap
     /// The descriptor's map names, in its order.
     let order: [String]
+    /// How long keys the new configuration no longer names stay after it is in force: a
+    /// packet that read the old generation before the switch finishes on it (a policy gone
+    /// from under it would read as "not filtered").
+    let gracePeriod: Duration
 
     /// Writes maps in place: first every keyed map's new entries beside its old ones (in the
     /// descriptor's order), then arrays (where a switch such as a generation lives), then the
@@ -119,6 +124,10 @@ struct ConfigurationWriter {
 
     /// Once the new configuration is in force: deletes keys it no longer names, then flushes.
     private func clear(_ stale: [(RawMap, [[UInt8]])], _ flushes: [RawMap]) throws {
+        if stale.contains(where: { !$0.1.isEmpty }) {
+            let (seconds, atto) = gracePeriod.components
+            Thread.sleep(forTimeInterval: Double(seconds) + Double(atto) / 1e18)
+        }
         var left: [String] = []
         for (raw, keys) in stale where (try? keys.forEach { try raw.delete(key: $0) }) == nil { left.append(raw.handle.name) }
         for raw in flushes where (try? raw.replaceAll(with: [])) == nil { left.append(raw.handle.name) }

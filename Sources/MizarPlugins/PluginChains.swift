@@ -15,7 +15,8 @@ import MizarBPF
 public final class PluginChains: @unchecked Sendable {
     public let host: PluginHost
     public let locator: BPFObjectLocator
-    /// How long a replaced chain stays intact after the switch. A frame crosses a chain in
+    /// How long a replaced chain stays intact after the switch, and a replaced configuration's
+    /// keys after `configure` switched away from them. A frame crosses a chain in
     /// microseconds (XDP and TC run to completion in softirq), so this is ample.
     public var gracePeriod: Duration = .milliseconds(20)
     /// Whether a descriptor read from a file may take its object from the BPF object
@@ -184,7 +185,7 @@ public final class PluginChains: @unchecked Sendable {
         try lock.withLock {
             guard let plugin = plugins[name] else { throw PluginError(.invalidConfig, plugin: name, "not registered") }
             for (mapName, entries) in wanted { try ConfigurationWriter.check(entries, for: try plugin.map(mapName), plugin: name) }
-            let writer = ConfigurationWriter(plugin: name, map: { RawMap(try plugin.map($0)) }, order: plugin.descriptor.maps.map(\.name))
+            let writer = ConfigurationWriter(plugin: name, map: { RawMap(try plugin.map($0)) }, order: plugin.descriptor.maps.map(\.name), gracePeriod: gracePeriod)
             if let generational = config as? any GenerationalConfiguration {
                 try writer.writeGeneration(generational)
             } else {

@@ -43,11 +43,11 @@ struct {
 #define ACL_REFRESH_NS 1000000000ULL
 
 /* Records that `flow` may pass, unless that is already known (and fresh). */
-static __always_inline void remember(const struct acl_flow_key *flow, __u64 now)
+static __always_inline void remember(const struct acl_flow_key *flow, __u64 now, __u32 generation)
 {
-	struct acl_flow *seen = bpf_map_lookup_elem(&acl_conntrack, flow), fresh = { .seen_ns = now };
+	struct acl_flow *seen = bpf_map_lookup_elem(&acl_conntrack, flow), fresh = { .seen_ns = now, .generation = generation };
 
-	if (seen && now - seen->seen_ns < ACL_REFRESH_NS)
+	if (seen && seen->generation == generation && now - seen->seen_ns < ACL_REFRESH_NS)
 		return;
 	bpf_map_update_elem(&acl_conntrack, flow, &fresh, BPF_ANY);
 }
@@ -112,15 +112,17 @@ static __always_inline int acl(struct mz_pkt *pkt)
 
 	/* A flow allowed before, either way: its packets and its replies pass. */
 	now = bpf_ktime_get_coarse_ns(); /* ticks are plenty for timeouts of seconds */
-	seen = bpf_map_lookup_elem(&acl_conntrack, &flow);
 	config = bpf_map_lookup_elem(&acl_config, &(__u32){ 0 });
-	if (seen && config && now - seen->seen_ns < config->conntrack_timeout_ns) {
+	ep.generation = config ? config->generation & 1 : 0; /* 0 or 1, whatever the slot holds */
+	/* Only what the rules in force allowed: a flow remembered under the previous generation
+	 * (a packet judged while the switch happened) is judged again. */
+	seen = bpf_map_lookup_elem(&acl_conntrack, &flow);
+	if (seen && config && seen->generation == ep.generation && now - seen->seen_ns < config->conntrack_timeout_ns) {
 		if (now - seen->seen_ns > ACL_REFRESH_NS)
 			seen->seen_ns = now;
 		return MZ_CONTINUE;
 	}
 
-	ep.generation = config ? config->generation & 1 : 0; /* 0 or 1, whatever the slot holds */
 	ep.vni = c->vni;
 	/* The endpoint the frame belongs to, as the core names it (its address otherwise). */
 	ep.ip = c->endpoint_ip ? c->endpoint_ip : dir == ACL_EGRESS ? iph->saddr : iph->daddr;
@@ -150,8 +152,8 @@ static __always_inline int acl(struct mz_pkt *pkt)
 		reply.dport = flow.dport ^ MZ_ICMP_ECHO;
 	}
 	reply.direction = c->hook == MZ_HOOK_TRANSIT ? ACL_TRANSIT : dir ^ 1;
-	remember(&flow, now);
-	remember(&reply, now);
+	remember(&flow, now, ep.generation);
+	remember(&reply, now, ep.generation);
 	return MZ_CONTINUE;
 }
 

@@ -92,6 +92,8 @@ struct acl_flow_key {
 
 struct acl_flow {
 	__u64 seen_ns;
+	__u32 generation; /* of the rules that allowed it: a flow another generation allowed is judged again */
+	__u32 pad;
 };
 
 struct acl_config {
