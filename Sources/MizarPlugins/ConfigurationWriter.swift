@@ -124,10 +124,7 @@ struct ConfigurationWriter {
 
     /// Once the new configuration is in force: deletes keys it no longer names, then flushes.
     private func clear(_ stale: [(RawMap, [[UInt8]])], _ flushes: [RawMap]) throws {
-        if stale.contains(where: { !$0.1.isEmpty }) {
-            let (seconds, atto) = gracePeriod.components
-            Thread.sleep(forTimeInterval: Double(seconds) + Double(atto) / 1e18)
-        }
+        if stale.contains(where: { !$0.1.isEmpty }) { sleepBlocking(gracePeriod) }
         var left: [String] = []
         for (raw, keys) in stale where (try? keys.forEach { try raw.delete(key: $0) }) == nil { left.append(raw.handle.name) }
         for raw in flushes where (try? raw.replaceAll(with: [])) == nil { left.append(raw.handle.name) }
@@ -161,4 +158,11 @@ struct ConfigurationWriter {
         }
         throw PluginError(.system, plugin: plugin, "\(why); the previous configuration is back in place")
     }
+}
+
+/// Blocks the calling thread for `duration` (chain and configuration changes run under the
+/// chains' lock, off any event loop).
+func sleepBlocking(_ duration: Duration) {
+    let (seconds, atto) = duration.components
+    Thread.sleep(forTimeInterval: Double(seconds) + Double(atto) / 1e18)
 }

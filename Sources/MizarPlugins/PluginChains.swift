@@ -308,10 +308,7 @@ public final class PluginChains: @unchecked Sendable {
             for name in (try? chains.names()) ?? [] where name.hasPrefix(hook.rawValue + "-") && !keep.contains(name) { _ = try? chains.unpin(name) }
             pinnedChains.remove(hook)
         }
-        if old != nil {
-            let (seconds, atto) = gracePeriod.components
-            Thread.sleep(forTimeInterval: Double(seconds) + Double(atto) / 1e18)
-        }
+        if old != nil { sleepBlocking(gracePeriod) }
     }
 
     /// Where a plugin's maps are pinned: `plugins/<name>` below the host's pins.

@@ -295,15 +295,15 @@ static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_
  * 6081 anywhere. `cur` stands after the IPv4 header. A UDP header that cannot be read
  * counts as the overlay port; a later fragment has none, its first fragment was judged.
  */
-static __always_inline int mz_agent_to_underlay(struct mz_cursor *cur, const struct iphdr *iph,
-						const struct mz_droplet *self, __u32 flags)
+static __always_inline int mz_agent_to_underlay(struct mz_cursor *cur, const struct iphdr *iph, __u32 flags)
 {
 	struct udphdr *udp;
 	int port;
 
 	if (mz_trust_underlay)
 		return 0;
-	if (!(flags & MZ_CTX_ANSWER) && (iph->daddr == self->self.ip || mz_is_droplet(iph->daddr)))
+	/* This droplet is in `droplets` (and so in the index) like every other. */
+	if (!(flags & MZ_CTX_ANSWER) && mz_is_droplet(iph->daddr))
 		return 1;
 	if (iph->protocol != IPPROTO_UDP || mz_ipv4_is_later_fragment(iph))
 		return 0;
@@ -335,7 +335,7 @@ static __always_inline void mz_agent_resume(struct mz_cursor *cur, const struct 
 	if (!p->self)
 		return;
 	if (pc->flags & MZ_CTX_LEAVE) {
-		if (mz_agent_to_underlay(cur, iph, p->self, pc->flags)) {
+		if (mz_agent_to_underlay(cur, iph, pc->flags)) {
 			p->stat = MZ_AGENT_UNDERLAY_REFUSED;
 			return;
 		}
