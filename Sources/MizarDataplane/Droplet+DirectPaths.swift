@@ -46,9 +46,4 @@ extension Droplet {
     func forgetDirectPath(_ key: mz_endpoint_key) throws {
         if try maps.directPath.delete(key) { state.directPaths.removed &+= 1 }
     }
-
-    /// Deletes learned direct paths whose endpoint matches.
-    func purgeDirectPaths(where matches: (EndpointID) -> Bool) throws {
-        for key in try maps.directPath.keys() where matches(EndpointID(key)) { try forgetDirectPath(key) }
-    }
 }

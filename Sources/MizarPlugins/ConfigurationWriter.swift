@@ -64,7 +64,8 @@ struct ConfigurationWriter {
         guard switchMap.handle.type == .array, switchMap.handle.maxEntries == 1 else {
             throw PluginError(.invalidConfig, plugin: plugin, "generation map \(config.generationMap) must be an array of one entry")
         }
-        let next: UInt32 = config.generation(named: try switchMap.lookup(key: zero) ?? []) == 0 ? 1 : 0
+        // Generations count up; keys carry the low bit, so two sets fit side by side.
+        let next = config.generation(named: try switchMap.lookup(key: zero) ?? []) &+ 1, slot = next & 1
         let wanted = try config.mapEntries(generation: next)
         guard let switchEntry = wanted[config.generationMap]?.first, wanted[config.generationMap]?.count == 1,
               config.generation(named: switchEntry.value) == next else {
@@ -72,14 +73,20 @@ struct ConfigurationWriter {
         }
         var generational: [(name: String, map: RawMap, entries: [PluginMapEntry])] = [], inPlace: [String: [PluginMapEntry]] = [:]
         var flushes: [RawMap] = []
-        for (name, entries) in ordered(wanted) where name != config.generationMap {
+        // A generational map the configuration leaves out is emptied by the switch as well.
+        var named = wanted
+        for name in order where named[name] == nil && name != config.generationMap {
+            let handle = try map(name).handle
+            if handle.type != .array, config.generation(ofKey: [UInt8](repeating: 0, count: handle.keySize), in: name) != nil { named[name] = [] }
+        }
+        for (name, entries) in ordered(named) where name != config.generationMap {
             let raw = try map(name)
             try Self.check(entries, for: raw.handle, plugin: plugin)
             // Generational by map, not by entries: one given none is emptied by the switch, not flushed.
             let keyedByGeneration = raw.handle.type != .array && config.generation(ofKey: [UInt8](repeating: 0, count: raw.handle.keySize), in: name) != nil
             if keyedByGeneration {
-                guard entries.allSatisfy({ config.generation(ofKey: $0.key, in: name) == next }) else {
-                    throw PluginError(.invalidConfig, plugin: plugin, "entries for \(name) are not all of generation \(next)")
+                guard entries.allSatisfy({ config.generation(ofKey: $0.key, in: name) == slot }) else {
+                    throw PluginError(.invalidConfig, plugin: plugin, "entries for \(name) are not all keyed by generation \(next) (low bit \(slot))")
                 }
                 generational.append((name, raw, entries))
             } else if entries.isEmpty {
@@ -93,8 +100,8 @@ struct ConfigurationWriter {
         var old: [String: [[UInt8]]] = [:]
         for (name, raw, entries) in generational {
             let keys = try raw.keys()
-            for key in keys where config.generation(ofKey: key, in: name) == next { try raw.delete(key: key) }
-            let live = keys.filter { config.generation(ofKey: $0, in: name) != next }
+            for key in keys where config.generation(ofKey: key, in: name) == slot { try raw.delete(key: key) }
+            let live = keys.filter { config.generation(ofKey: $0, in: name) != slot }
             guard live.count + Set(entries.map(\.key)).count <= Int(raw.handle.maxEntries) else {
                 throw PluginError(.invalidConfig, plugin: plugin, "\(entries.count) entries for \(name) do not fit beside the \(live.count) live ones (it holds \(raw.handle.maxEntries)); nothing was written")
             }

@@ -54,12 +54,15 @@ public protocol PluginConfiguration: Sendable {
 }
 
 /// A configuration written beside the live one and switched to at once (as Katran and Cilium
-/// do): the plugin keys its configured maps by a generation, 0 or 1, and reads the live one
-/// from `generationMap`, a one-entry array. `PluginChains.configure` clears what an
-/// unfinished earlier write left of the other generation, writes this configuration as
-/// that generation, switches `generationMap` over in one write, then deletes the old
+/// do). Generations count up; the plugin keys its configured maps by the generation's low
+/// bit (so two fit side by side) and reads the live generation from `generationMap`, a
+/// one-entry array. `PluginChains.configure` clears what an unfinished earlier write left
+/// under the other bit, writes this configuration as the next generation, switches
+/// `generationMap` over in one write, then (after the chains' grace period) deletes the old
 /// generation and flushes. A packet meets either the old configuration or the new one,
-/// never parts of both; a failure before the switch leaves the old one as it was.
+/// never parts of both; a failure before the switch leaves the old one as it was. State
+/// that remembers a generation (a conntrack entry) can keep the whole count, which never
+/// comes back.
 ///
 /// Maps must hold both generations at once. Maps whose keys `generation(ofKey:in:)`
 /// does not place in a generation (and arrays) are written in place before the switch.
@@ -68,9 +71,10 @@ public protocol GenerationalConfiguration: PluginConfiguration {
     var generationMap: String { get }
     /// The generation a value of `generationMap` names (a zeroed value names 0).
     func generation(named value: [UInt8]) -> UInt32
-    /// The generation a key of `map` belongs to, or nil when the map is written in place.
+    /// The low bit of the generation a key of `map` belongs to, or nil when the map is written in place.
     func generation(ofKey key: [UInt8], in map: String) -> UInt32?
-    /// The entries of this configuration as `generation`, its `generationMap` entry included.
+    /// The entries of this configuration as `generation` (keys carrying its low bit), its
+    /// `generationMap` entry naming the whole of it.
     func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]]
 }
 

@@ -87,6 +87,7 @@ static __always_inline int acl(struct mz_pkt *pkt)
 	struct iphdr *iph;
 	__u32 dir = c->hook == MZ_HOOK_EGRESS ? ACL_EGRESS : ACL_INGRESS;
 	__u16 port = 0;
+	__u32 generation;
 	__u64 now;
 	int action;
 
@@ -113,11 +114,12 @@ static __always_inline int acl(struct mz_pkt *pkt)
 	/* A flow allowed before, either way: its packets and its replies pass. */
 	now = bpf_ktime_get_coarse_ns(); /* ticks are plenty for timeouts of seconds */
 	config = bpf_map_lookup_elem(&acl_config, &(__u32){ 0 });
-	ep.generation = config ? config->generation & 1 : 0; /* 0 or 1, whatever the slot holds */
-	/* Only what the rules in force allowed: a flow remembered under the previous generation
-	 * (a packet judged while the switch happened) is judged again. */
+	generation = config ? config->generation : 0;
+	ep.generation = generation & 1; /* keys carry the low bit: the live and the next side by side */
+	/* Only what the rules in force allowed: a flow remembered under any other generation (a
+	 * packet judged while the switch happened, a flush that never came) is judged again. */
 	seen = bpf_map_lookup_elem(&acl_conntrack, &flow);
-	if (seen && config && seen->generation == ep.generation && now - seen->seen_ns < config->conntrack_timeout_ns) {
+	if (seen && config && seen->generation == generation && now - seen->seen_ns < config->conntrack_timeout_ns) {
 		if (now - seen->seen_ns > ACL_REFRESH_NS)
 			seen->seen_ns = now;
 		return MZ_CONTINUE;
@@ -152,8 +154,8 @@ static __always_inline int acl(struct mz_pkt *pkt)
 		reply.dport = flow.dport ^ MZ_ICMP_ECHO;
 	}
 	reply.direction = c->hook == MZ_HOOK_TRANSIT ? ACL_TRANSIT : dir ^ 1;
-	remember(&flow, now, ep.generation);
-	remember(&reply, now, ep.generation);
+	remember(&flow, now, generation);
+	remember(&reply, now, generation);
 	return MZ_CONTINUE;
 }
 

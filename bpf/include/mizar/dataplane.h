@@ -70,8 +70,9 @@ struct mz_droplet_addr {
 #define MZ_DROPLET_SLOT_SHARED 0x2 /* other droplets end in this octet too: ask `droplets` */
 
 /* Value of `droplet_index`: the droplet's address (as on the wire) in the low 32 bits, the
- * MZ_DROPLET_SLOT_* flags in the high 32; read in one load, so a packet never meets one
- * droplet's address beside another slot state's flags. */
+ * MZ_DROPLET_SLOT_* flags in the high 32, read by the programs in one load. (The kernel's
+ * copy of a written value is not promised whole; the write order above bounds a torn read
+ * to a brief refusal, or to one of two droplets that share the octet.) */
 struct mz_droplet_slot {
 	__u64 word;
 };

@@ -108,7 +108,7 @@ public enum ACL {
 
         public var generationMap: String { ACL_CONFIG_MAP }
 
-        public func generation(named value: [UInt8]) -> UInt32 { pluginField(value, at: MemoryLayout<acl_config>.offset(of: \.generation)!) & 1 }  // as the program reads it
+        public func generation(named value: [UInt8]) -> UInt32 { pluginField(value, at: MemoryLayout<acl_config>.offset(of: \.generation)!) }
 
         public func generation(ofKey key: [UInt8], in map: String) -> UInt32? {
             switch map {
@@ -148,7 +148,7 @@ public enum ACL {
                     }
                     var key = acl_rules_key()
                     key.prefixlen = 96 + UInt32(prefix.prefixLength)
-                    key.generation = generation
+                    key.generation = generation & 1
                     key.vni = group.vpc
                     key.direction = group.direction.c
                     key.remote = prefix.address.networkOrder
@@ -171,7 +171,7 @@ public enum ACL {
                 let vni = try check.vni(policy.vpc)
                 guard seen.insert("\(vni)/\(ip)").inserted else { throw check.fail("endpoint \(ip) of VPC \(vni) has two policies") }
                 var key = acl_endpoint_key()
-                key.generation = generation
+                key.generation = generation & 1
                 key.vni = vni
                 key.ip = ip.networkOrder
                 var value = acl_endpoint_policy()

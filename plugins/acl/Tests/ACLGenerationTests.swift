@@ -74,7 +74,7 @@ struct ACLGenerationTests {
         let rules = RawMap(try harness.chains.map(ACL_RULES_MAP, of: "acl")), config = RawMap(try harness.chains.map(ACL_CONFIG_MAP, of: "acl"))
         let (sent, passed) = try sshWhile(harness) {
             for _ in 0..<200 {
-                let next: UInt32 = noRules.generation(named: try config.lookup(key: [0, 0, 0, 0]) ?? []) == 0 ? 1 : 0
+                let next = noRules.generation(named: try config.lookup(key: [0, 0, 0, 0]) ?? []) &+ 1
                 for entry in try allowSSH.mapEntries(generation: next)[ACL_RULES_MAP] ?? [] { try rules.update(key: entry.key, value: entry.value) }
                 try harness.chains.configure("acl", noRules)
             }
@@ -110,6 +110,8 @@ struct ACLGenerationTests {
         }
         try plant(sourcePort: 5000, generation: live ^ 1)
         #expect(try ssh(harness, sourcePort: 5000) == .dropped, "remembered under other rules: judged by these")
+        try plant(sourcePort: 5002, generation: live &- 2)  // keys of the same side, two switches back: still not these rules
+        #expect(try ssh(harness, sourcePort: 5002) == .dropped, "remembered two generations back: judged by these")
         try plant(sourcePort: 5001, generation: live)
         #expect(try ssh(harness, sourcePort: 5001) == .forwarded, "remembered under these rules: passes")
     }

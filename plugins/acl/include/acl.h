@@ -8,7 +8,7 @@
  * that prefix, in priority order. The program scans that short list for the first rule
  * whose local CIDR, protocol and ports match; no match means the endpoint's default.
  *
- * Rules and endpoint policies are keyed by a generation (0 or 1) that `acl_config` names:
+ * Rules and endpoint policies are keyed by the low bit of a generation that `acl_config` names:
  * a new configuration is written beside the live one and switched to by one write of
  * `acl_config`, so a packet never meets the new rules beside the old policies (the host's
  * `GenerationalConfiguration`, docs/plugins.md).
@@ -45,7 +45,7 @@ enum acl_reason {
 
 struct acl_rules_key {
 	__u32 prefixlen; /* 96 + the remote prefix length */
-	__u32 generation;
+	__u32 generation; /* the low bit of acl_config's generation */
 	__u32 vni;
 	__u32 direction;
 	__be32 remote;
@@ -67,7 +67,7 @@ struct acl_rule_list {
 };
 
 struct acl_endpoint_key {
-	__u32 generation;
+	__u32 generation; /* the low bit of acl_config's generation */
 	__u32 vni;
 	__be32 ip;
 };
@@ -92,13 +92,13 @@ struct acl_flow_key {
 
 struct acl_flow {
 	__u64 seen_ns;
-	__u32 generation; /* of the rules that allowed it: a flow another generation allowed is judged again */
+	__u32 generation; /* whole, of the rules that allowed it: a flow any other generation allowed is judged again */
 	__u32 pad;
 };
 
 struct acl_config {
 	__u64 conntrack_timeout_ns; /* replies pass while the flow was seen this recently */
-	__u32 generation;	    /* of the rules and endpoint policies packets use */
+	__u32 generation;	    /* counts up; its low bit keys the rules and endpoint policies packets use */
 	__u32 pad;
 };
 
