@@ -23,8 +23,9 @@ APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev l
 PLUGIN_SRCS := $(wildcard plugins/*/*.bpf.c) $(wildcard plugins/examples/*/*.bpf.c)
 BPF_SRCS  := $(wildcard bpf/*.bpf.c) $(PLUGIN_SRCS)
 BPF_OBJS  := $(patsubst %.c,$(BPF_OUT)/%.o,$(notdir $(BPF_SRCS)))
-# make bench's baselines: the core programs built without trace hooks, and without per-endpoint counters.
-BENCH_BPF_OBJS := $(foreach v,notrace nocounters,$(BPF_OUT)/transit_xdp_$(v).bpf.o $(BPF_OUT)/transit_agent_$(v).bpf.o)
+# make bench's baselines: the core programs built without trace hooks, without per-endpoint
+# counters, and without the underlay checks (trusting every outer source).
+BENCH_BPF_OBJS := $(foreach v,notrace nocounters trusting,$(BPF_OUT)/transit_xdp_$(v).bpf.o $(BPF_OUT)/transit_agent_$(v).bpf.o)
 TEST_BPF_SRCS := $(wildcard Tests/bpf/*.bpf.c)
 TEST_BPF_OBJS := $(patsubst %.c,$(BPF_OUT)/tests/%.o,$(notdir $(TEST_BPF_SRCS)))
 BIN_DIR    = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path)
@@ -57,6 +58,10 @@ $(BPF_OUT)/%_notrace.bpf.o: bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
 $(BPF_OUT)/%_nocounters.bpf.o: bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -DMZ_NO_ENDPOINT_STATS -c $< -o $@
+
+$(BPF_OUT)/%_trusting.bpf.o: bpf/%.bpf.c $(wildcard bpf/include/mizar/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -DMZ_TRUST_UNDERLAY -c $< -o $@
 
 # Plugins live in plugins/<name>/ (and plugins/examples/<name>/) with their own headers.
 vpath %.bpf.c $(sort $(dir $(PLUGIN_SRCS)))

@@ -164,7 +164,7 @@ static __always_inline int learn(__u32 vni, __be32 src, const struct mz_geneve_r
 	if (old && old->droplet.ip == rts->droplet_ip &&
 	    mz_mac_equal(old->droplet.mac, rts->droplet_mac) && now - old->learned_ns < refresh)
 		return 0;
-	if (!mz_trust_underlay) {
+	if (!MZ_TRUST_UNDERLAY) {
 		known = mz_known_droplet(rts->droplet_ip);
 		if (!known || !mz_mac_equal(known->mac, rts->droplet_mac))
 			return -1;
@@ -253,7 +253,7 @@ int transit_xdp(struct xdp_md *ctx)
 	/* From here on the packet is the overlay's: what is not forwarded is dropped. */
 	action = XDP_DROP;
 	/* Only droplets of the cluster speak Geneve to it (DESIGN §6: fail closed). */
-	if (!mz_trust_underlay && !mz_is_droplet(iph->saddr)) {
+	if (!MZ_TRUST_UNDERLAY && !mz_is_droplet(iph->saddr)) {
 		stat = MZ_TRANSIT_GENEVE_FROM_UNKNOWN_SOURCE;
 		goto out;
 	}

@@ -7,6 +7,12 @@ extension BPFPinDirectory {
 
     /// True when something is pinned as `name`.
     public func contains(_ name: String) -> Bool { FileManager.default.fileExists(atPath: pathFor(name)) }
+
+    /// The pin name of a map: bpffs refuses dots, so a data section's map (`.data.<name>`)
+    /// is pinned as `data_<name>`; any other map by its own name.
+    public static func pinName(ofMap map: String) -> String {
+        String(map.drop { $0 == "." }.map { $0 == "." ? "_" : $0 })
+    }
 }
 
 extension BPFObject {
@@ -14,28 +20,29 @@ extension BPFObject {
     /// object whose maps are pinned in `directory`: a map already pinned there is reused as
     /// it is (its entries survive the process that made it), a missing one is created and
     /// pinned. Maps shared from another object (`reuseMap`), maps named in `except` and
-    /// internal ones (`.rodata`, `.bss`) are left alone.
+    /// internal ones (`.rodata`, `.bss`) are left alone, but for the data sections named in
+    /// `sections` (a global that is a table, `.data.<name>`), pinned like maps.
     ///
     /// When a pinned map no longer fits the object (another key, value, type or size: the
     /// object changed), the object's pins are removed and it is opened and loaded again with
     /// fresh maps; `reused` is false then (the state is gone).
-    public static func loadPinned(in directory: BPFPinDirectory, except: Set<String> = [],
+    public static func loadPinned(in directory: BPFPinDirectory, except: Set<String> = [], sections: Set<String> = [],
                                   open: () throws -> BPFObject) throws -> (object: BPFObject, reused: Bool) {
         func attempt() throws -> (BPFObject, [String]) {
             let object = try open()
-            let names = object.ownMapNames.filter { !except.contains($0) }
-            for map in names { try object.setPinPath(directory.pathFor(map), ofMap: map) }
+            let names = (object.ownMapNames + object.mapNames.filter { sections.contains($0) }).filter { !except.contains($0) }
+            for map in names { try object.setPinPath(directory.pathFor(BPFPinDirectory.pinName(ofMap: map)), ofMap: map) }
             return (object, names)
         }
         let (object, names) = try attempt()
-        let hadPins = names.contains { directory.contains($0) }
+        let hadPins = names.contains { directory.contains(BPFPinDirectory.pinName(ofMap: $0)) }
         do {
             try object.load()
             return (object, hadPins)
         } catch let error as BPFError where hadPins && error.code != .verifierRejected {
             // A mismatching pin fails the load before anything is created: start afresh
             // (libbpf loads an object once, so it is opened again).
-            for map in names { try directory.unpin(map) }
+            for map in names { try directory.unpin(BPFPinDirectory.pinName(ofMap: map)) }
             let (fresh, _) = try attempt()
             try fresh.load()
             return (fresh, false)

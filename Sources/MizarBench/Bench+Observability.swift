@@ -40,7 +40,7 @@ extension MizarBench {
         }
 
         func copies(_ droplet: Droplet, _ object: String, _ variant: String, _ program: String) throws -> (BPFObject, BPFProgram, BPFObject, BPFProgram) {
-            let full = try droplet.loadCopy(of: object), bare = try droplet.loadCopy(of: object.replacingOccurrences(of: ".bpf.o", with: "_\(variant).bpf.o"))
+            let full = try droplet.loadCopy(of: object), bare = try droplet.loadCopy(of: object, variant: variant)
             return (full, try full.program(named: program), bare, try bare.program(named: program))
         }
         func transitNs(_ program: BPFProgram) throws -> Double {

@@ -37,8 +37,9 @@ public struct DataplaneMaps: @unchecked Sendable {
     public let directPath: BPFMap<mz_endpoint_key, mz_direct_path>
     /// The droplets of the cluster, keyed by underlay IPv4 address (network order).
     public let droplets: BPFMap<UInt32, mz_droplet_addr>
-    /// `droplets` by the last octet of each address, for the programs' per-packet check.
-    public let dropletIndex: BPFMap<UInt32, mz_droplet_slot>
+    /// `droplets` by the last octet of each address, for the programs' per-packet check: a
+    /// data section, so one value (key 0) holding every slot (`Droplet.dropletIndexSlots`).
+    public let dropletIndex: BPFMap<UInt32, mz_droplet_index>
     /// Per-CPU counters of local endpoints, by the slot each is given (`Droplet.endpointCounters`).
     public let endpointStats: PerCPUMap<UInt32, mz_endpoint_stats>
 

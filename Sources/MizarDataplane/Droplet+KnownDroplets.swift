@@ -37,14 +37,59 @@ extension Droplet {
     }
 
     /// Makes `droplet_index` name `droplets` (network-order addresses): each slot, by the last
-    /// octet, names the first droplet ending in it and whether others do (`MZ_DROPLET_SLOT_SHARED`).
+    /// octet, names the first droplet ending in it, or says others end in it too
+    /// (`MZ_DROPLET_SLOT_SHARED`: the programs ask `droplets`, which holds them all by now).
     func writeDropletIndex(_ droplets: [UInt32]) throws {
-        var slots = [mz_droplet_slot](repeating: mz_droplet_slot(), count: Int(MZ_DROPLET_INDEX_SLOTS))
+        var wanted = (0..<Int(MZ_DROPLET_INDEX_SLOTS)).map(Droplet.emptyDropletSlot)
         for ip in droplets.sorted() {
             let i = Int(UInt32(bigEndian: ip) & UInt32(MZ_DROPLET_INDEX_SLOTS - 1))
-            // MZ_DROPLET_SLOT_WORD: the address in the low half, flags in the high.
-            slots[i].word = slots[i].word == 0 ? UInt64(MZ_DROPLET_SLOT_KNOWN) << 32 | UInt64(ip) : slots[i].word | UInt64(MZ_DROPLET_SLOT_SHARED) << 32
+            wanted[i] = wanted[i] == Droplet.emptyDropletSlot(i) ? UInt64(ip) : wanted[i] | Droplet.sharedSlot
         }
-        try maps.dropletIndex.update(batch: slots.enumerated().map { (key: UInt32($0.offset), value: $0.element) })
+        try writeLegacyDropletIndex(wanted)
+        // The kernel copies the index whole but does not promise each word in one store, so a
+        // changed slot goes through the shared flag: old|S, new|S, new. Each step changes the
+        // flag's byte alone or the address under the flag: a packet racing a write reads the
+        // old or the new droplet, or asks `droplets` (holding both by now), never a mix of two.
+        let current = try dropletIndexSlots()
+        guard current.count == wanted.count else { return try maps.dropletIndex.update(0, Droplet.dropletIndex(wanted)) }
+        let steps = [zip(current, wanted).map { $0 == $1 ? $0 : $0 | Droplet.sharedSlot },
+                     zip(current, wanted).map { $0 == $1 ? $0 : $1 | Droplet.sharedSlot }, wanted]
+        var written = current
+        for step in steps where step != written {
+            try maps.dropletIndex.update(0, Droplet.dropletIndex(step))
+            written = step
+        }
+    }
+
+    /// What slot `i` of `droplet_index` holds when no droplet ends in its octet (`MZ_DROPLET_SLOT_EMPTY`).
+    public static func emptyDropletSlot(_ i: Int) -> UInt64 { i == 0 ? 0xffff_ffff : 0 }
+    static let sharedSlot = UInt64(MZ_DROPLET_SLOT_SHARED) << 32
+
+    /// The words of `droplet_index`, by slot (the last octet of an address): what the
+    /// programs' per-packet check reads.
+    public func dropletIndexSlots() throws -> [UInt64] {
+        guard let index = try maps.dropletIndex.lookup(0) else { return [] }
+        return withUnsafeBytes(of: index.slot) { raw in
+            (0..<Int(MZ_DROPLET_INDEX_SLOTS)).map { raw.load(fromByteOffset: $0 * 8, as: UInt64.self) }
+        }
+    }
+
+    private static func dropletIndex(_ slots: [UInt64]) -> mz_droplet_index {
+        var index = mz_droplet_index()
+        withUnsafeMutableBytes(of: &index.slot) { raw in
+            for (i, word) in slots.enumerated() { raw.storeBytes(of: word, toByteOffset: i * 8, as: UInt64.self) }
+        }
+        return index
+    }
+
+    /// An older build's programs, attached until `attach` swaps them, read their own index: an
+    /// array map pinned as `droplet_index`, a slot per octet with the address in the low half
+    /// and 1 (a droplet) or 3 (shared) in the high. Written in that form until then.
+    private func writeLegacyDropletIndex(_ slots: [UInt64]) throws {
+        guard let legacy = legacyDropletIndex else { return }
+        try legacy.update(batch: slots.enumerated().map { i, word in
+            let known: UInt64 = word == Droplet.emptyDropletSlot(i) ? 0 : 1 << 32 | word & 0xffff_ffff
+            return (key: UInt32(i), value: word & Droplet.sharedSlot != 0 ? known | 2 << 32 : known)
+        })
     }
 }

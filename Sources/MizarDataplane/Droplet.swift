@@ -62,6 +62,9 @@ public final class Droplet: @unchecked Sendable {
     let lock = NSLock()
     var state = TableState()
     private var transitLink: BPFLink?
+    /// An older build's droplet index (`DropletObjects.legacyIndexPin`), written beside the
+    /// new one until `attach` has swapped that build's programs out; then unpinned.
+    var legacyDropletIndex: BPFMap<UInt32, UInt64>?
 
     /// The largest MTU an endpoint of this droplet may use.
     public var endpointMTU: UInt32 { mtu - UInt32(MZ_MTU_OVERHEAD) }
@@ -96,6 +99,7 @@ public final class Droplet: @unchecked Sendable {
         if !adoptedTables { state.endpointsBound = 0 }  // fresh tables: empty
         adoptedPrograms = objects.adoptedPrograms
         maps = try DataplaneMaps(objects.map)
+        legacyDropletIndex = try objects.legacyDropletIndex.map { try BPFMap($0) }
         transitProgram = objects.program(MZ_TRANSIT_XDP_PROG)
         agentProgram = objects.program(MZ_TRANSIT_AGENT_PROG)
         agentTCProgram = objects.program(MZ_TRANSIT_AGENT_TC_PROG)
@@ -154,6 +158,11 @@ public final class Droplet: @unchecked Sendable {
                                              pin: Droplet.transitLinkPin)
             transitLink = link
             attachedMode = used
+            // Endpoints' agents were plugged (swapped) before; transit XDP now: no program reads the old index.
+            if legacyDropletIndex != nil {
+                try pins?.subdirectory("maps").unpin(DropletObjects.legacyIndexPin)
+                legacyDropletIndex = nil
+            }
         }
     }
 
@@ -222,13 +231,14 @@ public final class Droplet: @unchecked Sendable {
 }
 
 extension Droplet {
-    /// Another copy of one of the droplet's objects, loaded over its tables (`DataplaneMaps`)
-    /// with read-only globals set; every other map (counters, chain roots, chain context) is
-    /// the copy's own. Benchmarks compare variants of a program on the very same tables.
-    public func loadCopy(of objectFile: String, globals: [String: UInt32] = [:]) throws -> BPFObject {
-        let object = try plugins.locator.open(objectFile)
+    /// Another copy of one of the droplet's objects, or of a variant built from the same
+    /// source (`<name>_<variant>.bpf.o`, make bench's baselines), loaded over its tables
+    /// (`DataplaneMaps`); every other map (counters, chain roots, chain context) is the
+    /// copy's own. Benchmarks compare variants of a program on the very same tables.
+    public func loadCopy(of objectFile: String, variant: String? = nil) throws -> BPFObject {
+        let file = variant.map { objectFile.replacingOccurrences(of: ".bpf.o", with: "_\($0).bpf.o") } ?? objectFile
+        let object = try plugins.locator.open(file)
         for name in DataplaneMaps.names { try object.reuseMap(name, from: objects.map(name)) }
-        for (name, value) in globals { try object.setGlobal(name, to: value) }
         try object.load()
         return object
     }

@@ -29,6 +29,9 @@ struct DropletObjects {
     private(set) var adoptedTables = false
     /// True when the programs came from pins (nothing was loaded).
     private(set) var adoptedPrograms = false
+    /// An older build's droplet index, pinned as `legacyIndexPin`, while its programs may run.
+    private(set) var legacyDropletIndex: BPFMapHandle?
+    static let legacyIndexPin = "droplet_index"
 
     init(locator: BPFObjectLocator, limits: DropletLimits, pins: BPFPinDirectory?) throws {
         let shared = DataplaneMaps.names + [MZ_PLUGIN_CTX_MAP, MZ_PLUGIN_STATS_MAP, MZ_CHAIN_ACTIVE_MAP] + DropletObjects.traceMaps
@@ -59,10 +62,16 @@ struct DropletObjects {
             return
         }
         // Tables, counters and chain roots live in pins: a restarted daemon takes them over as they are.
-        let (transit, reused) = try BPFObject.loadPinned(in: maps, open: openTransit)
+        let (transit, reused) = try BPFObject.loadPinned(in: maps, sections: [MZ_DROPLET_INDEX_MAP], open: openTransit)
         let agent = try BPFObject.loadPinned(in: maps, except: Set(shared)) { try openAgent(sharing: transit) }.object
         try take(transit, agent)
         adoptedTables = reused
+        // Builds before the index was a data section pinned it as a map: their programs read it
+        // until the droplet's attach swaps them (`Droplet.legacyDropletIndex`).
+        if maps.contains(DropletObjects.legacyIndexPin) {
+            let old = try maps.openMap(DropletObjects.legacyIndexPin)
+            if old.keySize == 4, old.valueSize == 8, old.maxEntries == MZ_DROPLET_INDEX_SLOTS { legacyDropletIndex = old } else { try maps.unpin(DropletObjects.legacyIndexPin) }
+        }
         // Programs of other fingerprints stay attached until the caller swaps them out; their pins go now.
         for old in try progs.names() where old != fingerprint { try progs.subdirectory(old).removeAll() }
         let mine = try progs.subdirectory(fingerprint)
@@ -82,7 +91,7 @@ struct DropletObjects {
     private static func open(maps: BPFPinDirectory, progs: BPFPinDirectory) throws -> ([String: BPFProgram], [String: BPFMapHandle]) {
         var programs: [String: BPFProgram] = [:], handles: [String: BPFMapHandle] = [:]
         for name in DropletObjects.programs { programs[name] = try progs.openProgram(name) }
-        for name in DropletObjects.maps { handles[name] = try maps.openMap(name) }
+        for name in DropletObjects.maps { handles[name] = try maps.openMap(BPFPinDirectory.pinName(ofMap: name)) }
         return (programs, handles)
     }
 

@@ -249,15 +249,21 @@ final class TransitXDPTableTests {
         try bed.droplet.setKnownDroplets([twin, Wire.x, Wire.y])
         #expect(try outcome() == .geneveFromUnknownSource, "p's slot names its twin only")
         try bed.droplet.setKnownDroplets([Wire.p, twin, Wire.x, Wire.y])
-        let slot = try #require(try bed.droplet.maps.dropletIndex.lookup(UInt32(Wire.p.ip.bytes[3])))
-        #expect(slot.word >> 32 == UInt64(MZ_DROPLET_SLOT_KNOWN | MZ_DROPLET_SLOT_SHARED))
+        let octet = Int(Wire.p.ip.bytes[3])
+        #expect(try bed.droplet.dropletIndexSlots()[octet] >> 32 == UInt64(MZ_DROPLET_SLOT_SHARED))
         #expect(try outcome() == .delivered, "p is found in the table behind its shared slot")
         let stranger = DropletAddress(ip: IPv4Address(172, 16, 0, Wire.p.ip.bytes[3]), mac: Wire.p.mac)  // ends like both, is neither
         #expect(try outcome(from: stranger) == .geneveFromUnknownSource)
         try bed.droplet.setKnownDroplets([Wire.p, Wire.x, Wire.y])
-        #expect(try bed.droplet.maps.dropletIndex.lookup(UInt32(Wire.p.ip.bytes[3]))?.word == UInt64(MZ_DROPLET_SLOT_KNOWN) << 32 | UInt64(Wire.p.ip.networkOrder))
+        #expect(try bed.droplet.dropletIndexSlots()[octet] == UInt64(Wire.p.ip.networkOrder))
+        let named = try bed.droplet.dropletIndexSlots().enumerated().filter { $0.element != Droplet.emptyDropletSlot($0.offset) }
+        #expect(named.count == 4, "p, x, y and this droplet: nothing else")
         #expect(try outcome() == .delivered)
         #expect { try bed.droplet.setKnownDroplets([DropletAddress(ip: IPv4Address(0, 0, 0, 0), mac: Wire.p.mac)]) } throws: { ($0 as? DataplaneError)?.code == .invalidArgument }
+        // What an empty slot holds is no address ending in its octet: 0.0.0.0 finds no 0 in slot 0.
+        for ip in [IPv4Address(0, 0, 0, 0), IPv4Address(255, 255, 255, 255), IPv4Address(0, 0, 0, 7)] {
+            #expect(try outcome(from: DropletAddress(ip: ip, mac: Wire.p.mac)) == .geneveFromUnknownSource, "\(ip)")
+        }
     }
 
     @Test func runtShorterThanEthernetIsRefusedByTheKernel() throws {

@@ -288,6 +288,11 @@ static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_
 	return pc;
 }
 
+/* The 32 bits from frag_off on (frag_off, ttl, protocol), as on the wire: the fragment
+ * offset and the protocol, and their value for UDP that is not a later fragment. */
+#define MZ_UNDERLAY_UDP_MASK bpf_htonl(((__u32)MZ_IP_OFFSET << 16) | 0xff)
+#define MZ_UNDERLAY_UDP_WORD bpf_htonl(IPPROTO_UDP)
+
 /*
  * True when a frame leaving the overlay would reach the overlay's own underlay: a
  * droplet's address (any protocol: transitd, Geneve, the host itself) — unless a plugin
@@ -297,18 +302,19 @@ static __always_inline struct mz_plugin_ctx *mz_agent_chain_ctx(const struct mz_
  */
 static __always_inline int mz_agent_to_underlay(struct mz_cursor *cur, const struct iphdr *iph, __u32 flags)
 {
-	struct udphdr *udp;
-	int port;
+	const struct udphdr *udp = cur->pos;
+	__u32 word;
 
-	if (mz_trust_underlay)
+	if (MZ_TRUST_UNDERLAY)
 		return 0;
 	/* This droplet is in `droplets` (and so in the index) like every other. */
 	if (!(flags & MZ_CTX_ANSWER) && mz_is_droplet(iph->daddr))
 		return 1;
-	if (iph->protocol != IPPROTO_UDP || mz_ipv4_is_later_fragment(iph))
+	/* One load for "UDP, and not a later fragment": frag_off, ttl and protocol as they lie. */
+	word = *(const __u32 *)((const void *)iph + offsetof(struct iphdr, frag_off));
+	if ((word & MZ_UNDERLAY_UDP_MASK) != MZ_UNDERLAY_UDP_WORD)
 		return 0;
-	port = mz_parse_udp(cur, &udp);
-	return port < 0 || port == MZ_GENEVE_UDP_PORT;
+	return (void *)(udp + 1) > cur->end || udp->dest == bpf_htons(MZ_GENEVE_UDP_PORT);
 }
 
 /* After the egress chain: plans the frame as the plugins left it. */

@@ -18,7 +18,7 @@
 #define MZ_VPCS_MAP "vpcs"
 #define MZ_DIRECT_PATH_MAP "direct_path"
 #define MZ_DROPLETS_MAP "droplets"
-#define MZ_DROPLET_INDEX_MAP "droplet_index"
+#define MZ_DROPLET_INDEX_MAP ".data.droplet_index" /* a data section: its one value is `struct mz_droplet_index` */
 #define MZ_ENDPOINT_STATS_MAP "endpoint_stats" /* per CPU, by an endpoint's stats_slot (0: none) */
 
 /* Default sizes; user space sets the real ones at load time. */
@@ -61,22 +61,29 @@ struct mz_droplet_addr {
 
 /*
  * `droplet_index` answers "is this a droplet?" for most addresses without a hash lookup:
- * an array slot per last octet of an address names the droplet ending in it. When several
- * droplets end in the same octet, the slot names one and says so; the others are looked
- * up in `droplets`. User space writes it with `droplets` (added there first, removed after).
+ * a slot per last octet of an address names the droplet ending in it. When several
+ * droplets end in the same octet, the slot says so and those addresses are looked up in
+ * `droplets`. User space writes it with `droplets` (added there first, removed after).
+ * It is a global in its own data section (one map shared by the objects, like a table):
+ * the programs read a slot with one load from an address fixed at load time, no lookup.
  */
 #define MZ_DROPLET_INDEX_SLOTS 256
-#define MZ_DROPLET_SLOT_KNOWN 0x1  /* `ip` is a droplet */
-#define MZ_DROPLET_SLOT_SHARED 0x2 /* other droplets end in this octet too: ask `droplets` */
+#define MZ_DROPLET_SLOT_SHARED 0x80000000u /* others end in this octet too: ask `droplets` (the word's sign bit) */
+/* An empty slot holds an address that cannot end in its octet: 0, but 255.255.255.255 in
+ * slot 0 (where 0.0.0.0 would find 0). */
+#define MZ_DROPLET_SLOT_EMPTY(slot) ((slot) == 0 ? 0xffffffffull : 0ull)
 
-/* Value of `droplet_index`: the droplet's address (as on the wire) in the low 32 bits, the
- * MZ_DROPLET_SLOT_* flags in the high 32, read by the programs in one load. (The kernel's
- * copy of a written value is not promised whole; the write order above bounds a torn read
- * to a brief refusal, or to one of two droplets that share the octet.) */
+/* A slot: the droplet's address (as on the wire) in the low 32 bits, MZ_DROPLET_SLOT_SHARED
+ * in the high 32, read by the programs in one load and compared whole with an address.
+ * (User space writes the index whole; the kernel's copy does not promise each word in one
+ * store, so a packet racing the write of a changed slot may, for that instant, read a word
+ * mixed of the slot's old and new value. Unchanged slots are rewritten with the same bytes.) */
 struct mz_droplet_slot {
 	__u64 word;
 };
-#define MZ_DROPLET_SLOT_WORD(ip, flags) (((__u64)(flags) << 32) | (__u32)(ip))
+struct mz_droplet_index {
+	struct mz_droplet_slot slot[MZ_DROPLET_INDEX_SLOTS];
+};
 
 /* Value of the one-entry `droplet` array: this droplet. */
 struct mz_droplet {
@@ -166,6 +173,7 @@ struct mz_direct_path {
 _Static_assert((MZ_MAX_BOUNCERS & (MZ_MAX_BOUNCERS - 1)) == 0, "a power of two (index mask)");
 _Static_assert((MZ_MAX_DIVIDERS & (MZ_MAX_DIVIDERS - 1)) == 0, "a power of two (index mask)");
 _Static_assert(MZ_DROPLET_INDEX_SLOTS == 256, "one slot per last octet (index mask)");
+_Static_assert(MZ_DROPLET_SLOT_SHARED == 0x80000000u, "the shared flag is the sign bit of a slot's word");
 _Static_assert(MZ_MTU_OVERHEAD == MZ_ENCAP_OVERHEAD, "the header overhead is the MTU overhead");
 _Static_assert(sizeof(struct mz_droplet_addr) == 12, "droplet address is 12 bytes");
 _Static_assert(sizeof(struct mz_droplet) == 28, "droplet config layout");

@@ -9,8 +9,6 @@
 #define MZ_TRANSIT_XDP_OBJECT "transit_xdp.bpf.o"
 #define MZ_TRANSIT_XDP_PROG "transit_xdp"
 #define MZ_TRANSIT_STATS_MAP "transit_stats"
-/* Read-only global: 1 skips the checks on the underlay (benchmarks' baseline only). */
-#define MZ_TRUST_UNDERLAY_VAR "mz_trust_underlay"
 
 /*
  * Slots of struct mz_transit_stats: every packet lands in exactly one outcome slot;

@@ -35,7 +35,8 @@ struct NATUnderlayTests {
         let agentBefore = try hosta.dataplane.agentCounters(), transitBefore = try hostb.dataplane.transitCounters()
         let v2Before = try icmpEchoesReceived(in: lab.guest("v2").netns)
         // Geneve, VNI 200, an inner ICMP echo to v2 with an RTS naming hosta: to hostb's
-        // address; the same to the external host's UDP 6081; TCP to hostb's address.
+        // address; the same to the external host's UDP 6081 (also with DF, another TTL, MF, IP
+        // options); TCP to hostb's address. Not the underlay: UDP 6082 and TCP 6081 outside.
         let script = """
         from scapy.all import *
         from scapy.contrib.geneve import GENEVE
@@ -46,6 +47,11 @@ struct NATUnderlayTests {
         send(IP(dst="\(hostb.address.ip)") / UDP(sport=40000, dport=6081) / geneve, count=5)
         send(IP(dst="\(external.ip)") / UDP(sport=40000, dport=6081) / geneve, count=3)
         send(IP(dst="\(hostb.address.ip)") / TCP(sport=40000, dport=22, flags="S"), count=2)
+        send(IP(dst="\(external.ip)", flags="DF", ttl=9) / UDP(sport=40000, dport=6081) / geneve, count=2)
+        send(IP(dst="\(external.ip)", flags="MF") / UDP(sport=40000, dport=6081) / geneve, count=1)
+        send(IP(dst="\(external.ip)", options=[IPOption_NOP()] * 4) / UDP(sport=40000, dport=6081) / geneve, count=1)
+        send(IP(dst="\(external.ip)", flags="DF") / UDP(sport=40000, dport=6082) / Raw(b"x"), count=1)
+        send(IP(dst="\(external.ip)", ttl=9) / TCP(sport=40000, dport=6081, flags="S"), count=1)
         """
         let sent = try runCommand(["/usr/bin/python3", "-c", script], in: a1.netns, timeout: 60)
         #expect(sent.status == 0, "scapy: \(sent.error)")
@@ -53,8 +59,10 @@ struct NATUnderlayTests {
 
         let agent = try hosta.dataplane.agentCounters().delta(since: agentBefore)
         let transit = try hostb.dataplane.transitCounters().delta(since: transitBefore)
-        #expect(agent[.underlayRefused].packets == 10, "\(agent)")
-        #expect(agent[.leftOverlay].packets == 0, "\(agent)")
+        // Refused whatever the DF flag and TTL beside the protocol, as a first fragment (MF) and
+        // behind IP options; UDP 6082 and TCP 6081 leave.
+        #expect(agent[.underlayRefused].packets == 14, "\(agent)")
+        #expect(agent[.leftOverlay].packets == 2, "\(agent)")
         #expect(transit[.delivered].packets == 0 && transit[.geneveFromUnknownSource].packets == 0, "\(transit)")
         #expect(try icmpEchoesReceived(in: lab.guest("v2").netns) == v2Before, "nothing reaches VPC 200")
         #expect(try hostb.dataplane.learnedPaths() == learned, "the direct-path cache is unchanged")
