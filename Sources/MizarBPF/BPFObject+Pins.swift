@@ -30,7 +30,7 @@ extension BPFObject {
                                   open: () throws -> BPFObject) throws -> (object: BPFObject, reused: Bool) {
         func attempt() throws -> (BPFObject, [String]) {
             let object = try open()
-            let names = (object.ownMapNames + object.mapNames.filter { sections.contains($0) }).filter { !except.contains($0) }
+            let names = object.ownMapNames(including: sections).filter { !except.contains($0) }
             for map in names { try object.setPinPath(directory.pathFor(BPFPinDirectory.pinName(ofMap: map)), ofMap: map) }
             return (object, names)
         }
@@ -51,14 +51,15 @@ extension BPFObject {
 }
 
 extension BPFObject {
-    /// The maps this object will create itself on load: neither internal (`.rodata`, `.bss`)
-    /// nor taken from another object with `reuseMap` (those already have a descriptor).
-    public var ownMapNames: [String] {
+    /// The maps this object will create itself on load: neither internal (`.rodata`, `.bss`),
+    /// but for the data sections named in `sections`, nor taken from another object with
+    /// `reuseMap` (those already have a descriptor).
+    public func ownMapNames(including sections: Set<String> = []) -> [String] {
         var names: [String] = []
         var m = bpf_object__next_map(raw, nil)
         while let map = m {
             let name = String(cString: bpf_map__name(map))
-            if !name.contains("."), bpf_map__fd(map) < 0 { names.append(name) }
+            if !name.contains(".") || sections.contains(name), bpf_map__fd(map) < 0 { names.append(name) }
             m = bpf_object__next_map(raw, map)
         }
         return names

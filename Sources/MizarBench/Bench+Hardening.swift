@@ -92,7 +92,7 @@ extension MizarBench {
         let twins = try alternatingMedians(rounds: rounds, { Double(try agentRun(checkedAgent.2, toOutside, repeat: repetitions).nanosecondsPerRun) },
                                            { Double(try agentRun(twinAgent.2, toOutside, repeat: repetitions).nanosecondsPerRun) })
         metrics.append(BenchMetric(name: "agent_snat_copy_against_copy_ns", value: twins.differenceIQM, unit: "ns",
-                                   baselineName: "agent_snat_checked_ns_per_packet", baselineValue: twins.b))
+                                   baselineName: "agent_snat_twin_copy_ns_per_packet", baselineValue: twins.b))
         withExtendedLifetime((transitCopy, checkedAgent, trustingAgent, twinAgent)) {}
 
         // Each check alone: 64 times a run over the droplet's own tables, against the same

@@ -84,7 +84,9 @@ extension Droplet {
 
     /// An older build's programs, attached until `attach` swaps them, read their own index: an
     /// array map pinned as `droplet_index`, a slot per octet with the address in the low half
-    /// and 1 (a droplet) or 3 (shared) in the high. Written in that form until then.
+    /// and 1 (a droplet) or 3 (shared) in the high. Written in that form, one word straight to
+    /// the next: the kernel stores each 8-byte element of an array in one go, and that format
+    /// compares the address under the shared flag, so passes through it would not help.
     private func writeLegacyDropletIndex(_ slots: [UInt64]) throws {
         guard let legacy = legacyDropletIndex else { return }
         try legacy.update(batch: slots.enumerated().map { i, word in

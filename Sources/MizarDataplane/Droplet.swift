@@ -63,7 +63,7 @@ public final class Droplet: @unchecked Sendable {
     var state = TableState()
     private var transitLink: BPFLink?
     /// An older build's droplet index (`DropletObjects.legacyIndexPin`), written beside the
-    /// new one until `attach` has swapped that build's programs out; then unpinned.
+    /// new one while this process lives; unpinned once `attach` has swapped transit XDP.
     var legacyDropletIndex: BPFMap<UInt32, UInt64>?
 
     /// The largest MTU an endpoint of this droplet may use.
@@ -158,11 +158,10 @@ public final class Droplet: @unchecked Sendable {
                                              pin: Droplet.transitLinkPin)
             transitLink = link
             attachedMode = used
-            // Endpoints' agents were plugged (swapped) before; transit XDP now: no program reads the old index.
-            if legacyDropletIndex != nil {
-                try pins?.subdirectory("maps").unpin(DropletObjects.legacyIndexPin)
-                legacyDropletIndex = nil
-            }
+            // Transit XDP is swapped, and so are the agents that were plugged again: the old
+            // index's pin goes. It is still written while this process lives, for an older
+            // agent a failed plug left on its veth.
+            if legacyDropletIndex != nil { _ = try? pins?.subdirectory("maps").unpin(DropletObjects.legacyIndexPin) }
         }
     }
 

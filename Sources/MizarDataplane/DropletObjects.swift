@@ -7,7 +7,8 @@ import MizarNet
 /// left by an earlier process for the same objects — those very programs and maps, taken over
 /// without loading anything (program IDs stay the same).
 ///
-/// Pins (below the droplet's directory): `maps/<map>` and `progs/<fingerprint>/<program>`,
+/// Pins (below the droplet's directory): `maps/<map>` (a data section's `.data.<name>` as
+/// `data_<name>`) and `progs/<fingerprint>/<program>`,
 /// where the fingerprint covers the object files and the table sizes. Objects that changed
 /// get a new fingerprint: they are loaded (over the pinned maps when these still fit) and
 /// swapped in by the caller; the old programs' pins go.
@@ -54,6 +55,13 @@ struct DropletObjects {
             return
         }
         let maps = try pins.subdirectory("maps"), progs = try pins.subdirectory("progs")
+        // Builds before the index was a data section pinned it as a map: their programs read it
+        // until the droplet's attach swaps them (`Droplet.legacyDropletIndex`), also when a
+        // process of this build died before attaching and this one takes its programs over.
+        if maps.contains(DropletObjects.legacyIndexPin) {
+            let old = try maps.openMap(DropletObjects.legacyIndexPin)
+            if old.keySize == 4, old.valueSize == 8, old.maxEntries == MZ_DROPLET_INDEX_SLOTS { legacyDropletIndex = old } else { try maps.unpin(DropletObjects.legacyIndexPin) }
+        }
         let fingerprint = try DropletObjects.fingerprint(locator: locator, limits: limits)
         if progs.contains(fingerprint), let adopted = try? DropletObjects.open(maps: maps, progs: progs.subdirectory(fingerprint)) {
             (programByName, mapByName) = adopted
@@ -66,12 +74,6 @@ struct DropletObjects {
         let agent = try BPFObject.loadPinned(in: maps, except: Set(shared)) { try openAgent(sharing: transit) }.object
         try take(transit, agent)
         adoptedTables = reused
-        // Builds before the index was a data section pinned it as a map: their programs read it
-        // until the droplet's attach swaps them (`Droplet.legacyDropletIndex`).
-        if maps.contains(DropletObjects.legacyIndexPin) {
-            let old = try maps.openMap(DropletObjects.legacyIndexPin)
-            if old.keySize == 4, old.valueSize == 8, old.maxEntries == MZ_DROPLET_INDEX_SLOTS { legacyDropletIndex = old } else { try maps.unpin(DropletObjects.legacyIndexPin) }
-        }
         // Programs of other fingerprints stay attached until the caller swaps them out; their pins go now.
         for old in try progs.names() where old != fingerprint { try progs.subdirectory(old).removeAll() }
         let mine = try progs.subdirectory(fingerprint)

@@ -75,9 +75,9 @@ struct mz_droplet_addr {
 
 /* A slot: the droplet's address (as on the wire) in the low 32 bits, MZ_DROPLET_SLOT_SHARED
  * in the high 32, read by the programs in one load and compared whole with an address.
- * (User space writes the index whole; the kernel's copy does not promise each word in one
- * store, so a packet racing the write of a changed slot may, for that instant, read a word
- * mixed of the slot's old and new value. Unchanged slots are rewritten with the same bytes.) */
+ * User space writes the index whole, and the kernel's copy does not promise each word in
+ * one store: so a changed slot goes old|SHARED, new|SHARED, new, each pass changing the
+ * flag's byte alone or the address under the flag (`Droplet.writeDropletIndex`). */
 struct mz_droplet_slot {
 	__u64 word;
 };
