@@ -103,32 +103,42 @@ public struct RawMap: @unchecked Sendable {
 
     /// An array holds every index: the whole image is written in batches, unnamed slots zeroed.
     private func replaceArray(with entries: [(key: [UInt8], value: [UInt8])]) throws {
-        let count = Int(handle.maxEntries), size = handle.valueSize
-        var image = [UInt8](repeating: 0, count: count * size)
+        try replaceSlots(0..<Int(handle.maxEntries), with: entries)
+    }
+
+    /// Makes an array's slots in `range` hold `entries` and zero where none is given, in
+    /// batches; slots outside `range` are left alone (half of a generational array).
+    public func replaceSlots(_ range: Range<Int>, with entries: [(key: [UInt8], value: [UInt8])]) throws {
+        let size = handle.valueSize
+        guard handle.type == .array, range.lowerBound >= 0, range.upperBound <= Int(handle.maxEntries) else {
+            throw BPFError(.typeMismatch, operation: "write map \(handle.name)", message: "slots \(range) are not slots of an array of \(handle.maxEntries)")
+        }
+        var image = [UInt8](repeating: 0, count: range.count * size)
         for entry in entries {
             try checkSizes(entry.key, entry.value)
             let index = Int(entry.key.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
-            guard index < count else {
-                throw BPFError(.typeMismatch, operation: "write map \(handle.name)", message: "index \(index) is past the array's \(count) slots")
+            guard range.contains(index) else {
+                throw BPFError(.typeMismatch, operation: "write map \(handle.name)", message: "index \(index) is outside slots \(range)")
             }
-            image.replaceSubrange(index * size..<(index + 1) * size, with: entry.value)
+            let at = (index - range.lowerBound) * size
+            image.replaceSubrange(at..<at + size, with: entry.value)
         }
-        try writeImage(image)
+        try writeImage(image, at: range.lowerBound)
     }
 
-    /// Writes every slot of an array from `image` (slot i at i * value size), in batches.
-    private func writeImage(_ image: [UInt8]) throws {
-        let count = Int(handle.maxEntries), size = handle.valueSize, chunk = 65536
-        var start = 0
-        while start < count {
-            let n = min(chunk, count - start)
-            var keys = (UInt32(start)..<UInt32(start + n)).map { $0 }
-            var done = UInt32(n)
+    /// Writes slots `start...` of an array from `image` (slot start + i at i * value size), in batches.
+    private func writeImage(_ image: [UInt8], at start: Int = 0) throws {
+        let size = handle.valueSize, chunk = 65536, count = image.count / size
+        var done = 0
+        while done < count {
+            let n = min(chunk, count - done)
+            var keys = (UInt32(start + done)..<UInt32(start + done + n)).map { $0 }
+            var written = UInt32(n)
             let rc = keys.withUnsafeMutableBytes { k in
-                image.withUnsafeBytes { v in mz_map_update_batch(handle.fd, k.baseAddress, v.baseAddress! + start * size, &done) }
+                image.withUnsafeBytes { v in mz_map_update_batch(handle.fd, k.baseAddress, v.baseAddress! + done * size, &written) }
             }
             try check("batch update of map \(handle.name)", rc)
-            start += n
+            done += n
         }
     }
 

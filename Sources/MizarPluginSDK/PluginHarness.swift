@@ -2,6 +2,7 @@ import CMizarABI
 import Foundation
 import MizarBPF
 import MizarPlugins
+import Synchronization
 
 /// What the core tells a chain about a frame (`struct mz_plugin_ctx`), as a test sets it.
 public struct HarnessContext: Sendable, Equatable {
@@ -140,5 +141,53 @@ public final class PluginHarness: @unchecked Sendable {
     /// A plugin's counters at `hook`.
     public func counters(_ plugin: String, at hook: PluginHook) throws -> PluginCounters {
         try chains.counters(plugin, at: hook)
+    }
+}
+
+extension PluginHarness {
+    /// Calls `send` on this thread, over and over, while `change` runs on another (a
+    /// configuration switched under traffic), and rethrows what `change` threw. `send` gets
+    /// the run's number and says whether the frame met what it must not (a rule half
+    /// switched, a wrong backend). Returns how many frames were sent and how many of those
+    /// met it. Switches wait the chains' usual grace period (20 ms) meanwhile, as on a
+    /// droplet: packets are in flight here.
+    public func whileChanging(_ change: @escaping @Sendable () throws -> Void, send: (Int) throws -> Bool) throws -> (sent: Int, met: Int) {
+        let quiet = chains.gracePeriod
+        chains.gracePeriod = .milliseconds(20)
+        defer { chains.gracePeriod = quiet }
+        let done = Atomic<Bool>(false)
+        let failure = Mutex<(any Error)?>(nil)
+        let changer = Thread {
+            do { try change() } catch { failure.withLock { $0 = error } }
+            done.store(true, ordering: .releasing)
+        }
+        changer.start()
+        defer { while !done.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.001) } }  // a throwing `send` waits too
+        var sent = 0, met = 0
+        while !done.load(ordering: .acquiring) {
+            if try send(sent) { met += 1 }
+            sent += 1
+        }
+        try failure.withLock { if let error = $0 { throw error } }
+        return (sent, met)
+    }
+}
+
+/// `base` with its switch entry at a slot the one-entry generation map lacks: the kernel
+/// refuses the switch after the new generation was written beside the live one. A plugin's
+/// tests configure it to check that a refused switch changes nothing packets see.
+public struct RefusedSwitch<Base: GenerationalConfiguration>: GenerationalConfiguration {
+    public let base: Base
+
+    public init(_ base: Base) { self.base = base }
+
+    public var generationMap: String { base.generationMap }
+    public func validate() throws { try base.validate() }
+    public func generation(named value: [UInt8]) -> UInt32 { base.generation(named: value) }
+    public func generation(ofKey key: [UInt8], in map: String) -> UInt32? { base.generation(ofKey: key, in: map) }
+    public func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
+        var entries = try base.mapEntries(generation: generation)
+        entries[generationMap] = entries[generationMap]?.map { PluginMapEntry(key: [5, 0, 0, 0], value: $0.value) }
+        return entries
     }
 }

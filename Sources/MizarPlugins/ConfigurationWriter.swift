@@ -72,23 +72,28 @@ struct ConfigurationWriter {
             throw PluginError(.invalidConfig, plugin: plugin, "the configuration must give \(config.generationMap) one entry naming generation \(next)")
         }
         var generational: [(name: String, map: RawMap, entries: [PluginMapEntry])] = [], inPlace: [String: [PluginMapEntry]] = [:]
-        var flushes: [RawMap] = []
+        var halves: [(map: RawMap, slots: Range<Int>, entries: [PluginMapEntry])] = [], flushes: [RawMap] = []
+        func isGenerational(_ name: String, _ handle: BPFMapHandle) -> Bool {
+            config.generation(ofKey: [UInt8](repeating: 0, count: handle.keySize), in: name) != nil
+        }
         // A generational map the configuration leaves out is emptied by the switch as well.
         var named = wanted
         for name in order where named[name] == nil && name != config.generationMap {
-            let handle = try map(name).handle
-            if handle.type != .array, config.generation(ofKey: [UInt8](repeating: 0, count: handle.keySize), in: name) != nil { named[name] = [] }
+            if isGenerational(name, try map(name).handle) { named[name] = [] }
         }
         for (name, entries) in ordered(named) where name != config.generationMap {
             let raw = try map(name)
             try Self.check(entries, for: raw.handle, plugin: plugin)
             // Generational by map, not by entries: one given none is emptied by the switch, not flushed.
-            let keyedByGeneration = raw.handle.type != .array && config.generation(ofKey: [UInt8](repeating: 0, count: raw.handle.keySize), in: name) != nil
-            if keyedByGeneration {
+            if isGenerational(name, raw.handle) {
                 guard entries.allSatisfy({ config.generation(ofKey: $0.key, in: name) == slot }) else {
                     throw PluginError(.invalidConfig, plugin: plugin, "entries for \(name) are not all keyed by generation \(next) (low bit \(slot))")
                 }
-                generational.append((name, raw, entries))
+                if raw.handle.type == .array {
+                    halves.append((raw, try Self.half(slot, of: raw.handle, placedBy: { config.generation(ofKey: $0, in: name) }, plugin: plugin), entries))
+                } else {
+                    generational.append((name, raw, entries))
+                }
             } else if entries.isEmpty {
                 flushes.append(raw)
             } else {
@@ -112,6 +117,8 @@ struct ConfigurationWriter {
             for (_, raw, entries) in generational {
                 for entry in entries { try raw.update(key: entry.key, value: entry.value) }
             }
+            // The next generation's half of an array, whole (no packet reads it before the switch).
+            for (raw, slots, entries) in halves { try raw.replaceSlots(slots, with: entries.map { ($0.key, $0.value) }) }
             for (name, entries) in ordered(inPlace) {
                 let raw = try map(name)
                 written.append((raw, try raw.snapshot()))
@@ -138,6 +145,18 @@ struct ConfigurationWriter {
         guard left.isEmpty else {
             throw PluginError(.system, plugin: plugin, "the new configuration is in force, but clearing \(left.joined(separator: ", ")) failed: apply it again to finish")
         }
+    }
+
+    /// The slots of generation `slot` in a generational array: the first half holds
+    /// generation 0, the second generation 1, as `generation` must place its indices.
+    static func half(_ slot: UInt32, of handle: BPFMapHandle, placedBy generation: ([UInt8]) -> UInt32?, plugin: String) throws -> Range<Int> {
+        let half = Int(handle.maxEntries) / 2
+        func index(_ i: Int) -> [UInt8] { withUnsafeBytes(of: UInt32(i), Array.init) }
+        guard handle.keySize == 4, handle.maxEntries % 2 == 0, generation(index(0)) == 0, generation(index(half - 1)) == 0,
+              generation(index(half)) == 1, generation(index(2 * half - 1)) == 1 else {
+            throw PluginError(.invalidConfig, plugin: plugin, "generational array \(handle.name) must hold generation 0 in its first half and 1 in its second")
+        }
+        return slot == 0 ? 0..<half : half..<2 * half
     }
 
     /// Throws `.invalidConfig` unless `entries` have the map's key and value sizes and fit it.

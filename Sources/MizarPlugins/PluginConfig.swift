@@ -64,8 +64,10 @@ public protocol PluginConfiguration: Sendable {
 /// that remembers a generation (a conntrack entry) can keep the whole count, which never
 /// comes back.
 ///
-/// Maps must hold both generations at once. Maps whose keys `generation(ofKey:in:)`
-/// does not place in a generation (and arrays) are written in place before the switch.
+/// Maps must hold both generations at once. An array whose indices `generation(ofKey:in:)`
+/// places holds generation 0 in its first half and 1 in its second (the lb's Maglev tables):
+/// the next generation's half is written whole before the switch. Maps whose keys it does
+/// not place are written in place before the switch.
 public protocol GenerationalConfiguration: PluginConfiguration {
     /// The one-entry array (key 0) whose value names the live generation; written last.
     var generationMap: String { get }

@@ -66,7 +66,7 @@ struct NewPlugin {
         "MACAddress", "Neighbor", "NetError", "Netns", "OwnedFileDescriptor", "PacketBuilder", "PerCPUMap", "PluginChains",
         "PluginConfiguration", "PluginCounters", "PluginDescriptor", "PluginDirectory", "PluginError", "PluginHarness", "PluginHook",
         "PluginHost", "PluginMapDescriptor", "PluginMapEntry", "PluginVerdict", "ProgramArray", "ProgramFlavor", "RawMap",
-        "RawPluginConfiguration", "RingBuffer", "Route", "RouteSocket", "TCAction", "TCFilter", "TextCodable", "VNI", "XDP", "XDPAction",
+        "RawPluginConfiguration", "RefusedSwitch", "RingBuffer", "Route", "RouteSocket", "TCAction", "TCFilter", "TextCodable", "VNI", "XDP", "XDPAction",
         "XDPAttachment", "XDPMode", "XDPTestRunResult", "MizarPluginSDK", "MizarPlugins", "MizarBPF", "MizarNet", "MizarPacket",
         "MizarAddresses", "CMizarABI", "CLibBPF", "CNetlink",
     ]

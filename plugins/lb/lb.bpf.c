@@ -8,7 +8,9 @@
  * Passthrough mode leaves the frame alone and steers it to the backend: the client's
  * egress routes it to the backend's droplet, whose ingress (the VIP is no endpoint there)
  * picks the same backend from the same Maglev table and has it delivered; the backend's
- * replies come from the VIP, which lb vouches for at its egress.
+ * replies come from the VIP, which lb vouches for at its egress. Services are read under
+ * the live configuration generation (lb_config), their tables and backends through the
+ * service entry, so one packet sees one configuration.
  */
 #include <mizar/plugin.h>
 
@@ -16,24 +18,33 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, LB_MAX_SERVICES);
+	__uint(max_entries, LB_MAX_SERVICES * LB_GENERATIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct lb_service_key);
 	__type(value, struct lb_service);
 } lb_services SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LB_MAX_SERVICES * LB_MAGLEV_SIZE);
+	__uint(max_entries, LB_MAX_SERVICES * LB_GENERATIONS * LB_MAGLEV_SIZE);
 	__type(key, __u32);
 	__type(value, struct lb_backend);
 } lb_maglev SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, LB_MAX_BACKENDS);
+	__uint(max_entries, LB_MAX_BACKENDS * LB_GENERATIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the generation being written only while it is */
 	__type(key, struct lb_backend_key);
 	__type(value, __u32);
 } lb_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_config);
+} lb_config SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -64,8 +75,8 @@ static __always_inline __u32 flow_hash(const struct lb_flow_key *f)
 
 /*
  * The backend of a connection, or NULL when the service has none. A known connection
- * keeps its backend while the service's backend set is unchanged (same generation) or
- * still holds it; `*fresh_pick` says whether the backend was just chosen.
+ * keeps its backend while the service's backend set is unchanged or still holds it;
+ * `*fresh_pick` says whether the backend was just chosen.
  */
 static __always_inline const struct lb_backend *pick(const struct lb_flow_key *flow, const struct lb_service *svc,
 						     struct lb_affinity *fresh, int *fresh_pick)
@@ -77,23 +88,23 @@ static __always_inline const struct lb_backend *pick(const struct lb_flow_key *f
 
 	*fresh_pick = 0;
 	if (known && known->service == svc->id) {
-		if (known->generation == svc->generation)
+		if (known->backend_set == svc->backend_set)
 			return &known->backend;
-		current.service = svc->id;
+		current.service = svc->table;
 		current.ip = known->backend.ip;
 		current.port = known->backend.port;
 		current.pad = 0;
 		if (bpf_map_lookup_elem(&lb_backends, &current)) {
-			known->generation = svc->generation;
+			known->backend_set = svc->backend_set;
 			return &known->backend;
 		}
 	}
-	slot = svc->id * LB_MAGLEV_SIZE + flow_hash(flow) % LB_MAGLEV_SIZE;
+	slot = svc->table * LB_MAGLEV_SIZE + flow_hash(flow) % LB_MAGLEV_SIZE;
 	b = bpf_map_lookup_elem(&lb_maglev, &slot);
 	if (!b || !b->ip)
 		return NULL;
 	fresh->service = svc->id;
-	fresh->generation = svc->generation;
+	fresh->backend_set = svc->backend_set;
 	fresh->backend = *b;
 	bpf_map_update_elem(&lb_affinity, flow, fresh, BPF_ANY);
 	*fresh_pick = 1;
@@ -126,6 +137,7 @@ static __always_inline int lb(struct mz_pkt *pkt)
 {
 	struct mz_plugin_ctx *c = pkt->ctx;
 	struct lb_service_key skey = {};
+	const struct lb_config *cfg;
 	struct lb_reverse_key rkey = {};
 	struct lb_flow_key flow = {};
 	const struct lb_backend *b;
@@ -142,6 +154,8 @@ static __always_inline int lb(struct mz_pkt *pkt)
 	iph = mz_ipv4(pkt);
 	if (!iph || mz_ports(pkt, &sport, &dport) < 0)
 		return mz_drop(pkt, LB_REASON_TRUNCATED);
+	cfg = bpf_map_lookup_elem(&lb_config, &(__u32){ 0 });
+	skey.generation = cfg ? cfg->generation & 1 : 0;
 	skey.vni = c->vni;
 	skey.protocol = c->l4_proto;
 	if (c->flags & MZ_CTX_FOREIGN_SOURCE) {
@@ -150,7 +164,7 @@ static __always_inline int lb(struct mz_pkt *pkt)
 		skey.port = sport;
 		svc = bpf_map_lookup_elem(&lb_services, &skey);
 		if (svc && svc->mode == LB_MODE_PASSTHROUGH) {
-			struct lb_backend_key me = { .service = svc->id, .ip = c->endpoint_ip, .port = sport };
+			struct lb_backend_key me = { .service = svc->table, .ip = c->endpoint_ip, .port = sport };
 
 			if (bpf_map_lookup_elem(&lb_backends, &me))
 				c->flags |= MZ_CTX_SOURCE_VOUCHED;

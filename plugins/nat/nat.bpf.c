@@ -27,7 +27,7 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, NAT_MAX_PREFIXES);
+	__uint(max_entries, NAT_MAX_PREFIXES * NAT_GENERATIONS);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct nat_external_key);
 	__type(value, __u32);
@@ -35,7 +35,8 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NAT_MAX_FORWARDS);
+	__uint(max_entries, NAT_MAX_FORWARDS * NAT_GENERATIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the generation being written only while it is */
 	__type(key, struct nat_forward_key);
 	__type(value, struct nat_endpoint);
 } nat_forwards SEC(".maps");
@@ -56,10 +57,17 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, NAT_GENERATIONS);
 	__type(key, __u32);
 	__type(value, struct nat_config);
 } nat_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nat_generation);
+} nat_generation SEC(".maps");
 
 /* How long `t` may stay unused: idleSeconds, or less while it was never answered. */
 static __always_inline __u64 idle_ns(const struct nat_config *cfg, const struct nat_translation *t)
@@ -211,7 +219,7 @@ static __always_inline struct nat_translation *own_reverse(const struct nat_flow
 
 static __always_inline int egress(struct mz_pkt *pkt, const struct nat_config *cfg, struct nat_flow_key *flow)
 {
-	struct nat_external_key ext = { .prefixlen = 64, .vni = flow->vni, .dst = flow->dst };
+	struct nat_external_key ext = { .prefixlen = 96, .generation = cfg->generation & 1, .vni = flow->vni, .dst = flow->dst };
 	struct nat_translation *t = NULL;
 	struct nat_flow *known;
 	__u32 *masquerade;
@@ -257,7 +265,7 @@ static __always_inline int ingress(struct mz_pkt *pkt, const struct nat_config *
 		.remote_port = in->sport,
 		.protocol = in->protocol,
 	};
-	struct nat_forward_key fwd = { .protocol = in->protocol, .port = in->dport };
+	struct nat_forward_key fwd = { .protocol = in->protocol, .generation = cfg->generation & 1, .port = in->dport };
 	const struct nat_endpoint *target;
 	struct nat_translation *t, fresh = {};
 	struct nat_flow_key flow;
@@ -300,7 +308,8 @@ static __always_inline int ingress(struct mz_pkt *pkt, const struct nat_config *
 
 static __always_inline int nat(struct mz_pkt *pkt)
 {
-	const struct nat_config *cfg = bpf_map_lookup_elem(&nat_config, &(__u32){ 0 });
+	const struct nat_generation *live = bpf_map_lookup_elem(&nat_generation, &(__u32){ 0 });
+	const struct nat_config *cfg = bpf_map_lookup_elem(&nat_config, &(__u32){ live ? live->generation & 1 : 0 });
 	struct nat_flow_key flow = {};
 	struct iphdr *iph;
 

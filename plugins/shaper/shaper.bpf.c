@@ -11,20 +11,30 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SHAPER_MAX_BUCKETS);
+	__uint(max_entries, SHAPER_MAX_BUCKETS * SHAPER_GENERATIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the generation being written only while it is */
 	__type(key, struct shaper_key);
 	__type(value, struct shaper_bucket);
 } shaper_buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shaper_generation);
+} shaper_generation SEC(".maps");
 
 #define SHAPER_CAS_TRIES 4
 
 static __always_inline int shaper(struct mz_pkt *pkt)
 {
 	const struct mz_plugin_ctx *c = pkt->ctx;
+	const struct shaper_generation *live = bpf_map_lookup_elem(&shaper_generation, &(__u32){ 0 });
 	struct shaper_key key = {
 		.vni = c->vni,
 		.ip = c->endpoint_ip,
 		.direction = c->hook == MZ_HOOK_EGRESS ? SHAPER_EGRESS : SHAPER_INGRESS,
+		.generation = live ? live->generation & 1 : 0,
 	};
 	struct shaper_bucket *b;
 	__u64 now, cost, old, next;

@@ -3,7 +3,6 @@ import Foundation
 import MizarACL
 import MizarBPF
 import MizarPluginSDK
-import Synchronization
 import Testing
 
 /// An ACL configuration is written beside the live one and switched to in one write
@@ -24,25 +23,10 @@ struct ACLGenerationTests {
                         context: HarnessContext(vni: 100, endpointIP: Self.a)).verdict
     }
 
-    /// Sends SSH from a, a new flow each time (conntrack never answers for it), on this thread
-    /// while `write` runs on another; rethrows what `write` threw. Returns how many were sent
-    /// and how many were not dropped.
+    /// Sends SSH from a, a new flow each time (conntrack never answers for it), while
+    /// `write` runs on another thread. Returns how many were sent and how many passed.
     func sshWhile(_ harness: PluginHarness, _ write: @escaping @Sendable () throws -> Void) throws -> (sent: Int, passed: Int) {
-        // Packets are in flight here (the harness assumes none): what a switch replaced waits as on a droplet.
-        harness.chains.gracePeriod = .milliseconds(20)
-        let done = Atomic<Bool>(false)
-        let failure = Mutex<(any Error)?>(nil)
-        let writer = Thread {
-            do { try write() } catch { failure.withLock { $0 = error } }
-            done.store(true, ordering: .releasing)
-        }
-        writer.start()
-        var sent = 0, passed = 0
-        while !done.load(ordering: .acquiring) {
-            if try ssh(harness, sourcePort: UInt16(1024 + sent % 60000)) != .dropped { passed += 1 }
-            sent += 1
-        }
-        try failure.withLock { if let error = $0 { throw error } }
+        let (sent, passed) = try harness.whileChanging(write) { try ssh(harness, sourcePort: UInt16(1024 + $0 % 60000)) != .dropped }
         return (sent, passed)
     }
 
@@ -116,21 +100,6 @@ struct ACLGenerationTests {
         #expect(try ssh(harness, sourcePort: 5001) == .forwarded, "remembered under these rules: passes")
     }
 
-    /// `denySSH` with its switch entry at a slot the one-entry array lacks: the kernel
-    /// refuses the switch after the new generation was written beside the live one.
-    struct RefusedSwitch: GenerationalConfiguration {
-        let base: ACL.Config
-        var generationMap: String { base.generationMap }
-        func validate() throws { try base.validate() }
-        func generation(named value: [UInt8]) -> UInt32 { base.generation(named: value) }
-        func generation(ofKey key: [UInt8], in map: String) -> UInt32? { base.generation(ofKey: key, in: map) }
-        func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
-            var entries = try base.mapEntries(generation: generation)
-            entries[ACL_CONFIG_MAP] = entries[ACL_CONFIG_MAP]!.map { PluginMapEntry(key: [5, 0, 0, 0], value: $0.value) }
-            return entries
-        }
-    }
-
     @Test("a switch the kernel refuses leaves the live generation alone and takes the new one away")
     func refusedSwitchChangesNothing() throws {
         let harness = try PluginHarness(plugin: ACL.descriptor, hooks: [.egress], configuration: Self.onlyWeb)
@@ -138,7 +107,7 @@ struct ACLGenerationTests {
         func image() throws -> [Set<[UInt8]>] { try maps.map { Set(try RawMap(harness.chains.map($0, of: "acl")).entries().map { $0.key + $0.value }) } }
         let before = try image()
         #expect(try ssh(harness, sourcePort: 1) == .dropped)
-        #expect { try harness.chains.configure("acl", RefusedSwitch(base: Self.denySSH)) } throws: {
+        #expect { try harness.chains.configure("acl", RefusedSwitch(Self.denySSH)) } throws: {
             ($0 as? PluginError)?.code == .system && "\($0)".contains("previous configuration is back")
         }
         #expect(try image() == before, "the maps hold the live generation only")

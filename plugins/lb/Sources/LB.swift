@@ -12,13 +12,17 @@ public enum LB {
     public static let descriptor = PluginDescriptor(
         name: "lb", version: "1.0.0", object: LB_OBJECT, entry: "lb", hooks: [.egress, .ingress], priority: 60,
         maps: [
-            PluginMapDescriptor(name: LB_SERVICES_MAP, type: "hash", key: lb_service_key.self, value: lb_service.self, maxEntries: UInt32(LB_MAX_SERVICES)),
-            PluginMapDescriptor(name: LB_MAGLEV_MAP, type: "array", key: UInt32.self, value: lb_backend.self, maxEntries: UInt32(LB_MAX_SERVICES) * UInt32(LB_MAGLEV_SIZE)),
-            PluginMapDescriptor(name: LB_BACKENDS_MAP, type: "hash", key: lb_backend_key.self, value: UInt32.self, maxEntries: UInt32(LB_MAX_BACKENDS)),
+            PluginMapDescriptor(name: LB_SERVICES_MAP, type: "hash", key: lb_service_key.self, value: lb_service.self, maxEntries: tables),
+            PluginMapDescriptor(name: LB_MAGLEV_MAP, type: "array", key: UInt32.self, value: lb_backend.self, maxEntries: tables * UInt32(LB_MAGLEV_SIZE)),
+            PluginMapDescriptor(name: LB_BACKENDS_MAP, type: "hash", key: lb_backend_key.self, value: UInt32.self, maxEntries: UInt32(LB_MAX_BACKENDS) * UInt32(LB_GENERATIONS)),
             PluginMapDescriptor(name: LB_AFFINITY_MAP, type: "lru_hash", key: lb_flow_key.self, value: lb_affinity.self, maxEntries: UInt32(LB_TABLE_SIZE)),
             PluginMapDescriptor(name: LB_REVERSE_MAP, type: "lru_hash", key: lb_reverse_key.self, value: lb_reverse.self, maxEntries: UInt32(LB_TABLE_SIZE)),
+            PluginMapDescriptor(name: LB_CONFIG_MAP, type: "array", key: UInt32.self, value: lb_config.self, maxEntries: 1),
         ],
         reasons: [Reason.noBackend.rawValue: "no-backend", Reason.rewrite.rawValue: "rewrite-failed", Reason.truncated.rawValue: "truncated"])
+
+    /// Maglev tables (and so services) of both generations: the live one and the one being written.
+    static let tables = UInt32(LB_MAX_SERVICES) * UInt32(LB_GENERATIONS)
 
     public enum Reason: Int, Sendable {
         case noBackend = 1, rewrite = 2, truncated = 3
@@ -67,9 +71,11 @@ public enum LB {
         }
     }
 
-    /// The services of a droplet. A service keeps its table id by its position in `services`:
+    /// The services of a droplet. A service keeps its id by its position in `services`:
     /// change backends in place, and connections to the backends that stay keep them.
-    public struct Config: PluginConfiguration, Codable, Hashable {
+    /// Writing it switches every service, table and backend set at once (a generation switch:
+    /// no packet meets a new service entry beside an old Maglev table).
+    public struct Config: GenerationalConfiguration, Codable, Hashable {
         public var services: [Service]
 
         public init(services: [Service]) { self.services = services }
@@ -78,9 +84,32 @@ public enum LB {
 
         public func validate() throws { _ = try compile() }
 
-        public func mapEntries() throws -> [String: [PluginMapEntry]] { try compile() }
+        public var generationMap: String { LB_CONFIG_MAP }
 
-        func compile() throws -> [String: [PluginMapEntry]] {
+        public func generation(named value: [UInt8]) -> UInt32 { pluginField(value, at: MemoryLayout<lb_config>.offset(of: \.generation)!) }
+
+        public func generation(ofKey key: [UInt8], in map: String) -> UInt32? {
+            switch map {
+            case LB_SERVICES_MAP:
+                let at = MemoryLayout<lb_service_key>.offset(of: \.generation)!
+                return key.count > at ? UInt32(key[at] & 1) : 0
+            case LB_BACKENDS_MAP: return pluginField(key, at: MemoryLayout<lb_backend_key>.offset(of: \.service)!) >= UInt32(LB_MAX_SERVICES) ? 1 : 0
+            case LB_MAGLEV_MAP: return pluginField(key, at: 0) >= UInt32(LB_MAX_SERVICES) * UInt32(LB_MAGLEV_SIZE) ? 1 : 0
+            default: return nil
+            }
+        }
+
+        public func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
+            var entries = try compile(generation: generation)
+            var config = lb_config()
+            config.generation = generation
+            entries[LB_CONFIG_MAP] = [PluginMapEntry(UInt32(0), config)]
+            return entries
+        }
+
+        /// The services' entries, Maglev tables and backend sets as `generation` (its low bit
+        /// picks the key bit and the half of the tables).
+        func compile(generation: UInt32 = 0) throws -> [String: [PluginMapEntry]] {
             guard services.count <= Int(LB_MAX_SERVICES) else { throw fail("\(services.count) services; at most \(LB_MAX_SERVICES)") }
             var serviceEntries: [PluginMapEntry] = [], slots: [PluginMapEntry] = [], current: [PluginMapEntry] = []
             var seen = Set<String>()
@@ -108,22 +137,25 @@ public enum LB {
                 key.vip = vip.networkOrder
                 key.port = service.port.bigEndian
                 key.protocol = service.protocol.number
+                key.generation = UInt8(generation & 1)
+                let table = UInt32(id) + (generation & 1) * UInt32(LB_MAX_SERVICES)
                 var value = lb_service()
                 value.id = UInt32(id)
+                value.table = table
                 value.mode = service.mode == .nat ? LB_MODE_NAT.rawValue : LB_MODE_PASSTHROUGH.rawValue
-                // The same backend set gives the same generation: affinities need no check.
-                value.generation = UInt32(truncatingIfNeeded: Maglev.hash(backends.map { "\($0.ip):\($0.port)" }.sorted().joined(separator: ","), seed: 1))
+                // The same backend set gives the same value: affinities need no check.
+                value.backend_set = UInt32(truncatingIfNeeded: Maglev.hash(backends.map { "\($0.ip):\($0.port)" }.sorted().joined(separator: ","), seed: 1))
                 serviceEntries.append(PluginMapEntry(key, value))
-                let table = try Maglev.table(names: backends.map { "\($0.ip):\($0.port)" }, weights: backends.map(\.weight), size: Int(LB_MAGLEV_SIZE))
-                for (slot, index) in table.enumerated() {
+                let maglev = try Maglev.table(names: backends.map { "\($0.ip):\($0.port)" }, weights: backends.map(\.weight), size: Int(LB_MAGLEV_SIZE))
+                for (slot, index) in maglev.enumerated() {
                     var b = lb_backend()
                     b.ip = backends[index].ip.networkOrder
                     b.port = backends[index].port.bigEndian
-                    slots.append(PluginMapEntry(UInt32(id) * UInt32(LB_MAGLEV_SIZE) + UInt32(slot), b))
+                    slots.append(PluginMapEntry(table * UInt32(LB_MAGLEV_SIZE) + UInt32(slot), b))
                 }
                 for b in backends {
                     var k = lb_backend_key()
-                    k.service = UInt32(id)
+                    k.service = table
                     k.ip = b.ip.networkOrder
                     k.port = b.port.bigEndian
                     current.append(PluginMapEntry(k, UInt32(b.weight)))

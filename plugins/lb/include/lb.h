@@ -5,6 +5,12 @@
  * backends fill a Maglev lookup table of LB_MAGLEV_SIZE slots, so that a backend's
  * removal moves only the flows it held. Connections stick to their backend through an
  * affinity LRU; in NAT mode a reverse LRU gives replies the VIP back.
+ *
+ * Services, their Maglev tables and their backend sets belong to a configuration generation
+ * that `lb_config` names: a new configuration is written beside the live one (services keyed
+ * by the generation's low bit, Maglev tables and backend sets in that bit's half of their
+ * tables) and switched to by one write of `lb_config`, so a packet never meets a new service
+ * entry beside an old table (the host's `GenerationalConfiguration`, docs/plugins.md).
  */
 #ifndef MIZAR_LB_H
 #define MIZAR_LB_H
@@ -17,10 +23,12 @@
 #define LB_BACKENDS_MAP "lb_backends"
 #define LB_AFFINITY_MAP "lb_affinity"
 #define LB_REVERSE_MAP "lb_reverse"
+#define LB_CONFIG_MAP "lb_config"
 
 #define LB_MAGLEV_SIZE 65537 /* a prime: every skip visits every slot */
-#define LB_MAX_SERVICES 32
-#define LB_MAX_BACKENDS 65536 /* over all services */
+#define LB_MAX_SERVICES 32	 /* of one configuration */
+#define LB_MAX_BACKENDS 65536	 /* over all services of one configuration */
+#define LB_GENERATIONS 2	 /* the live configuration and the one being written */
 #define LB_TABLE_SIZE 262144  /* connections remembered */
 
 enum lb_mode {
@@ -39,13 +47,20 @@ struct lb_service_key {
 	__be32 vip;
 	__be16 port;
 	__u8 protocol;
-	__u8 pad;
+	__u8 generation; /* the configuration generation's low bit */
 };
 
 struct lb_service {
-	__u32 id;	  /* its Maglev table: slots id * LB_MAGLEV_SIZE ... */
+	__u32 id;	   /* its place in the configuration: what affinities remember */
+	__u32 table;	   /* id + generation bit * LB_MAX_SERVICES: its Maglev slots (table *
+			    * LB_MAGLEV_SIZE ...) and the service of its current backends */
 	__u32 mode;
-	__u32 generation; /* changes when the backend set does: affinities are checked again */
+	__u32 backend_set; /* changes when the backend set does: affinities are checked again */
+};
+
+/* The live configuration generation (one entry): written last, it switches every service. */
+struct lb_config {
+	__u32 generation;
 };
 
 /* A backend, as a Maglev slot holds it (ip 0: an empty table). */
@@ -57,7 +72,7 @@ struct lb_backend {
 
 /* The current backends of each service: affinity to a backend no longer here is dropped. */
 struct lb_backend_key {
-	__u32 service;
+	__u32 service; /* the service's table */
 	__be32 ip;
 	__be16 port;
 	__u16 pad;
@@ -75,8 +90,8 @@ struct lb_flow_key {
 };
 
 struct lb_affinity {
-	__u32 service;
-	__u32 generation; /* the service's generation when the backend was last known current */
+	__u32 service;	   /* the service's id */
+	__u32 backend_set; /* the service's backend set when the backend was last known current */
 	struct lb_backend backend;
 };
 

@@ -16,7 +16,8 @@ extension NAT {
     public static func sweep(_ chains: PluginChains, now: UInt64 = monotonicNanoseconds()) throws -> Int {
         let flows = try BPFMap<nat_flow_key, nat_flow>(chains.map(NAT_FLOWS_MAP, of: descriptor.name))
         let reverse = try BPFMap<nat_reverse_key, nat_translation>(chains.map(NAT_REVERSE_MAP, of: descriptor.name))
-        let config = try BPFMap<UInt32, nat_config>(chains.map(NAT_CONFIG_MAP, of: descriptor.name)).lookup(0)
+        let live = try BPFMap<UInt32, nat_generation>(chains.map(NAT_GENERATION_MAP, of: descriptor.name)).lookup(0)
+        let config = try BPFMap<UInt32, nat_config>(chains.map(NAT_CONFIG_MAP, of: descriptor.name)).lookup((live?.generation ?? 0) & 1)
         let configured = UInt64(config.map { $0.idle_seconds == 0 ? UInt32(NAT_DEFAULT_IDLE_SECONDS) : $0.idle_seconds } ?? UInt32(NAT_DEFAULT_IDLE_SECONDS))
         /// As nat.bpf.c's idle_ns: a pair never answered ages faster. A stamp newer than `now` is fresh.
         func expired(_ t: nat_translation) -> Bool {

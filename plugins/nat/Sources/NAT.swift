@@ -11,11 +11,12 @@ public enum NAT {
     public static let descriptor = PluginDescriptor(
         name: "nat", version: "1.0.0", object: NAT_OBJECT, entry: "nat", hooks: [.egress, .ingress], priority: 80,
         maps: [
-            PluginMapDescriptor(name: NAT_EXTERNAL_MAP, type: "lpm_trie", key: nat_external_key.self, value: UInt32.self, maxEntries: UInt32(NAT_MAX_PREFIXES)),
-            PluginMapDescriptor(name: NAT_FORWARDS_MAP, type: "hash", key: nat_forward_key.self, value: nat_endpoint.self, maxEntries: UInt32(NAT_MAX_FORWARDS)),
+            PluginMapDescriptor(name: NAT_EXTERNAL_MAP, type: "lpm_trie", key: nat_external_key.self, value: UInt32.self, maxEntries: UInt32(NAT_MAX_PREFIXES * NAT_GENERATIONS)),
+            PluginMapDescriptor(name: NAT_FORWARDS_MAP, type: "hash", key: nat_forward_key.self, value: nat_endpoint.self, maxEntries: UInt32(NAT_MAX_FORWARDS * NAT_GENERATIONS)),
             PluginMapDescriptor(name: NAT_FLOWS_MAP, type: "hash", key: nat_flow_key.self, value: nat_flow.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
             PluginMapDescriptor(name: NAT_REVERSE_MAP, type: "hash", key: nat_reverse_key.self, value: nat_translation.self, maxEntries: UInt32(NAT_TABLE_SIZE)),
-            PluginMapDescriptor(name: NAT_CONFIG_MAP, type: "array", key: UInt32.self, value: nat_config.self, maxEntries: 1),
+            PluginMapDescriptor(name: NAT_CONFIG_MAP, type: "array", key: UInt32.self, value: nat_config.self, maxEntries: UInt32(NAT_GENERATIONS)),
+            PluginMapDescriptor(name: NAT_GENERATION_MAP, type: "array", key: UInt32.self, value: nat_generation.self, maxEntries: 1),
         ],
         reasons: [Reason.noPort.rawValue: "no-free-port", Reason.truncated.rawValue: "truncated", Reason.rewrite.rawValue: "rewrite-failed",
                   Reason.fragment.rawValue: "fragment", Reason.tableFull.rawValue: "table-full", Reason.stale.rawValue: "stale"])
@@ -65,8 +66,10 @@ public enum NAT {
         }
     }
 
-    /// The NAT of one droplet. Writing it keeps established translations.
-    public struct Config: PluginConfiguration, Codable, Hashable {
+    /// The NAT of one droplet. Writing it keeps established translations and switches the
+    /// settings, masquerade prefixes and forwards at once (a generation switch: no packet
+    /// meets new forwards beside old settings).
+    public struct Config: GenerationalConfiguration, Codable, Hashable {
         /// The droplet's address: sources are rewritten to it, forwards listen on it.
         public var externalIP: String
         /// Ports SNAT allocates from.
@@ -90,7 +93,22 @@ public enum NAT {
 
         public func validate() throws { _ = try mapEntries() }
 
-        public func mapEntries() throws -> [String: [PluginMapEntry]] {
+        public var generationMap: String { NAT_GENERATION_MAP }
+
+        public func generation(named value: [UInt8]) -> UInt32 { pluginField(value, at: MemoryLayout<nat_generation>.offset(of: \.generation)!) }
+
+        public func generation(ofKey key: [UInt8], in map: String) -> UInt32? {
+            switch map {
+            case NAT_CONFIG_MAP: pluginField(key, at: 0) & 1  // a generation's settings sit at its low bit
+            case NAT_EXTERNAL_MAP: pluginField(key, at: MemoryLayout<nat_external_key>.offset(of: \.generation)!)
+            case NAT_FORWARDS_MAP: key.count == MemoryLayout<nat_forward_key>.size ? UInt32(key[MemoryLayout<nat_forward_key>.offset(of: \.generation)!]) : 0
+            default: nil
+            }
+        }
+
+        /// The settings at `generation`'s slot, the prefixes and forwards keyed by its low bit,
+        /// and the switch naming it.
+        public func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
             let check = ConfigCheck("nat")
             let external = try check.address(externalIP, "external IP")
             guard external.value != 0 else { throw fail("external IP 0.0.0.0 is not the droplet's address") }
@@ -101,6 +119,8 @@ public enum NAT {
             config.port_max = ports.upperBound
             guard (1...86_400).contains(idleSeconds) else { throw fail("idleSeconds \(idleSeconds) is not 1 to 86400") }
             config.idle_seconds = idleSeconds
+            config.generation = generation
+            let bit = generation & 1
 
             var prefixes: [PluginMapEntry] = [], seen = Set<String>()
             for m in masquerade {
@@ -110,7 +130,8 @@ public enum NAT {
                         let cidr = try check.network(text)
                         guard seen.insert("\(m.vpc)/\(cidr)").inserted else { throw fail("\(cidr) is listed twice for VPC \(m.vpc)") }
                         var key = nat_external_key()
-                        key.prefixlen = 32 + UInt32(cidr.prefixLength)
+                        key.prefixlen = 64 + UInt32(cidr.prefixLength)
+                        key.generation = bit
                         key.vni = m.vpc
                         key.dst = cidr.address.networkOrder
                         prefixes.append(PluginMapEntry(key, value))
@@ -126,6 +147,7 @@ public enum NAT {
                 guard listening.insert("\(f.protocol)/\(f.port)").inserted else { throw fail("\(f.protocol) port \(f.port) is forwarded twice") }
                 var key = nat_forward_key()
                 key.protocol = f.protocol.number
+                key.generation = UInt8(bit)
                 key.port = f.port.bigEndian
                 var ep = nat_endpoint()
                 ep.vni = f.vpc
@@ -133,7 +155,12 @@ public enum NAT {
                 ep.port = f.endpointPort.bigEndian
                 forwardEntries.append(PluginMapEntry(key, ep))
             }
-            return [NAT_CONFIG_MAP: [PluginMapEntry(UInt32(0), config)], NAT_EXTERNAL_MAP: prefixes, NAT_FORWARDS_MAP: forwardEntries]
+            guard prefixes.count <= Int(NAT_MAX_PREFIXES) else { throw fail("\(prefixes.count) masquerade prefixes; at most \(NAT_MAX_PREFIXES)") }
+            guard forwardEntries.count <= Int(NAT_MAX_FORWARDS) else { throw fail("\(forwardEntries.count) forwards; at most \(NAT_MAX_FORWARDS)") }
+            var live = nat_generation()
+            live.generation = generation
+            return [NAT_CONFIG_MAP: [PluginMapEntry(bit, config)], NAT_EXTERNAL_MAP: prefixes, NAT_FORWARDS_MAP: forwardEntries,
+                    NAT_GENERATION_MAP: [PluginMapEntry(UInt32(0), live)]]
         }
     }
 }

@@ -8,6 +8,13 @@
  * it). Neither table evicts: a pair is made together, checked whole on every use, and
  * removed together once idle for the configured time — by a new flow that needs its port
  * (in BPF), or by the library's sweep (`NAT.sweep`, which transitd runs).
+ *
+ * The configuration (settings, masquerade prefixes, port forwards) belongs to a generation
+ * that `nat_generation` names: a new one is written beside the live one (settings in its
+ * slot of `nat_config`, prefixes and forwards keyed by the generation's low bit) and
+ * switched to by one write of `nat_generation`, so a packet never meets new forwards beside
+ * old settings (the host's `GenerationalConfiguration`, docs/plugins.md). Translations are
+ * state, not configuration: a switch keeps them.
  */
 #ifndef MIZAR_NAT_H
 #define MIZAR_NAT_H
@@ -20,9 +27,11 @@
 #define NAT_FLOWS_MAP "nat_flows"
 #define NAT_REVERSE_MAP "nat_reverse"
 #define NAT_CONFIG_MAP "nat_config"
+#define NAT_GENERATION_MAP "nat_generation"
 
-#define NAT_MAX_PREFIXES 4096
-#define NAT_MAX_FORWARDS 4096
+#define NAT_MAX_PREFIXES 4096 /* of one configuration */
+#define NAT_MAX_FORWARDS 4096 /* of one configuration */
+#define NAT_GENERATIONS 2     /* the live configuration and the one being written */
 #define NAT_TABLE_SIZE 262144
 #define NAT_PORT_TRIES 16 /* ports tried before a new flow is refused */
 #define NAT_DEFAULT_IDLE_SECONDS 300 /* a translation unused this long is removed */
@@ -39,7 +48,8 @@ enum nat_reason {
 
 /* Destinations by VPC: masquerade to them (1), or leave them to the overlay (0). */
 struct nat_external_key {
-	__u32 prefixlen; /* 32 + the destination prefix length */
+	__u32 prefixlen;  /* 64 + the destination prefix length */
+	__u32 generation; /* the configuration generation's low bit */
 	__u32 vni;
 	__be32 dst;
 };
@@ -101,15 +111,22 @@ struct nat_endpoint {
 /* DNAT: a droplet port forwarded to an endpoint port. */
 struct nat_forward_key {
 	__u8 protocol;
-	__u8 pad;
+	__u8 generation; /* the configuration generation's low bit */
 	__be16 port;
 };
 
+/* The settings of a generation: `nat_config` holds one per low bit (index 0 and 1). */
 struct nat_config {
 	__be32 external_ip; /* the droplet's address: what SNAT rewrites sources to */
 	__u16 port_min;	    /* SNAT ports, host order */
 	__u16 port_max;
 	__u32 idle_seconds; /* translations unused this long are removed (0: the default) */
+	__u32 generation;   /* the generation these settings belong to: its low bit keys its tables */
+};
+
+/* The live configuration generation (one entry): written last, it switches the whole configuration. */
+struct nat_generation {
+	__u32 generation;
 };
 
 #endif /* MIZAR_NAT_H */

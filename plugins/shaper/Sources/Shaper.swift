@@ -9,7 +9,9 @@ import MizarPlugins
 public enum Shaper {
     public static let descriptor = PluginDescriptor(
         name: "shaper", version: "1.0.0", object: SHAPER_OBJECT, entry: "shaper", hooks: [.egress, .ingress], priority: 90,
-        maps: [PluginMapDescriptor(name: SHAPER_BUCKETS_MAP, type: "hash", key: shaper_key.self, value: shaper_bucket.self, maxEntries: UInt32(SHAPER_MAX_BUCKETS))],
+        maps: [PluginMapDescriptor(name: SHAPER_BUCKETS_MAP, type: "hash", key: shaper_key.self, value: shaper_bucket.self,
+                                   maxEntries: UInt32(SHAPER_MAX_BUCKETS) * UInt32(SHAPER_GENERATIONS)),
+               PluginMapDescriptor(name: SHAPER_GENERATION_MAP, type: "array", key: UInt32.self, value: shaper_generation.self, maxEntries: 1)],
         reasons: [Reason.rateLimited.rawValue: "rate-limited"])
 
     public enum Reason: Int, Sendable { case rateLimited = 1 }
@@ -42,15 +44,25 @@ public enum Shaper {
         }
     }
 
-    /// The limits of a droplet's endpoints. Writing it starts every bucket full.
-    public struct Config: PluginConfiguration, Codable, Hashable {
+    /// The limits of a droplet's endpoints. Writing it switches every limit at once (a
+    /// generation switch) and starts every bucket full.
+    public struct Config: GenerationalConfiguration, Codable, Hashable {
         public var limits: [Limit]
 
         public init(limits: [Limit]) { self.limits = limits }
 
         public func validate() throws { _ = try mapEntries() }
 
-        public func mapEntries() throws -> [String: [PluginMapEntry]] {
+        public var generationMap: String { SHAPER_GENERATION_MAP }
+
+        public func generation(named value: [UInt8]) -> UInt32 { pluginField(value, at: MemoryLayout<shaper_generation>.offset(of: \.generation)!) }
+
+        public func generation(ofKey key: [UInt8], in map: String) -> UInt32? {
+            map == SHAPER_BUCKETS_MAP ? pluginField(key, at: MemoryLayout<shaper_key>.offset(of: \.generation)!) : nil
+        }
+
+        /// The buckets keyed by `generation`'s low bit, and the switch naming it.
+        public func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
             let check = ConfigCheck("shaper")
             func fail(_ why: String) -> PluginError { check.fail(why) }
             var entries: [PluginMapEntry] = [], seen = Set<String>()
@@ -68,6 +80,7 @@ public enum Shaper {
                 key.vni = limit.vpc
                 key.ip = ip.networkOrder
                 key.direction = limit.direction == .egress ? SHAPER_EGRESS.rawValue : SHAPER_INGRESS.rawValue
+                key.generation = generation & 1
                 var bucket = shaper_bucket()
                 let bytesPerSecond = Double(limit.bitsPerSecond) / 8
                 bucket.rate = UInt64(bytesPerSecond)
@@ -79,7 +92,10 @@ public enum Shaper {
                 bucket.tat = 0 // full
                 entries.append(PluginMapEntry(key, bucket))
             }
-            return [SHAPER_BUCKETS_MAP: entries]
+            guard entries.count <= Int(SHAPER_MAX_BUCKETS) else { throw fail("\(entries.count) limits; at most \(SHAPER_MAX_BUCKETS)") }
+            var live = shaper_generation()
+            live.generation = generation
+            return [SHAPER_BUCKETS_MAP: entries, SHAPER_GENERATION_MAP: [PluginMapEntry(UInt32(0), live)]]
         }
     }
 }

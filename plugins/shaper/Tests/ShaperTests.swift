@@ -1,4 +1,6 @@
+import CMizarShaper
 import Foundation
+import MizarBPF
 import MizarDataplane
 import MizarPluginSDK
 import MizarShaper
@@ -26,6 +28,27 @@ struct ShaperTests {
         // Another endpoint is not limited.
         let other = HarnessContext(vni: 100, endpointIP: Self.b)
         #expect(try harness.run(frame, hook: .egress, flavor: flavor, context: other).verdict == .forwarded)
+    }
+
+    @Test("limits switch at once; a switch the kernel refuses leaves the live ones")
+    func generations() throws {
+        let harness = try PluginHarness(plugin: Shaper.descriptor, hook: .egress)
+        func slow(_ ip: IPv4Address) -> Shaper.Config { Shaper.Config(limits: [Shaper.Limit(vpc: 100, endpoint: ip.description, bitsPerSecond: 8_000, burstBytes: 65536)]) }
+        /// Frames of 1400 B that pass from `ip` before the first drop (at most 60).
+        func passing(_ ip: IPv4Address) throws -> Int {
+            let frame = PacketBuilder.udpFrame(src: ip, dst: IPv4Address(10, 0, 1, 9), sourcePort: 1, destinationPort: 2, payload: Array(repeating: 0, count: 1358))
+            var passed = 0
+            while passed < 60, try harness.run(frame, hook: .egress, context: HarnessContext(vni: 100, endpointIP: ip)).verdict == .forwarded { passed += 1 }
+            return passed
+        }
+        try harness.chains.configure("shaper", slow(Self.a))
+        #expect(try (46...47).contains(passing(Self.a)) && passing(Self.b) == 60)
+        #expect { try harness.chains.configure("shaper", RefusedSwitch(slow(Self.b))) } throws: { "\($0)".contains("previous configuration is back") }
+        #expect(try passing(Self.a) == 0 && passing(Self.b) == 60, "a's bucket is still the live, empty one; b is not limited")
+        try harness.chains.configure("shaper", slow(Self.b))
+        #expect(try passing(Self.a) == 60 && (46...47).contains(passing(Self.b)))
+        let buckets = try RawMap(harness.chains.map(SHAPER_BUCKETS_MAP, of: "shaper")).keys()
+        #expect(buckets.count == 1, "the old generation's bucket is gone")
     }
 
     @Test("bad limits are refused")

@@ -3,6 +3,11 @@
  * This file contains the shaper plugin's table, shared by its BPF program and its Swift
  * library: one token bucket per (VPC, endpoint, direction), refilled at `rate` bytes per
  * second up to `burst` bytes. A frame takes its length in tokens or is dropped.
+ *
+ * Buckets are keyed by the low bit of the configuration generation `shaper_generation`
+ * names: a new set of limits is written beside the live one and switched to by one write,
+ * so a packet never meets part of a configuration (the host's `GenerationalConfiguration`,
+ * docs/plugins.md). A switch starts every bucket full.
  */
 #ifndef MIZAR_SHAPER_H
 #define MIZAR_SHAPER_H
@@ -11,7 +16,9 @@
 
 #define SHAPER_OBJECT "shaper.bpf.o"
 #define SHAPER_BUCKETS_MAP "shaper_buckets"
-#define SHAPER_MAX_BUCKETS 65536
+#define SHAPER_GENERATION_MAP "shaper_generation"
+#define SHAPER_MAX_BUCKETS 65536 /* of one configuration */
+#define SHAPER_GENERATIONS 2	 /* the live configuration and the one being written */
 /* Rates the cost arithmetic covers: 1 kbit/s to 100 Gbit/s, frames up to 256 KiB. */
 #define SHAPER_MIN_RATE 125ULL
 #define SHAPER_MAX_RATE 12500000000ULL
@@ -26,6 +33,12 @@ struct shaper_key {
 	__u32 vni;
 	__be32 ip;
 	__u32 direction;
+	__u32 generation; /* the configuration generation's low bit */
+};
+
+/* The live configuration generation (one entry): written last, it switches every bucket. */
+struct shaper_generation {
+	__u32 generation;
 };
 
 /*
