@@ -23,11 +23,13 @@ extension BPFObject {
     /// internal ones (`.rodata`, `.bss`) are left alone, but for the data sections named in
     /// `sections` (a global that is a table, `.data.<name>`), pinned like maps.
     ///
-    /// When a pinned map no longer fits the object (another key, value, type or size: the
-    /// object changed), the object's pins are removed and it is opened and loaded again with
-    /// fresh maps; `reused` is false then (the state is gone).
+    /// When a pinned map no longer fits the object (another key, value, type, size or flags:
+    /// the object changed), the object's pins are removed and it is opened and loaded again
+    /// with fresh maps; `reused` is false then (the state is gone). With `keepFitting`, only
+    /// the pins that no longer fit go and the others are taken over (a plugin's upgrade:
+    /// state whose shape is unchanged survives); `reused` is false then too.
     public static func loadPinned(in directory: BPFPinDirectory, except: Set<String> = [], sections: Set<String> = [],
-                                  open: () throws -> BPFObject) throws -> (object: BPFObject, reused: Bool) {
+                                  keepFitting: Bool = false, open: () throws -> BPFObject) throws -> (object: BPFObject, reused: Bool) {
         func attempt() throws -> (BPFObject, [String]) {
             let object = try open()
             let names = object.ownMapNames(including: sections).filter { !except.contains($0) }
@@ -35,18 +37,31 @@ extension BPFObject {
             return (object, names)
         }
         let (object, names) = try attempt()
-        let hadPins = names.contains { directory.contains(BPFPinDirectory.pinName(ofMap: $0)) }
+        let pinned = names.filter { directory.contains(BPFPinDirectory.pinName(ofMap: $0)) }
         do {
             try object.load()
-            return (object, hadPins)
-        } catch let error as BPFError where hadPins && error.code != .verifierRejected {
+            return (object, !pinned.isEmpty)
+        } catch let error as BPFError where !pinned.isEmpty && error.code != .verifierRejected {
             // A mismatching pin fails the load before anything is created: start afresh
             // (libbpf loads an object once, so it is opened again).
+            let misfits = keepFitting ? pinned.filter { !object.fits($0, (try? directory.openMap(BPFPinDirectory.pinName(ofMap: $0)))) } : pinned
+            if misfits.count < pinned.count {
+                for map in misfits { try directory.unpin(BPFPinDirectory.pinName(ofMap: map)) }
+                if let kept = try? attempt().0, (try? kept.load()) != nil { return (kept, false) }
+            }
             for map in names { try directory.unpin(BPFPinDirectory.pinName(ofMap: map)) }
             let (fresh, _) = try attempt()
             try fresh.load()
             return (fresh, false)
         }
+    }
+
+    /// True when `pinned` could stand for this object's map `name` (libbpf's own test before reusing a pin).
+    func fits(_ name: String, _ pinned: BPFMapHandle?) -> Bool {
+        var info = bpf_map_info()
+        guard let pinned, let map = bpf_object__find_map_by_name(raw, name), mz_map_info(pinned.fd, &info) == 0 else { return false }
+        return info.type == bpf_map__type(map).rawValue && info.key_size == bpf_map__key_size(map) && info.value_size == bpf_map__value_size(map)
+            && info.max_entries == bpf_map__max_entries(map) && info.map_flags == bpf_map__map_flags(map)
     }
 }
 

@@ -196,9 +196,8 @@ final class Reconciler {
                 configs[ref.name] = config
                 writes += 1
             } else if let old = configs.removeValue(forKey: ref.name) {
-                // Empty every map the configuration filled.
-                let maps = try LivePluginCatalog.configuration(old, of: ref.name).mapEntries().keys
-                try droplet.plugins.configure(ref.name, RawPluginConfiguration(Dictionary(uniqueKeysWithValues: maps.map { ($0, []) })))
+                // Empty every map the configuration filled (a generation switch for the built-ins).
+                try droplet.plugins.clearConfiguration(ref.name, try LivePluginCatalog.configuration(old, of: ref.name))
             }
         case .pluginChain:
             guard let hook = PluginHook(rawValue: ref.name) else { return }

@@ -19,9 +19,10 @@ struct ConfigurationWriter {
     /// descriptor's order), then arrays (where a switch such as a generation lives), then the
     /// keys the configuration no longer names, flushes (maps given no entries) last. A
     /// refused write before the stale keys go puts back every map written. Packets may meet
-    /// one map's new entries beside another's old, never an emptied map mid-write; a plugin
-    /// keyed by generation (the acl) even stays whole through a raw write: the new
-    /// generation goes in beside the live one, and the old goes only after its switch.
+    /// one map's new entries beside another's old, never an emptied map mid-write. A raw
+    /// write to a generational plugin is generation 0 written this way: an array it splits by
+    /// generation is rewritten whole, so the live half of generation 1 is zeroed until the
+    /// switch (use the typed configuration).
     func writeInPlace(_ wanted: [String: [PluginMapEntry]]) throws {
         var keyed: [(RawMap, [PluginMapEntry])] = [], arrays: [(RawMap, [PluginMapEntry])] = [], flushes: [RawMap] = []
         for (name, entries) in ordered(wanted) {
@@ -90,7 +91,11 @@ struct ConfigurationWriter {
                     throw PluginError(.invalidConfig, plugin: plugin, "entries for \(name) are not all keyed by generation \(next) (low bit \(slot))")
                 }
                 if raw.handle.type == .array {
-                    halves.append((raw, try Self.half(slot, of: raw.handle, placedBy: { config.generation(ofKey: $0, in: name) }, plugin: plugin), entries))
+                    let slots = try Self.half(slot, of: raw.handle, placedBy: { config.generation(ofKey: $0, in: name) }, plugin: plugin)
+                    guard entries.allSatisfy({ slots.contains(Int(pluginField($0.key, at: 0))) }) else {
+                        throw PluginError(.invalidConfig, plugin: plugin, "entries for \(name) lie outside generation \(next)'s slots \(slots)")
+                    }
+                    halves.append((raw, slots, entries))
                 } else {
                     generational.append((name, raw, entries))
                 }
@@ -132,13 +137,14 @@ struct ConfigurationWriter {
             }
             try putBack(written, after: "writing generation \(next): \(error)")
         }
-        // Switched: what packets no longer read goes.
-        try clear(generational.map { ($0.map, old[$0.name, default: []]) }, flushes)
+        // Switched: what packets no longer read goes, once a packet that read the old
+        // generation is done with it (also when nothing goes: the next write rewrites the old half).
+        try clear(generational.map { ($0.map, old[$0.name, default: []]) }, flushes, wait: true)
     }
 
     /// Once the new configuration is in force: deletes keys it no longer names, then flushes.
-    private func clear(_ stale: [(RawMap, [[UInt8]])], _ flushes: [RawMap]) throws {
-        if stale.contains(where: { !$0.1.isEmpty }) { sleepBlocking(gracePeriod) }
+    private func clear(_ stale: [(RawMap, [[UInt8]])], _ flushes: [RawMap], wait: Bool = false) throws {
+        if wait || stale.contains(where: { !$0.1.isEmpty }) { sleepBlocking(gracePeriod) }
         var left: [String] = []
         for (raw, keys) in stale where (try? keys.forEach { try raw.delete(key: $0) }) == nil { left.append(raw.handle.name) }
         for raw in flushes where (try? raw.replaceAll(with: [])) == nil { left.append(raw.handle.name) }

@@ -181,7 +181,8 @@ public final class PluginChains: @unchecked Sendable {
     /// back) as it was.
     public func configure(_ name: String, _ config: any PluginConfiguration) throws {
         try config.validate()
-        let wanted = try config.mapEntries()
+        // A generation's entries are made and checked by its writer (once: the lb's are 65,537 a service).
+        let wanted = config is any GenerationalConfiguration ? [:] : try config.mapEntries()
         try lock.withLock {
             guard let plugin = plugins[name] else { throw PluginError(.invalidConfig, plugin: name, "not registered") }
             for (mapName, entries) in wanted { try ConfigurationWriter.check(entries, for: try plugin.map(mapName), plugin: name) }
@@ -191,6 +192,18 @@ public final class PluginChains: @unchecked Sendable {
             } else {
                 try writer.writeInPlace(wanted)
             }
+        }
+    }
+
+    /// Takes a plugin's configuration `old` away: every map it fills ends up empty. A
+    /// `GenerationalConfiguration` is switched to an empty next generation (packets meet all
+    /// of `old` or none of it, and the generations keep counting up); any other is flushed
+    /// map by map.
+    public func clearConfiguration(_ name: String, _ old: any PluginConfiguration) throws {
+        if let generational = old as? any GenerationalConfiguration {
+            try configure(name, EmptyGeneration(base: generational))
+        } else {
+            try configure(name, RawPluginConfiguration(try old.mapEntries().mapValues { _ in [] }))
         }
     }
 

@@ -85,6 +85,20 @@ extension GenerationalConfiguration {
     public func mapEntries() throws -> [String: [PluginMapEntry]] { try mapEntries(generation: 0) }
 }
 
+/// `base`'s maps, each one empty, as a generation of its own: what `clearConfiguration` switches to.
+struct EmptyGeneration: GenerationalConfiguration {
+    let base: any GenerationalConfiguration
+    var generationMap: String { base.generationMap }
+    func validate() throws {}
+    func generation(named value: [UInt8]) -> UInt32 { base.generation(named: value) }
+    func generation(ofKey key: [UInt8], in map: String) -> UInt32? { base.generation(ofKey: key, in: map) }
+    func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
+        var entries = try base.mapEntries(generation: generation)
+        for name in entries.keys where name != generationMap { entries[name] = [] }
+        return entries
+    }
+}
+
 /// Reads a host-order `UInt32` at `offset` of a key or value (0 when it is too short).
 public func pluginField(_ bytes: [UInt8], at offset: Int) -> UInt32 {
     guard bytes.count >= offset + 4 else { return 0 }

@@ -96,7 +96,7 @@ final class RegisteredPlugin: @unchecked Sendable {
         let object: BPFObject
         do {
             if let pins, sharedMaps.isEmpty {
-                object = try BPFObject.loadPinned(in: pins, except: chainMaps.union(traceMaps), open: configured).object
+                object = try BPFObject.loadPinned(in: pins, except: chainMaps.union(traceMaps), keepFitting: true, open: configured).object
             } else {
                 object = try configured()
                 try object.load()

@@ -43,4 +43,26 @@ struct PinTests {
             if round == 0 { try map.update(1, 11) } else { #expect(try map.lookup(1) == 11) }
         }
     }
+
+    /// An object whose maps changed shape since they were pinned (a plugin upgrade): the
+    /// misfit is made fresh; with `keepFitting` the maps that still fit keep their entries,
+    /// without it every map starts afresh.
+    @Test(arguments: [true, false])
+    func aPinThatNoLongerFitsGoesAlone(keepFitting: Bool) throws {
+        let dir = try BPFPinDirectory(path: "/sys/fs/bpf/" + uniquePrefix())
+        defer { try? dir.removeAll() }
+        do {
+            let first = try BPFObject.loadPinned(in: dir, open: { try TestPaths.testObject("maps.bpf.o") })
+            #expect(!first.reused)
+            try BPFMap<UInt32, UInt64>(first.object.map(named: "test_hash")).update(7, 70)
+        }
+        // The array was pinned by an older build with 8 slots, not 16.
+        #expect(try dir.unpin("test_array"))
+        try dir.pin(BPFMapHandle.create(.array, name: "test_array", keySize: 4, valueSize: 8, maxEntries: 8), as: "test_array")
+        let (object, reused) = try BPFObject.loadPinned(in: dir, keepFitting: keepFitting, open: { try TestPaths.testObject("maps.bpf.o") })
+        #expect(!reused, "a map was made fresh")
+        #expect(try object.map(named: "test_array").maxEntries == 16 && dir.openMap("test_array").maxEntries == 16)
+        let kept = try BPFMap<UInt32, UInt64>(object.map(named: "test_hash")).lookup(7)
+        #expect(kept == (keepFitting ? 70 : nil), "the hash, whose shape is unchanged, \(keepFitting ? "keeps" : "loses") its entry")
+    }
 }

@@ -236,5 +236,11 @@ struct TwoDropletTests {
         lab.extraArguments = []
         try lab.start("hosta")
         #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output.contains("3 received"), "\(lab.host("hosta").log)")
+
+        // Deleting a plugin's configuration switches the plugin to an empty generation: no bucket is left.
+        #expect(try TwoDropletTests.pinnedEntries(buckets) == 1)
+        _ = try await lab.host("hosta").client.delete(.pluginConfig, "shaper")
+        #expect(try TwoDropletTests.pinnedEntries(buckets) == 0, "the shaper's buckets after its configuration was deleted")
+        #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output.contains("3 received"))
     }
 }

@@ -99,7 +99,7 @@ public enum NAT {
 
         public func generation(ofKey key: [UInt8], in map: String) -> UInt32? {
             switch map {
-            case NAT_CONFIG_MAP: pluginField(key, at: 0) & 1  // a generation's settings sit at its low bit
+            case NAT_CONFIG_MAP: pluginField(key, at: 0) >= UInt32(NAT_GENERATIONS) / 2 ? 1 : 0  // a generation's settings: one slot a half
             case NAT_EXTERNAL_MAP: pluginField(key, at: MemoryLayout<nat_external_key>.offset(of: \.generation)!)
             case NAT_FORWARDS_MAP: key.count == MemoryLayout<nat_forward_key>.size ? UInt32(key[MemoryLayout<nat_forward_key>.offset(of: \.generation)!]) : 0
             default: nil

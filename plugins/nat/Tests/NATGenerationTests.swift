@@ -69,4 +69,32 @@ struct NATGenerationTests {
         #expect(prefixes.count == 2 && Set(prefixes.map { next.generation(ofKey: $0, in: NAT_EXTERNAL_MAP) }).count == 1,
                 "the new generation's prefixes alone (everything but 10.1.0.0/16): \(prefixes.count)")
     }
+
+    @Test("a switch the kernel refuses leaves the live settings and forwards alone")
+    func refusedSwitchChangesNothing() throws {
+        let harness = try PluginHarness(plugin: NAT.descriptor, hooks: [.ingress], configuration: Self.onX)
+        #expect { try harness.chains.configure("nat", RefusedSwitch(Self.onY)) } throws: {
+            ($0 as? PluginError)?.code == .system && "\($0)".contains("previous configuration is back")
+        }
+        #expect(try forward(harness, to: Self.x, from: 0) == Self.e1)
+        #expect(try forward(harness, to: Self.y, from: 1) == nil)
+        #expect(try RawMap(harness.chains.map(NAT_FORWARDS_MAP, of: "nat")).keys().count == 1, "the refused generation's forward is gone")
+    }
+
+    /// Taking the configuration away switches to an empty generation (nothing translated),
+    /// and generations keep counting: the next configuration is the one after it.
+    @Test("a configuration taken away switches to an empty generation; the next one counts on")
+    func clearedThenConfiguredAgain() throws {
+        let harness = try PluginHarness(plugin: NAT.descriptor, hooks: [.ingress], configuration: Self.onX)
+        let live = RawMap(try harness.chains.map(NAT_GENERATION_MAP, of: "nat"))
+        func generation() throws -> UInt32 { Self.onX.generation(named: try live.lookup(key: [0, 0, 0, 0]) ?? []) }
+        let before = try generation()
+        try harness.chains.clearConfiguration("nat", Self.onX)
+        #expect(try generation() == before + 1)
+        #expect(try forward(harness, to: Self.x, from: 2) == nil, "nothing is forwarded")
+        #expect(try RawMap(harness.chains.map(NAT_FORWARDS_MAP, of: "nat")).keys().isEmpty)
+        try harness.chains.configure("nat", Self.onY)
+        #expect(try generation() == before + 2)
+        #expect(try forward(harness, to: Self.y, from: 3) == Self.e2)
+    }
 }
