@@ -44,10 +44,17 @@ extension BPFObject {
         } catch let error as BPFError where !pinned.isEmpty && error.code != .verifierRejected {
             // A mismatching pin fails the load before anything is created: start afresh
             // (libbpf loads an object once, so it is opened again).
-            let misfits = keepFitting ? pinned.filter { !object.fits($0, (try? directory.openMap(BPFPinDirectory.pinName(ofMap: $0)))) } : pinned
-            if misfits.count < pinned.count {
+            if keepFitting {
+                let misfits = pinned.filter { !object.fits($0, try? directory.openMap(BPFPinDirectory.pinName(ofMap: $0))) }
+                guard !misfits.isEmpty else { throw error }  // not a pin's fault: the state stays
                 for map in misfits { try directory.unpin(BPFPinDirectory.pinName(ofMap: map)) }
-                if let kept = try? attempt().0, (try? kept.load()) != nil { return (kept, false) }
+                do {
+                    let (kept, _) = try attempt()
+                    try kept.load()
+                    return (kept, false)
+                } catch let again as BPFError where again.code != .verifierRejected {
+                    // A pin libbpf refuses though it looked fitting: every map afresh, below.
+                }
             }
             for map in names { try directory.unpin(BPFPinDirectory.pinName(ofMap: map)) }
             let (fresh, _) = try attempt()
@@ -61,7 +68,7 @@ extension BPFObject {
         var info = bpf_map_info()
         guard let pinned, let map = bpf_object__find_map_by_name(raw, name), mz_map_info(pinned.fd, &info) == 0 else { return false }
         return info.type == bpf_map__type(map).rawValue && info.key_size == bpf_map__key_size(map) && info.value_size == bpf_map__value_size(map)
-            && info.max_entries == bpf_map__max_entries(map) && info.map_flags == bpf_map__map_flags(map)
+            && info.max_entries == bpf_map__max_entries(map) && info.map_flags == bpf_map__map_flags(map) && info.map_extra == bpf_map__map_extra(map)
     }
 }
 

@@ -72,6 +72,7 @@ struct ConfigurationWriter {
               config.generation(named: switchEntry.value) == next else {
             throw PluginError(.invalidConfig, plugin: plugin, "the configuration must give \(config.generationMap) one entry naming generation \(next)")
         }
+        try Self.check([switchEntry], for: switchMap.handle, plugin: plugin)
         var generational: [(name: String, map: RawMap, entries: [PluginMapEntry])] = [], inPlace: [String: [PluginMapEntry]] = [:]
         var halves: [(map: RawMap, slots: Range<Int>, entries: [PluginMapEntry])] = [], flushes: [RawMap] = []
         func isGenerational(_ name: String, _ handle: BPFMapHandle) -> Bool {

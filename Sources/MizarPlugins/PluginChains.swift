@@ -197,8 +197,9 @@ public final class PluginChains: @unchecked Sendable {
 
     /// Takes a plugin's configuration `old` away: every map it fills ends up empty. A
     /// `GenerationalConfiguration` is switched to an empty next generation (packets meet all
-    /// of `old` or none of it, and the generations keep counting up); any other is flushed
-    /// map by map.
+    /// of `old` or none of it, and the generations keep counting up; state such as a
+    /// conntrack is left, as the next configuration's switch leaves it); any other is
+    /// flushed map by map.
     public func clearConfiguration(_ name: String, _ old: any PluginConfiguration) throws {
         if let generational = old as? any GenerationalConfiguration {
             try configure(name, EmptyGeneration(base: generational))

@@ -78,24 +78,36 @@ public protocol GenerationalConfiguration: PluginConfiguration {
     /// The entries of this configuration as `generation` (keys carrying its low bit), its
     /// `generationMap` entry naming the whole of it.
     func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]]
+    /// The `generationMap` entry naming `generation`, as `mapEntries(generation:)` gives it
+    /// (what taking this configuration away switches to, with every other map empty). The
+    /// default builds the whole configuration; a plugin whose tables are costly (the lb's
+    /// Maglev tables) gives the entry alone.
+    func generationEntry(_ generation: UInt32) throws -> PluginMapEntry
 }
 
 extension GenerationalConfiguration {
     /// Generation 0: what a raw write (`RawPluginConfiguration`) of this configuration holds.
     public func mapEntries() throws -> [String: [PluginMapEntry]] { try mapEntries(generation: 0) }
+
+    public func generationEntry(_ generation: UInt32) throws -> PluginMapEntry {
+        guard let entry = try mapEntries(generation: generation)[generationMap]?.first else {
+            throw PluginError(.invalidConfig, plugin: generationMap, "the configuration gives \(generationMap) no entry")
+        }
+        return entry
+    }
 }
 
-/// `base`'s maps, each one empty, as a generation of its own: what `clearConfiguration` switches to.
+/// `base`'s generational maps, each one empty, as a generation of its own: what
+/// `clearConfiguration` switches to. State (a conntrack, translations) is left alone.
 struct EmptyGeneration: GenerationalConfiguration {
     let base: any GenerationalConfiguration
     var generationMap: String { base.generationMap }
     func validate() throws {}
     func generation(named value: [UInt8]) -> UInt32 { base.generation(named: value) }
     func generation(ofKey key: [UInt8], in map: String) -> UInt32? { base.generation(ofKey: key, in: map) }
+    /// The switch naming `generation` alone: the writer empties every generational map left out.
     func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
-        var entries = try base.mapEntries(generation: generation)
-        for name in entries.keys where name != generationMap { entries[name] = [] }
-        return entries
+        [generationMap: [try base.generationEntry(generation)]]
     }
 }
 

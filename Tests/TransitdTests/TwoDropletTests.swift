@@ -237,10 +237,22 @@ struct TwoDropletTests {
         try lab.start("hosta")
         #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output.contains("3 received"), "\(lab.host("hosta").log)")
 
-        // Deleting a plugin's configuration switches the plugin to an empty generation: no bucket is left.
+        // Deleting a plugin's configuration switches the plugin to an empty generation: no
+        // bucket is left, and the count goes on (a flush would set it back to 0).
+        let generation = lab.pins("hosta") + "/plugins/shaper/shaper_generation"
+        let live = try TwoDropletTests.pinnedWord(generation)
         #expect(try TwoDropletTests.pinnedEntries(buckets) == 1)
         _ = try await lab.host("hosta").client.delete(.pluginConfig, "shaper")
         #expect(try TwoDropletTests.pinnedEntries(buckets) == 0, "the shaper's buckets after its configuration was deleted")
+        #expect(try TwoDropletTests.pinnedWord(generation) == live + 1)
         #expect(try runCommand(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.1.0.3"], in: a1).output.contains("3 received"))
+    }
+
+    /// The first 4 bytes of a pinned array's entry 0, little-endian.
+    static func pinnedWord(_ path: String) throws -> UInt32 {
+        let dump = try runCommand(["bpftool", "-j", "map", "lookup", "pinned", path, "key", "0", "0", "0", "0"])
+        let value = ((try JSONSerialization.jsonObject(with: Data(dump.output.utf8))) as? [String: Any])?["value"] as? [String] ?? []
+        let bytes = value.prefix(4).compactMap { UInt32($0.dropFirst(2), radix: 16) }
+        return bytes.count == 4 ? bytes.enumerated().reduce(0) { $0 | $1.element << (8 * UInt32($1.offset)) } : .max
     }
 }

@@ -101,10 +101,15 @@ public enum LB {
 
         public func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]] {
             var entries = try compile(generation: generation)
+            entries[LB_CONFIG_MAP] = [try generationEntry(generation)]
+            return entries
+        }
+
+        /// The switch alone: no Maglev table is built to take a configuration away.
+        public func generationEntry(_ generation: UInt32) throws -> PluginMapEntry {
             var config = lb_config()
             config.generation = generation
-            entries[LB_CONFIG_MAP] = [PluginMapEntry(UInt32(0), config)]
-            return entries
+            return PluginMapEntry(UInt32(0), config)
         }
 
         /// The services' entries, Maglev tables and backend sets as `generation` (its low bit
