@@ -79,7 +79,7 @@ public protocol GenerationalConfiguration: PluginConfiguration {
     /// `generationMap` entry naming the whole of it.
     func mapEntries(generation: UInt32) throws -> [String: [PluginMapEntry]]
     /// The `generationMap` entry naming `generation`, as `mapEntries(generation:)` gives it
-    /// (what taking this configuration away switches to, with every other map empty). The
+    /// (what taking this configuration away switches to, its generational maps empty). The
     /// default builds the whole configuration; a plugin whose tables are costly (the lb's
     /// Maglev tables) gives the entry alone.
     func generationEntry(_ generation: UInt32) throws -> PluginMapEntry

@@ -12,13 +12,9 @@ import Testing
 @Suite("Droplet index across an upgrade", .serialized)
 struct DropletIndexUpgradeTests {
     @Test func anOlderBuildsIndexIsKeptRightUntilAttach() throws {
-        let prefix = uniquePrefix()
-        let netns = try Netns.create(named: prefix)
-        let pins = try BPFPinDirectory(path: "/sys/fs/bpf/" + prefix)
-        defer {
-            try? pins.removeAll()
-            _ = try? Netns.delete(named: prefix)
-        }
+        let sandbox = try PinnedNetns()
+        defer { sandbox.remove() }
+        let (netns, pins) = (sandbox.netns, sandbox.pins)
         let maps = try pins.subdirectory("maps")
         let legacy = try BPFMapHandle.create(.array, name: "droplet_index", keySize: 4, valueSize: 8, maxEntries: 256)
         try maps.pin(legacy, as: "droplet_index")

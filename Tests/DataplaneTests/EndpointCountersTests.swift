@@ -41,13 +41,9 @@ struct EndpointCountersTests {
 @Suite("Per-endpoint counters across a restart", .serialized)
 struct EndpointCountersRestartTests {
     @Test func eachEndpointKeepsItsCounts() throws {
-        let prefix = uniquePrefix()
-        let netns = try Netns.create(named: prefix)
-        let pins = try BPFPinDirectory(path: "/sys/fs/bpf/" + prefix)
-        defer {
-            try? pins.removeAll()
-            _ = try? Netns.delete(named: prefix)
-        }
+        let sandbox = try PinnedNetns()
+        defer { sandbox.remove() }
+        let (prefix, netns, pins) = (sandbox.prefix, sandbox.netns, sandbox.pins)
         try netns.perform {  // no router solicitations from the veths: only the frames sent here
             for conf in ["all", "default"] { try "1".write(toFile: "/proc/sys/net/ipv6/conf/\(conf)/disable_ipv6", atomically: false, encoding: .utf8) }
         }

@@ -47,3 +47,25 @@ public func writePcap(_ frames: [[UInt8]], to path: String) throws {
     }
     try Data(out).write(to: URL(fileURLWithPath: path))
 }
+
+/// A network namespace and a bpffs pin directory under one unique name, for a droplet whose
+/// tables outlive it (restarts, upgrades); `remove()` takes both away (call it in `defer`).
+public struct PinnedNetns {
+    public let prefix: String
+    public let netns: Netns
+    public let pins: BPFPinDirectory
+
+    public init() throws {
+        prefix = uniquePrefix()
+        netns = try Netns.create(named: prefix)
+        do { pins = try BPFPinDirectory(path: "/sys/fs/bpf/" + prefix) } catch {
+            _ = try? Netns.delete(named: prefix)
+            throw error
+        }
+    }
+
+    public func remove() {
+        try? pins.removeAll()
+        _ = try? Netns.delete(named: prefix)
+    }
+}

@@ -111,6 +111,15 @@ static __always_inline const struct lb_backend *pick(const struct lb_flow_key *f
 	return &fresh->backend;
 }
 
+/* The low bit of the live configuration generation: what service keys carry. Read only by
+ * frames that look a service up (a reply being given its VIP back needs none). */
+static __always_inline __u8 live_generation(void)
+{
+	const struct lb_config *cfg = bpf_map_lookup_elem(&lb_config, &(__u32){ 0 });
+
+	return cfg ? cfg->generation & 1 : 0;
+}
+
 /* A backend's reply (NAT mode): the client sees the VIP answer. */
 static __always_inline int unreverse(struct mz_pkt *pkt, const struct iphdr *iph, __be16 sport, __be16 dport)
 {
@@ -137,7 +146,6 @@ static __always_inline int lb(struct mz_pkt *pkt)
 {
 	struct mz_plugin_ctx *c = pkt->ctx;
 	struct lb_service_key skey = {};
-	const struct lb_config *cfg;
 	struct lb_reverse_key rkey = {};
 	struct lb_flow_key flow = {};
 	const struct lb_backend *b;
@@ -154,11 +162,10 @@ static __always_inline int lb(struct mz_pkt *pkt)
 	iph = mz_ipv4(pkt);
 	if (!iph || mz_ports(pkt, &sport, &dport) < 0)
 		return mz_drop(pkt, LB_REASON_TRUNCATED);
-	cfg = bpf_map_lookup_elem(&lb_config, &(__u32){ 0 });
-	skey.generation = cfg ? cfg->generation & 1 : 0;
 	skey.vni = c->vni;
 	skey.protocol = c->l4_proto;
 	if (c->flags & MZ_CTX_FOREIGN_SOURCE) {
+		skey.generation = live_generation();
 		/* A passthrough backend answers from the VIP: vouch for it if it is one of the VIP's. */
 		skey.vip = iph->saddr;
 		skey.port = sport;
@@ -173,6 +180,7 @@ static __always_inline int lb(struct mz_pkt *pkt)
 	}
 	if (c->hook != MZ_HOOK_EGRESS && !(c->flags & MZ_CTX_UNKNOWN_DESTINATION))
 		return unreverse(pkt, iph, sport, dport);
+	skey.generation = live_generation();
 
 	skey.vip = iph->daddr;
 	skey.port = dport;

@@ -308,15 +308,17 @@ static __always_inline int ingress(struct mz_pkt *pkt, const struct nat_config *
 
 static __always_inline int nat(struct mz_pkt *pkt)
 {
-	const struct nat_generation *live = bpf_map_lookup_elem(&nat_generation, &(__u32){ 0 });
-	const struct nat_config *cfg = bpf_map_lookup_elem(&nat_config, &(__u32){ live ? live->generation & 1 : 0 });
+	const struct nat_generation *live;
+	const struct nat_config *cfg;
 	struct nat_flow_key flow = {};
 	struct iphdr *iph;
 
-	if (!cfg || !cfg->external_ip)
-		return MZ_CONTINUE; /* not configured */
 	if (pkt->ctx->hook == MZ_HOOK_INGRESS && !(pkt->ctx->flags & MZ_CTX_EXTERNAL))
 		return MZ_CONTINUE; /* overlay traffic to an endpoint */
+	live = bpf_map_lookup_elem(&nat_generation, &(__u32){ 0 });
+	cfg = bpf_map_lookup_elem(&nat_config, &(__u32){ live ? live->generation & 1 : 0 });
+	if (!cfg || !cfg->external_ip)
+		return MZ_CONTINUE; /* not configured */
 	iph = mz_ipv4(pkt);
 	if (!iph)
 		return mz_drop(pkt, NAT_REASON_TRUNCATED);

@@ -29,12 +29,11 @@ struct {
 static __always_inline int shaper(struct mz_pkt *pkt)
 {
 	const struct mz_plugin_ctx *c = pkt->ctx;
-	const struct shaper_generation *live = bpf_map_lookup_elem(&shaper_generation, &(__u32){ 0 });
+	const struct shaper_generation *live;
 	struct shaper_key key = {
 		.vni = c->vni,
 		.ip = c->endpoint_ip,
 		.direction = c->hook == MZ_HOOK_EGRESS ? SHAPER_EGRESS : SHAPER_INGRESS,
-		.generation = live ? live->generation & 1 : 0,
 	};
 	struct shaper_bucket *b;
 	__u64 now, cost, old, next;
@@ -42,6 +41,8 @@ static __always_inline int shaper(struct mz_pkt *pkt)
 
 	if (c->flags & MZ_CTX_EXTERNAL)
 		return MZ_CONTINUE;
+	live = bpf_map_lookup_elem(&shaper_generation, &(__u32){ 0 });
+	key.generation = live ? live->generation & 1 : 0;
 	b = bpf_map_lookup_elem(&shaper_buckets, &key);
 	if (!b)
 		return MZ_CONTINUE; /* not shaped */
