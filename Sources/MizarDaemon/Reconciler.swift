@@ -195,9 +195,11 @@ final class Reconciler {
                 try droplet.plugins.configure(ref.name, try LivePluginCatalog.configuration(config, of: ref.name))
                 configs[ref.name] = config
                 writes += 1
-            } else if let old = configs.removeValue(forKey: ref.name) {
-                // Empty every map the configuration filled (a generation switch for the built-ins).
+            } else if let old = configs[ref.name] {
+                // Empty every map the configuration filled (a generation switch for the built-ins);
+                // forgotten only once done, so a clear that fails is tried again.
                 try droplet.plugins.clearConfiguration(ref.name, try LivePluginCatalog.configuration(old, of: ref.name))
+                configs[ref.name] = nil
             }
         case .pluginChain:
             guard let hook = PluginHook(rawValue: ref.name) else { return }

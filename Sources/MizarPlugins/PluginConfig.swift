@@ -91,7 +91,7 @@ extension GenerationalConfiguration {
 
     public func generationEntry(_ generation: UInt32) throws -> PluginMapEntry {
         guard let entry = try mapEntries(generation: generation)[generationMap]?.first else {
-            throw PluginError(.invalidConfig, plugin: generationMap, "the configuration gives \(generationMap) no entry")
+            throw PluginError(.invalidConfig, plugin: "\(Self.self)", "the configuration gives \(generationMap) no entry")
         }
         return entry
     }

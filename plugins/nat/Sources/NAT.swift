@@ -101,7 +101,7 @@ public enum NAT {
             switch map {
             case NAT_CONFIG_MAP: pluginField(key, at: 0) >= UInt32(NAT_GENERATIONS) / 2 ? 1 : 0  // a generation's settings: one slot a half
             case NAT_EXTERNAL_MAP: pluginField(key, at: MemoryLayout<nat_external_key>.offset(of: \.generation)!)
-            case NAT_FORWARDS_MAP: key.count == MemoryLayout<nat_forward_key>.size ? UInt32(key[MemoryLayout<nat_forward_key>.offset(of: \.generation)!]) : 0
+            case NAT_FORWARDS_MAP: key.count == MemoryLayout<nat_forward_key>.size ? UInt32(key[MemoryLayout<nat_forward_key>.offset(of: \.generation)!] & 1) : 0
             default: nil
             }
         }
