@@ -61,6 +61,8 @@ struct ClusterState {
     var left = false
     /// The key pushes to bouncers are signed with (`cluster/secret`); nil: not known yet (no pushes).
     var secret: [UInt8]?
+    /// Where pushes are sent from and taken (nil: pushes off, or not open yet).
+    var peerSocket: PeerSocket?
     /// The revision at which each deleted key was deleted (a push older than that is stale).
     var tombstones: [String: Int64] = [:]
     /// Changes waiting for droplets to apply them: who, from which revision.

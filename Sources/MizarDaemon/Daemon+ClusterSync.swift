@@ -114,7 +114,7 @@ extension Daemon {
         case .progress(let droplet):
             clusterState.progress[droplet] = value.flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
         case .secret:
-            clusterState.secret = value
+            learnSecret(value)
         case .address, .leader, .unknown, .resource:
             break
         }

@@ -1,46 +1,22 @@
-import AsyncHTTPClient
-import Crypto
 import Foundation
-import HTTPTypes
-import Hummingbird
 import Logging
 import MizarAPI
 import MizarCluster
 import NIOCore
-import NIOFoundationCompat
 
 /// What a droplet pushes to the bouncers of a change's networks right after committing it:
 /// the keys its transaction wrote, at that revision. Bouncers take it as they would the
 /// watch's event (which still comes, and then changes nothing), so the change is in every
-/// bouncer's table in one round trip instead of two through etcd. Signed with the cluster's
-/// secret (HMAC-SHA256 of the body); a push that is refused, late, or finds the bouncer
-/// behind falls back to waiting for the bouncer's progress key.
+/// bouncer's table in one round trip instead of two through etcd. It travels signed in one
+/// datagram (`PeerDatagram`); a push that is refused, lost, late, or finds the bouncer behind
+/// falls back to waiting for the bouncer's progress key.
 struct PeerChanges: Codable {
     var from: String
     /// The droplets it is for (every bouncer of the change): one body and one signature go to
     /// all of them, and any other droplet refuses it.
     var to: [String]
     var revision: Int64
-    /// Seconds since 1970 when it was sent: a push older than 30 s is refused (no replays).
-    var sentAt: Double
     var events: [PeerEvent]
-
-    init(from: String, to: [String], revision: Int64, sentAt: Double, events: [PeerEvent]) {
-        (self.from, self.to, self.revision, self.sentAt, self.events) = (from, to, revision, sentAt, events)
-    }
-
-    private enum CodingKeys: String, CodingKey { case from, to, revision, sentAt, events }
-
-    /// `to` is also taken as one name, as droplets before one body per change sent it: a
-    /// cluster upgraded one droplet at a time keeps its pushes.
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        from = try c.decode(String.self, forKey: .from)
-        to = try (try? c.decode([String].self, forKey: .to)) ?? [c.decode(String.self, forKey: .to)]
-        revision = try c.decode(Int64.self, forKey: .revision)
-        sentAt = try c.decode(Double.self, forKey: .sentAt)
-        events = try c.decode([PeerEvent].self, forKey: .events)
-    }
 }
 
 struct PeerEvent: Codable {
@@ -49,19 +25,12 @@ struct PeerEvent: Codable {
     var value: Data?
 }
 
-struct PeerReply: Codable {
-    /// True when every endpoint pushed is in (or out of) this bouncer's table as the push says.
-    var held: Bool
-}
-
-/// The header that carries a push's signature.
-let peerSignatureHeader = "X-Mizar-Signature"
-
 /// Where and how a committed change is pushed: made on the actor, sent off it.
 struct PushPlan: Sendable {
     let from: String
     let port: Int
     let secret: [UInt8]
+    let socket: PeerSocket
     let logger: Logger
     let metrics: APIMetrics
     let targets: [(name: String, ip: String)]
@@ -71,79 +40,109 @@ struct PushPlan: Sendable {
         Task { await send(operations, revision: revision) }
     }
 
-    /// Pushes what a transaction wrote, at `revision`, to every target in parallel; returns those
-    /// that hold it. One body and one signature for all (encoding one per target put the eighth
-    /// request 1 ms behind the first).
+    /// Pushes what a transaction wrote, at `revision`, to every target at once; returns those
+    /// that hold all of it. One body and one signature go to all; a change too large for one
+    /// datagram goes as several, each of whole keys.
     func send(_ operations: [EtcdOperation], revision: Int64) async -> Set<String> {
-        let events = operations.map { operation -> PeerEvent in
+        var chunks: [[PeerEvent]] = [[]], size = 0
+        for operation in operations {
+            let event: PeerEvent
             switch operation {
-            case .put(let key, let value, _): PeerEvent(key: key, value: Data(value))
-            case .delete(let key): PeerEvent(key: key, value: nil)
+            case .put(let key, let value, _): event = PeerEvent(key: key, value: Data(value))
+            case .delete(let key): event = PeerEvent(key: key, value: nil)
             }
+            // As encoded: the key, the value in base64, and the JSON around them. Chunks are cut at
+            // 16 KiB, as estimated (JSON escapes every "/" of a key): each then goes in a dozen IP
+            // fragments, not the forty-odd of a full datagram, any of which lost loses it.
+            let bytes = event.key.utf8.count + (event.value?.count ?? 0) * 4 / 3 + 64
+            if size + bytes > 16_384, !chunks[chunks.count - 1].isEmpty { (chunks, size) = (chunks + [[]], 0) }
+            chunks[chunks.count - 1].append(event)
+            size += bytes
         }
-        let changes = PeerChanges(from: from, to: targets.map(\.name), revision: revision, sentAt: Date().timeIntervalSince1970, events: events)
-        guard let body = try? JSONEncoder().encode(changes) else { return [] }
-        let signature = Daemon.sign(body, secret: secret)
-        return await withTaskGroup(of: String?.self) { group in
-            for (name, ip) in targets {
+        let targets = targets
+        return await withTaskGroup(of: Set<String>.self) { group in
+            for events in chunks {
                 group.addTask {
-                    var request = HTTPClientRequest(url: "http://\(ip):\(port)/v1/peer/changes")
-                    request.method = .POST
-                    request.headers.add(name: "Content-Type", value: "application/json")
-                    request.headers.add(name: peerSignatureHeader, value: signature)
-                    request.body = .bytes(ByteBuffer(data: body))
-                    let clock = ContinuousClock(), start = clock.now
-                    do {
-                        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(1))
-                        let reply = try await response.body.collect(upTo: 4096)
-                        let held = response.status == .ok && (try? JSONDecoder().decode(PeerReply.self, from: reply))?.held == true
-                        metrics.recordPush(outcome: held ? "held" : response.status == .ok ? "not_held" : "failed", duration: clock.now - start)
-                        return held ? name : nil
-                    } catch {
-                        if Task.isCancelled { return nil }  // taken back: not the bouncer's failure
-                        metrics.recordPush(outcome: "failed", duration: clock.now - start)
-                        logger.debug("push to a bouncer failed; waiting for its progress instead", metadata: ["droplet": "\(name)", "error": "\(error)"])
-                        return nil
+                    let changes = PeerChanges(from: from, to: targets.map(\.name), revision: revision, events: events)
+                    guard let body = try? JSONEncoder().encode(changes), body.count <= PeerDatagram.maxBody else {
+                        logger.debug("a key too large to push; waiting for the bouncers' progress")
+                        return []
+                    }
+                    return await socket.push(body, to: targets, port: port, secret: secret) { [metrics, logger] name, outcome, duration in
+                        metrics.recordPush(outcome: outcome, duration: duration)
+                        if outcome == "failed" { logger.debug("push to a bouncer unanswered; waiting for its progress instead", metadata: ["droplet": "\(name)"]) }
                     }
                 }
             }
-            var held = Set<String>()
-            for await name in group { if let name { held.insert(name) } }
+            var held = Set(targets.map(\.name))
+            for await chunk in group { held.formIntersection(chunk) }
             return held
         }
     }
 }
 
 extension Daemon {
-    static func sign(_ body: Data, secret: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: secret)).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] },
-                      as: UTF8.self)
-    }
-
     /// How to push a change to `droplets`, taken from this droplet's state before the change
     /// commits (nil: pushes off or the secret not known yet; every one is then waited for through etcd).
     func pushPlan(to droplets: Set<String>) -> PushPlan? {
-        guard let cluster, cluster.peerPort > 0, let secret = clusterState.secret, !droplets.isEmpty else { return nil }
-        return PushPlan(from: localName, port: cluster.peerPort, secret: secret, logger: logger, metrics: metrics,
+        guard let cluster, let socket = clusterState.peerSocket, let secret = clusterState.secret, !droplets.isEmpty else { return nil }
+        return PushPlan(from: localName, port: cluster.peerPort, secret: secret, socket: socket, logger: logger, metrics: metrics,
                         targets: droplets.compactMap { name in desired.droplets[name].map { (name, "\($0.spec.ip)") } })
     }
 
-    /// A bouncer's side of a push: checked (signature, receiver, age), then taken in turn with
-    /// every other change. Only endpoint keys are taken (nothing else is a bouncer's table), and
-    /// only from a push newer than both what the watch has brought and what this droplet has
-    /// of the key, deleted keys included: a late or replayed push changes nothing.
-    public func takePush(_ body: Data, signature: String?) async throws -> Data {
-        guard let keys = cluster?.keys, let secret = clusterState.secret else { throw APIError(.unavailable, "not in cluster mode, or the cluster's secret is not known yet") }
-        guard let signature, let code = Self.hexBytes(signature),
-              HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: body, using: SymmetricKey(data: secret)) else {
-            throw APIError(.unauthorized, "push not signed with the cluster's secret")
+    /// Opens the UDP socket on the substrate address and `--peer-port` where other droplets
+    /// push changes to this one's tables and this one sends its pushes from (nil: not in
+    /// cluster mode, or pushes off).
+    public func openPeerSocket() async throws -> PeerSocket? {
+        guard let cluster, cluster.peerPort > 0 else { return nil }
+        let metrics = metrics
+        let socket = try await PeerSocket.bind(host: "\(dataplane.address.ip)", port: cluster.peerPort,
+                                               dropped: { metrics.recordPushTaken(outcome: "dropped") }) { [weak self] body in
+            await self?.answerPush(body) ?? []
         }
+        clusterState.peerSocket = socket
+        learnSecret(clusterState.secret)
+        logger.info("peer socket (signed pushes from other droplets)", metadata: ["address": "\(dataplane.address.ip):\(cluster.peerPort)/udp"])
+        return socket
+    }
+
+    /// Takes the cluster's secret (pushes are signed with it), here and on the peer socket.
+    func learnSecret(_ secret: [UInt8]?) {
+        clusterState.secret = secret
+        clusterState.peerSocket?.secret.withLockedValue { $0 = secret }
+    }
+
+    /// The answer to a push whose signature and age the socket checked: decoded and addressed
+    /// off the actor (a misaddressed or malformed one never takes its turn), then taken.
+    nonisolated func answerPush(_ body: [UInt8]) async -> [UInt8] {
         let changes: PeerChanges
-        do { changes = try JSONDecoder().decode(PeerChanges.self, from: body) } catch { throw APIError(.badRequest, "not a push: \(error)") }
-        guard changes.to.contains(localName) else { throw APIError(.unauthorized, "push meant for droplets \(changes.to.joined(separator: ", "))") }
-        guard abs(Date().timeIntervalSince1970 - changes.sentAt) < 30 else { throw APIError(.unauthorized, "push too old (or clocks too far apart)") }
-        let held: Bool = try await serialized {
+        do { changes = try JSONDecoder().decode(PeerChanges.self, from: Data(body)) } catch {
+            return refuse("not a push: \(error)")
+        }
+        guard changes.to.contains(localName) else { return refuse("push meant for droplets \(changes.to.joined(separator: ", "))") }
+        do {
+            let held = try await takePush(changes)
+            metrics.recordPushTaken(outcome: held ? "held" : "not_held")
+            return PeerAnswer(held ? .held : .notHeld, from: localName).bytes
+        } catch {
+            return refuse((error as? APIError)?.message ?? "\(error)")
+        }
+    }
+
+    private nonisolated func refuse(_ reason: String) -> [UInt8] {
+        metrics.recordPushTaken(outcome: "refused")
+        logger.debug("push refused", metadata: ["reason": "\(reason)"])
+        return PeerAnswer(.refused, from: localName, reason: reason).bytes
+    }
+
+    /// A bouncer's side of a push, in turn with every other change. Only endpoint keys are
+    /// taken (nothing else is a bouncer's table), and only from a push newer than both what the
+    /// watch has brought and what this droplet has of the key, deleted keys included: a late or
+    /// replayed push changes nothing. True when every endpoint pushed is in (or out of) this
+    /// bouncer's table as the push says.
+    func takePush(_ changes: PeerChanges) async throws -> Bool {
+        guard let keys = cluster?.keys else { throw APIError(.unavailable, "not in cluster mode") }
+        return try await serialized {
             let fresh = changes.revision > clusterState.revision
             let events = changes.events.filter { e in
                 guard fresh, case .resource(let ref) = keys.parse(e.key), ref.kind == .endpoint else { return false }
@@ -157,19 +156,6 @@ extension Daemon {
                 return reconciler.holdsRemote(ref.name) == (e.value != nil)
             }
         }
-        return try JSONEncoder().encode(PeerReply(held: held))
-    }
-
-    /// The bytes of a hex string (a signature), nil when it is not one.
-    static func hexBytes(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0, digits.count <= 128 else { return nil }
-        var bytes: [UInt8] = []
-        for i in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[i...i + 1], as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(byte)
-        }
-        return bytes
     }
 
     /// Makes the cluster's secret when nobody has (create-only: the first droplet's wins), and learns it.
@@ -179,27 +165,9 @@ extension Daemon {
             var secret = [UInt8](repeating: 0, count: 32)
             for i in secret.indices { secret[i] = UInt8.random(in: 0...255) }
             _ = try await cluster.client.txn([.modRevision(cluster.keys.secret, equals: 0)], [.put(cluster.keys.secret, secret)])
-            clusterState.secret = try await cluster.client.get(cluster.keys.secret)?.value
+            learnSecret(try await cluster.client.get(cluster.keys.secret)?.value)
         } catch {
             noteClusterProblem(error)
         }
     }
-
-    /// Where this droplet takes pushes: its substrate address and the peer port (nil: pushes off).
-    public nonisolated var peerAddress: (host: String, port: Int)? {
-        guard let cluster, cluster.peerPort > 0 else { return nil }
-        return ("\(dataplane.address.ip)", cluster.peerPort)
-    }
-}
-
-/// The routes of the peer listener: only `POST /v1/peer/changes`, signed.
-public func makePeerRouter(daemon: Daemon) -> Router<BasicRequestContext> {
-    let router = Router()
-    router.add(middleware: APIErrorMiddleware())
-    router.post("v1/peer/changes") { request, context -> Response in
-        let body = try await request.body.collect(upTo: maxRequestBody)
-        let reply = try await daemon.takePush(Data(buffer: body), signature: request.headers[HTTPField.Name(peerSignatureHeader)!])
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(data: reply)))
-    }
-    return router
 }

@@ -35,7 +35,7 @@ public struct DaemonConfig: Codable, Sendable, Equatable {
     public var etcdPrefix: String = "/mizar/v1/"
     /// Seconds this droplet's lease lives without being renewed (its liveness in the cluster).
     public var leaseTTL: Int = 10
-    /// Cluster mode: the TCP port on the droplet's address where other droplets push changes to its bouncer tables; 0: no pushes.
+    /// Cluster mode: the UDP port on the droplet's address where other droplets push changes to its bouncer tables; 0: no pushes.
     public var peerPort: Int = 7947
     /// Seconds a learned direct path is used without being refreshed; 0 turns the direct path off.
     public var directPathMaxAge: Int = 30

@@ -29,9 +29,14 @@ public final class APIMetrics: Sendable {
     /// One push of a change to a bouncer: `outcome` is `held`, `not_held` or `failed` (unreachable, timed out, refused).
     func recordPush(outcome: String, duration: Duration) {
         registry.makeCounter(name: "mizar_peer_pushes_total", labels: [("outcome", outcome)],
-                             help: "Changes pushed to bouncers, by outcome (held: the bouncer's table has it)").increment()
+                             help: "Pushes to bouncers (a change too large for one datagram is several), by outcome: held, not_held (behind), refused, failed (unanswered)").increment()
         registry.makeDurationHistogram(name: "mizar_peer_push_duration_seconds", labels: [], buckets: Self.storeBuckets,
                                        help: "Latency of a push to a bouncer until it answered").record(duration)
+    }
+
+    func recordPushTaken(outcome: String) {
+        registry.makeCounter(name: "mizar_peer_pushes_taken_total", labels: [("outcome", outcome)],
+                             help: "Pushes from other droplets, by outcome (held, not_held, refused: not addressed here or not a push); dropped: datagrams on the peer port not signed with the cluster's secret, older than 30 s, or not answering a push of this droplet").increment()
     }
 
     func record(route: String, method: String, status: Int, duration: Duration) {

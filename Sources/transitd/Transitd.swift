@@ -64,7 +64,7 @@ struct Transitd: AsyncParsableCommand {
     var etcdPrefix: String?
     @Option(name: .long, help: "Seconds this droplet's lease in etcd lives unrenewed (default 10).")
     var leaseTTL: Int?
-    @Option(name: .long, help: "Cluster mode: TCP port on the droplet's address where other droplets push changes to its tables (default 7947; 0: off).")
+    @Option(name: .long, help: "Cluster mode: UDP port on the droplet's address where other droplets push changes to its tables, signed (default 7947; 0: off).")
     var peerPort: Int?
     @Option(name: .long, help: "Seconds a learned direct path is used unrefreshed (default 30); 0 sends everything through bouncers.")
     var directPathMaxAge: Int?
@@ -135,11 +135,13 @@ struct Transitd: AsyncParsableCommand {
                               logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: RetryService(daemon: daemon))]
         if settings.etcd?.isEmpty == false { services.append(.init(service: ClusterService(daemon: daemon))) }
-        if let peer = daemon.peerAddress {
-            let listener = Application(router: makePeerRouter(daemon: daemon), configuration: .init(address: .hostname(peer.host, port: peer.port), serverName: "transitd"),
-                                       onServerRunning: { _ in logger.info("peer listener (signed pushes from other droplets)", metadata: ["address": "\(peer.host):\(peer.port)"]) },
-                                       logger: logger)
-            services.append(.init(service: listener))
+        do {
+            // First in the group, so last to stop (a group stops in reverse): pushes made while the API drains still go out.
+            if let socket = try await daemon.openPeerSocket() { services.insert(.init(service: PeerSocketService(socket: socket)), at: 0) }
+        } catch {
+            logger.critical("cannot open the peer socket", metadata: ["error": "\(error)"])
+            await daemon.shutdown()
+            throw ExitCode.failure
         }
         if let remote {
             let tcp = Application(router: makeAPIRouter(daemon: daemon, remote: remote, metrics: metrics), server: try .tls(.http1(), tlsConfiguration: remote.tls),
@@ -193,5 +195,15 @@ struct ClusterService: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await daemon.runCluster() }
+    }
+}
+
+/// Keeps the peer socket open until shutdown.
+struct PeerSocketService: Service {
+    let socket: PeerSocket
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await socket.close()
     }
 }

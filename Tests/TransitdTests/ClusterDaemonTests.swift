@@ -54,17 +54,33 @@ struct ClusterDaemonTests {
         return (a1, c1ip)
     }
 
-    /// POSTs `body` to `to`'s peer listener from hosta, signed with the cluster's secret (read
-    /// from etcd, HMAC by openssl); returns the answer's body and status.
-    static func signedPush(_ lab: ClusterLab, to: String, body: String) throws -> String {
+    /// Sends `body` from hosta to `to`'s peer socket as one push datagram signed with `key`
+    /// (hex; nil: the cluster's secret, read from etcd), sent `age` seconds ago, and returns
+    /// the answer's body (outcome, droplet, "\n", reason) when it is signed with the same key
+    /// and nonce, else "none". With `times` > 1 the same datagram goes again after each answer
+    /// (the last answer is returned).
+    static func push(_ lab: ClusterLab, to: String, body: String, key: String? = nil, age: Double = 0, times: Int = 1) throws -> String {
         let json = try lab.etcd.etcdctl(["get", "/mizar/v1/cluster/secret", "-w", "json"]).output
         guard let range = json.range(of: #""value":"([^"]+)""#, options: .regularExpression),
               let secret = Data(base64Encoded: String(json[range].dropFirst(9).dropLast())) else { throw BedError("no secret: \(json)") }
-        let hex = secret.map { String(format: "%02x", $0) }.joined()
-        let mac = try runCommand(["openssl", "dgst", "-sha256", "-mac", "HMAC", "-macopt", "hexkey:\(hex)", "-r"], input: body).output
-        let signature = String(mac.prefix { !$0.isWhitespace })
-        return try runCommand(["curl", "-s", "-w", " %{http_code}", "-X", "POST", "-H", "X-Mizar-Signature: \(signature)", "-H", "Content-Type: application/json",
-                               "--data-binary", body, "http://\(lab.host(to).ip):7947/v1/peer/changes"], in: lab.host("hosta").netns).output
+        let script = """
+            import hmac, hashlib, os, socket, struct, sys, time
+            key = bytes.fromhex(sys.argv[1]); body = sys.stdin.buffer.read()
+            head = b"P" + os.urandom(8) + struct.pack(">q", int((time.time() - float(sys.argv[3])) * 1000))
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.5)
+            answer = "none"
+            for _ in range(int(sys.argv[4])):
+                s.sendto(head + hmac.new(key, head + body, hashlib.sha256).digest() + body, (sys.argv[2], 7947))
+                try:
+                    r = s.recvfrom(70000)[0]
+                    signed = r[:9] == b"R" + head[1:9] and hmac.compare_digest(r[17:49], hmac.new(key, r[:17] + r[49:], hashlib.sha256).digest())
+                    answer = r[49:].decode() if signed else "none"
+                except socket.timeout:
+                    answer = "none"
+            sys.stdout.write(answer)
+            """
+        return try runCommand(["python3", "-c", script, key ?? secret.map { String(format: "%02x", $0) }.joined(), "\(lab.host(to).ip)", "\(age)", "\(times)"],
+                              in: lab.host("hosta").netns, input: body).output
     }
 
     /// Through hosta: network n2 (10.2.0.0/24) bounced by hostb, and a2 on hosta in it.
@@ -131,21 +147,27 @@ struct ClusterDaemonTests {
         #expect(try Self.metric(lab, "hosta", #"mizar_peer_pushes_total{outcome="held"}"#) == 1, "a1's push to hostb")
         #expect(try Self.metric(lab, "hostc", #"mizar_peer_pushes_total{outcome="held"}"#) == 1, "c1's push to hostb")
 
-        // A push not signed with the cluster's secret changes nothing on a bouncer.
-        let forged = #"{"from":"hosta","revision":999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/x","value":"e30="}]}"#
-        let refused = try runCommand(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "X-Mizar-Signature: 00",
-                                      "-H", "Content-Type: application/json", "-d", forged, "http://\(lab.host("hostb").ip):7947/v1/peer/changes"], in: lab.host("hosta").netns)
-        #expect(refused.output == "401", "a forged push: \(refused.output) \(refused.error)")
+        // A push not signed with the cluster's secret, or sent more than 30 s ago, changes
+        // nothing on a bouncer and gets no answer.
+        let dropped = try Self.metric(lab, "hostb", #"mizar_peer_pushes_taken_total{outcome="dropped"}"#) ?? 0
+        let forged = #"{"from":"hosta","to":["hostb"],"revision":999999,"events":[{"key":"/mizar/v1/endpoints/x","value":"e30="}]}"#
+        #expect(try Self.push(lab, to: "hostb", body: forged, key: String(repeating: "ab", count: 32)) == "none", "a forged push")
+        #expect(try Self.push(lab, to: "hostb", body: forged, age: 31) == "none", "a push 31 s old")
+        #expect(try Self.metric(lab, "hostb", #"mizar_peer_pushes_taken_total{outcome="dropped"}"#) == dropped + 2)
         #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 2)
 
         // Signed with the cluster's secret but stale (older than what hostb has), or for a key
-        // that is not an endpoint's: taken by nobody.
-        let stale = #"{"from":"hosta","to":["hostb"],"revision":1,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
-        #expect(try Self.signedPush(lab, to: "hostb", body: stale).contains("\"held\":false"), "a stale delete of c1")
-        let live = #"{"from":"hosta","to":["hostb"],"revision":999999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/live/hosta"}]}"#
-        _ = try Self.signedPush(lab, to: "hostb", body: live)
-        let wrongPeer = #"{"from":"hosta","to":["hostc"],"revision":999999999,"sentAt":\#(Date().timeIntervalSince1970),"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
-        #expect(try Self.signedPush(lab, to: "hostb", body: wrongPeer).contains("401"), "a push meant for another droplet")
+        // that is not an endpoint's: taken by nobody. Every answer names hostb.
+        let stale = #"{"from":"hosta","to":["hostb"],"revision":1,"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
+        #expect(try Self.push(lab, to: "hostb", body: stale) == "Nhostb\n", "a stale delete of c1")
+        let live = #"{"from":"hosta","to":["hostb"],"revision":999999999,"events":[{"key":"/mizar/v1/live/hosta"}]}"#
+        // Sent twice (its answer lost, say), it is answered twice and taken once.
+        let heldBefore = try Self.metric(lab, "hostb", #"mizar_peer_pushes_taken_total{outcome="held"}"#) ?? 0
+        #expect(try Self.push(lab, to: "hostb", body: live, times: 2) == "Hhostb\n", "nothing of hostb's tables in it")
+        #expect(try Self.metric(lab, "hostb", #"mizar_peer_pushes_taken_total{outcome="held"}"#) == heldBefore + 1, "taken once")
+        let wrongPeer = #"{"from":"hosta","to":["hostc"],"revision":999999999,"events":[{"key":"/mizar/v1/endpoints/c1"}]}"#
+        #expect(try Self.push(lab, to: "hostb", body: wrongPeer).hasPrefix("Rhostb\npush meant for droplets hostc"), "a push meant for another droplet")
+        #expect(try Self.push(lab, to: "hostb", body: "not json").hasPrefix("Rhostb\nnot a push"), "a signed datagram that is not a push")
         #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 2, "nothing taken")
         #expect(try await Self.live(lab, via: "hostb") == ["hosta", "hostb", "hostc"], "hosta still live on hostb")
 
@@ -160,6 +182,19 @@ struct ClusterDaemonTests {
         #expect(!after.contains("endpoints/bad") && after.components(separatedBy: "/mizar/v1/addresses/").count == 3, "\(after)")
         #expect(await Self.eventually { Self.names(try await lab.host("hostb").client.list(.endpoint)) == ["a1", "c1"] }, "bad gone from hostb")
         #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 2)
+
+        // A change too large for one datagram (three endpoints with 12 KB of labels each) is
+        // pushed as several, and hostb holds all of it when the call returns.
+        let pushed = try Self.metric(lab, "hosta", #"mizar_peer_pushes_total{outcome="held"}"#) ?? 0
+        var large = ApplyRequest(apply: [])
+        for i in 0..<3 {
+            let netns = try lab.daemons.endpointNamespace("big\(i)")
+            large.apply.append(.endpoint(Endpoint(name: "big\(i)", labels: ["note": String(repeating: "x", count: 12_000)], spec: EndpointSpec(network: "n1", netns: netns.path))))
+        }
+        _ = try await lab.host("hosta").client.apply(large)
+        #expect(try KernelTables(lab.host("hostb").netns).count("endpoints") == 5, "hostb holds the three when the call returns")
+        #expect(try Self.metric(lab, "hosta", #"mizar_peer_pushes_total{outcome="held"}"#) ?? 0 >= pushed + 2, "pushed in parts, each held")
+        #expect(try Self.metric(lab, "hosta", #"mizar_peer_pushes_total{outcome="failed"}"#) == nil)
 
         // Another droplet's local details and its droplet resource are its own transitd's.
         let elsewhere = try lab.daemons.mizarctl("hostb", ["apply", "-f", "-"], stdin: """
