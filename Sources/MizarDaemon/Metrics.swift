@@ -26,17 +26,17 @@ public final class APIMetrics: Sendable {
                                        help: "Cluster store (etcd) request latency, failovers included, by operation").record(duration)
     }
 
-    /// One push of a change to a bouncer: `outcome` is `held`, `not_held` or `failed` (unreachable, timed out, refused).
+    /// One push of a change to a bouncer: `outcome` is `held`, `not_held` (behind), `refused` or `failed` (unanswered).
     func recordPush(outcome: String, duration: Duration) {
         registry.makeCounter(name: "mizar_peer_pushes_total", labels: [("outcome", outcome)],
                              help: "Pushes to bouncers (a change too large for one datagram is several), by outcome: held, not_held (behind), refused, failed (unanswered)").increment()
         registry.makeDurationHistogram(name: "mizar_peer_push_duration_seconds", labels: [], buckets: Self.storeBuckets,
-                                       help: "Latency of a push to a bouncer until it answered").record(duration)
+                                       help: "Latency of a push to a bouncer until it answered, or until it was given up (1 s)").record(duration)
     }
 
     func recordPushTaken(outcome: String) {
         registry.makeCounter(name: "mizar_peer_pushes_taken_total", labels: [("outcome", outcome)],
-                             help: "Pushes from other droplets, by outcome (held, not_held, refused: not addressed here or not a push); dropped: datagrams on the peer port not signed with the cluster's secret, older than 30 s, or not answering a push of this droplet").increment()
+                             help: "Pushes from other droplets, by outcome (held, not_held, refused: not addressed here or not a push); dropped: pushes not signed with the cluster's secret or sent more than 30 s ago, and answers to this droplet's pushes that fail the signature or name check").increment()
     }
 
     func record(route: String, method: String, status: Int, duration: Duration) {

@@ -148,8 +148,8 @@ public final class PeerSocket: Sendable {
         let targetsByAddress = addresses, gaveUp = NIOLockedValueBox(false)
         return await withTaskCancellationHandler {
             loop.execute {
-                // Taken back before it went out: it never goes.
-                if gaveUp.withLockedValue({ $0 }) { return promise.succeed([]) }
+                // Taken back before it went out, or the socket closed meanwhile: it never goes.
+                if gaveUp.withLockedValue({ $0 }) || !channel.isActive { return promise.succeed([]) }
                 let push = Pending(secret: secret, datagram: datagram, targets: targetsByAddress, promise: promise, answered: answered)
                 handler.pending[nonce] = push
                 func send() {
