@@ -64,8 +64,9 @@ struct PushPlan: Sendable {
             for events in chunks {
                 group.addTask {
                     let changes = PeerChanges(from: from, to: targets.map(\.name), revision: revision, events: events)
-                    guard let body = try? JSONEncoder().encode(changes), body.count <= PeerDatagram.maxBody else {
-                        logger.debug("a key too large to push; waiting for the bouncers' progress")
+                    guard let body = try? JSONEncoder().encode(changes) else { return [] }
+                    guard body.count <= PeerDatagram.maxBody else {
+                        logger.debug("a key too large for a datagram; waiting for the bouncers' progress", metadata: ["bytes": "\(body.count)"])
                         return []
                     }
                     return await socket.push(body, to: targets, port: port, secret: secret) { [metrics, logger] name, outcome, duration in

@@ -132,16 +132,16 @@ public final class PeerSocket: Sendable {
     }
 
     /// Sends one signed push to every target at once and returns the names that answered
-    /// "held". Unanswered targets get the push again after 100 ms and 300 ms; after `timeout`
-    /// they count as not holding it (their caller waits for them through etcd).
-    func push(_ body: Data, to targets: [(name: String, ip: String)], port: Int, secret: [UInt8], timeout: TimeAmount = .seconds(1),
+    /// "held". Unanswered targets get the push again after 100 ms and 300 ms; after 1 s they
+    /// count as not holding it (their caller waits for them through etcd).
+    func push(_ body: Data, to targets: [(name: String, ip: String)], port: Int, secret: [UInt8],
               answered: @escaping @Sendable (String, String, Duration) -> Void) async -> Set<String> {
         let loop = channel.eventLoop, channel = channel, handler = handler
         var addresses: [SocketAddress: String] = [:]
         for target in targets {
             if let address = try? SocketAddress(ipAddress: target.ip, port: port) { addresses[address] = target.name }
         }
-        guard !addresses.isEmpty, body.count <= PeerDatagram.maxBody, channel.isActive else { return [] }
+        guard !addresses.isEmpty, channel.isActive else { return [] }
         let nonce = UInt64.random(in: 1...UInt64.max)
         let datagram = PeerDatagram.seal(kind: PeerDatagram.push, nonce: nonce, body: body, secret: secret, allocator: channel.allocator)
         let promise = loop.makePromise(of: Set<String>.self)
@@ -158,7 +158,7 @@ public final class PeerSocket: Sendable {
                 }
                 send()
                 push.timers = [loop.scheduleTask(in: .milliseconds(100)) { send() }, loop.scheduleTask(in: .milliseconds(300)) { send() },
-                               loop.scheduleTask(in: timeout) { handler.finish(nonce) }]
+                               loop.scheduleTask(in: .seconds(1)) { handler.finish(nonce) }]
             }
             return (try? await promise.futureResult.get()) ?? []
         } onCancel: {
